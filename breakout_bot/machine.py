@@ -1,0 +1,795 @@
+"""The trading state machine: step(state, event) -> (state, actions). Pure: no I/O, no clock, no threads.
+
+The same `step` drives live, paper, simulator and backtest runs. The runner turns the world into
+events and executes the actions; it never decides strategy. The machine never does I/O.
+
+Phases follow the guide: waiting_for_open -> searching -> order_sent -> order_submitted -> active_trade
+-> (searching again after an exit) ... -> done_for_the_day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Literal
+
+from .strategy import (
+    Bar,
+    Box,
+    Side,
+    bracket_prices,
+    bracket_skip_reason,
+    breakout_signal,
+    compute_box,
+    is_valid_bar,
+)
+
+
+class Phase(str, Enum):
+    WAITING_FOR_OPEN = "waiting_for_open"
+    SEARCHING = "searching"
+    ORDER_SENT = "order_sent"
+    ORDER_SUBMITTED = "order_submitted"
+    ACTIVE_TRADE = "active_trade"
+    DONE_FOR_THE_DAY = "done_for_the_day"
+
+
+# Order events of Alpaca's trade_updates stream that end an order's life.
+TERMINAL_WITHOUT_FILL = frozenset({"canceled", "expired", "rejected", "done_for_day", "stopped", "suspended"})
+FILL_EVENTS = frozenset({"fill", "partial_fill"})
+ACK_EVENTS = frozenset({"new", "accepted", "pending_new", "held", "replaced"})
+OPEN_STATUSES = frozenset(
+    {
+        "new",
+        "accepted",
+        "pending_new",
+        "partially_filled",
+        "held",
+        "accepted_for_bidding",
+        "pending_replace",
+        "pending_cancel",
+        "calculated",
+    }
+)
+STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
+
+CLIENT_ORDER_PREFIX = "bb"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    lookback: int = 10
+    min_range_pct: float = 0.3
+    qty: int = 100
+    no_entry_minutes: int = 20
+    flatten_minutes: int = 5
+    max_trades: int = 0  # per day; 0 = unlimited (the guide re-arms after every exit)
+    max_daily_loss: float = 0.0  # dollars of realized loss that stop the day; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    date: date
+    open: datetime
+    close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSnapshot:
+    """What the machine needs of a broker order (adapter-neutral)."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: str
+    status: str
+    qty: Decimal
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    order_class: str = ""
+    legs: tuple[OrderSnapshot, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution, as recorded in past_trades.json (keyed by execution id)."""
+
+    execution_id: str
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    timestamp: datetime
+    leg: str
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """The broker's truth, read over REST: at start, after a stream reconnect, and on a timer."""
+
+    now: datetime
+    session: Session | None  # today's regular session; None when the market does not open today
+    next_open: datetime
+    position_qty: Decimal  # signed: short < 0
+    open_orders: tuple[OrderSnapshot, ...] = ()
+    entries_sent_today: int = 0  # highest entry number among our client_order_ids today
+    trades_today: int = 0  # our entries that filled today
+    realized_pnl_today: float = 0.0
+    recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BarClosed:
+    bar: Bar
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A trade_updates event (or one synthesized from a REST order read)."""
+
+    event: str
+    order: OrderSnapshot
+    timestamp: datetime
+    execution_id: str | None = None
+    qty: Decimal | None = None  # this execution's own size (never the cumulative filled_qty)
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitFailed:
+    """The broker refused the entry (422/403) or it provably never arrived."""
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged:
+    """A successful positions read (a failed read is not proof of flat and must not be sent)."""
+
+    now: datetime
+    qty: Decimal
+
+
+Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitBracket:
+    symbol: str
+    side: Side
+    qty: int
+    stop_price: Decimal
+    take_profit_price: Decimal
+    client_order_id: str
+    box: Box | None = None  # None when rebuilt from the broker after a restart
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    symbol: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFill:
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class SleepUntil:
+    when: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+Action = SubmitBracket | CancelAll | CloseAll | RecordFill | SleepUntil | Log
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    symbol: str
+    params: Params = field(default_factory=Params)
+    phase: Phase = Phase.WAITING_FOR_OPEN
+    now: datetime | None = None
+    session: Session | None = None
+    next_open: datetime | None = None
+    bars: tuple[Bar, ...] = ()  # the most recent closed session bars (at most `lookback`)
+    box: Box | None = None
+    box_not_before: datetime | None = None  # the next box uses only bars closed after this (the exit bar)
+    position_qty: Decimal = Decimal(0)
+    entry: SubmitBracket | None = None  # the working or filled entry of the current trade
+    entries_sent_today: int = 0
+    trades_today: int = 0
+    realized_pnl_today: float = 0.0
+    avg_entry_price: Decimal | None = None
+    flattened: bool = False  # close - flatten_minutes reached and CloseAll sent
+    unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
+    seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
+
+
+def initial_state(symbol: str, params: Params | None = None) -> State:
+    return State(symbol=symbol, params=params or Params())
+
+
+def client_order_id(symbol: str, session_date: date, entry_number: int) -> str:
+    """Deterministic per (symbol, session, entry n): a restart recomputes it, so it never doubles an order."""
+    return f"{CLIENT_ORDER_PREFIX}-{symbol}-{session_date:%Y%m%d}-{entry_number}"
+
+
+def parse_client_order_id(cid: str) -> tuple[str, date, int] | None:
+    parts = cid.split("-")
+    if len(parts) < 4 or parts[0] != CLIENT_ORDER_PREFIX:
+        return None
+    try:
+        number = int(parts[-1])
+        day = datetime.strptime(parts[-2], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return "-".join(parts[1:-2]), day, number
+
+
+def order_leg(order: OrderSnapshot, entry_cid: str | None) -> str:
+    """Which part of our trade an order is: entry, take_profit, stop_loss or flatten."""
+    if entry_cid is not None and order.client_order_id == entry_cid:
+        return "entry"
+    parsed = parse_client_order_id(order.client_order_id)
+    if parsed is not None:
+        return "entry"
+    if order.type in STOP_TYPES:
+        return "stop_loss"
+    if order.type == "limit":
+        return "take_profit"
+    if order.type == "market":
+        return "flatten"
+    return "unknown"
+
+
+# ---------------------------------------------------------------- step
+
+
+def step(state: State, event: Event) -> tuple[State, list[Action]]:
+    """Advance the machine by one event. Total: every (phase, event) pair is handled."""
+    if isinstance(event, Reconciled):
+        return _on_reconciled(state, event)
+    if isinstance(event, Tick):
+        return _on_time(replace(state, now=_later(state.now, event.now)))
+    if isinstance(event, BarClosed):
+        return _on_bar(state, event.bar)
+    if isinstance(event, OrderUpdate):
+        return _on_order_update(state, event)
+    if isinstance(event, SubmitFailed):
+        return _on_submit_failed(state, event)
+    if isinstance(event, PositionChanged):
+        return _on_position(state, event)
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _minutes_left(state: State) -> float | None:
+    if state.session is None or state.now is None:
+        return None
+    return (state.session.close - state.now).total_seconds() / 60.0
+
+
+def _market_open(state: State) -> bool:
+    s = state.session
+    return s is not None and state.now is not None and s.open <= state.now < s.close
+
+
+def _done(state: State, reason: str) -> tuple[State, list[Action]]:
+    actions: list[Action] = [Log("info", f"{state.symbol}: done for the day ({reason})")]
+    if state.next_open is not None:
+        actions.append(SleepUntil(state.next_open, "next session"))
+    return replace(state, phase=Phase.DONE_FOR_THE_DAY, box=None), actions
+
+
+def _start_search(state: State, exit_time: datetime | None) -> State:
+    return replace(
+        state,
+        phase=Phase.SEARCHING,
+        box=None,
+        box_not_before=exit_time,
+        entry=None,
+        avg_entry_price=None,
+    )
+
+
+def _flatten(state: State, reason: str) -> tuple[State, list[Action]]:
+    actions: list[Action] = [
+        Log("info", f"{state.symbol}: flatten ({reason})"),
+        CancelAll(state.symbol),
+        CloseAll(state.symbol, reason),
+    ]
+    new_state, done_actions = _done(replace(state, flattened=True, unprotected=False), reason)
+    return new_state, actions + done_actions
+
+
+def _on_time(state: State) -> tuple[State, list[Action]]:
+    """Clock-driven transitions: open, no-entry window, flatten window."""
+    p = state.params
+    session = state.session
+    now = state.now
+    if session is None or now is None:
+        return state, []
+    minutes_left = _minutes_left(state)
+    assert minutes_left is not None
+    if now >= session.close:
+        if state.phase is not Phase.DONE_FOR_THE_DAY:
+            return _done(state, "session closed")
+        return state, []
+    if minutes_left <= p.flatten_minutes and not state.flattened:
+        return _flatten(state, f"{p.flatten_minutes} minutes before the close")
+    if state.phase is Phase.WAITING_FOR_OPEN and now >= session.open:
+        if minutes_left <= p.no_entry_minutes:
+            return _done(state, "too close to the close to trade")
+        return replace(state, phase=Phase.SEARCHING, box=None, box_not_before=None), [
+            Log("info", f"{state.symbol}: market open, searching")
+        ]
+    if state.phase is Phase.SEARCHING and minutes_left <= p.no_entry_minutes:
+        return _done(state, f"no new entry in the last {p.no_entry_minutes} minutes")
+    if state.unprotected and _market_open(state) and state.position_qty != 0:
+        return _protect(state)
+    return state, []
+
+
+def _protect(state: State) -> tuple[State, list[Action]]:
+    """A position without a working stop: the guide's bracket is gone, so flatten rather than hope."""
+    return replace(state, unprotected=False), [
+        Log("warning", f"{state.symbol}: position {state.position_qty} has no working stop; flattening"),
+        CancelAll(state.symbol),
+        CloseAll(state.symbol, "unprotected position"),
+    ]
+
+
+def _on_bar(state: State, bar: Bar) -> tuple[State, list[Action]]:
+    if not is_valid_bar(bar):
+        return state, [Log("warning", f"{state.symbol}: ignoring invalid bar {bar}")]
+    session = state.session
+    if session is None or not (session.open <= bar.t < session.close):
+        return state, []  # pre/post-market bars never enter a box
+    if state.bars and bar.t <= state.bars[-1].t:
+        return state, []  # a repeated or out-of-order bar (poll overlap, replay): already seen
+    bars = (*state.bars, bar)[-state.params.lookback :]
+    state = replace(state, bars=bars, now=_later(state.now, bar.end))
+    state, actions = _on_time(state)
+    if state.phase is not Phase.SEARCHING:
+        return state, actions
+    if state.box is None:
+        return _maybe_form_box(state, actions)
+    return _check_breakout(state, bar, actions)
+
+
+def _maybe_form_box(state: State, actions: list[Action]) -> tuple[State, list[Action]]:
+    p = state.params
+    if not state.bars:
+        return state, actions
+    if state.box_not_before is not None and state.bars[-1].end <= state.box_not_before:
+        return state, actions  # the bar that contained the exit has not closed yet: it belongs in the box
+    if len(state.bars) < p.lookback:
+        return state, actions
+    box = compute_box(state.bars[-p.lookback :], p.min_range_pct)
+    note = f" (floored at {p.min_range_pct:.2f}%)" if box.floored else ""
+    return replace(state, box=box, box_not_before=None), [
+        *actions,
+        Log(
+            "info",
+            f"{state.symbol}: box {box.low:.4f}-{box.high:.4f} range {box.range:.4f}{note} "
+            f"from {p.lookback} bars ending {box.end:%H:%M}",
+        ),
+    ]
+
+
+def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[State, list[Action]]:
+    box = state.box
+    session = state.session
+    assert box is not None and session is not None
+    side = breakout_signal(box, bar.close)
+    if side is None:
+        return state, actions
+    p = state.params
+    if p.max_trades and state.trades_today >= p.max_trades:
+        return _done(state, f"max {p.max_trades} trades per day reached")
+    if p.max_daily_loss and -state.realized_pnl_today >= p.max_daily_loss:
+        return _done(state, f"daily loss limit {p.max_daily_loss:.2f} reached")
+    bracket = bracket_prices(box, side)
+    skip = bracket_skip_reason(bracket, bar.close)
+    if skip is not None:
+        return state, [
+            *actions,
+            Log("info", f"{state.symbol}: {side} breakout at {bar.close} skipped: {skip}"),
+        ]
+    number = state.entries_sent_today + 1
+    order = SubmitBracket(
+        symbol=state.symbol,
+        side=side,
+        qty=p.qty,
+        stop_price=bracket.stop_price,
+        take_profit_price=bracket.take_profit_price,
+        client_order_id=client_order_id(state.symbol, session.date, number),
+        box=box,
+    )
+    return replace(state, phase=Phase.ORDER_SENT, entry=order, entries_sent_today=number), [
+        *actions,
+        Log(
+            "info",
+            f"{state.symbol}: {'long' if side == 'buy' else 'short'} breakout: close {bar.close} "
+            f"{'>' if side == 'buy' else '<'} {box.high if side == 'buy' else box.low}; "
+            f"{side} {p.qty} stop {bracket.stop_price} take-profit {bracket.take_profit_price}",
+        ),
+        order,
+    ]
+
+
+def _fill_of(state: State, event: OrderUpdate, leg: str) -> Fill | None:
+    if event.event not in FILL_EVENTS or event.execution_id is None:
+        return None
+    order = event.order
+    qty = event.qty
+    price = event.price
+    if qty is None:
+        # Only a full fill without its own size falls back to the order's totals (never partials:
+        # peers double-count partial fills by summing cumulative filled_qty).
+        if event.event != "fill":
+            return None
+        qty, price = order.filled_qty, order.filled_avg_price
+    if price is None:
+        return None
+    return Fill(
+        execution_id=event.execution_id,
+        order_id=order.id,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=qty,
+        price=price,
+        timestamp=event.timestamp,
+        leg=leg,
+    )
+
+
+def _apply_fill(state: State, fill: Fill) -> State:
+    """Update position, average entry and realized P&L from one execution."""
+    signed = fill.qty if fill.side == "buy" else -fill.qty
+    pos = state.position_qty
+    avg = state.avg_entry_price
+    realized = state.realized_pnl_today
+    new_pos = pos + signed
+    if pos == 0 or (pos > 0) == (signed > 0):
+        # Opening or adding: weighted average entry.
+        total = abs(pos) + fill.qty
+        avg = fill.price if avg is None or pos == 0 else (avg * abs(pos) + fill.price * fill.qty) / total
+    else:
+        closed = min(abs(pos), fill.qty)
+        if avg is not None:
+            direction = 1 if pos > 0 else -1
+            realized += float((fill.price - avg) * closed * direction)
+        if abs(signed) > abs(pos):  # flipped through zero
+            avg = fill.price
+        elif new_pos == 0:
+            avg = None
+    return replace(state, position_qty=new_pos, avg_entry_price=avg, realized_pnl_today=realized)
+
+
+def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Action]]:
+    order = event.order
+    if order.symbol != state.symbol:
+        return state, []
+    state = replace(state, now=_later(state.now, event.timestamp))
+    entry_cid = state.entry.client_order_id if state.entry else None
+    leg = order_leg(order, entry_cid)
+    actions: list[Action] = []
+    fill = _fill_of(state, event, leg)
+    if fill is not None:
+        if fill.execution_id in state.seen_executions:
+            return state, []  # the same execution via stream and REST: count it once
+        actions.append(RecordFill(fill))
+        state = _apply_fill(state, fill)
+        state = replace(state, seen_executions=state.seen_executions | {fill.execution_id})
+
+    is_our_entry = leg == "entry" and order.client_order_id == entry_cid
+    phase = state.phase
+    if is_our_entry:
+        if fill is not None:
+            if phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
+                state = replace(state, phase=Phase.ACTIVE_TRADE, trades_today=state.trades_today + 1)
+                actions.append(
+                    Log("info", f"{state.symbol}: entry filled {fill.qty} @ {fill.price}; in trade")
+                )
+            return _after_position_change(state, actions, event.timestamp)
+        if event.event in ACK_EVENTS and phase is Phase.ORDER_SENT:
+            return replace(state, phase=Phase.ORDER_SUBMITTED), [
+                *actions,
+                Log("info", f"{state.symbol}: entry {order.client_order_id} accepted ({event.event})"),
+            ]
+        if event.event in TERMINAL_WITHOUT_FILL and phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+            if state.position_qty != 0:  # a partial fill then cancel: trade what filled
+                return replace(state, phase=Phase.ACTIVE_TRADE), [
+                    *actions,
+                    Log("info", f"{state.symbol}: entry {event.event} after a partial fill; in trade"),
+                ]
+            new_state = _start_search(state, event.timestamp)
+            return new_state, [
+                *actions,
+                Log("warning", f"{state.symbol}: entry {event.event}; searching again"),
+            ]
+        return state, actions
+
+    # An exit leg (take-profit, stop, flatten) or a stranger's order on our symbol.
+    if fill is not None:
+        actions.append(Log("info", f"{state.symbol}: {leg} filled {fill.qty} @ {fill.price}"))
+        return _after_position_change(state, actions, event.timestamp)
+    if (
+        leg == "stop_loss"
+        and event.event in TERMINAL_WITHOUT_FILL
+        and state.position_qty != 0
+        and state.phase is Phase.ACTIVE_TRADE
+        and not state.flattened
+    ):
+        new_state, protect = _protect(state)
+        return new_state, actions + protect
+    return state, actions
+
+
+def _after_position_change(state: State, actions: list[Action], when: datetime) -> tuple[State, list[Action]]:
+    if state.position_qty != 0:
+        if state.phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
+            state = replace(state, phase=Phase.ACTIVE_TRADE)
+        return state, actions
+    if state.phase is Phase.ACTIVE_TRADE:
+        return _position_closed(state, actions, when)
+    return state, actions
+
+
+def _position_closed(state: State, actions: list[Action], when: datetime) -> tuple[State, list[Action]]:
+    """Stop or take-profit hit: the guide re-arms with a new box, unless a daily limit says stop."""
+    p = state.params
+    actions = [
+        *actions,
+        Log("info", f"{state.symbol}: position closed; realized today {state.realized_pnl_today:.2f}"),
+    ]
+    if p.max_trades and state.trades_today >= p.max_trades:
+        new_state, more = _done(_start_search(state, when), f"max {p.max_trades} trades per day reached")
+        return new_state, actions + more
+    if p.max_daily_loss and -state.realized_pnl_today >= p.max_daily_loss:
+        new_state, more = _done(
+            _start_search(state, when), f"daily loss limit {p.max_daily_loss:.2f} reached"
+        )
+        return new_state, actions + more
+    new_state = _start_search(state, when)
+    left = _minutes_left(new_state)
+    if left is not None and left <= p.no_entry_minutes:
+        new_state, more = _done(new_state, f"no new entry in the last {p.no_entry_minutes} minutes")
+        return new_state, actions + more
+    return new_state, [*actions, Log("info", f"{state.symbol}: searching for the next breakout")]
+
+
+def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Action]]:
+    if state.entry is None or event.client_order_id != state.entry.client_order_id:
+        return state, []
+    if state.phase not in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED) or state.position_qty != 0:
+        return state, [Log("warning", f"{state.symbol}: late submit failure ignored: {event.reason}")]
+    return _start_search(state, state.now), [
+        Log(
+            "warning",
+            f"{state.symbol}: entry {event.client_order_id} refused: {event.reason}; searching again",
+        )
+    ]
+
+
+def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
+    state = replace(state, now=_later(state.now, event.now))
+    if event.qty == state.position_qty:
+        return _on_time(state)
+    previous = state.position_qty
+    state = replace(state, position_qty=event.qty)
+    actions: list[Action] = [Log("info", f"{state.symbol}: position {previous} -> {event.qty} (broker)")]
+    if event.qty == 0 and state.phase is Phase.ACTIVE_TRADE:
+        return _position_closed(state, actions, event.now)
+    if event.qty != 0 and state.phase is Phase.DONE_FOR_THE_DAY and state.flattened:
+        return state, [
+            *actions,
+            CancelAll(state.symbol),
+            CloseAll(state.symbol, "still not flat after flatten"),
+        ]
+    if event.qty != 0 and state.phase in (Phase.SEARCHING, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+        state = replace(state, phase=Phase.ACTIVE_TRADE)
+    more_state, more = _on_time(state)
+    return more_state, actions + more
+
+
+def _protected(position: Decimal, orders: Sequence[OrderSnapshot], symbol: str) -> bool:
+    """Is there a working stop on the closing side of this position (held legs count: Alpaca activates them)?"""
+    closing_side = "sell" if position > 0 else "buy"
+    candidates = [o for o in orders if o.symbol == symbol]
+    candidates += [leg for o in candidates for leg in o.legs]
+    return any(o.type in STOP_TYPES and o.side == closing_side and o.is_open for o in candidates)
+
+
+def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]]:
+    new_day = state.session is None or event.session is None or state.session.date != event.session.date
+    base = replace(
+        state,
+        now=_later(state.now, event.now),
+        session=event.session,
+        next_open=event.next_open,
+        position_qty=event.position_qty,
+        entries_sent_today=max(event.entries_sent_today, 0 if new_day else state.entries_sent_today),
+        trades_today=max(event.trades_today, 0 if new_day else state.trades_today),
+        realized_pnl_today=event.realized_pnl_today if new_day else state.realized_pnl_today,
+    )
+    if new_day:
+        base = replace(
+            base,
+            bars=(),
+            box=None,
+            box_not_before=None,
+            flattened=False,
+            entry=None,
+            avg_entry_price=None,
+            seen_executions=frozenset(),
+        )
+    bars = tuple(
+        b
+        for b in event.recent_bars
+        if event.session is not None and event.session.open <= b.t < event.session.close
+    )
+    merged = {b.t: b for b in (*base.bars, *bars)}
+    base = replace(base, bars=tuple(merged[t] for t in sorted(merged))[-state.params.lookback :])
+    actions: list[Action] = []
+
+    ours = [o for o in event.open_orders if o.symbol == state.symbol]
+    working_entry = next(
+        (o for o in ours if o.is_open and parse_client_order_id(o.client_order_id) is not None), None
+    )
+    if event.session is None:
+        if event.position_qty != 0:
+            actions.append(
+                Log("warning", f"{state.symbol}: holding {event.position_qty} on a closed market day")
+            )
+        new_state, more = _done(replace(base, phase=Phase.DONE_FOR_THE_DAY), "market closed today")
+        return new_state, actions + more
+
+    if event.position_qty != 0:
+        protected = _protected(event.position_qty, ours, state.symbol)
+        phase = Phase.DONE_FOR_THE_DAY if base.flattened else Phase.ACTIVE_TRADE
+        if state.phase is not Phase.ACTIVE_TRADE:
+            actions.append(Log("info", f"{state.symbol}: broker holds {event.position_qty}; managing it"))
+        base = replace(base, phase=phase, unprotected=not protected)
+        if base.flattened:
+            return base, [
+                *actions,
+                CancelAll(state.symbol),
+                CloseAll(state.symbol, "still not flat after flatten"),
+            ]
+        new_state, more = _on_time(base)
+        return new_state, actions + more
+
+    base = replace(base, unprotected=False)
+    if working_entry is not None:
+        entry = base.entry
+        if entry is None or entry.client_order_id != working_entry.client_order_id:
+            actions.append(
+                Log("info", f"{state.symbol}: entry {working_entry.client_order_id} is working; waiting")
+            )
+            entry = _entry_from_order(working_entry, base)
+        new_state, more = _on_time(replace(base, phase=Phase.ORDER_SUBMITTED, entry=entry))
+        return new_state, actions + more
+
+    if base.phase in (Phase.ACTIVE_TRADE, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+        # Flat with nothing working: the trade ended (or the entry never arrived) while we were not looking.
+        if base.phase is Phase.ACTIVE_TRADE:
+            return _position_closed(base, actions, event.now)
+        base = _start_search(base, None)
+        actions.append(Log("info", f"{state.symbol}: no working entry at the broker; searching"))
+    if base.phase is Phase.DONE_FOR_THE_DAY and not new_day:
+        return base, actions
+    if new_day or base.phase is Phase.DONE_FOR_THE_DAY:
+        base = replace(base, phase=Phase.WAITING_FOR_OPEN)
+    if base.phase is Phase.WAITING_FOR_OPEN:
+        if event.now < event.session.open:
+            return base, [*actions, SleepUntil(event.session.open, "market open")]
+        base = replace(base, phase=Phase.SEARCHING, box=None)
+    new_state, more = _on_time(base)
+    if new_state.phase is Phase.SEARCHING and new_state.box is None:
+        new_state, more = _maybe_form_box(new_state, more)
+    return new_state, actions + more
+
+
+def _entry_from_order(order: OrderSnapshot, state: State) -> SubmitBracket:
+    """Rebuild the entry we must have sent before a restart, from the broker's copy of it."""
+    stop = next((leg.stop_price for leg in order.legs if leg.type in STOP_TYPES), None)
+    take = next((leg.limit_price for leg in order.legs if leg.type == "limit"), None)
+    return SubmitBracket(
+        symbol=order.symbol,
+        side=order.side,
+        qty=int(order.qty),
+        stop_price=stop or Decimal(0),
+        take_profit_price=take or Decimal(0),
+        client_order_id=order.client_order_id,
+        box=state.box,
+    )
+
+
+def status_line(state: State) -> dict[str, str]:
+    """What the terminal panel shows (pure: the runner renders it)."""
+    box = state.box
+    last = state.bars[-1] if state.bars else None
+    return {
+        "symbol": state.symbol,
+        "phase": state.phase.value,
+        "last_bar": f"{last.t:%H:%M} c={last.close}" if last else "-",
+        "box": f"{box.low:.2f}-{box.high:.2f} r={box.range:.2f}" if box else "-",
+        "position": str(state.position_qty),
+        "realized": f"{state.realized_pnl_today:.2f}",
+        "entries": str(state.entries_sent_today),
+    }
+
+
+__all__ = [
+    "ACK_EVENTS",
+    "FILL_EVENTS",
+    "Action",
+    "BarClosed",
+    "CancelAll",
+    "CloseAll",
+    "Event",
+    "Fill",
+    "Log",
+    "OrderSnapshot",
+    "OrderUpdate",
+    "Params",
+    "Phase",
+    "PositionChanged",
+    "Reconciled",
+    "RecordFill",
+    "Session",
+    "SleepUntil",
+    "State",
+    "SubmitBracket",
+    "SubmitFailed",
+    "Tick",
+    "client_order_id",
+    "initial_state",
+    "order_leg",
+    "parse_client_order_id",
+    "status_line",
+    "step",
+]

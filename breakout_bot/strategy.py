@@ -1,0 +1,153 @@
+"""The breakout strategy's arithmetic: box, signal, bracket prices, ticks. Pure: no I/O, no clock.
+
+Semantics follow DESIGN.md, "The strategy, precisely". Bar prices are floats (fast, as data arrives);
+order prices are Decimals on a valid tick, because Alpaca rejects sub-penny prices and float noise
+(e.g. 100.5 - 0.3 = 100.19999999999999) must not move a price by a whole tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+
+BAR_LENGTH = timedelta(minutes=1)
+PENNY = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")
+# Snapping to 1e-6 before directional rounding removes float noise (|noise| ~ 1e-12) while keeping
+# every real sub-tick digit (ticks are >= 1e-4).
+_NOISE_DECIMALS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed one-minute bar. `t` is the bar's start (tz-aware); it closes at t + 1 minute."""
+
+    t: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+    @property
+    def end(self) -> datetime:
+        return self.t + BAR_LENGTH
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """The range the search watches: frozen while searching, recomputed at each new search."""
+
+    high: float
+    low: float
+    range: float  # max(high - low, floor): the bracket's distance
+    last_close: float
+    floored: bool  # True when the 0.3 % floor widened the range
+    start: datetime  # first bar of the box
+    end: datetime  # end (close time) of its last bar
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    side: Side
+    stop_price: Decimal
+    take_profit_price: Decimal
+
+
+def compute_box(bars: Sequence[Bar], min_range_pct: float) -> Box:
+    """High/low over all `bars` (two independent comparisons: the guide's `elif` missed a bar that set both),
+    range floored at `min_range_pct` percent of the box's last close."""
+    if not bars:
+        raise ValueError("a box needs at least one bar")
+    high = max(bar.high for bar in bars)
+    low = min(bar.low for bar in bars)
+    last_close = bars[-1].close
+    raw_range = high - low
+    floor = last_close * min_range_pct / 100.0
+    floored = raw_range < floor
+    return Box(
+        high=high,
+        low=low,
+        range=floor if floored else raw_range,
+        last_close=last_close,
+        floored=floored,
+        start=bars[0].t,
+        end=bars[-1].end,
+    )
+
+
+def breakout_signal(box: Box, close: float) -> Side | None:
+    """A later bar closing above the box high buys; closing below the low sells short; nothing else."""
+    if close > box.high:
+        return "buy"
+    if close < box.low:
+        return "sell"
+    return None
+
+
+def tick_size(price: Decimal | float) -> Decimal:
+    """Alpaca's minimum increment: $0.01 at or above $1.00, $0.0001 below."""
+    return PENNY if Decimal(str(price)) >= 1 else SUB_DOLLAR_TICK
+
+
+def round_to_tick(price: float, direction: Literal["down", "up"]) -> Decimal:
+    """Round to a valid tick in the given direction, ignoring float noise."""
+    snapped = Decimal(repr(round(price, _NOISE_DECIMALS)))
+    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
+    rounded = snapped.quantize(tick_size(snapped), rounding=rounding)
+    # Rounding can cross $1 (0.99995 -> 1.0000); re-quantize on the tick of the result.
+    return rounded.quantize(tick_size(rounded), rounding=rounding)
+
+
+def bracket_prices(box: Box, side: Side) -> Bracket:
+    """Long: stop = high - range, take-profit = high + range, both rounded down.
+    Short: stop = low + range, take-profit = low - range, both rounded up.
+    Either way the stop lands a hair further away and the take-profit a hair nearer: both stay valid."""
+    if side == "buy":
+        return Bracket(
+            side=side,
+            stop_price=round_to_tick(box.high - box.range, "down"),
+            take_profit_price=round_to_tick(box.high + box.range, "down"),
+        )
+    return Bracket(
+        side=side,
+        stop_price=round_to_tick(box.low + box.range, "up"),
+        take_profit_price=round_to_tick(box.low - box.range, "up"),
+    )
+
+
+def bracket_skip_reason(bracket: Bracket, last_price: float) -> str | None:
+    """Why Alpaca would reject this bracket at `last_price`, or None when it is valid.
+
+    Alpaca requires take_profit >= base + 0.01 and stop <= base - 0.01 for a buy (mirrored for a sell);
+    a breakout bar that already closed at or beyond the take-profit makes the trade invalid: skip it.
+    A stop price must also stay positive (a short on a cheap stock can push it to zero: skip then)."""
+    price = Decimal(repr(round(last_price, _NOISE_DECIMALS)))
+    tick = tick_size(price)
+    if bracket.stop_price <= 0 or bracket.take_profit_price <= 0:
+        return "bracket price not positive"
+    if bracket.side == "buy":
+        if bracket.take_profit_price < price + tick:
+            return f"close {price} already at/above take-profit {bracket.take_profit_price}"
+        if bracket.stop_price > price - tick:
+            return f"stop {bracket.stop_price} not below close {price}"
+    else:
+        if bracket.take_profit_price > price - tick:
+            return f"close {price} already at/below take-profit {bracket.take_profit_price}"
+        if bracket.stop_price < price + tick:
+            return f"stop {bracket.stop_price} not above close {price}"
+    return None
+
+
+def is_valid_bar(bar: Bar) -> bool:
+    """OHLC consistent and finite: bad data never reaches a decision."""
+    values = (bar.open, bar.high, bar.low, bar.close)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        return False
+    return bar.low <= min(bar.open, bar.close) and bar.high >= max(bar.open, bar.close)
