@@ -113,6 +113,7 @@ class Fill:
     price: Decimal
     timestamp: datetime
     leg: str
+    cum_qty: Decimal | None = None  # the order's filled qty after this execution: a source-independent key
 
 
 # ---------------------------------------------------------------- events
@@ -482,6 +483,7 @@ def _fill_of(state: State, event: OrderUpdate, leg: str) -> Fill | None:
         price=price,
         timestamp=event.timestamp,
         leg=leg,
+        cum_qty=order.filled_qty if order.filled_qty else None,
     )
 
 

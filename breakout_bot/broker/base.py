@@ -1,0 +1,163 @@
+"""The Broker protocol: everything the runner needs from Alpaca (or the in-process simulated broker).
+
+Adapters translate wire objects into these plain types, so nothing above this layer imports
+alpaca-trade-api. Every method either returns the broker's truth or raises a BrokerError subclass:
+a failed read is never reported as "nothing there".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
+from ..strategy import Bar
+
+
+class BrokerError(Exception):
+    """A broker call failed after the adapter's bounded retries."""
+
+
+class BrokerAuthError(BrokerError):
+    """401/403: keys wrong, or the account may not do this. Never retried."""
+
+
+class BrokerRejected(BrokerError):
+    """422 (or 403 for buying power / shortability): the request is invalid; do not resend it."""
+
+    def __init__(self, message: str, status: int, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class BrokerNotFound(BrokerError):
+    """404: no such order / position / asset."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """429/5xx/timeouts persisted through the retries, or the host is unreachable."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    status: str
+    equity: Decimal
+    cash: Decimal
+    buying_power: Decimal
+    trading_blocked: bool
+    shorting_enabled: bool
+    account_number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    symbol: str
+    status: str
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool
+    fractionable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FillActivity:
+    """A FILL account activity (REST): the ledger the stream is reconciled against."""
+
+    id: str
+    execution_id: str  # the part after "::" in Alpaca's activity id
+    order_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    qty: Decimal
+    price: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    transaction_time: datetime
+    type: str  # fill | partial_fill
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """accepted: the broker has the order. rejected: it refused (do not resend).
+    unknown: a timeout/5xx left it unclear; resolve with get_order_by_client_id, never by resending."""
+
+    status: Literal["accepted", "rejected", "unknown"]
+    order: OrderSnapshot | None = None
+    reason: str = ""
+
+
+StreamStatus = Literal["connected", "disconnected", "reconnecting", "auth_failed"]
+
+
+class StreamHandle(Protocol):
+    def stop(self) -> None: ...
+
+    @property
+    def last_message_at(self) -> float:
+        """time.monotonic() of the last message (heartbeat for the watchdog)."""
+        ...
+
+
+class Broker(Protocol):
+    def get_clock(self) -> MarketClock: ...
+
+    def get_sessions(self, start: date, end: date) -> list[Session]: ...
+
+    def get_account(self) -> AccountInfo: ...
+
+    def get_asset(self, symbol: str) -> AssetInfo: ...
+
+    def get_position_qty(self, symbol: str) -> Decimal:
+        """Signed quantity (short < 0); 0 when the broker says there is no position."""
+        ...
+
+    def list_open_orders(self, symbol: str | None = None) -> list[OrderSnapshot]:
+        """Open orders, bracket legs nested under their parent."""
+        ...
+
+    def list_orders_since(self, after: datetime, symbol: str | None = None) -> list[OrderSnapshot]:
+        """All orders (any status) submitted after `after`, legs nested."""
+        ...
+
+    def get_order(self, order_id: str) -> OrderSnapshot: ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None: ...
+
+    def submit_bracket(self, order: SubmitBracket) -> SubmitOutcome: ...
+
+    def cancel_orders(self, symbol: str) -> None:
+        """Cancel every open order of `symbol` (legs included)."""
+        ...
+
+    def close_position(self, symbol: str) -> None:
+        """Market-close the whole position (no-op when flat)."""
+        ...
+
+    def fill_activities(self, since: datetime) -> list[FillActivity]: ...
+
+    def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Closed one-minute bars with start <= t < end, oldest first (all pages)."""
+        ...
+
+    def stream_trade_updates(
+        self,
+        on_update: Callable[[OrderUpdate], None],
+        on_status: Callable[[StreamStatus, str], None],
+    ) -> StreamHandle:
+        """Start the trade_updates websocket on its own thread; reconnects with backoff by itself and
+        reports every (re)connection through on_status so the runner can reconcile over REST."""
+        ...
+
+    def close(self) -> None: ...
