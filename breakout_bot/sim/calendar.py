@@ -1,0 +1,125 @@
+"""NYSE trading sessions (XNYS from exchange-calendars): open/close per date, next open/close.
+
+Why a wrapper: exchange-calendars is slow to build (~1 s) and its pandas API is slow per call; the
+simulator asks "is the market open?" on every request, so we build the schedule once into plain
+dicts of epoch seconds and answer with a bisect.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+NY = ZoneInfo("America/New_York")
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class Session:
+    """One regular session. open/close are epoch seconds (UTC)."""
+
+    date: dt.date
+    open: float
+    close: float
+
+    @property
+    def open_dt(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.open, NY)
+
+    @property
+    def close_dt(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.close, NY)
+
+    @property
+    def minutes(self) -> int:
+        return int((self.close - self.open) // 60)
+
+
+class MarketCalendar:
+    """The XNYS calendar (holidays and early closes, e.g. 2015-12-24 closes 13:00)."""
+
+    def __init__(self) -> None:
+        import exchange_calendars as xc  # heavy import: only when a calendar is first needed
+
+        cal = xc.get_calendar("XNYS")
+        sched = cal.schedule
+        self._dates: list[dt.date] = [ts.date() for ts in sched.index]
+        opens = [ts.timestamp() for ts in sched["open"]]
+        closes = [ts.timestamp() for ts in sched["close"]]
+        self._sessions: dict[dt.date, Session] = {
+            d: Session(d, o, c) for d, o, c in zip(self._dates, opens, closes, strict=True)
+        }
+        self._opens = opens
+        self._closes = closes
+
+    @property
+    def first_date(self) -> dt.date:
+        return self._dates[0]
+
+    @property
+    def last_date(self) -> dt.date:
+        return self._dates[-1]
+
+    def session(self, day: dt.date) -> Session | None:
+        """The session on `day`, or None when the exchange is closed that day."""
+        return self._sessions.get(day)
+
+    def is_session(self, day: dt.date) -> bool:
+        return day in self._sessions
+
+    def session_on_or_after(self, day: dt.date) -> Session:
+        i = bisect.bisect_left(self._dates, day)
+        if i >= len(self._dates):
+            raise ValueError(f"{day} is beyond the XNYS calendar ({self.last_date})")
+        return self._sessions[self._dates[i]]
+
+    def session_before(self, day: dt.date) -> Session | None:
+        i = bisect.bisect_left(self._dates, day) - 1
+        return self._sessions[self._dates[i]] if i >= 0 else None
+
+    def session_after(self, day: dt.date) -> Session:
+        i = bisect.bisect_right(self._dates, day)
+        if i >= len(self._dates):
+            raise ValueError(f"no XNYS session after {day}")
+        return self._sessions[self._dates[i]]
+
+    def sessions_between(self, start: dt.date, end: dt.date) -> list[Session]:
+        """Sessions with start <= date <= end (inclusive, like GET /v2/calendar)."""
+        lo = bisect.bisect_left(self._dates, start)
+        hi = bisect.bisect_right(self._dates, end)
+        return [self._sessions[d] for d in self._dates[lo:hi]]
+
+    def is_open(self, ts: float) -> bool:
+        """True while a regular session is in progress (open <= ts < close)."""
+        i = bisect.bisect_right(self._opens, ts) - 1
+        return i >= 0 and ts < self._closes[i]
+
+    def next_open(self, ts: float) -> float:
+        """First session open strictly after ts (Alpaca's next_open while open is tomorrow's)."""
+        i = bisect.bisect_right(self._opens, ts)
+        if i >= len(self._opens):
+            raise ValueError("beyond the XNYS calendar")
+        return self._opens[i]
+
+    def next_close(self, ts: float) -> float:
+        """First session close strictly after ts (today's close while open or before the open)."""
+        i = bisect.bisect_right(self._closes, ts)
+        if i >= len(self._closes):
+            raise ValueError("beyond the XNYS calendar")
+        return self._closes[i]
+
+    def settlement_date(self, day: dt.date) -> dt.date:
+        """T+1 since 2024-05-28 (T+2 before): the field settlement_date of trading-api.json Calendar."""
+        lag = 1 if day >= dt.date(2024, 5, 28) else 2
+        i = bisect.bisect_left(self._dates, day)
+        j = min(i + lag, len(self._dates) - 1)
+        return self._dates[j]
+
+
+@functools.lru_cache(maxsize=1)
+def xnys() -> MarketCalendar:
+    """The process-wide calendar (built once; it is immutable)."""
+    return MarketCalendar()
