@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from breakout_bot.errors import JournalError
 
@@ -107,6 +107,12 @@ class FillRecord:
         return cls(**values)
 
 
+class _Corrupt(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 class Journal:
     """The fill journal. Thread-safe; safe to share between processes on POSIX (advisory flock).
 
@@ -124,6 +130,7 @@ class Journal:
         # (os.replace), so a changed stamp reliably means "someone else wrote".
         self._stamp: tuple[int, int, int, int] | None = None
         self._loaded = False
+        self._flock_held = False
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -209,6 +216,20 @@ class Journal:
         return not self._loaded or self._stat_stamp() != self._stamp
 
     def _read_disk(self) -> tuple[list[FillRecord], tuple[int, int, int, int] | None]:
+        """Read and validate the file; a corrupt one is moved aside (under the file lock) and raises."""
+        try:
+            return self._read_once()
+        except _Corrupt:
+            pass
+        # Re-check under the lock: another process may have replaced the file since we read it, and
+        # we must never move a good file aside.
+        with self._file_lock(required=False):
+            try:
+                return self._read_once()
+            except _Corrupt as exc:
+                self._move_aside(exc.problem)
+
+    def _read_once(self) -> tuple[list[FillRecord], tuple[int, int, int, int] | None]:
         try:
             with open(self.path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -217,14 +238,13 @@ class Journal:
             return [], None
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc.strerror or exc}") from None
-        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
         try:
-            return _parse(raw), stamp
+            records = _parse(raw)
         except ValueError as exc:
-            self._move_aside(str(exc))
-            raise AssertionError("unreachable") from None  # _move_aside always raises
+            raise _Corrupt(str(exc)) from None
+        return records, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _move_aside(self, problem: str) -> None:
+    def _move_aside(self, problem: str) -> NoReturn:
         """Rename a corrupt journal out of the way (never overwrite it) and raise JournalError."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         base = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
@@ -243,23 +263,36 @@ class Journal:
         self._stamp = None
         log.error("journal %s is corrupt (%s); moved to %s", self.path, problem, target)
         raise JournalError(
-            f"journal {self.path} was corrupt ({problem}); moved it to {target} — "
-            "check it, then restart (the broker's fills will be reconciled)"
+            f"journal {self.path} was corrupt ({problem}); moved it to {target}; "
+            "check it, then start again (fills are reconciled from the broker)"
         )
 
     @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        if fcntl is None:  # pragma: no cover - Windows
+    def _file_lock(self, required: bool = True) -> Iterator[None]:
+        """Advisory exclusive flock on the .lock file. Caller holds self._lock.
+
+        flock conflicts between two descriptors of the same process too, so a nested call must not
+        lock again: ``_flock_held`` makes it re-entrant. ``required=False``: proceed unlocked if the
+        lock file cannot be created (a read-only directory can still be read).
+        """
+        if fcntl is None or self._flock_held:
             yield
             return
+        fd: int | None = None
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise JournalError(f"cannot write journal {self.path}: {exc.strerror or exc}") from None
+            if required:
+                raise JournalError(f"cannot write journal {self.path}: {exc.strerror or exc}") from None
+        if fd is None:
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._flock_held = True
             yield
         finally:
+            self._flock_held = False
             os.close(fd)  # closing releases the flock
 
     def _cleanup_stale_temps(self) -> None:
@@ -295,10 +328,8 @@ class Journal:
 
 def _parse(raw: bytes) -> list[FillRecord]:
     """Parse the file's bytes; ValueError with a short reason if it is not a list of valid records."""
-    if not raw.strip():
-        # An empty file is what a crash during a *non*-atomic write leaves; we never write one, so
-        # treat it as corrupt rather than silently as "no trades".
-        raise ValueError("file is empty")
+    if not raw.strip():  # e.g. `touch past_trades.json`: holds nothing that could be lost
+        return []
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -1,0 +1,1 @@
+"""Backtests: the live machine.step replayed over bars (event path) and a compiled kernel for sweeps."""

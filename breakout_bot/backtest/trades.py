@@ -1,0 +1,50 @@
+"""Round-trip trades: the common currency of the event path, the fast kernel and the reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+ExitReason = Literal["take_profit", "stop_loss", "flatten", "end_of_data"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    side: Literal["buy", "sell"]  # the entry's side: buy = long, sell = short
+    qty: int
+    entry_time: datetime  # tz-aware, the fill time (the bar's start for bar-based fills)
+    entry_price: float
+    exit_time: datetime
+    exit_price: float
+    exit_reason: ExitReason
+    stop_price: float
+    take_profit_price: float
+    box_high: float
+    box_low: float
+    box_range: float
+    commission: float = 0.0
+
+    @property
+    def gross_pnl(self) -> float:
+        direction = 1.0 if self.side == "buy" else -1.0
+        return (self.exit_price - self.entry_price) * self.qty * direction
+
+    @property
+    def net_pnl(self) -> float:
+        return self.gross_pnl - self.commission
+
+    def key(self) -> tuple[object, ...]:
+        """What two engines must agree on, trade for trade (prices to the cent)."""
+        return (
+            self.side,
+            self.qty,
+            self.entry_time,
+            round(self.entry_price, 4),
+            self.exit_time,
+            round(self.exit_price, 4),
+            self.exit_reason,
+            round(self.stop_price, 4),
+            round(self.take_profit_price, 4),
+        )
