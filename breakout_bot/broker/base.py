@@ -137,6 +137,10 @@ class Broker(Protocol):
 
     def submit_bracket(self, order: SubmitBracket) -> SubmitOutcome: ...
 
+    def cancel_order(self, order_id: str) -> None:
+        """Cancel one order (404/422 not cancelable: already gone, not an error)."""
+        ...
+
     def cancel_orders(self, symbol: str) -> None:
         """Cancel every open order of `symbol` (legs included)."""
         ...

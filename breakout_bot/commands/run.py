@@ -1,0 +1,271 @@
+"""`breakout-bot run`: trade the breakout strategy on Alpaca (paper/live) or, with no keys, on the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
+from ..clock import Clock, SimulatorClock, WallClock
+from ..config import (
+    Settings,
+    add_connection_arguments,
+    add_strategy_arguments,
+    add_symbol_argument,
+    settings_from_args,
+)
+from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
+from ..journal import Journal
+from ..logging_setup import setup_logging
+from ..machine import Params
+from ..runner import Runner, RunnerOptions
+from ..status import StatusDisplay
+
+log = logging.getLogger("breakout_bot.run")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_symbol_argument(parser, required=False)
+    parser.add_argument(
+        "--symbols", dest="symbols_csv", metavar="A,B", help="several symbols, comma-separated"
+    )
+    add_strategy_arguments(parser)
+    add_connection_arguments(parser)
+    parser.add_argument("--once", action="store_true", help="trade one session, then exit (same as --days 1)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="sessions to trade before exiting (default: forever with keys, 1 on the simulator)",
+    )
+    sim = parser.add_argument_group("simulator (used when no Alpaca keys are configured)")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="virtual seconds per wall second; 0 = as fast as possible (default 0)",
+    )
+    sim.add_argument("--start", metavar="YYYY-MM-DD", help="simulated start date (default: next session)")
+    sim.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="replay these one-minute bars (CSV/Parquet) instead of synthetic ones",
+    )
+    sim.add_argument("--seed", type=int, default=7, help="synthetic data seed (default 7)")
+    sim.add_argument("--partial-fills", action="store_true", help="simulate partial fills")
+
+
+def _symbols(args: argparse.Namespace) -> list[str]:
+    raw: list[str] = []
+    for item in (args.symbols or []) + ([args.symbols_csv] if args.symbols_csv else []):
+        raw.extend(part for part in item.split(",") if part.strip())
+    return raw
+
+
+def _params(settings: Settings) -> Params:
+    return Params(
+        lookback=settings.lookback,
+        min_range_pct=settings.min_range_pct,
+        qty=settings.qty,
+        no_entry_minutes=settings.no_entry_minutes,
+        flatten_minutes=settings.flatten_minutes,
+        max_trades=settings.max_trades,
+        max_daily_loss=settings.max_daily_loss,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    symbols = _symbols(args)
+    if not symbols:
+        raise ConfigError("--symbol is required (e.g. --symbol AAPL)")
+    args.symbols = [",".join(symbols)]
+    if args.days is not None and args.days < 1:
+        raise ConfigError(f"--days: expected a whole number >= 1, got {args.days}")
+    if args.speed is not None and args.speed < 0:
+        raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
+    settings = settings_from_args(args)
+    journal = Journal(settings.journal_path)
+    journal.load()  # a corrupt journal stops us here, moved aside, before any order
+    log_path = setup_logging(
+        settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
+    )
+    params = _params(settings)
+    display = StatusDisplay()
+    if settings.mode == "simulator":
+        return _run_simulated(args, settings, params, journal, display, log_path)
+    if settings.mode == "live":
+        _confirm_live(args, settings)
+    from ..broker.alpaca import AlpacaBroker
+    from ..broker.ratelimit import RateLimiter
+
+    assert settings.key_id is not None and settings.secret_key is not None
+    clock = WallClock()
+    broker = AlpacaBroker(
+        settings.key_id,
+        settings.secret_key,
+        base_url=settings.base_url,
+        data_url=settings.data_url,
+        data_stream_url=settings.stream_url,
+        feed=settings.feed,
+        limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep),
+    )
+    display.print(
+        f"breakout-bot · {settings.mode.upper()} trading {', '.join(settings.symbols)} · log {log_path}"
+    )
+    days = 1 if args.once else args.days
+    return _trade(broker, clock, journal, settings, params, display, days)
+
+
+def _confirm_live(args: argparse.Namespace, settings: Settings) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("live trading needs confirmation: run in a terminal, or pass --yes")
+    print(f"LIVE trading with real money: {', '.join(settings.symbols)}, {settings.qty} shares per trade.")
+    answer = input("Type LIVE to continue: ")
+    if answer.strip() != "LIVE":
+        raise UserError("live trading not confirmed; nothing was sent", exit_code=1)
+
+
+def _trade(
+    broker: Broker,
+    clock: Clock,
+    journal: Journal,
+    settings: Settings,
+    params: Params,
+    display: StatusDisplay,
+    days: int | None,
+) -> int:
+    try:
+        _preflight(broker, settings)
+        runner = Runner(
+            broker, clock, journal, settings.symbols, params, RunnerOptions(days=days), status=display
+        )
+        with display:
+            return runner.run()
+    except BrokerAuthError as exc:
+        raise AuthError(
+            f"Alpaca refused the API keys ({exc}); check APCA_API_KEY_ID / APCA_API_SECRET_KEY"
+        ) from None
+    except BrokerUnavailableError as exc:
+        raise BrokerUnavailable(f"broker unreachable: {exc}") from None
+    finally:
+        broker.close()
+
+
+def _preflight(broker: Broker, settings: Settings) -> None:
+    """Refuse to start on an account or asset that cannot run the strategy: one clear line each."""
+    try:
+        account = broker.get_account()
+    except BrokerAuthError:
+        raise
+    except BrokerError as exc:
+        raise BrokerUnavailable(f"cannot read the account: {exc}") from None
+    if account.trading_blocked or account.status.upper() != "ACTIVE":
+        raise UserError(
+            f"account is not able to trade (status {account.status}, blocked={account.trading_blocked})"
+        )
+    for symbol in settings.symbols:
+        try:
+            asset = broker.get_asset(symbol)
+        except BrokerNotFound:
+            raise UserError(f"unknown symbol {symbol}: the broker has no such asset") from None
+        except BrokerError as exc:
+            raise BrokerUnavailable(f"cannot read asset {symbol}: {exc}") from None
+        if asset.status != "active" or not asset.tradable:
+            raise UserError(f"{symbol} is not tradable at Alpaca (status {asset.status})")
+        if not asset.shortable:
+            raise UserError(
+                f"{symbol} is not shortable at Alpaca; the strategy sells short on a downside breakout"
+            )
+
+
+def _run_simulated(
+    args: argparse.Namespace,
+    settings: Settings,
+    params: Params,
+    journal: Journal,
+    display: StatusDisplay,
+    log_path: Path,
+) -> int:
+    from ..broker.alpaca import AlpacaBroker
+    from ..broker.ratelimit import RateLimiter
+
+    start = _parse_date(args.start) if args.start else None
+    if args.data is not None and not args.data.exists():
+        raise ConfigError(f"--data: no such file {args.data}")
+    key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_hex(20)
+    speed = 0.0 if args.speed is None else args.speed
+    with _simulator(settings, start, speed, args, key, secret) as (base_url, virtual):
+        clock = SimulatorClock(virtual)
+        display.print(
+            "[bold yellow]SIMULATED[/] · no Alpaca keys configured: trading the built-in simulator "
+            f"at {base_url} · {', '.join(settings.symbols)} · log {log_path}"
+        )
+        broker = AlpacaBroker(
+            key,
+            secret,
+            base_url=base_url,
+            data_url=base_url,
+            data_stream_url=base_url,
+            feed=settings.feed,
+            limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep),
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+        )
+        days = 1 if args.once else (args.days or settings.days or 1)
+        code = _trade(broker, clock, journal, settings, params, display, days)
+        _print_summary(display, journal, settings, base_url, key, secret)
+        return code
+
+
+@contextmanager
+def _simulator(
+    settings: Settings, start: dt.date | None, speed: float, args: argparse.Namespace, key: str, secret: str
+) -> Iterator[tuple[str, object]]:
+    from ..sim import SimConfig, SimServer
+
+    config = SimConfig(
+        symbols=tuple(settings.symbols),
+        start=start,
+        speed=speed,
+        seed=args.seed,
+        data=args.data,
+        key=key,
+        secret=secret,
+        partial_fills=args.partial_fills,
+    )
+    server = SimServer(config)
+    base_url = server.start()
+    try:
+        yield base_url, server.clock
+    finally:
+        server.stop()
+
+
+def _print_summary(
+    display: StatusDisplay, journal: Journal, settings: Settings, base_url: str, key: str, secret: str
+) -> None:
+    fills = [r for r in journal.records() if r.symbol in settings.symbols]
+    realized = Decimal(0)
+    for record in fills:
+        signed = Decimal(record.qty) * Decimal(record.price)
+        realized += signed if record.side == "sell" else -signed
+    display.print(
+        f"simulated session finished: {len(fills)} fills in {settings.journal_path}; cash flow {realized:+.2f}"
+    )
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--start: expected YYYY-MM-DD, got {text!r}") from None

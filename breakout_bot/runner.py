@@ -1,0 +1,537 @@
+"""The imperative shell: turns clock ticks, closed bars and trade updates into machine events, steps the
+machine, and executes its actions against a Broker. It never decides strategy.
+
+One runner drives one machine per symbol over one broker, one trade_updates stream and one journal.
+The broker is the source of truth: we reconcile over REST at start, after every stream (re)connection,
+on a timer, and every minute we read new FILL activities (the stream is a hint, not the ledger).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from . import machine as m
+from .broker.base import (
+    Broker,
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    FillActivity,
+    StreamHandle,
+    StreamStatus,
+)
+from .clock import Clock
+from .journal import FillRecord, Journal
+from .strategy import BAR_LENGTH, Bar
+
+log = logging.getLogger("breakout_bot.runner")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    poll_delay: timedelta = timedelta(seconds=2)  # after a minute closes, before asking for its bar
+    reconcile_every: timedelta = timedelta(minutes=15)
+    days: int | None = 1  # sessions to trade before exiting; None = forever
+    verify_flat_attempts: int = 3
+    stream: bool = True
+
+
+@dataclass(slots=True)
+class _StreamEvent:
+    status: StreamStatus
+    detail: str
+
+
+StatusSink = Callable[[list[dict[str, str]], str], None]
+
+
+def fill_key(order_id: str, cum_qty: Decimal | None, execution_id: str) -> str:
+    """One execution seen through the stream and through REST activities gets the same key:
+    an order's cumulative filled quantity after an execution identifies that execution."""
+    return f"{order_id}@{cum_qty.normalize()}" if cum_qty is not None else execution_id
+
+
+class Runner:
+    def __init__(
+        self,
+        broker: Broker,
+        clock: Clock,
+        journal: Journal,
+        symbols: Iterable[str],
+        params: m.Params,
+        options: RunnerOptions | None = None,
+        status: StatusSink | None = None,
+    ) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.journal = journal
+        self.params = params
+        self.options = options or RunnerOptions()
+        self.states: dict[str, m.State] = {s: m.initial_state(s, params) for s in symbols}
+        self._status = status
+        self._events: queue.Queue[m.OrderUpdate | _StreamEvent] = queue.Queue()
+        self._stream: StreamHandle | None = None
+        self._stream_up = not self.options.stream
+        self._seen_fills: set[str] = set()
+        self._orders: dict[str, m.OrderSnapshot] = {}
+        self._sleep_until: datetime | None = None
+        self._last_bar: dict[str, datetime] = {}
+        self._next_poll: datetime | None = None
+        self._next_reconcile: datetime | None = None
+        self._activities_since: datetime | None = None
+        self._sessions_done: set[date] = set()
+        self._need_reconcile = True
+        self._stop = False
+        for record in journal.records():
+            self._remember_fill(record.order_id, _dec(record.cum_qty), record.id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> int:
+        """Trade until `options.days` sessions are done (or forever). Returns an exit code."""
+        if self.options.stream:
+            self._stream = self.broker.stream_trade_updates(self._events.put, self._on_stream_status)
+        try:
+            while not self._stop:
+                if self._need_reconcile:
+                    self._reconcile()
+                    continue
+                if self._finished():
+                    return 0
+                wake = self._next_wake()
+                item = self._next_event(self.clock.wall_timeout(wake))
+                if item is not None:
+                    self._handle_queued(item)
+                    continue
+                if self.clock.now() < wake:
+                    self.clock.reached(wake)
+                    if self.clock.now() < wake:
+                        continue
+                self._on_wake()
+            return 0
+        finally:
+            if self._stream is not None:
+                self._stream.stop()
+
+    def _finished(self) -> bool:
+        days = self.options.days
+        if days is None:
+            return False
+        return len(self._sessions_done) >= days and all(
+            s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()
+        )
+
+    def _next_event(self, timeout: float) -> m.OrderUpdate | _StreamEvent | None:
+        try:
+            if timeout <= 0:
+                return self._events.get_nowait()
+            return self._events.get(timeout=min(timeout, 1.0))
+        except queue.Empty:
+            return None
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _next_wake(self) -> datetime:
+        now = self.clock.now()
+        candidates = []
+        if self._trading_phases():
+            if self._next_poll is None:
+                self._next_poll = _next_minute(now) + self.options.poll_delay
+            candidates.append(self._next_poll)
+            if self._next_reconcile is not None:
+                candidates.append(self._next_reconcile)
+        if self._sleep_until is not None:
+            candidates.append(self._sleep_until)
+        if not candidates:
+            candidates.append(now + timedelta(minutes=1))
+        return min(candidates)
+
+    def _trading_phases(self) -> bool:
+        return any(s.phase is not m.Phase.DONE_FOR_THE_DAY for s in self.states.values()) or any(
+            s.position_qty != 0 for s in self.states.values()
+        )
+
+    def _on_wake(self) -> None:
+        now = self.clock.now()
+        if self._sleep_until is not None and now >= self._sleep_until:
+            self._sleep_until = None
+            if all(s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()):
+                self._need_reconcile = True  # a new session: read the broker afresh
+                return
+        if self._next_reconcile is not None and now >= self._next_reconcile:
+            self._need_reconcile = True
+            return
+        if self._next_poll is not None and now >= self._next_poll:
+            self._next_poll = _next_minute(now) + self.options.poll_delay
+            self._minute(now)
+        for symbol in self.states:
+            self._step(symbol, m.Tick(now))
+
+    def _minute(self, now: datetime) -> None:
+        """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
+        self._poll_fills()
+        for symbol, state in self.states.items():
+            if state.phase is m.Phase.ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
+                self._poll_position(symbol, now)
+        for symbol, state in self.states.items():
+            if state.session is None or state.phase is m.Phase.DONE_FOR_THE_DAY:
+                continue
+            self._poll_bars(symbol, state.session, now)
+
+    # ------------------------------------------------------------------ reads
+
+    def _reconcile(self) -> None:
+        """Read the broker's truth and hand it to every machine (start, reconnect, timer, new session)."""
+        try:
+            clock = self.broker.get_clock()
+            today = clock.timestamp.astimezone(NEW_YORK).date()
+            sessions = self.broker.get_sessions(today, today + timedelta(days=10))
+            session = next((s for s in sessions if s.date == today), None)
+            later = [s for s in sessions if s.open > clock.timestamp]
+            next_open = later[0].open if later else clock.next_open
+            if session is not None and clock.timestamp >= session.close:
+                self._sessions_done.add(session.date)
+                session = None
+            day_start = datetime.combine(today, datetime.min.time(), NEW_YORK)
+            self._poll_fills(since=day_start)
+            open_orders = self.broker.list_open_orders()
+            todays_orders = self.broker.list_orders_since(day_start - timedelta(hours=12))
+            for symbol in self.states:
+                self._reconcile_symbol(
+                    symbol, clock.timestamp, session, next_open, open_orders, todays_orders
+                )
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.warning("reconcile failed (%s); retrying in a minute", exc)
+            self._sleep_until = self.clock.now() + timedelta(minutes=1)
+            self._need_reconcile = False
+            self._next_reconcile = self._sleep_until
+            return
+        self._need_reconcile = False
+        self._next_reconcile = self.clock.now() + self.options.reconcile_every
+        self._next_poll = None
+
+    def _reconcile_symbol(
+        self,
+        symbol: str,
+        now: datetime,
+        session: m.Session | None,
+        next_open: datetime,
+        open_orders: list[m.OrderSnapshot],
+        todays_orders: list[m.OrderSnapshot],
+    ) -> None:
+        ours_today = []
+        for order in todays_orders:
+            parsed = m.parse_client_order_id(order.client_order_id)
+            if parsed and parsed[0] == symbol and session is not None and parsed[1] == session.date:
+                ours_today.append((parsed[2], order))
+        entries_sent = max((n for n, _ in ours_today), default=0)
+        trades = sum(1 for _, o in ours_today if o.filled_qty > 0)
+        position = self.broker.get_position_qty(symbol)
+        self._cancel_strays(symbol, position, open_orders)
+        last = self._last_bar.get(symbol)
+        if last is not None and (session is None or last < session.open):
+            del self._last_bar[symbol]  # yesterday's bars say nothing about today's box
+        recent: tuple[Bar, ...] = ()
+        if session is not None and session.open < now:
+            start = max(session.open, now - timedelta(minutes=self.params.lookback + 5))
+            recent = tuple(b for b in self.broker.get_bars(symbol, start, now) if b.end <= now)
+            if recent:
+                self._last_bar[symbol] = recent[-1].t
+        event = m.Reconciled(
+            now=now,
+            session=session,
+            next_open=next_open,
+            position_qty=position,
+            open_orders=tuple(o for o in open_orders if o.symbol == symbol),
+            entries_sent_today=entries_sent,
+            trades_today=trades,
+            recent_bars=recent,
+        )
+        self._step(symbol, event)
+
+    def _cancel_strays(self, symbol: str, position: Decimal, open_orders: list[m.OrderSnapshot]) -> None:
+        """Open orders on our symbol that we did not send (and that do not protect a position) go."""
+        closing_side = "sell" if position > 0 else "buy"
+        for order in open_orders:
+            if order.symbol != symbol or m.parse_client_order_id(order.client_order_id) is not None:
+                continue
+            if position != 0 and order.side == closing_side:
+                continue  # an exit leg of the trade we hold (legs carry broker-made ids)
+            log.warning("%s: canceling stray open order %s (%s)", symbol, order.id, order.client_order_id)
+            self._call(f"{symbol}: cancel stray order", lambda oid=order.id: self.broker.cancel_order(oid))
+
+    def _poll_fills(self, since: datetime | None = None) -> None:
+        start = since or self._activities_since
+        if start is None:
+            start = self.clock.now() - timedelta(hours=1)
+        try:
+            activities = self.broker.fill_activities(start - timedelta(seconds=1))
+        except BrokerError as exc:
+            log.warning("could not read fill activities: %s", exc)
+            return
+        for activity in activities:
+            self._activities_since = max(
+                self._activities_since or activity.transaction_time, activity.transaction_time
+            )
+            if activity.symbol not in self.states:
+                continue
+            if self._fill_seen(activity.order_id, activity.cum_qty, activity.execution_id):
+                continue
+            update = self._update_from_activity(activity)
+            if update is not None:
+                self._handle_update(update, source="rest")
+
+    def _update_from_activity(self, activity: FillActivity) -> m.OrderUpdate | None:
+        order = self._orders.get(activity.order_id)
+        if order is None:
+            try:
+                order = self.broker.get_order(activity.order_id)
+            except BrokerError as exc:
+                log.warning("fill %s: order %s unreadable: %s", activity.id, activity.order_id, exc)
+                return None
+            self._orders[order.id] = order
+        order = replace(order, filled_qty=activity.cum_qty)
+        return m.OrderUpdate(
+            event="fill" if activity.leaves_qty == 0 else "partial_fill",
+            order=order,
+            timestamp=activity.transaction_time,
+            execution_id=activity.execution_id,
+            qty=activity.qty,
+            price=activity.price,
+        )
+
+    def _poll_position(self, symbol: str, now: datetime) -> None:
+        try:
+            qty = self.broker.get_position_qty(symbol)
+        except BrokerError as exc:
+            # A failed read is not proof of flat: tell the machine nothing.
+            log.warning("%s: position read failed: %s", symbol, exc)
+            return
+        self._step(symbol, m.PositionChanged(now, qty))
+
+    def _poll_bars(self, symbol: str, session: m.Session, now: datetime) -> None:
+        last = self._last_bar.get(symbol)
+        start = session.open if last is None else last + BAR_LENGTH
+        if start >= now:
+            return
+        try:
+            bars = self.broker.get_bars(symbol, start, now)
+        except BrokerError as exc:
+            log.warning("%s: bars unavailable: %s", symbol, exc)
+            return
+        for bar in bars:
+            if bar.end > now or (last is not None and bar.t <= last):
+                continue  # a bar still forming is not closed
+            self._last_bar[symbol] = last = bar.t
+            self._step(symbol, m.BarClosed(bar))
+
+    # ------------------------------------------------------------------ stream
+
+    def _on_stream_status(self, status: StreamStatus, detail: str) -> None:
+        self._events.put(_StreamEvent(status, detail))
+
+    def _handle_queued(self, item: m.OrderUpdate | _StreamEvent) -> None:
+        if isinstance(item, _StreamEvent):
+            if item.status == "auth_failed":
+                raise BrokerAuthError(f"trade stream refused our keys: {item.detail}")
+            was_up = self._stream_up
+            self._stream_up = item.status == "connected"
+            log.info("trade stream %s %s", item.status, item.detail)
+            if self._stream_up and not was_up:
+                self._need_reconcile = True  # whatever happened while we were deaf, the REST ledger knows
+            return
+        if item.order.symbol in self.states:
+            self._handle_update(item, source="stream")
+
+    def _handle_update(self, update: m.OrderUpdate, source: str) -> None:
+        if update.event in m.FILL_EVENTS:
+            execution = update.execution_id or ""
+            if self._fill_seen(update.order.id, update.order.filled_qty or None, execution):
+                return
+        self._orders[update.order.id] = update.order
+        self._step(update.order.symbol, update, source=source)
+
+    def _fill_seen(self, order_id: str, cum_qty: Decimal | None, execution_id: str) -> bool:
+        return (
+            fill_key(order_id, cum_qty, execution_id) in self._seen_fills or execution_id in self._seen_fills
+        )
+
+    def _remember_fill(self, order_id: str, cum_qty: Decimal | None, execution_id: str) -> None:
+        self._seen_fills.add(fill_key(order_id, cum_qty, execution_id))
+        if execution_id:
+            self._seen_fills.add(execution_id)
+
+    # ------------------------------------------------------------------ machine
+
+    def _step(self, symbol: str, event: m.Event, source: str = "rest") -> None:
+        before = self.states[symbol]
+        state, actions = m.step(before, event)
+        self.states[symbol] = state
+        if state.phase is not before.phase:
+            log.info("%s: %s -> %s", symbol, before.phase.value, state.phase.value)
+        for action in actions:
+            self._execute(symbol, action, source)
+        if state.phase is m.Phase.DONE_FOR_THE_DAY and state.session is not None:
+            self._sessions_done.add(state.session.date)
+        self._publish_status()
+
+    def _execute(self, symbol: str, action: m.Action, source: str) -> None:
+        if isinstance(action, m.Log):
+            log.log(logging.getLevelName(action.level.upper()), action.message)
+        elif isinstance(action, m.RecordFill):
+            self._record(action.fill, source)
+        elif isinstance(action, m.SubmitBracket):
+            self._submit(symbol, action)
+        elif isinstance(action, m.CancelAll):
+            self._call(f"{symbol}: cancel orders", lambda: self.broker.cancel_orders(action.symbol))
+        elif isinstance(action, m.CloseAll):
+            self._close(action)
+        elif isinstance(action, m.SleepUntil):
+            if (
+                self._sleep_until is None
+                or action.when < self._sleep_until
+                or self._sleep_until <= self.clock.now()
+            ):
+                self._sleep_until = action.when
+            log.info("%s: sleeping until %s (%s)", symbol, action.when.astimezone(NEW_YORK), action.reason)
+
+    def _record(self, fill: m.Fill, source: str) -> None:
+        record = FillRecord(
+            id=fill.execution_id,
+            order_id=fill.order_id,
+            client_order_id=fill.client_order_id,
+            symbol=fill.symbol,
+            side=fill.side,
+            qty=str(fill.qty),
+            price=str(fill.price),
+            timestamp=fill.timestamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            leg=fill.leg,
+            source=source,
+            cum_qty=str(fill.cum_qty) if fill.cum_qty is not None else None,
+        )
+        self._remember_fill(fill.order_id, fill.cum_qty, fill.execution_id)
+        if self.journal.append(record):
+            log.info(
+                "journal: %s %s %s @ %s (%s, %s)",
+                fill.symbol,
+                fill.side,
+                fill.qty,
+                fill.price,
+                fill.leg,
+                source,
+            )
+
+    def _submit(self, symbol: str, order: m.SubmitBracket) -> None:
+        if not self._stream_up:
+            log.warning("%s: trade stream down; entry blocked until it reconnects", symbol)
+            self._step(symbol, m.SubmitFailed(order.client_order_id, "trade stream down"))
+            return
+        reason = self._risk_gate(order)
+        if reason is not None:
+            self._step(symbol, m.SubmitFailed(order.client_order_id, reason))
+            return
+        try:
+            outcome = self.broker.submit_bracket(order)
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.error("%s: entry %s outcome unknown: %s", symbol, order.client_order_id, exc)
+            self._need_reconcile = True  # the broker will tell us whether it arrived
+            return
+        if outcome.status == "rejected":
+            self._step(symbol, m.SubmitFailed(order.client_order_id, outcome.reason))
+        elif outcome.status == "accepted" and outcome.order is not None:
+            log.info("%s: entry %s accepted as %s", symbol, order.client_order_id, outcome.order.id)
+            self._handle_update(
+                m.OrderUpdate(event=outcome.order.status, order=outcome.order, timestamp=self.clock.now()),
+                source="rest",
+            )
+        else:
+            log.error(
+                "%s: entry %s outcome unknown (%s); reconciling",
+                symbol,
+                order.client_order_id,
+                outcome.reason,
+            )
+            self._need_reconcile = True
+
+    def _risk_gate(self, order: m.SubmitBracket) -> str | None:
+        """Every order passes here: account must trade, buying power must cover it."""
+        try:
+            account = self.broker.get_account()
+        except BrokerError as exc:
+            return f"account unreadable ({exc})"
+        if account.trading_blocked:
+            return "account trading is blocked"
+        # The breakout level is within a tick or two of where a market entry fills.
+        box = order.box
+        level = None if box is None else box.high if order.side == "buy" else box.low
+        price = Decimal(str(level)) if level is not None else order.take_profit_price
+        needed = price * order.qty
+        if account.buying_power < needed:
+            return f"buying power {account.buying_power} < {needed:.2f} needed"
+        if order.side == "sell" and not account.shorting_enabled:
+            return "shorting is not enabled on this account"
+        return None
+
+    def _close(self, action: m.CloseAll) -> None:
+        symbol = action.symbol
+        for attempt in range(1, self.options.verify_flat_attempts + 1):
+            self._call(
+                f"{symbol}: close position ({action.reason})", lambda: self.broker.close_position(symbol)
+            )
+            try:
+                qty = self.broker.get_position_qty(symbol)
+            except BrokerError as exc:
+                log.warning("%s: cannot verify flat (attempt %d): %s", symbol, attempt, exc)
+                continue
+            if qty == 0:
+                log.info("%s: flat", symbol)
+                return
+            # A market close is working: give it a moment on this clock before checking again.
+            self.clock.sleep(1.0)
+            try:
+                if self.broker.get_position_qty(symbol) == 0:
+                    log.info("%s: flat", symbol)
+                    return
+            except BrokerError:
+                pass
+        log.error("%s: still not flat after %d attempts; the next position poll retries", symbol, attempt)
+
+    def _call(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BrokerNotFound:
+            pass
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.error("%s failed: %s", what, exc)
+            self._need_reconcile = True
+
+    def _publish_status(self) -> None:
+        if self._status is None:
+            return
+        rows = [m.status_line(s) for s in self.states.values()]
+        stream = "stream up" if self._stream_up else "stream DOWN"
+        self._status(rows, f"{self.clock.now().astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S} ET · {stream}")
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return Decimal(text) if text else None

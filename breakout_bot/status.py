@@ -1,0 +1,49 @@
+"""The terminal's view of a run: a live panel on a TTY, one line per change elsewhere (cron, CI, pipes)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+COLUMNS = ("symbol", "phase", "last_bar", "box", "position", "realized", "entries")
+
+
+class StatusDisplay:
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._console = Console(file=self._stream)
+        use_live = self._stream.isatty() if live is None else live
+        self._live: Live | None = Live(console=self._console, auto_refresh=False) if use_live else None
+        self._last_phases: dict[str, str] = {}
+
+    def __enter__(self) -> StatusDisplay:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def __call__(self, rows: list[dict[str, str]], footer: str) -> None:
+        if self._live is not None:
+            table = Table(title="breakout-bot", caption=footer)
+            for column in COLUMNS:
+                table.add_column(column.replace("_", " "))
+            for row in rows:
+                table.add_row(*(row.get(c, "") for c in COLUMNS))
+            self._live.update(table, refresh=True)
+            return
+        for row in rows:
+            phase = row.get("phase", "")
+            if self._last_phases.get(row["symbol"]) != phase:
+                self._last_phases[row["symbol"]] = phase
+                details = "  ".join(f"{c}={row.get(c, '')}" for c in COLUMNS[2:])
+                print(f"{footer}  {row['symbol']}: {phase}  {details}", file=self._stream, flush=True)
+
+    def print(self, text: str) -> None:
+        self._console.print(text, highlight=False)
