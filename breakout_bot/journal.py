@@ -44,6 +44,8 @@ LEGS = ("entry", "take_profit", "stop_loss", "flatten", "unknown")
 SOURCES = ("stream", "rest")
 
 # RFC 3339 as Alpaca sends it (fractional seconds up to nanoseconds, 'Z' or an offset).
+_DEFAULTED = ("leg", "source", "cum_qty")  # may be absent from a record
+_OPTIONAL = ("cum_qty",)  # may be null
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -61,11 +63,15 @@ class FillRecord:
     timestamp: str
     leg: str = "unknown"
     source: str = "stream"
+    # The order's cumulative filled qty after this execution (Alpaca's position_qty/filled_qty at the
+    # time). Stream and REST agree on it even where their ids differ, so the runner keys on it.
+    cum_qty: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if not isinstance(getattr(self, f.name), str):
-                raise ValueError(f"{f.name}: expected a string, got {getattr(self, f.name)!r}")
+            value = getattr(self, f.name)
+            if not isinstance(value, str) and not (f.name in _OPTIONAL and value is None):
+                raise ValueError(f"{f.name}: expected a string, got {value!r}")
         if not self.id:
             raise ValueError("id: must not be empty")
         if not self.symbol:
@@ -76,8 +82,10 @@ class FillRecord:
             raise ValueError(f"leg: expected one of {', '.join(LEGS)}, got {self.leg!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source: expected one of {', '.join(SOURCES)}, got {self.source!r}")
-        for name in ("qty", "price"):
+        for name in ("qty", "price", "cum_qty"):
             value = getattr(self, name)
+            if value is None:
+                continue
             try:
                 number = Decimal(value)
             except InvalidOperation:
@@ -87,7 +95,7 @@ class FillRecord:
         if not _RFC3339.match(self.timestamp):
             raise ValueError(f"timestamp: expected RFC 3339, got {self.timestamp!r}")
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
@@ -102,7 +110,7 @@ class FillRecord:
         for f in fields(cls):
             if f.name in data:
                 values[f.name] = data[f.name]
-            elif f.name not in ("leg", "source"):
+            elif f.name not in _DEFAULTED:
                 raise ValueError(f"missing field {f.name!r}")
         return cls(**values)
 
@@ -127,7 +135,7 @@ class Journal:
         self._records: list[FillRecord] = []
         self._ids: set[str] = set()
         # Identity of the file version held in memory; None = never read. Each write is a new inode
-        # (os.replace), so a changed stamp reliably means "someone else wrote".
+        # (os.replace) and the list only grows, so a changed stamp means "someone else wrote".
         self._stamp: tuple[int, int, int, int] | None = None
         self._loaded = False
         self._flock_held = False

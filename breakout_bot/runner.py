@@ -27,6 +27,7 @@ from .broker.base import (
     StreamStatus,
 )
 from .clock import Clock
+from .halt import halt_path, halted_on
 from .journal import FillRecord, Journal
 from .strategy import BAR_LENGTH, Bar
 
@@ -475,6 +476,9 @@ class Runner:
             return f"account unreadable ({exc})"
         if account.trading_blocked:
             return "account trading is blocked"
+        halted = halted_on(halt_path(self.journal.path), self.clock.now().astimezone(NEW_YORK).date())
+        if halted is not None:
+            return f"kill switch: {halted}"
         # The breakout level is within a tick or two of where a market entry fills.
         box = order.box
         level = None if box is None else box.high if order.side == "buy" else box.low

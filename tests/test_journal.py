@@ -45,6 +45,8 @@ def test_record_round_trip() -> None:
     r = fill("e1", side="sell", leg="stop_loss", source="rest", qty="37", price="0.1234")
     assert FillRecord.from_dict(r.to_dict()) == r
     assert r.to_dict()["qty"] == "37"
+    with_cum = fill("e2", qty="40", cum_qty="140")
+    assert FillRecord.from_dict(json.loads(json.dumps(with_cum.to_dict()))) == with_cum
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,7 @@ def test_record_round_trip() -> None:
         ("price", "NaN"),
         ("timestamp", "yesterday"),
         ("id", ""),
+        ("cum_qty", "-3"),
     ],
 )
 def test_record_validation(field: str, value: str) -> None:
@@ -68,9 +71,9 @@ def test_record_validation(field: str, value: str) -> None:
 
 def test_record_from_dict_missing_field_and_defaults() -> None:
     d = fill("e1").to_dict()
-    del d["leg"], d["source"]
+    del d["leg"], d["source"], d["cum_qty"]
     r = FillRecord.from_dict({**d, "future_field": 1})  # unknown keys tolerated
-    assert (r.leg, r.source) == ("unknown", "stream")
+    assert (r.leg, r.source, r.cum_qty) == ("unknown", "stream", None)
     del d["price"]
     with pytest.raises(ValueError, match="price"):
         FillRecord.from_dict(d)
@@ -118,7 +121,12 @@ def test_extend_writes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     j = Journal(tmp_path / "past_trades.json")
     calls: list[int] = []
     real = os.replace
-    monkeypatch.setattr(journal_mod.os, "replace", lambda a, b: (calls.append(1), real(a, b)))
+
+    def counting_replace(src: str, dst: str) -> None:
+        calls.append(1)
+        real(src, dst)
+
+    monkeypatch.setattr(journal_mod.os, "replace", counting_replace)
     assert j.extend([fill(str(i)) for i in range(50)]) == 50
     assert len(calls) == 1
     assert j.extend([fill("1"), fill("2")]) == 0
@@ -146,7 +154,7 @@ def test_crash_during_replace_keeps_original(tmp_path: Path, monkeypatch: pytest
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(journal_mod.os, "replace", boom)
-    with pytest.raises(JournalError, match="cannot write journal .*No space left on device"):
+    with pytest.raises(JournalError, match=r"cannot write journal .*No space left on device"):
         j.append(fill("b"))
     assert p.read_bytes() == before
     assert [x.name for x in tmp_path.iterdir() if x.name.endswith(".tmp")] == []  # temp removed

@@ -123,6 +123,10 @@ class Broker(Protocol):
         """Signed quantity (short < 0); 0 when the broker says there is no position."""
         ...
 
+    def list_positions(self) -> dict[str, Decimal]:
+        """Every open position: symbol -> signed quantity."""
+        ...
+
     def list_open_orders(self, symbol: str | None = None) -> list[OrderSnapshot]:
         """Open orders, bracket legs nested under their parent."""
         ...

@@ -1,0 +1,7 @@
+"""``python -m breakout_bot``: same as the ``breakout-bot`` console script."""
+
+import sys
+
+from breakout_bot.cli import main
+
+sys.exit(main())

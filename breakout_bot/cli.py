@@ -1,0 +1,183 @@
+"""``breakout-bot``: the command line.
+
+Commands are registered by name with a one-line help and the dotted path of the module that
+implements them. A command module exposes::
+
+    def configure(parser: argparse.ArgumentParser) -> None   # add its flags
+    def run(args: argparse.Namespace) -> int                  # do the work, return the exit code
+
+Modules are imported lazily, only for the command being run, so ``--help`` stays fast and a command
+whose module does not exist yet answers "not built yet" instead of breaking the others.
+
+Errors: a UserError prints ``error: <message>`` and exits with its code; anything else prints one
+``internal error: ...`` line and exits 1, with the traceback in the log file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import NamedTuple
+
+from breakout_bot import __version__
+from breakout_bot.errors import UserError
+
+log = logging.getLogger("breakout_bot.cli")
+
+PROG = "breakout-bot"
+
+
+class CommandSpec(NamedTuple):
+    help: str
+    module: str
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "run": CommandSpec(
+        "trade the breakout strategy (simulator, paper, or --live)", "breakout_bot.commands.run"
+    ),
+    "check": CommandSpec(
+        "check configuration, keys and connectivity without trading", "breakout_bot.commands.check"
+    ),
+    "backtest": CommandSpec(
+        "replay historical bars through the same strategy", "breakout_bot.commands.backtest"
+    ),
+    "bars": CommandSpec("download and cache one-minute bars", "breakout_bot.commands.bars"),
+    "trades": CommandSpec("show the fills in past_trades.json", "breakout_bot.commands.trades"),
+    "sim": CommandSpec("run the Alpaca-compatible simulator server on loopback", "breakout_bot.sim.cli"),
+    "flatten": CommandSpec(
+        "kill switch: cancel all orders and close all positions", "breakout_bot.commands.flatten"
+    ),
+    "schedule": CommandSpec(
+        "show the trading calendar and the bot's daily timeline", "breakout_bot.commands.schedule"
+    ),
+}
+
+
+class NotBuilt(Exception):
+    """The command's module does not exist (yet)."""
+
+
+def _import_command(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        # Only the command's own module (or a missing parent package) means "not built yet"; a
+        # missing dependency *inside* an existing module is a real error and propagates.
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise NotBuilt(module) from None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every command listed but none configured (no imports)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Intraday breakout trading bot for US stocks on Alpaca.",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, spec in COMMANDS.items():
+        sub.add_parser(name, help=spec.help, description=spec.help)
+    return parser
+
+
+def _command_name(argv: list[str]) -> str | None:
+    # The top-level parser has no option taking a value, so the first non-option token is the
+    # command. Found before parsing so that only that command's module is imported and its
+    # subparser configured before argparse handles `COMMAND --help`.
+    for token in argv:
+        if token == "--":
+            return None
+        if not token.startswith("-"):
+            return token
+    return None
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        name = _command_name(argv)
+        module: ModuleType | None = None
+        if name in COMMANDS:
+            try:
+                module = _import_command(COMMANDS[name].module)
+            except NotBuilt:
+                print(f"{PROG} {name}: not built yet", file=sys.stderr)
+                return 2
+            module.configure(_subparser(parser, name))
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        assert module is not None  # parse_args accepted a command, so it is one of COMMANDS
+        return int(module.run(args))
+    except UserError as exc:
+        for line in (_redact(str(exc)) or type(exc).__name__).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `breakout-bot trades | head`: the reader left. Point stdout at devnull so the interpreter's
+        # final flush does not raise again (recipe from the Python signal docs).
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    where = _ensure_log_file()
+    log.error("internal error", exc_info=exc, extra={"console": False})
+    message = (str(exc).strip().splitlines() or [""])[0]
+    if len(message) > 300:
+        message = message[:297] + "..."
+    detail = f"details in the log file {where}" if where else "no log file could be written"
+    print(f"internal error: {type(exc).__name__}: {_redact(message)} ({detail})", file=sys.stderr)
+    return 1
+
+
+def _ensure_log_file() -> Path | None:
+    """The log file to hold the traceback; sets up a default one if the command never did."""
+    from breakout_bot import logging_setup
+
+    current = logging_setup.current_log_file()
+    if current is not None:
+        return current
+    # The command failed before configuring logging. Without a handler, Python's last-resort handler
+    # would print the traceback on the terminal; log to the default file instead, redacting the
+    # keys we can know without the (possibly broken) configuration.
+    secrets = [v for v in (os.environ.get("APCA_API_SECRET_KEY"), os.environ.get("APCA_API_KEY_ID")) if v]
+    try:
+        return logging_setup.setup_logging(Path("logs"), None, False, False, secrets)
+    except UserError:
+        logging.getLogger().addHandler(logging.NullHandler())
+        return None
+
+
+def _redact(text: str) -> str:
+    from breakout_bot import logging_setup
+
+    return logging_setup.redact(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""`breakout-bot flatten`: the kill switch. Cancel every order, close every position, halt entries today."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from ..broker.base import BrokerAuthError, BrokerError
+from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
+from ..errors import AuthError, BrokerUnavailable, ConfigError
+from ..halt import engage, halt_path
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_symbol_argument(parser)
+    add_connection_arguments(parser)
+    parser.add_argument("--reason", default="manual flatten", help="recorded in the kill switch file")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if not settings.has_keys:
+        raise ConfigError(
+            "no Alpaca keys configured: nothing to flatten (the built-in simulator lives inside `breakout-bot run`)"
+        )
+    from ..broker.alpaca import AlpacaBroker
+
+    assert settings.key_id is not None and settings.secret_key is not None
+    broker = AlpacaBroker(
+        settings.key_id,
+        settings.secret_key,
+        base_url=settings.base_url,
+        data_url=settings.data_url,
+        data_stream_url=settings.stream_url,
+        feed=settings.feed,
+    )
+    today = dt.datetime.now(NEW_YORK).date()
+    path = halt_path(settings.journal_path)
+    engage(path, today, args.reason)  # first: a bot running right now stops entering at once
+    print(f"kill switch engaged for {today} ({path}): no new entries today")
+    try:
+        symbols = list(settings.symbols) or sorted({o.symbol for o in broker.list_open_orders()})
+        held = list(broker.list_positions()) if not settings.symbols else list(settings.symbols)
+        for symbol in sorted(set(symbols) | set(held)):
+            broker.cancel_orders(symbol)
+            broker.close_position(symbol)
+            print(f"{symbol}: orders canceled, position closed")
+        remaining = {s: broker.get_position_qty(s) for s in sorted(set(symbols) | set(held))}
+    except BrokerAuthError as exc:
+        raise AuthError(f"Alpaca refused the API keys ({exc})") from None
+    except BrokerError as exc:
+        raise BrokerUnavailable(f"flatten incomplete: {exc}; run it again") from None
+    finally:
+        broker.close()
+    open_left = {s: q for s, q in remaining.items() if q != 0}
+    if open_left:
+        print(f"still open (market closes are working): {open_left}")
+        return 1
+    print("flat")
+    return 0
+

@@ -1,0 +1,179 @@
+"""Logging: a rotating log file (text or JSON lines), WARNING+ on stderr, secrets always redacted.
+
+The terminal belongs to the status panel, so only warnings and errors go to stderr; everything else
+(and every traceback) goes to the file. The redacting filter sits on every handler, so a secret
+reaches neither the file nor the terminal, whichever logger (ours or a library's) emitted it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from breakout_bot.errors import ConfigError
+
+LOG_NAME = "breakout-bot.log"
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_MARK = "_breakout_bot_handler"  # tags our handlers so a second setup_logging replaces them
+
+_secrets: tuple[str, ...] = ()
+_log_file: Path | None = None
+_root_level_before: int | None = None  # restored by teardown_logging
+
+
+def redact(text: str, secrets: Sequence[str] | None = None) -> str:
+    """Replace every secret (default: those given to setup_logging) with ***."""
+    return _redact(text, _prepare(secrets) if secrets is not None else _secrets)
+
+
+def _redact(text: str, prepared: tuple[str, ...]) -> str:
+    for secret in prepared:
+        text = text.replace(secret, "***")
+    return text
+
+
+def current_log_file() -> Path | None:
+    """The file setup_logging last opened, or None if logging is not set up."""
+    return _log_file
+
+
+def _prepare(secrets: Sequence[str]) -> tuple[str, ...]:
+    # Longest first so a secret containing another is replaced whole. Very short strings are
+    # skipped: redacting "a" would shred every line and protect nothing.
+    return tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record so that none of ``secrets`` appears in its message, args or traceback."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = _prepare(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let the handler report it as logging does
+            return True
+        # Freeze the formatted message: args may be objects whose str() holds a secret.
+        record.msg = _redact(message, self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            # Format the traceback now, so the handler's formatter uses our redacted copy.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = _redact(record.stack_info, self.secrets)
+        return True
+
+
+class _Formatter(logging.Formatter):
+    """ISO 8601 local time with UTC offset and milliseconds: unambiguous across DST and machines."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """``LEVEL: message``, one line: tracebacks belong in the log file, never on the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname}: {record.getMessage()}"
+
+
+def _console_wanted(record: logging.LogRecord) -> bool:
+    # logger.error(..., extra={"console": False}): for messages the CLI already printed its own way
+    return getattr(record, "console", True) is not False
+
+
+class JsonFormatter(_Formatter):
+    """One JSON object per line: ts, level, logger, message, and exc when there is a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(
+    log_dir: Path,
+    log_file: Path | None,
+    json_logs: bool,
+    verbose: bool,
+    secrets: Sequence[str],
+) -> Path:
+    """Configure the root logger; returns the log file path. Unwritable → ConfigError (one line).
+
+    ``verbose`` adds DEBUG records to the file; the console stays at WARNING (and one line per
+    record) because the terminal shows the status panel. A record logged with
+    ``extra={"console": False}`` goes to the file only. Calling setup_logging again replaces the
+    handlers it installed before (tests, or a command that re-reads its settings).
+    """
+    global _secrets, _log_file, _root_level_before
+    path = Path(log_file) if log_file is not None else Path(log_dir) / LOG_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # delay=False opens the file now, so a permission problem surfaces here, not at the first line
+        file_handler = logging.handlers.TimedRotatingFileHandler(
+            path, when="midnight", backupCount=30, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot write log file {path}: {exc.strerror or exc}") from None
+
+    redactor = RedactingFilter(secrets)
+    formatter: logging.Formatter = JsonFormatter() if json_logs else _Formatter(TEXT_FORMAT)
+    file_handler.setFormatter(formatter)
+    file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(_ConsoleFormatter())
+    console.addFilter(_console_wanted)
+
+    root = logging.getLogger()
+    if _root_level_before is None:
+        _root_level_before = root.level
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    for handler in (file_handler, console):
+        handler.addFilter(redactor)
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+    _secrets = redactor.secrets
+    _log_file = path
+    return path
+
+
+def teardown_logging() -> None:
+    """Remove and close the handlers setup_logging installed (tests; clean shutdown)."""
+    global _secrets, _log_file, _root_level_before
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    if _root_level_before is not None:
+        root.setLevel(_root_level_before)
+    _secrets = ()
+    _log_file = None
+    _root_level_before = None
