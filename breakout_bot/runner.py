@@ -271,7 +271,10 @@ class Runner:
             if position != 0 and order.side == closing_side:
                 continue  # an exit leg of the trade we hold (legs carry broker-made ids)
             log.warning("%s: canceling stray open order %s (%s)", symbol, order.id, order.client_order_id)
-            self._call(f"{symbol}: cancel stray order", lambda oid=order.id: self.broker.cancel_order(oid))
+            self._cancel_one(symbol, order.id)
+
+    def _cancel_one(self, symbol: str, order_id: str) -> None:
+        self._call(f"{symbol}: cancel stray order {order_id}", lambda: self.broker.cancel_order(order_id))
 
     def _poll_fills(self, since: datetime | None = None) -> None:
         start = since or self._activities_since

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
-from ..clock import Clock, SimulatorClock, WallClock
+from ..clock import Clock, SimulatorClock, VirtualClockLike, WallClock
 from ..config import (
     Settings,
     add_connection_arguments,
@@ -230,7 +230,7 @@ def _run_simulated(
 @contextmanager
 def _simulator(
     settings: Settings, start: dt.date | None, speed: float, args: argparse.Namespace, key: str, secret: str
-) -> Iterator[tuple[str, object]]:
+) -> Iterator[tuple[str, VirtualClockLike]]:
     from ..sim import SimConfig, SimServer
 
     config = SimConfig(
