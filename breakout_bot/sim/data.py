@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -36,9 +37,24 @@ class DayBars:
     v: np.ndarray  # int64
     n: np.ndarray  # int64 trade count
     vw: np.ndarray
+    _json: list[str] | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.t)
+
+    def json_rows(self) -> list[str]:
+        """Each bar as market-data-api.json stock_bar JSON text, built once: serving bars is then a
+        string join (the simulator answers a bars poll every virtual minute, often at 600x)."""
+        if self._json is None:
+            rows = []
+            for t, o, h, low, c, v, n, vw in zip(self.t.tolist(), self.o.tolist(), self.h.tolist(),
+                                                  self.low.tolist(), self.c.tolist(), self.v.tolist(),
+                                                  self.n.tolist(), self.vw.tolist(), strict=True):
+                stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                rows.append(json.dumps({"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}))
+            object.__setattr__(self, "_json", rows)
+        assert self._json is not None
+        return self._json
 
     @classmethod
     def empty(cls, symbol: str) -> DayBars:
@@ -78,7 +94,7 @@ def synthetic_day(seed: int, symbol: str, session: Session) -> DayBars:
     n = session.minutes
     rng = np.random.default_rng(_stable_int(seed, symbol, session.date.isoformat()))
     level = _price_level(symbol, session.date) * float(np.exp(rng.normal(0.0, 0.01)))
-    sigma = 0.0006 * level  # per-minute sd: ~1.2 % per day
+    sigma = 0.0004 * level  # per-minute sd: ~0.8 % per day from noise alone
     idx = np.arange(n)
     u = 1.0 + 1.5 * np.exp(-idx / 25.0) + 0.6 * np.exp(-(n - 1 - idx) / 30.0)
     z = rng.normal(size=(n, 4))
@@ -89,7 +105,7 @@ def synthetic_day(seed: int, symbol: str, session: Session) -> DayBars:
     while i < n:
         seg = int(rng.integers(15, 60))
         trend = rng.random() < 0.5
-        drift = (1 if rng.random() < 0.5 else -1) * float(rng.uniform(0.35, 0.8)) * sigma if trend else 0.0
+        drift = (1 if rng.random() < 0.5 else -1) * float(rng.uniform(0.25, 0.6)) * sigma if trend else 0.0
         kappa = 0.0 if trend else 0.15
         anchor = prev
         for k in range(i, min(n, i + seg)):
@@ -154,8 +170,9 @@ def _read_table(path: pathlib.Path) -> pd.DataFrame:
 def _parse_times(col: pd.Series, tz: str) -> pd.DatetimeIndex:
     """Naive timestamps are local `tz` (New York); tz-aware ones are converted; epochs are UTC."""
     if pd.api.types.is_numeric_dtype(col):
-        unit = "ms" if float(col.abs().max()) > 1e11 else "s"
-        return pd.DatetimeIndex(pd.to_datetime(col, unit=unit, utc=True)).tz_convert(tz)
+        values = col.to_numpy(dtype=np.float64)
+        scale = 1_000_000 if float(np.nanmax(np.abs(values))) > 1e11 else 1_000_000_000  # ms or s -> ns
+        return pd.DatetimeIndex((values * scale).astype("int64"), tz="UTC").tz_convert(tz)
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         return pd.DatetimeIndex(col).tz_convert(tz)
     text = col.astype(str)
@@ -209,13 +226,14 @@ def load_bars(
         out[name] = pd.to_numeric(raw[src], errors="coerce").to_numpy(dtype=np.float64)
     df = pd.DataFrame(out, index=times)
     df.index.name = "timestamp"
-    df = df[~df.index.isna()].dropna(subset=["open", "high", "low", "close"])
-    df = df[~df.index.duplicated(keep="last")].sort_index()
+    keep = ~np.asarray(pd.isna(df.index))
+    df = df[keep].dropna(subset=["open", "high", "low", "close"])
+    df = df[~np.asarray(df.index.duplicated(keep="last"))].sort_index()
     for name in ("open", "high", "low", "close"):
         df[name] = df[name].round(4)
     df["volume"] = df["volume"].fillna(0).round().astype(np.int64)
     if regular_only and len(df):
-        df = df[_regular_mask(df.index)]
+        df = df[_regular_mask(pd.DatetimeIndex(df.index))]
     return df
 
 

@@ -1,0 +1,97 @@
+"""`breakout-bot sim`: run the simulator standalone (the lead wires configure/run into cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import pathlib
+import signal
+import sys
+import threading
+from types import FrameType
+
+from ..errors import UserError
+from .config import SimConfig
+from .server import SimServer
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 = any free port")
+    parser.add_argument("--symbols", default="AAPL", help="comma-separated symbols (default AAPL)")
+    parser.add_argument("--start", help="first trading date YYYY-MM-DD (default: next session / first in --data)")
+    parser.add_argument("--speed", type=float, default=600.0, help="virtual seconds per wall second (0 = frozen)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic bars and ids")
+    parser.add_argument("--data", help="CSV/Parquet one-minute bars instead of synthetic ones")
+    parser.add_argument("--key", default="simkey", help="API key id clients must send")
+    parser.add_argument("--secret", default="simsecret", help="API secret clients must send")
+    parser.add_argument("--partial-fills", action="store_true", help="fill market/limit orders in 2-3 pieces")
+    parser.add_argument("--latency-ms", type=int, default=0, help="order latency and REST response delay")
+
+
+def build_config(args: argparse.Namespace) -> SimConfig:
+    """Validate the flags into a SimConfig; bad input -> UserError (one line)."""
+    symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
+    if not symbols or not all(s.replace(".", "").isalnum() for s in symbols):
+        raise UserError(f"bad --symbols {args.symbols!r}: expected e.g. AAPL,MSFT")
+    start = None
+    if args.start:
+        try:
+            start = dt.date.fromisoformat(args.start)
+        except ValueError:
+            raise UserError(f"bad --start {args.start!r}: expected YYYY-MM-DD") from None
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"bad --port {args.port}: expected 0-65535")
+    if args.speed < 0:
+        raise UserError("bad --speed: must be >= 0")
+    if args.latency_ms < 0:
+        raise UserError("bad --latency-ms: must be >= 0")
+    data = None
+    if args.data:
+        data = pathlib.Path(args.data)
+        if not data.is_file():
+            raise UserError(f"cannot read --data {args.data}: no such file")
+    return SimConfig(symbols=symbols, start=start, speed=args.speed, seed=args.seed, data=data, key=args.key,
+                     secret=args.secret, host=args.host, port=args.port, partial_fills=args.partial_fills,
+                     latency_ms=args.latency_ms)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    try:
+        server = SimServer(cfg)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load --data {cfg.data}: {e}") from None
+    try:
+        url = server.start()
+    except OSError as e:
+        raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
+    print(f"listening on {url}", flush=True)
+    print(f"SIMULATED market: {', '.join(cfg.symbols)} from {server.clock.now().isoformat()} at {cfg.speed}x",
+          file=sys.stderr, flush=True)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    old_term = signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m breakout_bot.sim` until the lead wires `breakout-bot sim`."""
+    parser = argparse.ArgumentParser(prog="breakout-bot sim", description="Alpaca-compatible simulator")
+    configure(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code

@@ -1,0 +1,42 @@
+"""The simulator's API error: rendered as Alpaca's error body {"code","message", ...context}."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An Alpaca-style error (trading-api.json components.schemas.Error: code, message).
+
+    Codes follow Alpaca: 40010001 validation, 40110000 unauthorized, 40310000 forbidden/buying
+    power/qty, 40410000 not found, 42210000 unprocessable (prices), 42910000 rate limit.
+    `extra` fields are merged into the body, as Alpaca does (e.g. base_price, buying_power).
+    """
+
+    def __init__(self, status: int, code: int, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"code": self.code, "message": self.message}
+        out.update(self.extra)
+        return out
+
+
+def invalid(message: str, **extra: str) -> ApiError:
+    """422 with the generic validation code."""
+    return ApiError(422, 40010001, message, **extra)
+
+
+def unprocessable(message: str, **extra: str) -> ApiError:
+    """422 with the pricing/unprocessable code (sub-penny, bracket legs, not cancelable...)."""
+    return ApiError(422, 42210000, message, **extra)
+
+
+def forbidden(message: str, **extra: str) -> ApiError:
+    return ApiError(403, 40310000, message, **extra)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, 40410000, message)

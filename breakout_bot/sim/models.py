@@ -1,0 +1,84 @@
+"""Mutable state records of the simulated broker: orders, positions, executions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Statuses after which an order never changes again (trading-api.json components.schemas.OrderStatus).
+TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "stopped", "suspended"})
+# Statuses in which an order may match a tick (held legs wait for their parent).
+WORKING = frozenset({"new", "partially_filled", "accepted"})
+
+
+@dataclass
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    asset_id: str
+    side: str  # buy | sell
+    type: str  # market | limit | stop | stop_limit
+    time_in_force: str
+    qty: int
+    limit_price: float | None
+    stop_price: float | None
+    order_class: str  # "" (simple) | bracket | oco | oto
+    status: str
+    created_at: float
+    seq: int  # submission order: the matching priority and the tie-breaker everywhere
+    active_at: float  # submitted_at + latency: only ticks strictly after this can fill it
+    position_intent: str = ""
+    extended_hours: bool = False
+    updated_at: float = 0.0
+    submitted_at: float = 0.0
+    filled_at: float | None = None
+    expired_at: float | None = None
+    canceled_at: float | None = None
+    failed_at: float | None = None
+    replaced_at: float | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    filled_qty: int = 0
+    filled_notional: float = 0.0
+    legs: list[str] = field(default_factory=list)  # child order ids (bracket/oto/oco)
+    parent_id: str | None = None
+    triggered: bool = False  # a stop_limit whose stop was hit: it now rests as a limit
+    pieces: list[int] | None = None  # planned partial-fill sizes, consumed one per tick
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled_qty
+
+    @property
+    def avg_price(self) -> float | None:
+        return self.filled_notional / self.filled_qty if self.filled_qty else None
+
+
+@dataclass
+class Position:
+    symbol: str
+    asset_id: str
+    qty: int = 0  # signed: > 0 long, < 0 short
+    avg_entry_price: float = 0.0
+    realized_pl: float = 0.0
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One fill (partial or full) of one order."""
+
+    execution_id: str
+    order_id: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    time: float
+    cum_qty: int
+    leaves_qty: int
+    order_status: str
+    kind: str  # fill | partial_fill

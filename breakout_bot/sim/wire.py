@@ -1,0 +1,194 @@
+"""JSON shapes exactly as Alpaca sends them: decimals as strings, RFC3339 times, UUID ids.
+
+Each function cites the schema it follows. Market-data prices are JSON numbers (market-data spec);
+trading-API money and quantities are strings (trading-api.json).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import msgpack
+
+from .calendar import NY, Session
+from .models import Execution, Order, Position
+
+UTC = dt.timezone.utc
+
+
+def dec(x: float | int | None) -> str | None:
+    """A decimal string without float noise or trailing zeros: 150.0 -> "150", 0.1+0.2 -> "0.3"."""
+    if x is None:
+        return None
+    d = Decimal(repr(round(float(x), 8))).normalize()
+    text = format(d, "f")
+    return "0" if text in ("-0", "") else text
+
+
+def ts_utc(epoch: float | None) -> str | None:
+    """RFC3339 UTC with microseconds, e.g. 2024-03-04T14:30:01.000000Z (Alpaca order timestamps)."""
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ts_bar(epoch: float) -> str:
+    """Bar timestamps: whole seconds, Z (market-data-api.json stock_bar.t example)."""
+    return dt.datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ts_ny(epoch: float, fraction: bool = True) -> str:
+    """RFC3339 with the America/New_York offset (GET /v2/clock)."""
+    d = dt.datetime.fromtimestamp(epoch, NY)
+    return d.isoformat(timespec="microseconds" if fraction else "seconds")
+
+
+def order_json(o: Order, legs: list[Order] | None = None, stream: bool = False) -> dict[str, object]:
+    """trading-api.json components.schemas.Order (field list and order of EquityOrderResponse)."""
+    out: dict[str, object] = {
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "created_at": ts_utc(o.created_at),
+        "updated_at": ts_utc(o.updated_at),
+        "submitted_at": ts_utc(o.submitted_at),
+        "filled_at": ts_utc(o.filled_at),
+        "expired_at": ts_utc(o.expired_at),
+        "canceled_at": ts_utc(o.canceled_at),
+        "failed_at": ts_utc(o.failed_at),
+        "replaced_at": ts_utc(o.replaced_at),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
+        "asset_id": o.asset_id,
+        "symbol": o.symbol,
+        "asset_class": "us_equity",
+        "notional": None,
+        "qty": str(o.qty),
+        "filled_qty": str(o.filled_qty),
+        "filled_avg_price": dec(o.avg_price),
+        "order_class": o.order_class,
+        "order_type": o.type,
+        "type": o.type,
+        "side": o.side,
+        "position_intent": o.position_intent or None,
+        "time_in_force": o.time_in_force,
+        "limit_price": dec(o.limit_price),
+        "stop_price": dec(o.stop_price),
+        "status": o.status,
+        "extended_hours": o.extended_hours,
+        "legs": [order_json(leg, stream=stream) for leg in legs] if legs else None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "subtag": None,
+        "source": None,
+    }
+    if stream:
+        # The streaming example (docs streaming.md) also carries cancel_requested_at.
+        out["cancel_requested_at"] = ts_utc(o.canceled_at)
+    return out
+
+
+def trade_update(
+    event: str, order: dict[str, object], ts: float, ex: Execution | None = None, position_qty: int | None = None
+) -> dict[str, object]:
+    """Trading stream event data (docs api-references__trading-api__streaming.md): price, qty and
+    position_qty are strings and present on fill/partial_fill only; timestamp on all but `new`."""
+    data: dict[str, object] = {"event": event, "order": order}
+    if event not in ("new", "pending_new", "accepted"):
+        data["timestamp"] = ts_utc(ts)
+    if ex is not None:
+        data["execution_id"] = ex.execution_id
+        data["price"] = dec(ex.price)
+        data["qty"] = str(ex.qty)
+        data["position_qty"] = str(position_qty if position_qty is not None else 0)
+    return data
+
+
+def activity_id(ex: Execution) -> str:
+    """'<New York time, YYYYmmddHHMMSSmmm>::<execution_id>' like trading-api.json TradingActivities
+    example "20220202135509981::2d7be4ff-…" (transaction_time 18:55:09.981Z = 13:55:09.981 New York).
+    The part after '::' IS the trade_updates execution_id, so stream and REST fills dedupe on it."""
+    local = dt.datetime.fromtimestamp(ex.time, NY)
+    return local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}::{ex.execution_id}"
+
+
+def activity_json(ex: Execution) -> dict[str, object]:
+    """trading-api.json components.schemas.TradingActivities."""
+    return {
+        "id": activity_id(ex),
+        "activity_type": "FILL",
+        "transaction_time": ts_utc(ex.time),
+        "type": ex.kind,
+        "price": dec(ex.price),
+        "qty": str(ex.qty),
+        "side": ex.side,
+        "symbol": ex.symbol,
+        "leaves_qty": str(ex.leaves_qty),
+        "order_id": ex.order_id,
+        "cum_qty": str(ex.cum_qty),
+        "order_status": ex.order_status,
+    }
+
+
+def position_json(p: Position, price: float, lastday: float) -> dict[str, object]:
+    """trading-api.json components.schemas.Position (all numbers as strings; side long|short).
+    Intraday figures are measured against lastday_price (the previous session's last trade)."""
+    qty = p.qty
+    market_value = qty * price
+    cost_basis = qty * p.avg_entry_price
+    upl = market_value - cost_basis
+    intraday_base = qty * lastday
+    return {
+        "asset_id": p.asset_id,
+        "symbol": p.symbol,
+        "exchange": "NASDAQ",
+        "asset_class": "us_equity",
+        "asset_marginable": True,
+        "avg_entry_price": dec(p.avg_entry_price),
+        "qty": str(qty),
+        "qty_available": str(qty),
+        "side": "long" if qty > 0 else "short",
+        "market_value": dec(market_value),
+        "cost_basis": dec(cost_basis),
+        "unrealized_pl": dec(upl),
+        "unrealized_plpc": dec(upl / abs(cost_basis) if cost_basis else 0.0),
+        "unrealized_intraday_pl": dec(market_value - intraday_base),
+        "unrealized_intraday_plpc": dec((market_value - intraday_base) / abs(intraday_base) if intraday_base else 0),
+        "current_price": dec(price),
+        "lastday_price": dec(lastday),
+        "change_today": dec((price - lastday) / lastday if lastday else 0.0),
+    }
+
+
+def clock_json(now: float, is_open: bool, next_open: float, next_close: float) -> dict[str, object]:
+    """GET /v2/clock (trading-api.json components.schemas.Clock), New York offsets."""
+    return {
+        "timestamp": ts_ny(now),
+        "is_open": is_open,
+        "next_open": ts_ny(next_open, fraction=False),
+        "next_close": ts_ny(next_close, fraction=False),
+    }
+
+
+def calendar_json(s: Session, settlement: dt.date) -> dict[str, object]:
+    """GET /v2/calendar row (trading-api.json components.schemas.Calendar + session_open/close)."""
+    return {
+        "date": s.date.isoformat(),
+        "open": s.open_dt.strftime("%H:%M"),
+        "close": s.close_dt.strftime("%H:%M"),
+        "session_open": "0400",
+        "session_close": "2000",
+        "settlement_date": settlement.isoformat(),
+    }
+
+
+def bar_json(t: float, o: float, h: float, low: float, c: float, v: int, n: int, vw: float) -> dict[str, object]:
+    """market-data-api.json stock_bar: t RFC3339, o/h/l/c/vw numbers, v/n integers."""
+    return {"t": ts_bar(t), "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}
+
+
+def msgpack_timestamp(epoch: float) -> msgpack.Timestamp:
+    """The msgpack Timestamp ext type alpaca-trade-api's stream._cast expects for `t`."""
+    ns = round(epoch * 1e9)
+    return msgpack.Timestamp.from_unix_nano(ns)

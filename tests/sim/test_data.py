@@ -1,0 +1,113 @@
+"""Bar sources: the seeded synthetic generator and the CSV/Parquet loader."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from breakout_bot.sim import load_bars, synthetic_day, xnys
+from breakout_bot.sim.data import FileSource
+
+from .conftest import shared_minute_dir
+
+
+def test_synthetic_is_deterministic_and_consistent() -> None:
+    s = xnys().session(dt.date(2024, 3, 4))
+    assert s is not None
+    a, b, c = synthetic_day(7, "AAPL", s), synthetic_day(7, "AAPL", s), synthetic_day(8, "AAPL", s)
+    assert len(a) == 390
+    assert np.array_equal(a.c, b.c) and np.array_equal(a.v, b.v)
+    assert not np.array_equal(a.c, c.c)
+    assert (a.h >= np.maximum(a.o, a.c)).all() and (a.low <= np.minimum(a.o, a.c)).all()
+    assert np.array_equal(np.round(a.c, 2), a.c) and a.v.dtype == np.int64 and (a.v > 0).all()
+    assert a.t[0] == s.open and a.t[-1] == s.close - 60
+    half = xnys().session(dt.date(2015, 12, 24))
+    assert half is not None and len(synthetic_day(7, "AAPL", half)) == 210
+    # The strategy's 10-bar box is broken both ways during a day.
+    ups = sum(a.c[i] > a.h[i - 10 : i].max() for i in range(10, 390))
+    downs = sum(a.c[i] < a.low[i - 10 : i].min() for i in range(10, 390))
+    assert ups >= 3 and downs >= 3
+
+
+def _write(path: pathlib.Path, header: str, rows: list[str]) -> pathlib.Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_naive_new_york_and_regular_session(tmp_path: pathlib.Path) -> None:
+    p = _write(
+        tmp_path / "x.csv",
+        "Datetime,Open,High,Low,Close,Volume",
+        [
+            "2024-03-04 09:29:00,1,1,1,1,10",  # pre-market: dropped
+            "2024-03-04 09:30:00,10,11,9,10.5,100",
+            "2024-03-04 09:31:00,10.5,10.6,10.4,10.45,50",
+            "2024-03-04 09:31:00,10.5,10.7,10.4,10.55,60",  # duplicate: last wins
+            "2024-03-04 16:00:00,1,1,1,1,10",  # after the close: dropped
+        ],
+    )
+    df = load_bars(p)
+    assert list(df.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(df.index.tz) == "America/New_York"
+    assert df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    assert len(df) == 2 and df["close"].iloc[-1] == 10.55 and df["volume"].dtype == np.int64
+
+
+def test_csv_aliases_aware_times_and_symbol_column(tmp_path: pathlib.Path) -> None:
+    p = _write(
+        tmp_path / "y.csv",
+        "symbol,t,o,h,l,c,v",
+        [
+            "AAPL,2024-03-04T14:30:00Z,10,11,9,10.5,100",
+            "MSFT,2024-03-04T14:30:00Z,20,21,19,20.5,100",
+            "AAPL,2024-03-04T14:31:00+00:00,10.5,10.6,10.4,10.45,50",
+        ],
+    )
+    df = load_bars(p, symbol="AAPL")
+    assert len(df) == 2 and df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    with pytest.raises(ValueError):
+        load_bars(p)  # two symbols, none chosen
+    p2 = _write(
+        tmp_path / "z.csv",
+        "Date,Time,Open,High,Low,Close,Volume",
+        ["2015-12-24,12:59,1,1,1,1,1", "2015-12-24,13:00,1,1,1,1,1"],
+    )  # early close 13:00
+    assert len(load_bars(p2)) == 1
+
+
+def test_parquet_and_file_source(tmp_path: pathlib.Path) -> None:
+    idx = pd.date_range("2024-03-04 09:30", periods=5, freq="1min", tz="America/New_York")
+    frame = pd.DataFrame({"timestamp": idx, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 7})
+    p = tmp_path / "b.parquet"
+    frame.to_parquet(p)
+    df = load_bars(p)
+    assert len(df) == 5
+    src = FileSource(p, ("AAPL",))
+    assert src.first_session_date() == dt.date(2024, 3, 4)
+    s = xnys().session(dt.date(2024, 3, 4))
+    assert s is not None and len(src.day("AAPL", s)) == 5
+
+
+def test_missing_columns_raise(tmp_path: pathlib.Path) -> None:
+    p = _write(tmp_path / "bad.csv", "when,open,high,low,close", ["2024-03-04 09:30,1,1,1,1"])
+    with pytest.raises(ValueError):
+        load_bars(p)
+
+
+SHARED = shared_minute_dir()
+
+
+@pytest.mark.skipif(SHARED is None, reason="shared sample data not present")
+def test_shared_real_files() -> None:
+    assert SHARED is not None
+    goog = load_bars(SHARED / "lean_goog_1min.csv")
+    per_day = goog.groupby(goog.index.date).size()
+    assert per_day[dt.date(2015, 12, 24)] == 210  # the half day stops at 13:00
+    assert per_day[dt.date(2015, 12, 23)] == 390
+    yf = load_bars(SHARED / "spy_1min_2025-07_yfinance.csv")  # -04:00 offsets, extra columns, gaps
+    assert yf.index[0] == pd.Timestamp("2025-07-08 09:30", tz="America/New_York")
+    assert yf.groupby(yf.index.date).size().tolist() == [388, 390, 383, 389, 390]
