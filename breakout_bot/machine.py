@@ -241,6 +241,7 @@ class State:
     flattened: bool = False  # close - flatten_minutes reached and CloseAll sent
     unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
+    closing: bool = False  # CloseAll sent for an unprotected position: the legs' cancels must not re-send it
 
 
 def initial_state(symbol: str, params: Params | None = None) -> State:
@@ -330,7 +331,20 @@ def _start_search(state: State, exit_time: datetime | None) -> State:
         box_not_before=exit_time,
         entry=None,
         avg_entry_price=None,
+        closing=False,
     )
+
+
+def _resume_search(
+    state: State, exit_time: datetime | None, actions: list[Action]
+) -> tuple[State, list[Action]]:
+    """Back to searching after an exit / a dead entry: the clock decides first (no searching inside the
+    no-entry window), then the box forms at once when the exit bar has already closed."""
+    new_state, more = _on_time(_start_search(state, exit_time))
+    actions = [*actions, *more]
+    if new_state.phase is Phase.SEARCHING and new_state.box is None:
+        new_state, actions = _maybe_form_box(new_state, actions)
+    return new_state, actions
 
 
 def _flatten(state: State, reason: str) -> tuple[State, list[Action]]:
@@ -353,12 +367,25 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
     minutes_left = _minutes_left(state)
     assert minutes_left is not None
     if now >= session.close:
+        exposed = state.position_qty != 0 or state.phase in (
+            Phase.ORDER_SENT,
+            Phase.ORDER_SUBMITTED,
+            Phase.ACTIVE_TRADE,
+        )
+        if exposed and not state.flattened:
+            # The flatten window was skipped (no tick/bar between close - flatten_minutes and the close):
+            # still cancel and close rather than go to sleep holding a position or a working entry.
+            return _flatten(state, "session closed before the flatten")
         if state.phase is not Phase.DONE_FOR_THE_DAY:
             return _done(state, "session closed")
         return state, []
     if minutes_left <= p.flatten_minutes and not state.flattened:
         return _flatten(state, f"{p.flatten_minutes} minutes before the close")
     if state.phase is Phase.WAITING_FOR_OPEN and now >= session.open:
+        if state.position_qty != 0:
+            return replace(state, phase=Phase.ACTIVE_TRADE), [
+                Log("info", f"{state.symbol}: market open holding {state.position_qty}; managing it")
+            ]
         if minutes_left <= p.no_entry_minutes:
             return _done(state, "too close to the close to trade")
         return replace(state, phase=Phase.SEARCHING, box=None, box_not_before=None), [
@@ -373,7 +400,7 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
 
 def _protect(state: State) -> tuple[State, list[Action]]:
     """A position without a working stop: the guide's bracket is gone, so flatten rather than hope."""
-    return replace(state, unprotected=False), [
+    return replace(state, unprotected=False, closing=True), [
         Log("warning", f"{state.symbol}: position {state.position_qty} has no working stop; flattening"),
         CancelAll(state.symbol),
         CloseAll(state.symbol, "unprotected position"),
@@ -425,6 +452,11 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
     side = breakout_signal(box, bar.close)
     if side is None:
         return state, actions
+    if state.position_qty != 0:  # defensive: one position per symbol, whatever the path that got here
+        return replace(state, phase=Phase.ACTIVE_TRADE), [
+            *actions,
+            Log("warning", f"{state.symbol}: holding {state.position_qty} while searching; not entering"),
+        ]
     p = state.params
     if p.max_trades and state.trades_today >= p.max_trades:
         return _done(state, f"max {p.max_trades} trades per day reached")
@@ -518,6 +550,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
     entry_cid = state.entry.client_order_id if state.entry else None
     leg = order_leg(order, entry_cid)
     actions: list[Action] = []
+    previous_qty = state.position_qty
     fill = _fill_of(state, event, leg)
     if fill is not None:
         if fill.execution_id in state.seen_executions:
@@ -535,7 +568,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
                 actions.append(
                     Log("info", f"{state.symbol}: entry filled {fill.qty} @ {fill.price}; in trade")
                 )
-            return _after_position_change(state, actions, event.timestamp)
+            return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
         if event.event in ACK_EVENTS and phase is Phase.ORDER_SENT:
             return replace(state, phase=Phase.ORDER_SUBMITTED), [
                 *actions,
@@ -547,33 +580,82 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
                     *actions,
                     Log("info", f"{state.symbol}: entry {event.event} after a partial fill; in trade"),
                 ]
-            new_state = _start_search(state, event.timestamp)
-            return new_state, [
-                *actions,
-                Log("warning", f"{state.symbol}: entry {event.event}; searching again"),
-            ]
+            return _resume_search(
+                state,
+                event.timestamp,
+                [*actions, Log("warning", f"{state.symbol}: entry {event.event}; searching again")],
+            )
         return state, actions
 
     # An exit leg (take-profit, stop, flatten) or a stranger's order on our symbol.
     if fill is not None:
         actions.append(Log("info", f"{state.symbol}: {leg} filled {fill.qty} @ {fill.price}"))
-        return _after_position_change(state, actions, event.timestamp)
+        return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
+    if (
+        leg == "entry"
+        and state.entry is None
+        and event.event in ACK_EVENTS
+        and order.is_open
+        and phase is Phase.SEARCHING
+        and state.position_qty == 0
+        and _is_todays_entry(state, order.client_order_id)
+    ):
+        # One of our entries is working although we believed it dead (e.g. a SubmitFailed that was wrong):
+        # adopt it, so that no second entry goes out next to it.
+        number = _entry_number(order.client_order_id)
+        return replace(
+            state,
+            phase=Phase.ORDER_SUBMITTED,
+            entry=_entry_from_order(order, state),
+            entries_sent_today=max(state.entries_sent_today, number),
+        ), [
+            *actions,
+            Log("warning", f"{state.symbol}: entry {order.client_order_id} is working; adopting it"),
+        ]
     if (
         leg == "stop_loss"
         and event.event in TERMINAL_WITHOUT_FILL
         and state.position_qty != 0
         and state.phase is Phase.ACTIVE_TRADE
         and not state.flattened
+        and not state.closing
     ):
         new_state, protect = _protect(state)
         return new_state, actions + protect
     return state, actions
 
 
-def _after_position_change(state: State, actions: list[Action], when: datetime) -> tuple[State, list[Action]]:
+_PRE_TRADE = (Phase.WAITING_FOR_OPEN, Phase.SEARCHING, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED)
+
+
+def _grew(previous_qty: Decimal, state: State) -> bool:
+    return abs(state.position_qty) > abs(previous_qty)
+
+
+def _is_todays_entry(state: State, cid: str) -> bool:
+    parsed = parse_client_order_id(cid)
+    return (
+        parsed is not None
+        and state.session is not None
+        and parsed[0] == state.symbol
+        and parsed[1] == state.session.date
+    )
+
+
+def _after_position_change(
+    state: State, actions: list[Action], when: datetime, grew: bool = False
+) -> tuple[State, list[Action]]:
     if state.position_qty != 0:
-        if state.phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
+        if state.phase in _PRE_TRADE:
             state = replace(state, phase=Phase.ACTIVE_TRADE)
+        elif state.phase is Phase.DONE_FOR_THE_DAY and state.flattened and grew:
+            # An entry filled after the flatten (its cancel lost the race): flatten again.
+            actions = [
+                *actions,
+                Log("warning", f"{state.symbol}: position {state.position_qty} opened after the flatten"),
+                CancelAll(state.symbol),
+                CloseAll(state.symbol, "still not flat after flatten"),
+            ]
         return state, actions
     if state.phase is Phase.ACTIVE_TRADE:
         return _position_closed(state, actions, when)
@@ -595,12 +677,10 @@ def _position_closed(state: State, actions: list[Action], when: datetime) -> tup
             _start_search(state, when), f"daily loss limit {p.max_daily_loss:.2f} reached"
         )
         return new_state, actions + more
-    new_state = _start_search(state, when)
-    left = _minutes_left(new_state)
-    if left is not None and left <= p.no_entry_minutes:
-        new_state, more = _done(new_state, f"no new entry in the last {p.no_entry_minutes} minutes")
-        return new_state, actions + more
-    return new_state, [*actions, Log("info", f"{state.symbol}: searching for the next breakout")]
+    new_state, actions = _resume_search(state, when, actions)
+    if new_state.phase is Phase.SEARCHING:
+        actions.append(Log("info", f"{state.symbol}: searching for the next breakout"))
+    return new_state, actions
 
 
 def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Action]]:
@@ -608,12 +688,16 @@ def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Ac
         return state, []
     if state.phase not in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED) or state.position_qty != 0:
         return state, [Log("warning", f"{state.symbol}: late submit failure ignored: {event.reason}")]
-    return _start_search(state, state.now), [
-        Log(
-            "warning",
-            f"{state.symbol}: entry {event.client_order_id} refused: {event.reason}; searching again",
-        )
-    ]
+    return _resume_search(
+        state,
+        state.now,
+        [
+            Log(
+                "warning",
+                f"{state.symbol}: entry {event.client_order_id} refused: {event.reason}; searching again",
+            )
+        ],
+    )
 
 
 def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
@@ -631,7 +715,7 @@ def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Acti
             CancelAll(state.symbol),
             CloseAll(state.symbol, "still not flat after flatten"),
         ]
-    if event.qty != 0 and state.phase in (Phase.SEARCHING, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+    if event.qty != 0 and state.phase in _PRE_TRADE:
         state = replace(state, phase=Phase.ACTIVE_TRADE)
     more_state, more = _on_time(state)
     return more_state, actions + more
@@ -667,6 +751,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
             entry=None,
             avg_entry_price=None,
             seen_executions=frozenset(),
+            closing=False,
         )
     bars = tuple(
         b
@@ -705,6 +790,12 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         return new_state, actions + more
 
     base = replace(base, unprotected=False)
+    if base.flattened:
+        # Flattened today: stay done; an order still working (the CancelAll not yet through) is cancelled again.
+        base = replace(base, phase=Phase.DONE_FOR_THE_DAY)
+        if any(o.is_open for o in ours):
+            actions.append(CancelAll(state.symbol))
+        return base, actions
     if working_entry is not None:
         entry = base.entry
         if entry is None or entry.client_order_id != working_entry.client_order_id:
@@ -715,6 +806,20 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         new_state, more = _on_time(replace(base, phase=Phase.ORDER_SUBMITTED, entry=entry))
         return new_state, actions + more
 
+    if (
+        base.phase is Phase.ORDER_SENT
+        and base.entry is not None
+        and event.entries_sent_today < _entry_number(base.entry.client_order_id)
+    ):
+        # Our submission is still in flight (or its outcome unknown): the broker has not seen its
+        # client_order_id yet, so "no working entry" proves nothing. Wait for the ack or a SubmitFailed
+        # rather than search (and maybe send a second entry next to the first).
+        new_state, more = _on_time(base)
+        return new_state, [
+            *actions,
+            Log("info", f"{state.symbol}: entry {base.entry.client_order_id} not seen at the broker yet"),
+            *more,
+        ]
     if base.phase in (Phase.ACTIVE_TRADE, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
         # Flat with nothing working: the trade ended (or the entry never arrived) while we were not looking.
         if base.phase is Phase.ACTIVE_TRADE:
@@ -733,6 +838,11 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
     if new_state.phase is Phase.SEARCHING and new_state.box is None:
         new_state, more = _maybe_form_box(new_state, more)
     return new_state, actions + more
+
+
+def _entry_number(cid: str) -> int:
+    parsed = parse_client_order_id(cid)
+    return parsed[2] if parsed is not None else 0
 
 
 def _entry_from_order(order: OrderSnapshot, state: State) -> SubmitBracket:

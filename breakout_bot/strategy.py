@@ -19,6 +19,9 @@ Side = Literal["buy", "sell"]
 BAR_LENGTH = timedelta(minutes=1)
 PENNY = Decimal("0.01")
 SUB_DOLLAR_TICK = Decimal("0.0001")
+# Alpaca: take_profit.limit_price >= base_price + 0.01 and stop_loss.stop_price <= base_price - 0.01 (buy;
+# mirrored for a sell), whatever the price level.
+MIN_LEG_DISTANCE = Decimal("0.01")
 # Snapping to 1e-6 before directional rounding removes float noise (|noise| ~ 1e-12) while keeping
 # every real sub-tick digit (ticks are >= 1e-4).
 _NOISE_DECIMALS = 6
@@ -125,23 +128,30 @@ def bracket_prices(box: Box, side: Side) -> Bracket:
 def bracket_skip_reason(bracket: Bracket, last_price: float) -> str | None:
     """Why Alpaca would reject this bracket at `last_price`, or None when it is valid.
 
-    Alpaca requires take_profit >= base + 0.01 and stop <= base - 0.01 for a buy (mirrored for a sell);
+    Alpaca requires take_profit >= base + 0.01 and stop <= base - 0.01 for a buy (mirrored for a sell),
+    $0.01 even for sub-dollar prices;
     a breakout bar that already closed at or beyond the take-profit makes the trade invalid: skip it.
     A stop price must also stay positive (a short on a cheap stock can push it to zero: skip then)."""
     price = Decimal(repr(round(last_price, _NOISE_DECIMALS)))
-    tick = tick_size(price)
+    # Alpaca's threshold is a flat $0.01 at every price level (also below $1, where the tick is
+    # $0.0001): a sub-dollar take-profit one tick past the close is still rejected.
+    step = MIN_LEG_DISTANCE
     if bracket.stop_price <= 0 or bracket.take_profit_price <= 0:
         return "bracket price not positive"
     if bracket.side == "buy":
-        if bracket.take_profit_price < price + tick:
-            return f"close {price} already at/above take-profit {bracket.take_profit_price}"
-        if bracket.stop_price > price - tick:
-            return f"stop {bracket.stop_price} not below close {price}"
+        if bracket.take_profit_price < price + step:
+            return (
+                f"close {price} already within {step} of (or above) take-profit {bracket.take_profit_price}"
+            )
+        if bracket.stop_price > price - step:
+            return f"stop {bracket.stop_price} not at least {step} below close {price}"
     else:
-        if bracket.take_profit_price > price - tick:
-            return f"close {price} already at/below take-profit {bracket.take_profit_price}"
-        if bracket.stop_price < price + tick:
-            return f"stop {bracket.stop_price} not above close {price}"
+        if bracket.take_profit_price > price - step:
+            return (
+                f"close {price} already within {step} of (or below) take-profit {bracket.take_profit_price}"
+            )
+        if bracket.stop_price < price + step:
+            return f"stop {bracket.stop_price} not at least {step} above close {price}"
     return None
 
 
