@@ -8,8 +8,11 @@ when the bot waits, which makes simulated sessions fast and repeatable).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
+
+HttpJson = Callable[[str, dict[str, Any] | None], dict[str, Any]]
 
 
 class Clock(Protocol):
@@ -99,3 +102,57 @@ class SimulatorClock:
             self._virtual.advance_to(self._virtual.now() + timedelta(seconds=seconds))
         else:
             time.sleep(seconds / self._virtual.speed)
+
+
+class RemoteSimulatorClock:
+    """The virtual clock of a `breakout-bot sim` running in another process (fault suite, demos).
+
+    Reads {now, speed} from GET /sim/state and extrapolates locally, re-reading it at most every quarter
+    of a wall second (another process, e.g. a fault injector, may move the clock too).
+    Loopback only: this is a development tool, never a route to a real broker.
+    """
+
+    def __init__(self, base_url: str, http_get: HttpJson, http_post: HttpJson) -> None:
+        self._base = base_url.rstrip("/")
+        self._get = http_get
+        self._post = http_post
+        self._anchor_virtual = 0.0
+        self._anchor_wall = -1e9
+        self._speed = 0.0
+        self._sync()
+
+    def _sync(self, state: dict[str, Any] | None = None) -> None:
+        state = state or self._get(f"{self._base}/sim/state", None)
+        self._anchor_virtual = datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00")).timestamp()
+        self._anchor_wall = time.monotonic()
+        self._speed = float(state["speed"])
+
+    @property
+    def stepped(self) -> bool:
+        return self._speed <= 0
+
+    def now(self) -> datetime:
+        if time.monotonic() - self._anchor_wall > 0.25:
+            self._sync()
+        elapsed = (time.monotonic() - self._anchor_wall) * self._speed
+        return datetime.fromtimestamp(self._anchor_virtual + elapsed, timezone.utc)
+
+    def wall_timeout(self, until: datetime) -> float:
+        if self.stepped:
+            return 0.0
+        return max(0.0, (until - self.now()).total_seconds() / self._speed)
+
+    def reached(self, until: datetime) -> None:
+        if self.stepped and until > self.now():
+            self._sync(self._post(f"{self._base}/sim/clock", {"advance_to": until.isoformat()}))
+
+    def monotonic(self) -> float:
+        return self.now().timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if self.stepped:
+            self.reached(self.now() + timedelta(seconds=seconds))
+        else:
+            time.sleep(seconds / self._speed)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from .strategy import (
     Bar,
@@ -57,6 +58,7 @@ OPEN_STATUSES = frozenset(
 STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 CLIENT_ORDER_PREFIX = "bb"
+_NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True, slots=True)
@@ -867,7 +869,7 @@ def status_line(state: State) -> dict[str, str]:
     return {
         "symbol": state.symbol,
         "phase": state.phase.value,
-        "last_bar": f"{last.t:%H:%M} c={last.close}" if last else "-",
+        "last_bar": f"{last.t.astimezone(_NEW_YORK):%H:%M} c={last.close}" if last else "-",
         "box": f"{box.low:.2f}-{box.high:.2f} r={box.range:.2f}" if box else "-",
         "position": str(state.position_qty),
         "realized": f"{state.realized_pnl_today:.2f}",

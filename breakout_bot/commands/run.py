@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
 from ..clock import Clock, SimulatorClock, VirtualClockLike, WallClock
@@ -61,6 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sim.add_argument("--seed", type=int, default=7, help="synthetic data seed (default 7)")
     sim.add_argument("--partial-fills", action="store_true", help="simulate partial fills")
+    sim.add_argument(
+        "--sim-clock",
+        action="store_true",
+        help="keys point at a separately started `breakout-bot sim` on loopback: follow its virtual clock",
+    )
 
 
 def _symbols(args: argparse.Namespace) -> list[str]:
@@ -107,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from ..broker.ratelimit import RateLimiter
 
     assert settings.key_id is not None and settings.secret_key is not None
-    clock = WallClock()
+    clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
     broker = AlpacaBroker(
         settings.key_id,
         settings.secret_key,
@@ -122,6 +129,28 @@ def run(args: argparse.Namespace) -> int:
     )
     days = 1 if args.once else args.days
     return _trade(broker, clock, journal, settings, params, display, days)
+
+
+def _remote_sim_clock(base_url: str) -> Clock:
+    import requests
+
+    from ..clock import RemoteSimulatorClock
+
+    if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError("--sim-clock: APCA_API_BASE_URL must be a simulator on loopback (127.0.0.1)")
+
+    def get(url: str, _body: dict[str, Any] | None) -> dict[str, Any]:
+        return dict(requests.get(url, timeout=10).json())
+
+    def post(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        return dict(requests.post(url, json=body, timeout=30).json())
+
+    try:
+        return RemoteSimulatorClock(base_url, get, post)
+    except requests.RequestException as exc:
+        raise BrokerUnavailable(
+            f"--sim-clock: simulator at {base_url} unreachable ({type(exc).__name__})"
+        ) from None
 
 
 def _confirm_live(args: argparse.Namespace, settings: Settings) -> None:
@@ -222,8 +251,9 @@ def _run_simulated(
             sleep=clock.sleep,
         )
         days = 1 if args.once else (args.days or settings.days or 1)
+        first_new = len(journal)
         code = _trade(broker, clock, journal, settings, params, display, days)
-        _print_summary(display, journal, settings, base_url, key, secret)
+        _print_summary(display, journal, settings, first_new)
         return code
 
 
@@ -251,16 +281,16 @@ def _simulator(
         server.stop()
 
 
-def _print_summary(
-    display: StatusDisplay, journal: Journal, settings: Settings, base_url: str, key: str, secret: str
-) -> None:
-    fills = [r for r in journal.records() if r.symbol in settings.symbols]
-    realized = Decimal(0)
+def _print_summary(display: StatusDisplay, journal: Journal, settings: Settings, first_new: int) -> None:
+    """What this simulated run did: its own fills (not the journal's history) and the final positions."""
+    fills = [r for r in journal.records()[first_new:] if r.symbol in settings.symbols]
+    cash = Decimal(0)
     for record in fills:
-        signed = Decimal(record.qty) * Decimal(record.price)
-        realized += signed if record.side == "sell" else -signed
+        value = Decimal(record.qty) * Decimal(record.price)
+        cash += value if record.side == "sell" else -value
     display.print(
-        f"simulated session finished: {len(fills)} fills in {settings.journal_path}; cash flow {realized:+.2f}"
+        f"simulated run finished: {len(fills)} new fills recorded in {settings.journal_path}; "
+        f"realized P&L {cash:+.2f} (when flat)"
     )
 
 
