@@ -1,0 +1,249 @@
+"""Bounded retries for broker calls, and the mapping of HTTP failures to our BrokerError types.
+
+Policy (DESIGN.md "Lessons from the bugs of peers"):
+
+* 429, 500, 502, 503, 504, timeouts and connection errors are transient: an *idempotent* call is
+  retried with jittered exponential backoff (honouring Retry-After / X-Ratelimit-Reset, capped).
+* 401, and 403 without Alpaca's rejection code, are authentication failures: BrokerAuthError at once.
+* 403 with code 40310000 (buying power, qty, not shortable...) is a BrokerRejected, never retried.
+* 404 is BrokerNotFound; 400/422 are BrokerRejected; none is retried.
+* A *non-idempotent* call (an order submission) is never retried here: a transient failure raises
+  OrderOutcomeUnknown, and the caller resolves the outcome by client_order_id.
+
+This module knows nothing of alpaca-trade-api: it classifies exceptions by duck typing
+(``status_code``/``code``/``response`` attributes as on alpaca_trade_api.rest.APIError, or a
+``requests.HTTPError``), so the adapter stays the only importer of the library.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+
+from .base import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, BrokerUnavailableError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REJECTION_CODE_403 = 40310000
+
+
+class OrderOutcomeUnknown(BrokerError):
+    """A non-idempotent request (order submission) hit a timeout, 5xx or 429: it may or may not have
+    reached the broker. Resolve with a lookup by client_order_id; never by blindly sending again."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong with one attempt, independent of the exception type."""
+
+    kind: str  # "http" | "timeout" | "connection" | "other"
+    status: int | None = None
+    code: int | None = None
+    message: str = ""
+    retry_after: float | None = None  # seconds, from Retry-After / X-Ratelimit-Reset
+
+    @property
+    def transient(self) -> bool:
+        if self.kind in ("timeout", "connection"):
+            return True
+        return self.kind == "http" and self.status in RETRY_STATUSES
+
+
+def _response_of(exc: BaseException) -> Any:
+    resp = getattr(exc, "response", None)
+    return resp if resp is not None and hasattr(resp, "status_code") else None
+
+
+def _body(resp: Any) -> Mapping[str, Any] | None:
+    try:
+        body = resp.json()
+    except (ValueError, AttributeError, json.JSONDecodeError):
+        return None
+    return body if isinstance(body, Mapping) else None
+
+
+def _retry_after(headers: Mapping[str, str] | None, epoch_now: Callable[[], float]) -> float | None:
+    """Seconds to wait according to the response headers, or None when they say nothing usable."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    ra = lower.get("retry-after")
+    if ra:
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(ra)
+                return max(0.0, when.timestamp() - epoch_now())
+            except (TypeError, ValueError):
+                pass
+    reset = lower.get("x-ratelimit-reset")
+    if reset:
+        try:
+            delta = float(reset) - epoch_now()
+        except ValueError:
+            return None
+        # An epoch reset time is only meaningful when our clock agrees with the server's (the
+        # simulator's virtual clock does not): trust it only inside one rate-limit window.
+        return delta if 0.0 <= delta <= 61.0 else None
+    return None
+
+
+def classify(exc: BaseException, epoch_now: Callable[[], float] = time.time) -> Failure:
+    """Map any exception from an HTTP call to a Failure."""
+    if isinstance(exc, requests.Timeout | TimeoutError):
+        return Failure("timeout", message=f"timeout: {type(exc).__name__}")
+    if isinstance(exc, requests.ConnectionError | ConnectionError):
+        return Failure("connection", message=f"connection error: {type(exc).__name__}")
+    resp = _response_of(exc)
+    status = getattr(exc, "status_code", None)
+    if status is None and resp is not None:
+        status = resp.status_code
+    if status is None:
+        if isinstance(exc, requests.RequestException):
+            # chunked-encoding / decoding / truncated-body errors: the exchange broke mid-way.
+            return Failure("connection", message=f"request error: {type(exc).__name__}")
+        return Failure("other", message=f"{type(exc).__name__}: {exc}")
+    body = _body(resp) if resp is not None else None
+    code: int | None = None
+    raw_code = getattr(exc, "code", None)
+    if body is not None and "code" in body:
+        raw_code = body.get("code")
+    if isinstance(raw_code, int) and raw_code != status:
+        code = raw_code
+    elif isinstance(raw_code, str) and raw_code.isdigit() and int(raw_code) != status:
+        code = int(raw_code)
+    message = ""
+    if body is not None and isinstance(body.get("message"), str):
+        message = str(body["message"])
+    if not message:
+        text = str(exc)
+        if not text and resp is not None:
+            text = (getattr(resp, "text", "") or "")[:200]
+        message = text
+    headers = getattr(resp, "headers", None) if resp is not None else None
+    return Failure(
+        "http",
+        status=int(status),
+        code=code,
+        message=message,
+        retry_after=_retry_after(headers, epoch_now),
+    )
+
+
+def to_broker_error(f: Failure, what: str = "") -> BrokerError:
+    """The BrokerError for a non-transient (or exhausted) failure."""
+    prefix = f"{what}: " if what else ""
+    detail = f"{prefix}{f.message}" if f.message else f"{prefix}{f.kind}"
+    if f.status is not None:
+        detail += f" (HTTP {f.status}" + (f", code {f.code})" if f.code else ")")
+    if f.kind == "http" and f.status is not None:
+        if f.status == 401:
+            return BrokerAuthError(detail)
+        if f.status == 403:
+            # Alpaca answers "insufficient buying power", "insufficient qty", "not allowed to short"
+            # with 403 + code 40310000: a rejection of this request. A bare 403 / "forbidden" means
+            # the keys (or the plan) may not do this at all: an auth problem.
+            bare = f.message.strip().lower().rstrip(".") in ("", "forbidden")
+            if f.code == REJECTION_CODE_403 and not bare:
+                return BrokerRejected(detail, status=403, code=f.code)
+            return BrokerAuthError(detail)
+        if f.status == 404:
+            return BrokerNotFound(detail)
+        if f.status in (400, 409, 422):
+            return BrokerRejected(detail, status=f.status, code=f.code)
+        if f.status in RETRY_STATUSES:
+            return BrokerUnavailableError(detail)
+        if 400 <= f.status < 500:
+            return BrokerRejected(detail, status=f.status, code=f.code)
+        return BrokerUnavailableError(detail)
+    if f.kind in ("timeout", "connection"):
+        return BrokerUnavailableError(detail)
+    return BrokerError(detail)
+
+
+def backoff_delay(
+    attempt: int,
+    failure: Failure | None,
+    *,
+    base_delay: float,
+    max_delay: float,
+    rng: Callable[[], float],
+) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): jittered exponential backoff,
+    or the server's Retry-After/X-Ratelimit-Reset when it gives one; never more than max_delay."""
+    if failure is not None and failure.retry_after is not None:
+        return min(max_delay, failure.retry_after + base_delay * rng())
+    expo = min(max_delay, base_delay * (2 ** (attempt - 1)))
+    # "equal jitter": half fixed, half random, so concurrent callers spread out but still back off.
+    return min(max_delay, expo / 2 + (expo / 2) * rng())
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    idempotent: bool,
+    what: str = "",
+    max_attempts: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+    epoch_now: Callable[[], float] = time.time,
+    scrub: Callable[[str], str] = lambda s: s,
+) -> T:
+    """Run `fn` with the retry policy of this module; raise a BrokerError subclass on failure.
+
+    ``scrub`` is applied to every message we build (the adapter passes one that removes its keys).
+    """
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be >= 1")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except BrokerError:
+            raise
+        except Exception as exc:
+            failure = classify(exc, epoch_now)
+            failure = Failure(
+                failure.kind,
+                failure.status,
+                failure.code,
+                scrub(failure.message),
+                failure.retry_after,
+            )
+            if not failure.transient:
+                raise to_broker_error(failure, scrub(what)) from None
+            if not idempotent:
+                err = to_broker_error(failure, scrub(what))
+                raise OrderOutcomeUnknown(f"outcome unknown: {err}", status=failure.status) from None
+            if attempt >= max_attempts:
+                err = to_broker_error(failure, scrub(what))
+                raise BrokerUnavailableError(f"{err} (gave up after {attempt} attempts)") from None
+            delay = backoff_delay(attempt, failure, base_delay=base_delay, max_delay=max_delay, rng=rng)
+            log.warning(
+                "%s failed (%s); retry %d/%d in %.2fs",
+                scrub(what) or "broker call",
+                failure.message or failure.kind,
+                attempt,
+                max_attempts - 1,
+                delay,
+            )
+            sleep(delay)

@@ -1,0 +1,159 @@
+"""`breakout-bot check`: keys, account, market clock, assets and data feed, one ✔/✘ line each.
+
+Nothing is traded. Exit 0 when every check passes, 1 otherwise (also when no keys are configured:
+then `run` would trade the built-in simulator, which is said plainly).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ..broker.base import BrokerAuthError, BrokerError, BrokerNotFound
+from ..config import add_connection_arguments, add_symbol_argument, redact_key_id, settings_from_args
+
+if TYPE_CHECKING:
+    from ..broker.alpaca import AlpacaBroker
+
+NEW_YORK = ZoneInfo("America/New_York")
+OK = "✔"
+FAIL = "✘"
+DEFAULT_SYMBOL = "AAPL"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_symbol_argument(parser)
+    add_connection_arguments(parser)
+
+
+def _et(ts: datetime) -> str:
+    return ts.astimezone(NEW_YORK).strftime("%a %Y-%m-%d %H:%M ET")
+
+
+def _money(x: object) -> str:
+    try:
+        return f"${float(str(x)):,.2f}"
+    except ValueError:
+        return str(x)
+
+
+class _Report:
+    def __init__(self, out: Callable[[str], None] = print) -> None:
+        self.failed = 0
+        self._out = out
+
+    def line(self, ok: bool, what: str, detail: str) -> None:
+        if not ok:
+            self.failed += 1
+        self._out(f"{OK if ok else FAIL} {what}: {detail}")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    report = _Report()
+    if not settings.has_keys:
+        report.line(
+            False,
+            "keys",
+            "no Alpaca API keys configured (set APCA_API_KEY_ID and APCA_API_SECRET_KEY, or put them in .env)",
+        )
+        print(
+            "  without keys, `breakout-bot run` trades the built-in simulator (virtual money, loopback only);"
+            " get paper keys at https://app.alpaca.markets to trade Alpaca's paper account"
+        )
+        return 1
+    from ..broker.alpaca import AlpacaBroker
+
+    assert settings.key_id is not None and settings.secret_key is not None
+    broker = AlpacaBroker(
+        settings.key_id,
+        settings.secret_key,
+        base_url=settings.base_url,
+        data_url=settings.data_url,
+        data_stream_url=settings.stream_url,
+        feed=settings.feed,
+        max_attempts=2,
+    )
+    symbols = settings.symbols or (DEFAULT_SYMBOL,)
+    try:
+        _checks(broker, report, settings.mode, redact_key_id(settings.key_id) or "", symbols, settings.feed)
+    finally:
+        broker.close()
+    print(f"{'all checks passed' if not report.failed else f'{report.failed} check(s) failed'}")
+    return 1 if report.failed else 0
+
+
+def _checks(
+    broker: AlpacaBroker, report: _Report, mode: str, key_hint: str, symbols: tuple[str, ...], feed: str
+) -> None:
+    # 1. keys (and reachability): an account read
+    try:
+        account = broker.get_account()
+    except BrokerAuthError as exc:
+        report.line(False, "keys", f"{broker.base_url} refused key {key_hint} ({exc})")
+        return
+    except BrokerError as exc:
+        report.line(False, "keys", f"cannot reach {broker.base_url}: {exc}")
+        return
+    report.line(True, "keys", f"accepted by {broker.base_url} ({mode}, key {key_hint})")
+
+    # 2. account
+    usable = account.status.upper() == "ACTIVE" and not account.trading_blocked
+    detail = (
+        f"{account.status}, buying power {_money(account.buying_power)}, equity {_money(account.equity)}"
+        + ("" if account.shorting_enabled else ", shorting DISABLED (the strategy sells short)")
+        + (", trading BLOCKED" if account.trading_blocked else "")
+    )
+    report.line(usable and account.shorting_enabled, "account", detail)
+
+    # 3. market clock
+    try:
+        clock = broker.get_clock()
+        if clock.is_open:
+            report.line(True, "market clock", f"open now; closes {_et(clock.next_close)}")
+        else:
+            report.line(
+                True, "market clock", f"closed now ({_et(clock.timestamp)}); opens {_et(clock.next_open)}"
+            )
+    except BrokerError as exc:
+        report.line(False, "market clock", str(exc))
+
+    # 4. assets
+    for symbol in symbols:
+        try:
+            asset = broker.get_asset(symbol)
+        except BrokerNotFound:
+            report.line(False, f"asset {symbol}", "unknown at Alpaca")
+            continue
+        except BrokerError as exc:
+            report.line(False, f"asset {symbol}", str(exc))
+            continue
+        flags = [
+            asset.status,
+            "tradable" if asset.tradable else "NOT tradable",
+            "shortable" if asset.shortable else "NOT shortable",
+            "easy to borrow" if asset.easy_to_borrow else "hard to borrow",
+            "fractionable" if asset.fractionable else "not fractionable",
+        ]
+        ok = asset.status == "active" and asset.tradable and asset.shortable
+        report.line(ok, f"asset {symbol}", ", ".join(flags))
+
+    # 5. market data feed
+    for symbol in symbols:
+        try:
+            bar = broker.get_latest_bar(symbol)
+        except BrokerError as exc:
+            hint = " (free plans: use --feed iex)" if feed == "sip" else ""
+            report.line(False, f"data feed {feed}", f"{symbol}: {exc}{hint}")
+            continue
+        if bar is None:
+            report.line(False, f"data feed {feed}", f"{symbol}: no bars from {broker.data_url}")
+        else:
+            report.line(
+                True,
+                f"data feed {feed}",
+                f"{symbol}: latest bar {_et(bar.t)} close {bar.close:g} volume {bar.volume:g} ({broker.data_url})",
+            )

@@ -1,0 +1,89 @@
+"""AlpacaBroker without a server: secrets hygiene, construction, the library's knobs turned off."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import socket
+
+import pytest
+
+from breakout_bot.broker.alpaca import AlpacaBroker
+from breakout_bot.broker.base import BrokerUnavailableError
+
+KEY = "PKLEAKCHECK1234567"
+SECRET = "s3cr3t-DO-NOT-PRINT-abcdef0123456789"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make(**kw: object) -> AlpacaBroker:
+    url = f"http://127.0.0.1:{closed_port()}"
+    return AlpacaBroker(KEY, SECRET, url, url, url, sleep=lambda s: None, timeout=1.0, **kw)  # type: ignore[arg-type]
+
+
+def test_repr_and_str_hide_keys() -> None:
+    b = make()
+    for text in (repr(b), str(b), f"{b}", repr(b._rest), repr(b.limiter)):
+        assert KEY not in text and SECRET not in text
+    assert "127.0.0.1" in repr(b)
+
+
+def test_cannot_be_pickled() -> None:
+    with pytest.raises(TypeError):
+        pickle.dumps(make())
+
+
+def test_errors_never_carry_keys(caplog: pytest.LogCaptureFixture) -> None:
+    b = make(max_attempts=2)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(BrokerUnavailableError) as info:
+        b.get_account()
+    for text in (str(info.value), repr(info.value), caplog.text):
+        assert KEY not in text and SECRET not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_scrub() -> None:
+    b = make()
+    assert b.scrub(f"key={KEY} secret={SECRET}") == "key=*** secret=***"
+
+
+def test_library_retries_and_env_are_neutralised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APCA_RETRY_MAX", "9")
+    monkeypatch.setenv("APCA_API_OAUTH_TOKEN", "someone-elses-token")
+    monkeypatch.setenv("APCA_API_DATA_URL", "https://data.alpaca.markets")
+    monkeypatch.setenv("APCA_API_VERSION", "v1")
+    b = make()
+    assert b._rest._retry == 0 and b._rest._retry_codes == []
+    assert b._rest._oauth is None and b._rest._api_version == "v2"
+    assert b._rest._data_url == b.data_url
+
+
+def test_requests_have_a_timeout_and_take_a_limiter_slot() -> None:
+    b = make(max_attempts=1)
+    with pytest.raises(BrokerUnavailableError):
+        b.get_clock()
+    assert b.limiter.total == 1 and b.requests_sent == 1
+
+
+def test_needs_keys() -> None:
+    with pytest.raises(ValueError):
+        AlpacaBroker("", "", "http://127.0.0.1:1", "http://127.0.0.1:1")
+
+
+def test_stream_status_details_never_carry_keys() -> None:
+    import queue
+
+    q: queue.Queue[tuple[str, str]] = queue.Queue()
+    b = make()
+    handle = b.stream_trade_updates(lambda u: None, lambda s, d: q.put((s, d)))
+    status, detail = q.get(timeout=10)
+    handle.stop()
+    assert status == "reconnecting"
+    assert KEY not in detail and SECRET not in detail
+    b.close()

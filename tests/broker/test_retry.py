@@ -1,0 +1,225 @@
+"""call_with_retries: which failures are retried, how long we wait, and what is raised."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from alpaca_trade_api.rest import APIError
+
+from breakout_bot.broker.base import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailableError,
+)
+from breakout_bot.broker.retry import (
+    OrderOutcomeUnknown,
+    backoff_delay,
+    call_with_retries,
+    classify,
+)
+
+
+def http_error(status: int, body: object = None, headers: dict[str, str] | None = None) -> requests.HTTPError:
+    resp = requests.Response()
+    resp.status_code = status
+    if isinstance(body, (dict, list)):
+        resp._content = json.dumps(body).encode()
+        resp.headers["Content-Type"] = "application/json"
+    else:
+        resp._content = (body or "").encode() if isinstance(body, str) else b""
+    resp.headers.update(headers or {})
+    return requests.HTTPError(f"{status} Error", response=resp)
+
+
+def api_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> APIError:
+    """What alpaca_trade_api raises for a JSON error body with a "message"."""
+    http = http_error(status, body, headers)
+    return APIError(body, http)
+
+
+class Script:
+    """fn() that raises the given exceptions in turn, then returns "ok"."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+def run(fn: Callable[[], Any], *, idempotent: bool = True, **kw: Any) -> tuple[Any, list[float]]:
+    sleeps: list[float] = []
+    kw.setdefault("rng", lambda: 0.5)
+    result = call_with_retries(fn, idempotent=idempotent, sleep=sleeps.append, **kw)
+    return result, sleeps
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(status: int) -> None:
+    fn = Script(
+        api_error(status, {"code": status * 100000, "message": "x"}), http_error(status, "plain text")
+    )
+    result, sleeps = run(fn)
+    assert result == "ok" and fn.calls == 3 and len(sleeps) == 2
+
+
+def test_timeouts_and_connection_errors_are_retried() -> None:
+    fn = Script(requests.ReadTimeout("slow"), requests.ConnectionError("refused"), requests.ConnectTimeout())
+    result, _ = run(fn)
+    assert result == "ok" and fn.calls == 4
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    fn = Script(*[requests.ReadTimeout() for _ in range(4)])
+    _, sleeps = run(fn, base_delay=1.0, max_delay=3.0, rng=lambda: 1.0)
+    assert sleeps == [1.0, 2.0, 3.0, 3.0]
+    _, sleeps = run(
+        Script(*[requests.ReadTimeout() for _ in range(4)]), base_delay=1.0, max_delay=30, rng=lambda: 0.0
+    )
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]  # equal jitter: at least half the exponential delay
+
+
+def test_gives_up_after_max_attempts() -> None:
+    fn = Script(*[http_error(503) for _ in range(10)])
+    with pytest.raises(BrokerUnavailableError, match="gave up after 3 attempts"):
+        run(fn, max_attempts=3)
+    assert fn.calls == 3
+
+
+def test_retry_after_header_is_respected_and_capped() -> None:
+    fn = Script(api_error(429, {"code": 42910000, "message": "too many"}, {"Retry-After": "3"}))
+    _, sleeps = run(fn, base_delay=0.5, rng=lambda: 0.0)
+    assert sleeps == [3.0]
+    fn = Script(api_error(429, {"message": "too many"}, {"Retry-After": "120"}))
+    _, sleeps = run(fn, max_delay=8.0)
+    assert sleeps == [8.0]
+
+
+def test_ratelimit_reset_header() -> None:
+    fn = Script(http_error(429, "Too Many Requests", {"X-Ratelimit-Reset": "1005"}))
+    _, sleeps = run(fn, epoch_now=lambda: 1000.0, rng=lambda: 0.0)
+    assert sleeps == [5.0]
+    # a reset time far from our clock (e.g. the simulator's virtual clock) is ignored: plain backoff
+    fn = Script(http_error(429, "Too Many Requests", {"X-Ratelimit-Reset": "99999999"}))
+    _, sleeps = run(fn, epoch_now=lambda: 1000.0, rng=lambda: 0.0, base_delay=0.5)
+    assert sleeps == [0.25]
+
+
+def test_401_is_auth_error_at_once() -> None:
+    fn = Script(api_error(401, {"code": 40110000, "message": "request is not authorized"}))
+    with pytest.raises(BrokerAuthError, match="not authorized"):
+        run(fn)
+    assert fn.calls == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, "Forbidden", {"message": "forbidden"}, {"code": 40310000, "message": "forbidden"}],
+)
+def test_bare_403_is_auth(body: object) -> None:
+    exc: BaseException = api_error(403, body) if isinstance(body, dict) else http_error(403, body)
+    fn = Script(exc)
+    with pytest.raises(BrokerAuthError):
+        run(fn)
+    assert fn.calls == 1
+
+
+def test_403_buying_power_is_a_rejection() -> None:
+    body = {
+        "buying_power": "176531.28",
+        "code": 40310000,
+        "cost_basis": "48640000",
+        "message": "insufficient buying power",
+    }
+    fn = Script(api_error(403, body))
+    with pytest.raises(BrokerRejected) as info:
+        run(fn)
+    assert info.value.status == 403 and info.value.code == 40310000
+    assert "insufficient buying power" in str(info.value)
+    assert fn.calls == 1
+
+
+def test_404_and_422() -> None:
+    with pytest.raises(BrokerNotFound, match="position does not exist"):
+        run(Script(api_error(404, {"code": 40410000, "message": "position does not exist"})))
+    fn = Script(
+        api_error(422, {"code": 42210000, "message": "invalid limit_price 290.123. sub-penny increment"})
+    )
+    with pytest.raises(BrokerRejected) as info:
+        run(fn)
+    assert info.value.status == 422 and info.value.code == 42210000 and fn.calls == 1
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.ReadTimeout("read timed out"),
+        requests.ConnectionError("reset"),
+        http_error(500),
+        http_error(504, {"code": 50410000, "message": "gateway timeout"}),
+        http_error(429, "Too Many Requests"),
+    ],
+)
+def test_non_idempotent_is_never_retried(exc: BaseException) -> None:
+    fn = Script(exc)
+    with pytest.raises(OrderOutcomeUnknown, match="outcome unknown") as info:
+        run(fn, idempotent=False)
+    assert fn.calls == 1
+    assert isinstance(info.value, BrokerError)
+    assert not isinstance(info.value, BrokerUnavailableError)  # distinguishable from "gave up"
+
+
+def test_non_idempotent_definitive_errors_keep_their_type() -> None:
+    with pytest.raises(BrokerRejected):
+        run(
+            Script(api_error(422, {"code": 40010001, "message": "client_order_id must be unique"})),
+            idempotent=False,
+        )
+    with pytest.raises(BrokerAuthError):
+        run(Script(http_error(401)), idempotent=False)
+
+
+def test_scrub_applies_to_messages() -> None:
+    fn = Script(api_error(422, {"code": 40010001, "message": "bad key PKSECRET123"}))
+    with pytest.raises(BrokerRejected) as info:
+        run(fn, scrub=lambda s: s.replace("PKSECRET123", "***"), what="GET PKSECRET123")
+    assert "PKSECRET123" not in str(info.value)
+
+
+def test_broker_errors_pass_through_untouched() -> None:
+    fn = Script(BrokerNotFound("nope"))
+    with pytest.raises(BrokerNotFound, match="nope"):
+        run(fn)
+    assert fn.calls == 1
+
+
+def test_unknown_exceptions_are_not_retried() -> None:
+    fn = Script(KeyError("x"))
+    with pytest.raises(BrokerError):
+        run(fn)
+    assert fn.calls == 1
+
+
+def test_classify_reads_code_from_body_and_apierror() -> None:
+    f = classify(api_error(403, {"code": 40310000, "message": "insufficient qty available"}))
+    assert (f.kind, f.status, f.code, f.transient) == ("http", 403, 40310000, False)
+    f = classify(http_error(503, "<html>down</html>"))
+    assert (f.status, f.code, f.transient) == (503, None, True)
+    assert classify(requests.ReadTimeout()).kind == "timeout"
+
+
+def test_backoff_delay_bounds() -> None:
+    for attempt in range(1, 10):
+        for r in (0.0, 0.3, 0.999):
+            d = backoff_delay(attempt, None, base_delay=0.5, max_delay=8.0, rng=lambda r=r: r)
+            assert 0 < d <= 8.0

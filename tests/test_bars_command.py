@@ -1,0 +1,152 @@
+"""`breakout-bot bars` against the simulator on loopback: download, resume, pagination, atomic writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+
+from breakout_bot import bars_cache
+from breakout_bot.cli import main
+
+KEY = "PKBARSTEST000001"
+SECRET = "bars-secret-0123456789"
+START = dt.date(2024, 3, 11)  # the simulator starts Monday 2024-03-11 09:25 ET: earlier days have closed
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    from breakout_bot.sim import SimConfig, SimServer
+
+    server = SimServer(SimConfig(symbols=("AAPL",), speed=0.0, seed=7, key=KEY, secret=SECRET, start=START))
+    url = server.start()
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for var in ("APCA_API_BASE_URL", "APCA_API_DATA_URL"):
+        monkeypatch.setenv(var, url)
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    server.url = url
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def bar_requests(url: str) -> int:
+    log = requests.get(f"{url}/sim/requests", timeout=5).json()
+    return sum(1 for r in log if r["path"] == "/v2/stocks/AAPL/bars")
+
+
+def run_bars(cache: Path, start: str = "2024-03-01", end: str = "2024-03-12", *extra: str) -> int:
+    return main(
+        ["bars", "--symbol", "AAPL", "--start", start, "--end", end, "--cache-dir", str(cache), *extra]
+    )
+
+
+def test_download_then_resume(sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "cache"
+    assert run_bars(cache) == 0
+    out = capsys.readouterr().out
+    days = ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    assert sorted(f.stem for f in (cache / "AAPL").glob("*.parquet")) == days
+    assert "2024-03-11: session not closed yet" in out
+    assert out.count(": 390 bars") == 6  # one progress line per day
+    assert bar_requests(sim.url) == 6
+    assert not [f for f in (cache / "AAPL").iterdir() if not f.name.endswith(".parquet")]  # no temp files
+
+    raw = pd.read_parquet(cache / "AAPL" / "2024-03-04.parquet")
+    assert list(raw.columns) == list(bars_cache.COLUMNS)
+    assert str(raw["timestamp"].dt.tz) == "UTC"
+    assert raw["timestamp"].iloc[0] == pd.Timestamp("2024-03-04 14:30", tz="UTC")
+    assert raw["timestamp"].iloc[-1] == pd.Timestamp("2024-03-04 20:59", tz="UTC")
+    assert raw["trade_count"].notna().all() and raw["vwap"].notna().all()
+
+    # resume: nothing is downloaded again
+    assert run_bars(cache) == 0
+    out = capsys.readouterr().out
+    assert out.count("cached, skipped") == 6 and "0 day(s) downloaded" in out
+    assert bar_requests(sim.url) == 6
+
+    # a missing day is fetched alone
+    (cache / "AAPL" / "2024-03-06.parquet").unlink()
+    assert run_bars(cache) == 0
+    assert bar_requests(sim.url) == 7
+
+
+def test_pages_are_all_fetched(sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from breakout_bot.broker import alpaca
+
+    monkeypatch.setattr(alpaca, "BARS_PAGE", 100)
+    cache = tmp_path / "cache"
+    assert run_bars(cache, "2024-03-04", "2024-03-04") == 0
+    assert bar_requests(sim.url) == 4  # 390 bars in pages of 100
+    assert len(pd.read_parquet(cache / "AAPL" / "2024-03-04.parquet")) == 390
+
+
+def test_read_cache_for_the_backtester(sim: Any, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert run_bars(cache, "2024-03-04", "2024-03-05") == 0
+    df = bars_cache.read_cache(cache, "AAPL")
+    assert list(df.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(df.index.tz) == "America/New_York" and df.index.name == "timestamp"
+    assert len(df) == 780 and df.index.is_monotonic_increasing and df.index.is_unique
+    assert df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    assert len(bars_cache.read_cache(cache / "AAPL", "AAPL")) == 780  # the symbol folder works too
+    assert len(bars_cache.read_cache(cache / "AAPL" / "2024-03-05.parquet", "AAPL")) == 390
+    from breakout_bot.backtest.data import load_bar_file
+
+    loaded = load_bar_file(cache, "AAPL")
+    assert len(loaded) == 780
+
+
+def test_weekend_range_and_bad_range(sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bars(tmp_path / "c", "2024-03-09", "2024-03-10") == 0
+    assert "no trading days" in capsys.readouterr().out
+    assert run_bars(tmp_path / "c", "2024-03-08", "2024-03-01") == 2
+    assert "before --start" in capsys.readouterr().err
+
+
+def test_bad_keys(
+    sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "wrong-secret-value")
+    assert run_bars(tmp_path / "c") == 3
+    err = capsys.readouterr().err
+    assert "refused" in err and "wrong-secret-value" not in err
+    assert not (tmp_path / "c" / "AAPL").exists() or not list((tmp_path / "c" / "AAPL").iterdir())
+
+
+def test_no_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    assert run_bars(tmp_path / "c") == 2
+    assert "needs Alpaca API keys" in capsys.readouterr().err
+
+
+def test_write_day_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"t": "2024-03-04T14:30:00Z", "o": 1, "h": 2, "l": 0.5, "c": 1.5, "v": 10, "n": 3, "vw": 1.2}]
+
+    def boom(self: pd.DataFrame, *a: object, **k: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(OSError):
+        bars_cache.write_day(tmp_path, "AAPL", dt.date(2024, 3, 4), rows)
+    assert list((tmp_path / "AAPL").iterdir()) == []  # neither the file nor a temp file
+    monkeypatch.undo()
+    path = bars_cache.write_day(tmp_path, "aapl", dt.date(2024, 3, 4), rows)
+    assert path == tmp_path / "AAPL" / "2024-03-04.parquet" and bars_cache.is_cached(
+        tmp_path, "AAPL", dt.date(2024, 3, 4)
+    )
+    assert bars_cache.cached_days(tmp_path, "AAPL") == [dt.date(2024, 3, 4)]
+
+
+def test_read_cache_empty(tmp_path: Path) -> None:
+    df = bars_cache.read_cache(tmp_path, "AAPL")
+    assert df.empty and str(df.index.tz) == "America/New_York"
