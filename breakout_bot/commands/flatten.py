@@ -61,4 +61,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print("flat")
     return 0
-

@@ -33,7 +33,9 @@ def build_universe(symbols: tuple[str, ...]) -> dict[str, Asset]:
     even when listed among the symbols (so NOSHORT can be given a tape and still refuse shorts)."""
     assets = {s: Asset(s, name=f"{s} (simulated)") for s in symbols}
     assets[NOSHORT] = Asset(NOSHORT, shortable=False, easy_to_borrow=False, name="Not shortable (sim)")
-    assets[HALTED] = Asset(HALTED, tradable=False, shortable=False, easy_to_borrow=False, name="Not tradable (sim)")
+    assets[HALTED] = Asset(
+        HALTED, tradable=False, shortable=False, easy_to_borrow=False, name="Not tradable (sim)"
+    )
     return assets
 
 

@@ -19,8 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 = any free port")
     parser.add_argument("--symbols", default="AAPL", help="comma-separated symbols (default AAPL)")
-    parser.add_argument("--start", help="first trading date YYYY-MM-DD (default: next session / first in --data)")
-    parser.add_argument("--speed", type=float, default=600.0, help="virtual seconds per wall second (0 = frozen)")
+    parser.add_argument(
+        "--start", help="first trading date YYYY-MM-DD (default: next session / first in --data)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=600.0, help="virtual seconds per wall second (0 = frozen)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic bars and ids")
     parser.add_argument("--data", help="CSV/Parquet one-minute bars instead of synthetic ones")
     parser.add_argument("--key", default="simkey", help="API key id clients must send")
@@ -51,9 +55,19 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         data = pathlib.Path(args.data)
         if not data.is_file():
             raise UserError(f"cannot read --data {args.data}: no such file")
-    return SimConfig(symbols=symbols, start=start, speed=args.speed, seed=args.seed, data=data, key=args.key,
-                     secret=args.secret, host=args.host, port=args.port, partial_fills=args.partial_fills,
-                     latency_ms=args.latency_ms)
+    return SimConfig(
+        symbols=symbols,
+        start=start,
+        speed=args.speed,
+        seed=args.seed,
+        data=data,
+        key=args.key,
+        secret=args.secret,
+        host=args.host,
+        port=args.port,
+        partial_fills=args.partial_fills,
+        latency_ms=args.latency_ms,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
     print(f"listening on {url}", flush=True)
-    print(f"SIMULATED market: {', '.join(cfg.symbols)} from {server.clock.now().isoformat()} at {cfg.speed}x",
-          file=sys.stderr, flush=True)
+    print(
+        f"SIMULATED market: {', '.join(cfg.symbols)} from {server.clock.now().isoformat()} at {cfg.speed}x",
+        file=sys.stderr,
+        flush=True,
+    )
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

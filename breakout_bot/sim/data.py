@@ -47,11 +47,21 @@ class DayBars:
         string join (the simulator answers a bars poll every virtual minute, often at 600x)."""
         if self._json is None:
             rows = []
-            for t, o, h, low, c, v, n, vw in zip(self.t.tolist(), self.o.tolist(), self.h.tolist(),
-                                                  self.low.tolist(), self.c.tolist(), self.v.tolist(),
-                                                  self.n.tolist(), self.vw.tolist(), strict=True):
+            for t, o, h, low, c, v, n, vw in zip(
+                self.t.tolist(),
+                self.o.tolist(),
+                self.h.tolist(),
+                self.low.tolist(),
+                self.c.tolist(),
+                self.v.tolist(),
+                self.n.tolist(),
+                self.vw.tolist(),
+                strict=True,
+            ):
                 stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                rows.append(json.dumps({"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}))
+                rows.append(
+                    json.dumps({"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw})
+                )
             object.__setattr__(self, "_json", rows)
         assert self._json is not None
         return self._json
@@ -262,8 +272,15 @@ def frame_to_days(df: pd.DataFrame, symbol: str) -> dict[dt.date, DayBars]:
         o, h, lo, c = (df[k].to_numpy(dtype=np.float64)[m] for k in ("open", "high", "low", "close"))
         v = df["volume"].to_numpy(dtype=np.int64)[m]
         result[day] = DayBars(
-            symbol, epochs[m], o, h, lo, c, v,
-            np.maximum(1, v // 80).astype(np.int64), np.round((h + lo + c) / 3.0, 4),
+            symbol,
+            epochs[m],
+            o,
+            h,
+            lo,
+            c,
+            v,
+            np.maximum(1, v // 80).astype(np.int64),
+            np.round((h + lo + c) / 3.0, 4),
         )
     return result
 

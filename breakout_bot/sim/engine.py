@@ -201,21 +201,52 @@ class Engine:
             if self.publishing and self.publish_data:
                 b = self._days[ev.symbol]
                 i = ev.bar
-                self.outbox.append(("data", {
-                    "T": "b", "S": ev.symbol, "o": float(b.o[i]), "h": float(b.h[i]), "l": float(b.low[i]),
-                    "c": float(b.c[i]), "v": int(b.v[i]), "t": float(b.t[i]), "n": int(b.n[i]),
-                    "vw": float(b.vw[i]),
-                }))
+                self.outbox.append(
+                    (
+                        "data",
+                        {
+                            "T": "b",
+                            "S": ev.symbol,
+                            "o": float(b.o[i]),
+                            "h": float(b.h[i]),
+                            "l": float(b.low[i]),
+                            "c": float(b.c[i]),
+                            "v": int(b.v[i]),
+                            "t": float(b.t[i]),
+                            "n": int(b.n[i]),
+                            "vw": float(b.vw[i]),
+                        },
+                    )
+                )
         elif ev.kind == SESSION_CLOSE:
             self._close_session(ev.t)
 
     def _publish_tick(self, sym: str, t: float, p: float, size: int) -> None:
         # Stream trade/quote shapes: docs realtime.md ("T":"t" / "T":"q"); t is converted per codec.
-        self.outbox.append(("data", {"T": "t", "S": sym, "i": int(t), "x": "V", "p": p, "s": size,
-                                     "c": ["@"], "z": "C", "t": t}))
-        self.outbox.append(("data", {"T": "q", "S": sym, "bx": "V", "bp": round(p - 0.01, 4), "bs": 1,
-                                     "ax": "V", "ap": round(p + 0.01, 4), "as": 1, "c": ["R"], "z": "C",
-                                     "t": t}))
+        self.outbox.append(
+            (
+                "data",
+                {"T": "t", "S": sym, "i": int(t), "x": "V", "p": p, "s": size, "c": ["@"], "z": "C", "t": t},
+            )
+        )
+        self.outbox.append(
+            (
+                "data",
+                {
+                    "T": "q",
+                    "S": sym,
+                    "bx": "V",
+                    "bp": round(p - 0.01, 4),
+                    "bs": 1,
+                    "ax": "V",
+                    "ap": round(p + 0.01, 4),
+                    "as": 1,
+                    "c": ["R"],
+                    "z": "C",
+                    "t": t,
+                },
+            )
+        )
 
     def _close_session(self, t: float) -> None:
         """The closing bell: day orders expire (event `expired`); marks roll for tomorrow."""
@@ -264,8 +295,12 @@ class Engine:
     def _next_piece(self, o: Order) -> int:
         if o.pieces is None:
             splittable = (
-                self.partial_fills and o.type in ("market", "limit") and o.parent_id is None
-                and o.order_class != "oco" and o.time_in_force != "fok" and o.remaining >= 2
+                self.partial_fills
+                and o.type in ("market", "limit")
+                and o.parent_id is None
+                and o.order_class != "oco"
+                and o.time_in_force != "fok"
+                and o.remaining >= 2
             )
             if splittable:
                 n = min(2 + o.seq % 2, o.remaining)
@@ -286,8 +321,16 @@ class Engine:
             o.filled_at = t
         self._book_fill(o.symbol, o.side, qty, price)
         ex = Execution(
-            execution_id=self._uuid(), order_id=o.id, symbol=o.symbol, side=o.side, qty=qty, price=price,
-            time=t, cum_qty=o.filled_qty, leaves_qty=o.remaining, order_status=o.status,
+            execution_id=self._uuid(),
+            order_id=o.id,
+            symbol=o.symbol,
+            side=o.side,
+            qty=qty,
+            price=price,
+            time=t,
+            cum_qty=o.filled_qty,
+            leaves_qty=o.remaining,
+            order_status=o.status,
             kind="fill" if full else "partial_fill",
         )
         self.executions.append(ex)
@@ -411,27 +454,48 @@ class Engine:
             day = dt.datetime.fromtimestamp(self.now, NY).date().isoformat()
             return {
                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "breakout-bot-sim/" + self.cfg.key)),
-                "admin_configurations": {}, "user_configurations": None,
-                "account_number": "PSIM00001", "status": "ACTIVE", "crypto_status": "INACTIVE",
-                "currency": "USD", "buying_power": wire.dec(round(bp, 2)),
+                "admin_configurations": {},
+                "user_configurations": None,
+                "account_number": "PSIM00001",
+                "status": "ACTIVE",
+                "crypto_status": "INACTIVE",
+                "currency": "USD",
+                "buying_power": wire.dec(round(bp, 2)),
                 "regt_buying_power": wire.dec(round(max(0.0, 2 * eq - (longs - shorts)), 2)),
                 "daytrading_buying_power": wire.dec(round(bp, 2)),
-                "options_buying_power": "0", "effective_buying_power": wire.dec(round(bp, 2)),
+                "options_buying_power": "0",
+                "effective_buying_power": wire.dec(round(bp, 2)),
                 "non_marginable_buying_power": wire.dec(round(max(0.0, self.cash), 2)),
-                "bod_dtbp": "0", "cash": wire.dec(round(self.cash, 2)), "accrued_fees": "0",
-                "pending_transfer_in": "0", "pending_transfer_out": "0",
-                "portfolio_value": wire.dec(round(eq, 2)), "pattern_day_trader": False,
-                "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
-                "created_at": "2024-01-02T14:30:00.000000Z", "trade_suspended_by_user": False,
-                "multiplier": wire.dec(self.cfg.margin_multiplier), "shorting_enabled": True,
-                "equity": wire.dec(round(eq, 2)), "last_equity": wire.dec(round(self.last_equity, 2)),
-                "long_market_value": wire.dec(round(longs, 2)), "short_market_value": wire.dec(round(shorts, 2)),
+                "bod_dtbp": "0",
+                "cash": wire.dec(round(self.cash, 2)),
+                "accrued_fees": "0",
+                "pending_transfer_in": "0",
+                "pending_transfer_out": "0",
+                "portfolio_value": wire.dec(round(eq, 2)),
+                "pattern_day_trader": False,
+                "trading_blocked": False,
+                "transfers_blocked": False,
+                "account_blocked": False,
+                "created_at": "2024-01-02T14:30:00.000000Z",
+                "trade_suspended_by_user": False,
+                "multiplier": wire.dec(self.cfg.margin_multiplier),
+                "shorting_enabled": True,
+                "equity": wire.dec(round(eq, 2)),
+                "last_equity": wire.dec(round(self.last_equity, 2)),
+                "long_market_value": wire.dec(round(longs, 2)),
+                "short_market_value": wire.dec(round(shorts, 2)),
                 "position_market_value": wire.dec(round(longs - shorts, 2)),
                 "initial_margin": wire.dec(round((longs - shorts) * 0.5, 2)),
                 "maintenance_margin": wire.dec(round((longs - shorts) * 0.3, 2)),
-                "last_maintenance_margin": "0", "sma": wire.dec(round(eq, 2)), "daytrade_count": 0,
-                "balance_asof": day, "crypto_tier": 0, "options_trading_level": 0,
-                "options_approved_level": 0, "intraday_adjustments": "0", "pending_reg_taf_fees": "0",
+                "last_maintenance_margin": "0",
+                "sma": wire.dec(round(eq, 2)),
+                "daytrade_count": 0,
+                "balance_asof": day,
+                "crypto_tier": 0,
+                "options_trading_level": 0,
+                "options_approved_level": 0,
+                "intraday_adjustments": "0",
+                "pending_reg_taf_fees": "0",
             }
 
     # ------------------------------------------------------------------------------------------------
@@ -480,8 +544,9 @@ class Engine:
         return self.price(req.symbol)
 
     def _held_qty(self, sym: str, side: str) -> int:
-        return sum(o.remaining for o in self._open
-                   if o.symbol == sym and o.side == side and o.status in WORKING)
+        return sum(
+            o.remaining for o in self._open if o.symbol == sym and o.side == side and o.status in WORKING
+        )
 
     def _check_position_rules(self, req: OrderRequest, asset: Asset) -> None:
         """No flipping a position in one order, qty held by open orders is not available, shorts need a
@@ -495,8 +560,10 @@ class Engine:
             if req.qty > available:
                 raise forbidden(
                     f"insufficient qty available for order (requested: {req.qty}, available: {max(available, 0)})",
-                    available=str(max(available, 0)), existing_qty=str(abs(q)),
-                    held_for_orders=str(self._held_qty(req.symbol, req.side)), symbol=req.symbol,
+                    available=str(max(available, 0)),
+                    existing_qty=str(abs(q)),
+                    held_for_orders=str(self._held_qty(req.symbol, req.side)),
+                    symbol=req.symbol,
                 )
         elif req.side == "sell" and not asset.shortable:
             raise forbidden(f"asset {req.symbol} cannot be sold short")
@@ -521,11 +588,23 @@ class Engine:
         cost = req.qty * self._estimate(req)
         bp = self.buying_power() - reserved
         if cost > bp:
-            raise forbidden("insufficient buying power", buying_power=wire.dec(round(bp, 2)) or "0",
-                            cost_basis=wire.dec(round(cost, 2)) or "0")
+            raise forbidden(
+                "insufficient buying power",
+                buying_power=wire.dec(round(bp, 2)) or "0",
+                cost_basis=wire.dec(round(cost, 2)) or "0",
+            )
 
-    def _new_order(self, req: OrderRequest, side: str, otype: str, limit: float | None, stop: float | None,
-                   status: str, parent: Order | None, coid: str | None = None) -> Order:
+    def _new_order(
+        self,
+        req: OrderRequest,
+        side: str,
+        otype: str,
+        limit: float | None,
+        stop: float | None,
+        status: str,
+        parent: Order | None,
+        coid: str | None = None,
+    ) -> Order:
         self._seq += 1
         q = self.positions[req.symbol].qty if req.symbol in self.positions else 0
         if side == "buy":
@@ -535,12 +614,26 @@ class Engine:
         if parent is not None:
             intent = "sell_to_close" if side == "sell" else "buy_to_close"
         o = Order(
-            id=self._uuid(), client_order_id=coid or self._uuid(), symbol=req.symbol,
-            asset_id=self.assets[req.symbol].id, side=side, type=otype, time_in_force=req.time_in_force,
-            qty=req.qty, limit_price=limit, stop_price=stop, order_class=req.order_class, status=status,
-            created_at=self.now, seq=self._seq, active_at=self.now + self.latency_ms / 1000.0,
-            position_intent=intent, extended_hours=req.extended_hours, updated_at=self.now,
-            submitted_at=self.now, parent_id=parent.id if parent else None,
+            id=self._uuid(),
+            client_order_id=coid or self._uuid(),
+            symbol=req.symbol,
+            asset_id=self.assets[req.symbol].id,
+            side=side,
+            type=otype,
+            time_in_force=req.time_in_force,
+            qty=req.qty,
+            limit_price=limit,
+            stop_price=stop,
+            order_class=req.order_class,
+            status=status,
+            created_at=self.now,
+            seq=self._seq,
+            active_at=self.now + self.latency_ms / 1000.0,
+            position_intent=intent,
+            extended_hours=req.extended_hours,
+            updated_at=self.now,
+            submitted_at=self.now,
+            parent_id=parent.id if parent else None,
         )
         self.orders[o.id] = o
         self.by_client_id[o.client_order_id] = o
@@ -552,8 +645,9 @@ class Engine:
         sp = req.stop_price.value if req.stop_price else None
         if req.order_class == "oco":
             assert req.take_profit is not None and req.stop_loss_stop is not None
-            parent = self._new_order(req, req.side, "limit", req.take_profit.value, None, "new", None,
-                                     req.client_order_id)
+            parent = self._new_order(
+                req, req.side, "limit", req.take_profit.value, None, "new", None, req.client_order_id
+            )
             parent.position_intent = "sell_to_close" if req.side == "sell" else "buy_to_close"
             self._add_stop_leg(req, parent, req.side, "new")
             return parent
@@ -589,9 +683,17 @@ class Engine:
             raise not_found("order not found")
         return o
 
-    def list_orders(self, status: str = "open", limit: int = 50, after: float | None = None,
-                    until: float | None = None, direction: str = "desc", nested: bool = False,
-                    symbols: set[str] | None = None, side: str | None = None) -> list[dict[str, object]]:
+    def list_orders(
+        self,
+        status: str = "open",
+        limit: int = 50,
+        after: float | None = None,
+        until: float | None = None,
+        direction: str = "desc",
+        nested: bool = False,
+        symbols: set[str] | None = None,
+        side: str | None = None,
+    ) -> list[dict[str, object]]:
         """GET /v2/orders (trading-api.json paths./v2/orders.get): filters on submitted_at, exclusive."""
         with self._lock:
             rows = []
@@ -653,14 +755,28 @@ class Engine:
                 raise invalid("client_order_id must be unique")
             self._seq += 1
             new = Order(
-                id=self._uuid(), client_order_id=coid or self._uuid(), symbol=old.symbol, asset_id=old.asset_id,
-                side=old.side, type=old.type, time_in_force=tif, qty=qty,
+                id=self._uuid(),
+                client_order_id=coid or self._uuid(),
+                symbol=old.symbol,
+                asset_id=old.asset_id,
+                side=old.side,
+                type=old.type,
+                time_in_force=tif,
+                qty=qty,
                 limit_price=lp.value if lp and old.type in ("limit", "stop_limit") else old.limit_price,
                 stop_price=sp.value if sp and old.type in ("stop", "stop_limit") else old.stop_price,
-                order_class=old.order_class, status=old.status, created_at=self.now, seq=self._seq,
-                active_at=self.now + self.latency_ms / 1000.0, position_intent=old.position_intent,
-                extended_hours=old.extended_hours, updated_at=self.now, submitted_at=self.now,
-                replaces=old.id, legs=list(old.legs), parent_id=old.parent_id,
+                order_class=old.order_class,
+                status=old.status,
+                created_at=self.now,
+                seq=self._seq,
+                active_at=self.now + self.latency_ms / 1000.0,
+                position_intent=old.position_intent,
+                extended_hours=old.extended_hours,
+                updated_at=self.now,
+                submitted_at=self.now,
+                replaces=old.id,
+                legs=list(old.legs),
+                parent_id=old.parent_id,
             )
             self.orders[new.id] = new
             self.by_client_id[new.client_order_id] = new
@@ -688,13 +804,17 @@ class Engine:
             p = self.positions.get(sym.upper())
             if p is None:
                 raise not_found("position does not exist")
-            return wire.position_json(p, self._mark(p.symbol), self.lastday.get(p.symbol, self._mark(p.symbol)))
+            return wire.position_json(
+                p, self._mark(p.symbol), self.lastday.get(p.symbol, self._mark(p.symbol))
+            )
 
     def positions_json(self) -> list[dict[str, object]]:
         with self._lock:
             return [self.position_json(s) for s in sorted(self.positions)]
 
-    def close_position(self, sym: str, qty: int | None = None, percentage: float | None = None) -> dict[str, object]:
+    def close_position(
+        self, sym: str, qty: int | None = None, percentage: float | None = None
+    ) -> dict[str, object]:
         """DELETE /v2/positions/{symbol}: a market order for the position (or part of it)."""
         with self._lock:
             sym = sym.upper()
@@ -706,8 +826,13 @@ class Engine:
                 n = min(n, qty)
             elif percentage is not None:
                 n = max(1, int(n * percentage / 100.0))
-            body = {"symbol": sym, "qty": str(n), "side": "sell" if p.qty > 0 else "buy",
-                    "type": "market", "time_in_force": "day"}
+            body = {
+                "symbol": sym,
+                "qty": str(n),
+                "side": "sell" if p.qty > 0 else "buy",
+                "type": "market",
+                "time_in_force": "day",
+            }
             return self.submit_order(body)
 
     def close_all(self, cancel_orders: bool = True) -> list[dict[str, object]]:
@@ -728,9 +853,15 @@ class Engine:
     # ------------------------------------------------------------------------------------------------
     # activities
     # ------------------------------------------------------------------------------------------------
-    def activities(self, date: dt.date | None = None, after: float | None = None, until: float | None = None,
-                   direction: str = "desc", page_size: int | None = None,
-                   page_token: str | None = None) -> list[dict[str, object]]:
+    def activities(
+        self,
+        date: dt.date | None = None,
+        after: float | None = None,
+        until: float | None = None,
+        direction: str = "desc",
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> list[dict[str, object]]:
         """GET /v2/account/activities[/FILL]: FILL activities, paged by id (docs account-activities.md)."""
         with self._lock:
             rows = list(self.executions)
@@ -746,7 +877,7 @@ class Engine:
             if page_token:
                 ids = [str(a["id"]) for a in out]
                 if page_token in ids:
-                    out = out[ids.index(page_token) + 1:]
+                    out = out[ids.index(page_token) + 1 :]
             size = page_size if page_size is not None else (None if date is not None else 100)
             return out if size is None else out[:size]
 

@@ -68,8 +68,10 @@ class FaultState:
     def describe(self) -> dict[str, object]:
         with self._lock:
             return {
-                "http": [{"http_status": f.status, "count": f.count, "paths": f.paths, "after": f.after}
-                         for f in self._http],
+                "http": [
+                    {"http_status": f.status, "count": f.count, "paths": f.paths, "after": f.after}
+                    for f in self._http
+                ],
                 "latency_ms": self.latency_ms,
                 "forbidden": self.forbidden,
             }

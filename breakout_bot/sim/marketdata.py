@@ -44,7 +44,11 @@ def parse_timeframe(text: str | None) -> tuple[int, str]:
         raise bad_request(f"invalid timeframe {text}")
     n, unit = int(m.group(1)), m.group(2)
     unit = {"T": "Min", "H": "Hour", "D": "Day"}.get(unit, unit)
-    if (unit == "Min" and not 1 <= n <= 59) or (unit == "Hour" and not 1 <= n <= 23) or (unit == "Day" and n != 1):
+    if (
+        (unit == "Min" and not 1 <= n <= 59)
+        or (unit == "Hour" and not 1 <= n <= 23)
+        or (unit == "Day" and n != 1)
+    ):
         raise bad_request(f"invalid timeframe {text}")
     return n, unit
 
@@ -53,7 +57,9 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
     """Bars (as JSON text) with start <= t <= end, aggregated to the timeframe (buckets aligned to the
     clock; daily bars stamped at New York midnight like Alpaca's)."""
     out: list[str] = []
-    slices = engine.visible_bars(symbol, start if unit != "Day" else start - 86_400, end + 86_400 * (unit == "Day"))
+    slices = engine.visible_bars(
+        symbol, start if unit != "Day" else start - 86_400, end + 86_400 * (unit == "Day")
+    )
     if unit == "Min" and n == 1:
         for b, lo, hi in slices:
             out.extend(b.json_rows()[lo:hi])
@@ -64,11 +70,20 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
         for i in range(lo, hi):
             t = float(b.t[i])
             if unit == "Day":
-                key = dt.datetime.combine(dt.datetime.fromtimestamp(t, NY).date(), dt.time(0, 0), NY).timestamp()
+                key = dt.datetime.combine(
+                    dt.datetime.fromtimestamp(t, NY).date(), dt.time(0, 0), NY
+                ).timestamp()
             else:
                 key = t - (t % width)
-            o, h, low, c, v, cnt, vw = (float(b.o[i]), float(b.h[i]), float(b.low[i]), float(b.c[i]),
-                                        float(b.v[i]), float(b.n[i]), float(b.vw[i]))
+            o, h, low, c, v, cnt, vw = (
+                float(b.o[i]),
+                float(b.h[i]),
+                float(b.low[i]),
+                float(b.c[i]),
+                float(b.v[i]),
+                float(b.n[i]),
+                float(b.vw[i]),
+            )
             a = agg.get(key)
             if a is None:
                 agg[key] = [o, h, low, c, v, cnt, vw * v]
@@ -83,7 +98,9 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
         if not start <= key <= end:
             continue
         o, h, low, c, v, cnt, pv = agg[key]
-        out.append(json.dumps(wire.bar_json(key, o, h, low, c, int(v), int(cnt), round(pv / v, 4) if v else c)))
+        out.append(
+            json.dumps(wire.bar_json(key, o, h, low, c, int(v), int(cnt), round(pv / v, 4) if v else c))
+        )
     return out
 
 
@@ -121,7 +138,7 @@ def bars(engine: Engine, symbols: list[str], query: dict[str, str], multi: bool)
             rows.reverse()
         flat.extend((sym, r) for r in rows)
     offset = _decode(query["page_token"]) if query.get("page_token") else 0
-    page = flat[offset:offset + limit]
+    page = flat[offset : offset + limit]
     token = _encode(offset + limit) if offset + limit < len(flat) else None
     tail = f'"next_page_token": {json.dumps(token)}'
     if not multi:
@@ -130,7 +147,7 @@ def bars(engine: Engine, symbols: list[str], query: dict[str, str], multi: bool)
     grouped: dict[str, list[str]] = {}
     for sym, r in page:
         grouped.setdefault(sym, []).append(r)
-    parts = ", ".join(f'{json.dumps(sym)}: [{",".join(rows)}]' for sym, rows in grouped.items())
+    parts = ", ".join(f"{json.dumps(sym)}: [{','.join(rows)}]" for sym, rows in grouped.items())
     return f'{{"bars": {{{parts}}}, {tail}}}'
 
 
@@ -140,8 +157,16 @@ def latest_bar(engine: Engine, symbol: str) -> dict[str, object] | None:
         return None
     b, _, hi = slices[-1]
     i = hi - 1
-    return wire.bar_json(float(b.t[i]), float(b.o[i]), float(b.h[i]), float(b.low[i]), float(b.c[i]),
-                         int(b.v[i]), int(b.n[i]), float(b.vw[i]))
+    return wire.bar_json(
+        float(b.t[i]),
+        float(b.o[i]),
+        float(b.h[i]),
+        float(b.low[i]),
+        float(b.c[i]),
+        int(b.v[i]),
+        int(b.n[i]),
+        float(b.vw[i]),
+    )
 
 
 def latest_trade(engine: Engine, symbol: str) -> dict[str, object] | None:
@@ -162,5 +187,14 @@ def latest_quote(engine: Engine, symbol: str) -> dict[str, object] | None:
     if tr is None:
         return None
     p = float(str(tr["p"]))
-    return {"t": tr["t"], "ax": "V", "ap": round(p + 0.01, 4), "as": 1, "bx": "V", "bp": round(p - 0.01, 4),
-            "bs": 1, "c": ["R"], "z": "C"}
+    return {
+        "t": tr["t"],
+        "ax": "V",
+        "ap": round(p + 0.01, 4),
+        "as": 1,
+        "bx": "V",
+        "bp": round(p - 0.01, 4),
+        "bs": 1,
+        "c": ["R"],
+        "z": "C",
+    }

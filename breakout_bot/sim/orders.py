@@ -76,7 +76,9 @@ def parse_price(raw: object, field: str) -> Price | None:
     exponent = d.normalize().as_tuple().exponent
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if decimals > (2 if d >= 1 else 4):
-        raise unprocessable(f"invalid {field} {text}. sub-penny increment does not fulfill minimum pricing criteria")
+        raise unprocessable(
+            f"invalid {field} {text}. sub-penny increment does not fulfill minimum pricing criteria"
+        )
     return Price(float(d), text)
 
 
@@ -157,9 +159,19 @@ def parse_order_request(body: object) -> OrderRequest:
     if order_class in ("bracket", "oco", "oto") and tif not in ("day", "gtc"):
         raise invalid("time_in_force must be day or gtc for advanced orders")
     return OrderRequest(
-        symbol=symbol.strip().upper(), qty=qty, side=side, type=otype, time_in_force=tif,
-        limit_price=limit_price, stop_price=stop_price, client_order_id=coid, order_class=order_class,
-        take_profit=take_profit, stop_loss_stop=sl_stop, stop_loss_limit=sl_limit, extended_hours=extended,
+        symbol=symbol.strip().upper(),
+        qty=qty,
+        side=side,
+        type=otype,
+        time_in_force=tif,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        client_order_id=coid,
+        order_class=order_class,
+        take_profit=take_profit,
+        stop_loss_stop=sl_stop,
+        stop_loss_limit=sl_limit,
+        extended_hours=extended,
     )
 
 

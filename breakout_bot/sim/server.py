@@ -312,9 +312,17 @@ class SimServer:
 
     async def _account_config(self, request: web.Request) -> web.Response:
         # trading-api.json components.schemas.AccountConfigurations (read-only here).
-        return _json({"dtbp_check": "entry", "trade_confirm_email": "none", "suspend_trade": False,
-                      "no_shorting": False, "fractional_trading": False, "max_margin_multiplier": "4",
-                      "pdt_check": "entry"})
+        return _json(
+            {
+                "dtbp_check": "entry",
+                "trade_confirm_email": "none",
+                "suspend_trade": False,
+                "no_shorting": False,
+                "fractional_trading": False,
+                "max_margin_multiplier": "4",
+                "pdt_check": "entry",
+            }
+        )
 
     async def _clock(self, request: web.Request) -> web.Response:
         now = self.engine.now
@@ -329,7 +337,9 @@ class SimServer:
             end = dt.date.fromisoformat(q["end"][:10]) if q.get("end") else cal.last_date
         except ValueError:
             raise invalid("invalid date") from None
-        return _json([wire.calendar_json(s, cal.settlement_date(s.date)) for s in cal.sessions_between(start, end)])
+        return _json(
+            [wire.calendar_json(s, cal.settlement_date(s.date)) for s in cal.sessions_between(start, end)]
+        )
 
     async def _assets(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
@@ -340,7 +350,9 @@ class SimServer:
 
     async def _asset(self, request: web.Request) -> web.Response:
         sym = request.match_info["symbol"].upper()
-        a = self.engine.assets.get(sym) or next((x for x in self.engine.assets.values() if x.id == sym.lower()), None)
+        a = self.engine.assets.get(sym) or next(
+            (x for x in self.engine.assets.values() if x.id == sym.lower()), None
+        )
         if a is None:
             return _json({"code": 40410000, "message": "asset not found"}, status=404)
         return _json(asset_json(a))
@@ -359,12 +371,19 @@ class SimServer:
         status = q.get("status", "open")
         if status not in ("open", "closed", "all"):
             raise invalid("invalid status")
-        symbols = {s.strip().upper() for s in q["symbols"].split(",") if s.strip()} if q.get("symbols") else None
+        symbols = (
+            {s.strip().upper() for s in q["symbols"].split(",") if s.strip()} if q.get("symbols") else None
+        )
         direction = q.get("direction", "desc")
         rows = self.engine.list_orders(
-            status=status, limit=_int(q.get("limit"), 50, "limit", 1, 500), after=_parse_ts(q.get("after")),
-            until=_parse_ts(q.get("until")), direction="asc" if direction == "asc" else "desc",
-            nested=_bool(q.get("nested")), symbols=symbols, side=q.get("side"),
+            status=status,
+            limit=_int(q.get("limit"), 50, "limit", 1, 500),
+            after=_parse_ts(q.get("after")),
+            until=_parse_ts(q.get("until")),
+            direction="asc" if direction == "asc" else "desc",
+            nested=_bool(q.get("nested")),
+            symbols=symbols,
+            side=q.get("side"),
         )
         return _json(rows)
 
@@ -413,9 +432,13 @@ class SimServer:
             except ValueError:
                 raise invalid("invalid date") from None
         rows = self.engine.activities(
-            date=date, after=_parse_ts(q.get("after")), until=_parse_ts(q.get("until")),
+            date=date,
+            after=_parse_ts(q.get("after")),
+            until=_parse_ts(q.get("until")),
             direction="asc" if q.get("direction") == "asc" else "desc",
-            page_size=_int(q.get("page_size"), 100, "page_size", 1, 100) if q.get("page_size") or not date else None,
+            page_size=_int(q.get("page_size"), 100, "page_size", 1, 100)
+            if q.get("page_size") or not date
+            else None,
             page_token=q.get("page_token"),
         )
         return _json(rows)
@@ -432,7 +455,11 @@ class SimServer:
         return _raw(marketdata.bars(self.engine, syms, dict(request.query), multi=True))
 
     def _latest_single(self, what: str) -> Handler:
-        fn = {"bar": marketdata.latest_bar, "trade": marketdata.latest_trade, "quote": marketdata.latest_quote}[what]
+        fn = {
+            "bar": marketdata.latest_bar,
+            "trade": marketdata.latest_trade,
+            "quote": marketdata.latest_quote,
+        }[what]
 
         async def handler(request: web.Request) -> web.Response:
             sym = request.match_info["symbol"].upper()
@@ -441,8 +468,11 @@ class SimServer:
         return handler
 
     def _latest_multi(self, what: str) -> Handler:
-        fn = {"bars": marketdata.latest_bar, "trades": marketdata.latest_trade,
-              "quotes": marketdata.latest_quote}[what]
+        fn = {
+            "bars": marketdata.latest_bar,
+            "trades": marketdata.latest_trade,
+            "quotes": marketdata.latest_quote,
+        }[what]
 
         async def handler(request: web.Request) -> web.Response:
             syms = [s.strip().upper() for s in request.query.get("symbols", "").split(",") if s.strip()]
@@ -471,19 +501,30 @@ class SimServer:
                 assert isinstance(data, dict)
                 action = req.get("action")
                 if action in ("authenticate", "auth"):
-                    conn.authed = data.get("key_id") == self.cfg.key and data.get("secret_key") == self.cfg.secret
+                    conn.authed = (
+                        data.get("key_id") == self.cfg.key and data.get("secret_key") == self.cfg.secret
+                    )
                     status = "authorized" if conn.authed else "unauthorized"
-                    await conn.send_trading({"stream": "authorization",
-                                             "data": {"status": status, "action": "authenticate"}})
+                    await conn.send_trading(
+                        {"stream": "authorization", "data": {"status": status, "action": "authenticate"}}
+                    )
                 elif action == "listen":
                     if not conn.authed:
-                        await conn.send_trading({"stream": "authorization",
-                                                 "data": {"status": "unauthorized", "action": "listen"}})
+                        await conn.send_trading(
+                            {
+                                "stream": "authorization",
+                                "data": {"status": "unauthorized", "action": "listen"},
+                            }
+                        )
                         continue
                     streams = data.get("streams") or []
                     conn.listening = isinstance(streams, list) and "trade_updates" in streams
-                    await conn.send_trading({"stream": "listening",
-                                             "data": {"streams": ["trade_updates"] if conn.listening else []}})
+                    await conn.send_trading(
+                        {
+                            "stream": "listening",
+                            "data": {"streams": ["trade_updates"] if conn.listening else []},
+                        }
+                    )
         finally:
             self._trading.discard(conn)
         return ws
@@ -530,7 +571,9 @@ class SimServer:
         return ws
 
     def _update_publish_flag(self) -> None:
-        self.engine.publish_data = any(any(c.subs[k] for k in ("bars", "trades", "quotes")) for c in self._data)
+        self.engine.publish_data = any(
+            any(c.subs[k] for k in ("bars", "trades", "quotes")) for c in self._data
+        )
 
     # ------------------------------------------------------------------------------------------------
     # /sim control API (and the same operations as Python methods)
@@ -539,13 +582,20 @@ class SimServer:
         e = self.engine
         now = self.clock.timestamp()
         return {
-            "now": wire.ts_utc(now), "now_new_york": wire.ts_ny(now), "speed": self.clock.speed,
-            "is_open": xnys().is_open(now), "orders": len(e.orders),
-            "open_orders": sum(1 for o in e.orders.values() if o.is_open), "fills": len(e.executions),
+            "now": wire.ts_utc(now),
+            "now_new_york": wire.ts_ny(now),
+            "speed": self.clock.speed,
+            "is_open": xnys().is_open(now),
+            "orders": len(e.orders),
+            "open_orders": sum(1 for o in e.orders.values() if o.is_open),
+            "fills": len(e.executions),
             "positions": {s: p.qty for s, p in sorted(e.positions.items())},
-            "cash": wire.dec(round(e.cash, 2)), "equity": wire.dec(round(e.equity(), 2)),
-            "requests": len(e.requests), "faults": self.faults.describe(),
-            "partial_fills": e.partial_fills, "reject_next_orders": e.reject_next_orders,
+            "cash": wire.dec(round(e.cash, 2)),
+            "equity": wire.dec(round(e.equity(), 2)),
+            "requests": len(e.requests),
+            "faults": self.faults.describe(),
+            "partial_fills": e.partial_fills,
+            "reject_next_orders": e.reject_next_orders,
             "connections": {"trading": len(self._trading), "data": len(self._data)},
         }
 
@@ -591,8 +641,12 @@ class SimServer:
         if body.get("clear"):
             self.clear_faults()
         if "http_status" in body:
-            self.inject_http_fault(int(str(body["http_status"])), int(str(body.get("count", 1))),
-                                   str(body.get("paths") or ""), bool(body.get("after", False)))
+            self.inject_http_fault(
+                int(str(body["http_status"])),
+                int(str(body.get("count", 1))),
+                str(body.get("paths") or ""),
+                bool(body.get("after", False)),
+            )
         if "latency_ms" in body:
             self.set_latency(int(str(body["latency_ms"])))
         if "partial_fills" in body:
@@ -616,7 +670,9 @@ class SimServer:
                 await asyncio.to_thread(self.clock.advance, float(body["advance_seconds"]))
             if "advance_to" in body:
                 when = dt.datetime.fromisoformat(str(body["advance_to"]).replace("Z", "+00:00"))
-                await asyncio.to_thread(self.clock.advance_to, when if when.tzinfo else when.replace(tzinfo=NY))
+                await asyncio.to_thread(
+                    self.clock.advance_to, when if when.tzinfo else when.replace(tzinfo=NY)
+                )
             if "speed" in body:
                 self.clock.set_speed(float(body["speed"]))
         except (ValueError, TypeError) as e:
@@ -634,9 +690,14 @@ class SimServer:
         return _json(self.state())
 
     async def _sim_requests(self, request: web.Request) -> web.Response:
-        return _json([{"t": wire.ts_utc(r.t), "ts": r.t, "method": r.method, "path": r.path, "status": r.status}
-                      for r in list(self.engine.requests)])
+        return _json(
+            [
+                {"t": wire.ts_utc(r.t), "ts": r.t, "method": r.method, "path": r.path, "status": r.status}
+                for r in list(self.engine.requests)
+            ]
+        )
 
     async def _sim_fills(self, request: web.Request) -> web.Response:
-        return _json([{**wire.activity_json(x), "execution_id": x.execution_id}
-                      for x in list(self.engine.executions)])
+        return _json(
+            [{**wire.activity_json(x), "execution_id": x.execution_id} for x in list(self.engine.executions)]
+        )

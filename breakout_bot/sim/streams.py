@@ -19,8 +19,17 @@ from aiohttp import WSMsgType, web
 
 from . import wire
 
-DATA_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds",
-                 "corrections", "cancelErrors")
+DATA_CHANNELS = (
+    "trades",
+    "quotes",
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+    "corrections",
+    "cancelErrors",
+)
 
 
 def wants_msgpack(request: web.Request) -> bool:
@@ -77,8 +86,11 @@ def _with_time(msg: dict[str, object], msgpack_time: bool) -> dict[str, object]:
     if not isinstance(t, float):
         return msg
     out = dict(msg)
-    out["t"] = wire.msgpack_timestamp(t) if msgpack_time else (
-        wire.ts_bar(t) if msg.get("T") == "b" else wire.ts_utc(t))
+    out["t"] = (
+        wire.msgpack_timestamp(t)
+        if msgpack_time
+        else (wire.ts_bar(t) if msg.get("T") == "b" else wire.ts_utc(t))
+    )
     return out
 
 

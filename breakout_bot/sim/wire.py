@@ -90,7 +90,11 @@ def order_json(o: Order, legs: list[Order] | None = None, stream: bool = False) 
 
 
 def trade_update(
-    event: str, order: dict[str, object], ts: float, ex: Execution | None = None, position_qty: int | None = None
+    event: str,
+    order: dict[str, object],
+    ts: float,
+    ex: Execution | None = None,
+    position_qty: int | None = None,
 ) -> dict[str, object]:
     """Trading stream event data (docs api-references__trading-api__streaming.md): price, qty and
     position_qty are strings and present on fill/partial_fill only; timestamp on all but `new`."""
@@ -154,7 +158,9 @@ def position_json(p: Position, price: float, lastday: float) -> dict[str, object
         "unrealized_pl": dec(upl),
         "unrealized_plpc": dec(upl / abs(cost_basis) if cost_basis else 0.0),
         "unrealized_intraday_pl": dec(market_value - intraday_base),
-        "unrealized_intraday_plpc": dec((market_value - intraday_base) / abs(intraday_base) if intraday_base else 0),
+        "unrealized_intraday_plpc": dec(
+            (market_value - intraday_base) / abs(intraday_base) if intraday_base else 0
+        ),
         "current_price": dec(price),
         "lastday_price": dec(lastday),
         "change_today": dec((price - lastday) / lastday if lastday else 0.0),
@@ -183,7 +189,9 @@ def calendar_json(s: Session, settlement: dt.date) -> dict[str, object]:
     }
 
 
-def bar_json(t: float, o: float, h: float, low: float, c: float, v: int, n: int, vw: float) -> dict[str, object]:
+def bar_json(
+    t: float, o: float, h: float, low: float, c: float, v: int, n: int, vw: float
+) -> dict[str, object]:
     """market-data-api.json stock_bar: t RFC3339, o/h/l/c/vw numbers, v/n integers."""
     return {"t": ts_bar(t), "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}
 
