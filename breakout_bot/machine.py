@@ -26,6 +26,7 @@ from .strategy import (
     breakout_signal,
     compute_box,
     is_valid_bar,
+    position_size,
 )
 
 
@@ -70,6 +71,7 @@ class Params:
     flatten_minutes: int = 5
     max_trades: int = 0  # per day; 0 = unlimited (the guide re-arms after every exit)
     max_daily_loss: float = 0.0  # dollars of realized loss that stop the day; 0 = off
+    risk_pct: float | None = None  # size each trade to lose this % of equity at the stop; None = qty
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,7 @@ class Reconciled:
     trades_today: int = 0  # our entries that filled today
     realized_pnl_today: float = 0.0
     recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
+    equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,7 @@ class State:
     trades_today: int = 0
     realized_pnl_today: float = 0.0
     avg_entry_price: Decimal | None = None
+    equity: float = 0.0
     flattened: bool = False  # close - flatten_minutes reached and CloseAll sent
     unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
@@ -471,11 +475,18 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
             *actions,
             Log("info", f"{state.symbol}: {side} breakout at {bar.close} skipped: {skip}"),
         ]
+    level = box.high if side == "buy" else box.low
+    qty = position_size(p.qty, p.risk_pct, state.equity, level, bracket.stop_price)
+    if qty < 1:
+        return state, [
+            *actions,
+            Log("warning", f"{state.symbol}: {side} breakout skipped: {p.risk_pct}% of equity buys no share"),
+        ]
     number = state.entries_sent_today + 1
     order = SubmitBracket(
         symbol=state.symbol,
         side=side,
-        qty=p.qty,
+        qty=qty,
         stop_price=bracket.stop_price,
         take_profit_price=bracket.take_profit_price,
         client_order_id=client_order_id(state.symbol, session.date, number),
@@ -487,7 +498,7 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
             "info",
             f"{state.symbol}: {'long' if side == 'buy' else 'short'} breakout: close {bar.close} "
             f"{'>' if side == 'buy' else '<'} {box.high if side == 'buy' else box.low}; "
-            f"{side} {p.qty} stop {bracket.stop_price} take-profit {bracket.take_profit_price}",
+            f"{side} {qty} stop {bracket.stop_price} take-profit {bracket.take_profit_price}",
         ),
         order,
     ]
@@ -742,6 +753,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         entries_sent_today=max(event.entries_sent_today, 0 if new_day else state.entries_sent_today),
         trades_today=max(event.trades_today, 0 if new_day else state.trades_today),
         realized_pnl_today=event.realized_pnl_today if new_day else state.realized_pnl_today,
+        equity=event.equity or state.equity,
     )
     if new_day:
         base = replace(

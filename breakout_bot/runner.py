@@ -206,10 +206,11 @@ class Runner:
             day_start = datetime.combine(today, datetime.min.time(), NEW_YORK)
             self._poll_fills(since=day_start)
             open_orders = self.broker.list_open_orders()
+            equity = float(self.broker.get_account().equity) if self.params.risk_pct is not None else 0.0
             todays_orders = self.broker.list_orders_since(day_start - timedelta(hours=12))
             for symbol in self.states:
                 self._reconcile_symbol(
-                    symbol, clock.timestamp, session, next_open, open_orders, todays_orders
+                    symbol, clock.timestamp, session, next_open, open_orders, todays_orders, equity
                 )
         except BrokerAuthError:
             raise
@@ -231,6 +232,7 @@ class Runner:
         next_open: datetime,
         open_orders: list[m.OrderSnapshot],
         todays_orders: list[m.OrderSnapshot],
+        equity: float = 0.0,
     ) -> None:
         ours_today = []
         for order in todays_orders:
@@ -259,6 +261,7 @@ class Runner:
             entries_sent_today=entries_sent,
             trades_today=trades,
             recent_bars=recent,
+            equity=equity,
         )
         self._step(symbol, event)
 

@@ -155,6 +155,17 @@ def bracket_skip_reason(bracket: Bracket, last_price: float) -> str | None:
     return None
 
 
+def position_size(fixed_qty: int, risk_pct: float | None, equity: float, entry: float, stop: Decimal) -> int:
+    """Shares for one trade: the fixed quantity, or (with risk_pct) as many as lose risk_pct % of
+    equity if the stop is hit. Whole shares, at least 0 (0 = too small to trade)."""
+    if risk_pct is None:
+        return fixed_qty
+    distance = abs(entry - float(stop))
+    if distance <= 0 or equity <= 0:
+        return 0
+    return int(equity * risk_pct / 100.0 // distance)
+
+
 def is_valid_bar(bar: Bar) -> bool:
     """OHLC consistent and finite: bad data never reaches a decision."""
     values = (bar.open, bar.high, bar.low, bar.close)

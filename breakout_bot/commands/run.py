@@ -86,6 +86,7 @@ def _params(settings: Settings) -> Params:
         flatten_minutes=settings.flatten_minutes,
         max_trades=settings.max_trades,
         max_daily_loss=settings.max_daily_loss,
+        risk_pct=settings.risk_pct,
     )
 
 
