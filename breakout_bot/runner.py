@@ -42,12 +42,23 @@ class RunnerOptions:
     days: int | None = 1  # sessions to trade before exiting; None = forever
     verify_flat_attempts: int = 3
     stream: bool = True
+    bars_stream: bool = False  # bars pushed by the market-data websocket; the minute poll only fills gaps
 
 
 @dataclass(slots=True)
 class _StreamEvent:
     status: StreamStatus
     detail: str
+    stream: str = "trading"
+
+
+@dataclass(frozen=True, slots=True)
+class _BarEvent:
+    symbol: str
+    bar: Bar
+
+
+QueueItem = m.OrderUpdate | _StreamEvent | _BarEvent
 
 
 StatusSink = Callable[[list[dict[str, str]], str], None]
@@ -77,8 +88,9 @@ class Runner:
         self.options = options or RunnerOptions()
         self.states: dict[str, m.State] = {s: m.initial_state(s, params) for s in symbols}
         self._status = status
-        self._events: queue.Queue[m.OrderUpdate | _StreamEvent] = queue.Queue()
+        self._events: queue.Queue[QueueItem] = queue.Queue()
         self._stream: StreamHandle | None = None
+        self._bar_stream: StreamHandle | None = None
         self._stream_up = not self.options.stream
         self._seen_fills: set[str] = set()
         self._orders: dict[str, m.OrderSnapshot] = {}
@@ -102,6 +114,12 @@ class Runner:
         """Trade until `options.days` sessions are done (or forever). Returns an exit code."""
         if self.options.stream:
             self._stream = self.broker.stream_trade_updates(self._events.put, self._on_stream_status)
+        if self.options.bars_stream:
+            self._bar_stream = self.broker.stream_bars(
+                list(self.states),
+                lambda symbol, bar: self._events.put(_BarEvent(symbol, bar)),
+                lambda status, detail: self._events.put(_StreamEvent(status, detail, "bars")),
+            )
         try:
             while not self._stop:
                 if self._need_reconcile:
@@ -121,8 +139,9 @@ class Runner:
                 self._on_wake()
             return 0
         finally:
-            if self._stream is not None:
-                self._stream.stop()
+            for handle in (self._stream, self._bar_stream):
+                if handle is not None:
+                    handle.stop()
 
     def _finished(self) -> bool:
         days = self.options.days
@@ -132,7 +151,7 @@ class Runner:
             s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()
         )
 
-    def _next_event(self, timeout: float) -> m.OrderUpdate | _StreamEvent | None:
+    def _next_event(self, timeout: float) -> QueueItem | None:
         try:
             if timeout <= 0:
                 return self._events.get_nowait()
@@ -346,10 +365,26 @@ class Runner:
 
     # ------------------------------------------------------------------ stream
 
+    def _on_streamed_bar(self, symbol: str, bar: Bar) -> None:
+        state = self.states.get(symbol)
+        last = self._last_bar.get(symbol)
+        if state is None or state.session is None or (last is not None and bar.t <= last):
+            return
+        if last is not None and bar.t > last + BAR_LENGTH:
+            self._poll_bars(symbol, state.session, bar.t)  # a gap: fetch the missing bars first, in order
+        self._last_bar[symbol] = bar.t
+        self._step(symbol, m.BarClosed(bar))
+
     def _on_stream_status(self, status: StreamStatus, detail: str) -> None:
         self._events.put(_StreamEvent(status, detail))
 
-    def _handle_queued(self, item: m.OrderUpdate | _StreamEvent) -> None:
+    def _handle_queued(self, item: QueueItem) -> None:
+        if isinstance(item, _BarEvent):
+            self._on_streamed_bar(item.symbol, item.bar)
+            return
+        if isinstance(item, _StreamEvent) and item.stream == "bars":
+            log.info("bar stream %s %s", item.status, item.detail)  # the minute poll covers any gap
+            return
         if isinstance(item, _StreamEvent):
             if item.status == "auth_failed":
                 raise BrokerAuthError(f"trade stream refused our keys: {item.detail}")

@@ -168,4 +168,13 @@ class Broker(Protocol):
         reports every (re)connection through on_status so the runner can reconcile over REST."""
         ...
 
+    def stream_bars(
+        self,
+        symbols: list[str],
+        on_bar: Callable[[str, Bar], None],
+        on_status: Callable[[StreamStatus, str], None],
+    ) -> StreamHandle:
+        """Minute bars from the market-data websocket, on its own thread (reconnects by itself)."""
+        ...
+
     def close(self) -> None: ...

@@ -40,6 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_strategy_arguments(parser)
     add_connection_arguments(parser)
+    parser.add_argument(
+        "--bars",
+        choices=("poll", "stream"),
+        help="poll v2 bars once a minute (default, as the guide) or take them from the market-data websocket",
+    )
     parser.add_argument("--once", action="store_true", help="trade one session, then exit (same as --days 1)")
     parser.add_argument(
         "--days",
@@ -177,7 +182,13 @@ def _trade(
     try:
         _preflight(broker, settings)
         runner = Runner(
-            broker, clock, journal, settings.symbols, params, RunnerOptions(days=days), status=display
+            broker,
+            clock,
+            journal,
+            settings.symbols,
+            params,
+            RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream"),
+            status=display,
         )
         with display:
             return runner.run()
