@@ -1,0 +1,227 @@
+"""Backtest charts: an interactive, self-contained plotly HTML page and a matplotlib PNG.
+
+Both show the price with each trade's entry/exit and bracket levels, the equity curve after each
+trade and the drawdown. Neither needs the network (plotly.js is inlined) nor a browser (PNG via
+matplotlib's Agg backend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    from .engine import BacktestResult
+
+CANDLE_LIMIT = 30_000  # more bars than this: a close line instead of candles (keeps the page light)
+
+
+def _equity(result: BacktestResult) -> tuple[list[dt.datetime], np.ndarray, np.ndarray]:
+    """Equity after each trade (starting point: the first bar), and its drawdown in dollars."""
+    times: list[dt.datetime] = []
+    values = [result.initial_equity]
+    for t in result.trades:
+        times.append(t.exit_time)
+        values.append(values[-1] + t.net_pnl)
+    eq = np.array(values, dtype=np.float64)
+    dd = eq - np.maximum.accumulate(eq)
+    return times, eq, dd
+
+
+def _session_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    """Bars within 09:30-16:00 New York (a light filter: charts only)."""
+    idx = pd.DatetimeIndex(bars.index)
+    idx = idx.tz_localize("America/New_York") if idx.tz is None else idx.tz_convert("America/New_York")
+    frame = bars.set_axis(idx)
+    minutes = idx.hour * 60 + idx.minute
+    return frame[(minutes >= 570) & (minutes < 960)]
+
+
+def write_html_report(result: BacktestResult, bars: pd.DataFrame, path: str | pathlib.Path) -> pathlib.Path:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    p = pathlib.Path(path)
+    frame = _session_bars(bars)
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.6, 0.25, 0.15],
+        vertical_spacing=0.03,
+        subplot_titles=(f"{result.symbol}", "equity", "drawdown"),
+    )
+    if len(frame) <= CANDLE_LIMIT:
+        fig.add_trace(
+            go.Candlestick(
+                x=frame.index,
+                open=frame["open"],
+                high=frame["high"],
+                low=frame["low"],
+                close=frame["close"],
+                name="price",
+            ),
+            row=1,
+            col=1,
+        )
+    else:
+        fig.add_trace(go.Scattergl(x=frame.index, y=frame["close"], name="close", mode="lines"), row=1, col=1)
+    trades = result.trades
+    for side, symbol, color, name in (
+        ("buy", "triangle-up", "green", "long entry"),
+        ("sell", "triangle-down", "red", "short entry"),
+    ):
+        sel = [t for t in trades if t.side == side]
+        if sel:
+            fig.add_trace(
+                go.Scatter(
+                    x=[t.entry_time for t in sel],
+                    y=[t.entry_price for t in sel],
+                    mode="markers",
+                    marker=dict(symbol=symbol, size=11, color=color),
+                    name=name,
+                    text=[f"box {t.box_low:g}-{t.box_high:g}, range {t.box_range:.4g}" for t in sel],
+                ),
+                row=1,
+                col=1,
+            )
+    if trades:
+        fig.add_trace(
+            go.Scatter(
+                x=[t.exit_time for t in trades],
+                y=[t.exit_price for t in trades],
+                mode="markers",
+                marker=dict(symbol="x", size=10, color="black"),
+                name="exit",
+                text=[f"{t.exit_reason}: {t.net_pnl:+,.2f}" for t in trades],
+            ),
+            row=1,
+            col=1,
+        )
+        for attr, color, name in (
+            ("stop_price", "red", "stop"),
+            ("take_profit_price", "green", "take-profit"),
+        ):
+            xs: list[object] = []
+            ys: list[float | None] = []
+            for t in trades:
+                xs += [t.entry_time, t.exit_time, None]
+                ys += [getattr(t, attr), getattr(t, attr), None]
+            fig.add_trace(
+                go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, dash="dot", width=1), name=name),
+                row=1,
+                col=1,
+            )
+    times, eq, dd = _equity(result)
+    start = frame.index[0] if len(frame) else (times[0] if times else None)
+    x_eq = [start, *times]
+    fig.add_trace(go.Scatter(x=x_eq, y=eq, mode="lines", line_shape="hv", name="equity"), row=2, col=1)
+    fig.add_trace(
+        go.Scatter(x=x_eq, y=dd, mode="lines", line_shape="hv", fill="tozeroy", name="drawdown"), row=3, col=1
+    )
+    fig.update_layout(
+        height=900,
+        title=f"breakout-bot backtest: {result.symbol}, {len(trades)} trades",
+        xaxis_rangeslider_visible=False,
+        hovermode="x unified",
+    )
+    fig.update_xaxes(rangebreaks=[dict(bounds=["sat", "mon"]), dict(bounds=[16, 9.5], pattern="hour")])
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.write_html(str(p), include_plotlyjs=True, full_html=True)
+    except OSError as exc:
+        raise UserError(f"--report: cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def write_png_report(result: BacktestResult, bars: pd.DataFrame, path: str | pathlib.Path) -> pathlib.Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = pathlib.Path(path)
+    frame = _session_bars(bars)
+    # Plot against the bar number, so nights and weekends take no room.
+    pos = pd.Series(np.arange(len(frame)), index=frame.index)
+
+    stamps = pd.DatetimeIndex(frame.index)
+
+    def where(ts: dt.datetime) -> float:
+        i = int(stamps.searchsorted(ts))
+        return float(min(i, max(len(frame) - 1, 0)))
+
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        3, 1, figsize=(14, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1.2, 0.8]}
+    )
+    ax1.plot(pos.to_numpy(), frame["close"].to_numpy(), lw=0.7, color="#555", label="close")
+    trades = result.trades
+    for t in trades:
+        x0, x1 = where(t.entry_time), where(t.exit_time)
+        ax1.hlines([t.stop_price], x0, x1, colors="red", linestyles="dotted", lw=0.8)
+        ax1.hlines([t.take_profit_price], x0, x1, colors="green", linestyles="dotted", lw=0.8)
+    longs = [t for t in trades if t.side == "buy"]
+    shorts = [t for t in trades if t.side == "sell"]
+    if longs:
+        ax1.scatter(
+            [where(t.entry_time) for t in longs],
+            [t.entry_price for t in longs],
+            marker="^",
+            color="green",
+            s=40,
+            label="long entry",
+            zorder=3,
+        )
+    if shorts:
+        ax1.scatter(
+            [where(t.entry_time) for t in shorts],
+            [t.entry_price for t in shorts],
+            marker="v",
+            color="red",
+            s=40,
+            label="short entry",
+            zorder=3,
+        )
+    if trades:
+        ax1.scatter(
+            [where(t.exit_time) for t in trades],
+            [t.exit_price for t in trades],
+            marker="x",
+            color="black",
+            s=30,
+            label="exit",
+            zorder=3,
+        )
+    ax1.set_title(f"{result.symbol}: {len(trades)} trades")
+    ax1.legend(loc="upper left", fontsize=8)
+    times, eq, dd = _equity(result)
+    xe = [0.0, *[where(t) for t in times]]
+    ax2.step(xe, eq, where="post", color="tab:blue")
+    ax2.set_ylabel("equity")
+    ax3.fill_between(xe, dd, 0, step="post", color="tab:red", alpha=0.4)
+    ax3.set_ylabel("drawdown")
+    if len(frame):
+        days = pd.Series(stamps.date, index=np.arange(len(frame)))
+        firsts = days[~days.duplicated()]
+        step = max(1, len(firsts) // 10)
+        ax3.set_xticks(
+            firsts.index[::step].to_numpy(),
+            [str(d) for d in firsts.to_numpy()[::step]],
+            rotation=30,
+            fontsize=8,
+        )
+    fig.tight_layout()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(str(p), format="png", dpi=100)
+    except OSError as exc:
+        raise UserError(f"--png: cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return p

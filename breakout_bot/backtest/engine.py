@@ -1,0 +1,531 @@
+"""The event-path backtest: the live `machine.step` replayed over bars with the in-process broker.
+
+Per NYSE session (holidays and early closes from XNYS):
+
+1. `Reconciled(now=open - 1 min, session, next_open, position_qty=0)`, as the live runner sends at start.
+2. For each regular-session bar k, in time order (missing minutes are simply absent):
+   0. if the bar starts later than the previous one ended (the open, or a gap), `Tick(bar.t)`:
+      the clock moved, as the live runner's minute ticks would say (this is how the flatten fires
+      inside a data gap);
+   1. pending market orders (entry, or a close) fill at bar k's open (adverse slippage), as
+      `OrderUpdate("fill")` stamped bar.t with a deterministic execution id; a filled entry
+      activates its bracket legs;
+   2. active legs are checked against bar k (the entry bar too): stop first when both are touched;
+      a leg fills at its price, or at the open when the bar opened beyond it (broker/sim.py);
+   3. `BarClosed(bar)`; 4. `Tick(bar.end)`.
+   The machine's actions run at once: SubmitBracket -> a pending market entry (acknowledged `new`),
+   CancelAll -> working orders canceled, CloseAll -> a market close at the next bar's open (so the
+   close - 5 min flatten fills at the open of the 15:55 bar, 12:55 on early-close days), RecordFill
+   -> collected; SleepUntil / Log are only logged (debug).
+3. After the session's last bar: `Tick(close - flatten_minutes)` if the data ended before it (the
+   flatten then fires without a bar), and a close still pending fills at the last bar's close (no
+   slippage) stamped at the later of that bar's end and the order; `Tick(close)`; orders still open
+   expire (day orders). A position the machine left open (only possible with flatten_minutes = 0)
+   is closed at the last bar's close, exit_reason "end_of_data": a backtest never holds overnight.
+
+Speed: `machine.step` costs tens of microseconds per event, so stepping every bar tops out near
+25k bars/s. Most bars change nothing but the machine's bar window and clock (searching inside the
+box, in a trade whose legs the bar did not touch, done for the day). By default (`exact=False`) the
+engine recognises exactly those bars and hands the machine its updated window and clock in one
+`dataclasses.replace` before the next bar that matters; every decision is still made by
+`machine.step`. `exact=True` steps every event; tests assert both give identical fills.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from .. import machine
+from ..broker.sim import SimBroker
+from ..machine import (
+    BarClosed,
+    CancelAll,
+    CloseAll,
+    Fill,
+    Log,
+    Params,
+    Phase,
+    Reconciled,
+    RecordFill,
+    SleepUntil,
+    SubmitBracket,
+    Tick,
+)
+from ..strategy import Bar
+from .trades import ExitReason, Trade
+
+log = logging.getLogger(__name__)
+
+NY = ZoneInfo("America/New_York")
+_MINUTE = dt.timedelta(minutes=1)
+_ZERO = Decimal(0)
+_STATE_FIELDS = tuple(f.name for f in fields(machine.State))
+_STATE_VALUES = attrgetter(*_STATE_FIELDS)
+_BARS_AT = _STATE_FIELDS.index("bars")
+_NOW_AT = _STATE_FIELDS.index("now")
+_INF = float("inf")
+_NEG_INF = float("-inf")
+_NO_SKIP = (_NEG_INF, _NEG_INF, _INF, _NEG_INF, _INF, _NEG_INF)
+_EXIT_REASONS: dict[str, ExitReason] = {
+    "take_profit": "take_profit",
+    "stop_loss": "stop_loss",
+    "flatten": "flatten",
+    "end_of_data": "end_of_data",
+}
+
+
+@dataclass
+class BacktestResult:
+    symbol: str
+    params: Params
+    trades: list[Trade]
+    fills: list[Fill]
+    daily: pd.DataFrame  # columns date, pnl (net), equity
+    bars_processed: int
+    sessions: int
+    skipped: list[str]  # breakouts not traded, and why
+    session_minutes: int = 0  # regular-session minutes of the sessions that had bars
+    initial_equity: float = 100_000.0
+    commission_per_share: float = 0.0
+    slippage_per_share: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    events: int = 0  # machine.step calls
+
+
+class _Calendar:
+    """Sessions as epoch seconds: the simulator's XNYS wrapper, or any object with the same API."""
+
+    def __init__(self, calendar: Any | None) -> None:
+        if calendar is None:
+            from ..sim.calendar import xnys
+
+            calendar = xnys()
+        self.cal = calendar
+
+    def session(self, day: dt.date) -> tuple[float, float] | None:
+        s = self.cal.session(day)
+        return None if s is None else (float(s.open), float(s.close))
+
+    def next_open(self, day: dt.date, today_open: float) -> float:
+        try:
+            return float(self.cal.session_after(day).open)
+        except ValueError:  # beyond the calendar's last session: only SleepUntil uses it
+            return today_open + 86_400
+
+
+@dataclass
+class _Arrays:
+    index: pd.DatetimeIndex  # tz America/New_York, unique, sorted, ns
+    o: np.ndarray
+    h: np.ndarray
+    lo: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+
+
+def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
+    col = bars[name]
+    if col.dtype == np.float64:
+        return col.to_numpy()
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _prepare(bars: pd.DataFrame) -> _Arrays:
+    """Arrays of the bars, sorted by time, duplicates dropped (the last wins), New York time."""
+    if not isinstance(bars.index, pd.DatetimeIndex):
+        raise ValueError("bars must have a DatetimeIndex of bar starts")
+    cols = {str(c).lower(): c for c in bars.columns}
+    missing = [c for c in ("open", "high", "low", "close") if c not in cols]
+    if missing:
+        raise ValueError(f"bars lack columns {missing}")
+    o, h, lo, c = (_column(bars, cols[name]) for name in ("open", "high", "low", "close"))
+    v = np.nan_to_num(_column(bars, cols["volume"])) if "volume" in cols else np.zeros(len(bars))
+    idx = bars.index
+    idx = (idx.tz_localize(NY) if idx.tz is None else idx.tz_convert(NY)).as_unit("ns")
+    if not (idx.is_monotonic_increasing and idx.is_unique):
+        # Stable sort, then keep the last of each timestamp (the file's latest correction).
+        order = np.argsort(idx.asi8, kind="stable")
+        stamps = idx.asi8[order]
+        last = np.ones(len(stamps), dtype=bool)
+        last[:-1] = stamps[1:] != stamps[:-1]
+        order = order[last]
+        idx = idx[order]
+        o, h, lo, c, v = o[order], h[order], lo[order], c[order], v[order]
+    return _Arrays(idx, o, h, lo, c, v)
+
+
+def run_backtest(
+    bars: pd.DataFrame,
+    symbol: str,
+    params: Params,
+    *,
+    commission_per_share: float = 0.0,
+    slippage_per_share: float = 0.0,
+    calendar: Any | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    initial_equity: float = 100_000.0,
+    exact: bool = False,
+) -> BacktestResult:
+    """Replay `bars` (tz-aware DatetimeIndex of bar starts; open high low close [volume]) through
+    `machine.step` with the simulated broker. See the module docstring for the event sequence."""
+    if commission_per_share < 0 or slippage_per_share < 0:
+        raise ValueError("commission and slippage must be >= 0")
+    if params.lookback < 1 or params.qty < 1:
+        raise ValueError("lookback and qty must be >= 1")
+    return _Engine(
+        _prepare(bars),
+        symbol,
+        params,
+        commission_per_share,
+        slippage_per_share,
+        _Calendar(calendar),
+        progress,
+        initial_equity,
+        exact,
+    ).run()
+
+
+class _Engine:
+    def __init__(
+        self,
+        frame: _Arrays,
+        symbol: str,
+        params: Params,
+        commission: float,
+        slippage: float,
+        calendar: _Calendar,
+        progress: Callable[[int, int], None] | None,
+        initial_equity: float,
+        exact: bool,
+    ) -> None:
+        self.symbol = symbol
+        self.params = params
+        self.commission = commission
+        self.slippage = slippage
+        self.cal = calendar
+        self.progress = progress
+        self.initial_equity = initial_equity
+        self.exact = exact
+        self.broker = SimBroker(symbol, slippage_per_share=slippage)
+        self.state = machine.initial_state(symbol, params)
+        self.fills: list[Fill] = []
+        self.entries: dict[str, SubmitBracket] = {}
+        self.skipped: list[str] = []
+        self.warnings: list[str] = []
+        self.events = 0
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        self.flatten_s = params.flatten_minutes * 60
+        self.no_entry_s = params.no_entry_minutes * 60
+
+        o, h, lo, c, v, idx = frame.o, frame.h, frame.lo, frame.c, frame.v, frame.index
+        with np.errstate(invalid="ignore"):
+            valid = (
+                np.isfinite(o)
+                & np.isfinite(h)
+                & np.isfinite(lo)
+                & np.isfinite(c)
+                & (lo > 0)
+                & (lo <= np.minimum(o, c))
+                & (h >= np.maximum(o, c))
+            )
+        if not valid.all():
+            # The machine would ignore such a bar, and the broker cannot fill on it: as if missing.
+            self.warnings.append(f"{int((~valid).sum())} bars with missing or inconsistent prices ignored")
+            idx = idx[valid]
+            o, h, lo, c, v = o[valid], h[valid], lo[valid], c[valid], v[valid]
+        epochs = idx.asi8 // 1_000_000_000
+        local_days = idx.tz_localize(None).asi8 // (86_400 * 1_000_000_000)
+        self.t: list[int] = epochs.tolist()
+        self.o: list[float] = o.tolist()
+        self.h: list[float] = h.tolist()
+        self.lo: list[float] = lo.tolist()
+        self.c: list[float] = c.tolist()
+        self.v: list[float] = v.tolist()
+        # Sessions: the bars of each local day that start inside its regular session (the index is
+        # sorted, so each day is one contiguous slice; bars outside the session are never visited).
+        self.sessions: list[tuple[dt.date, float, float, int, int]] = []
+        day_nums = np.unique(local_days)
+        day_lo = np.searchsorted(local_days, day_nums, side="left")
+        day_hi = np.searchsorted(local_days, day_nums, side="right")
+        for day_num, d_lo, d_hi in zip(day_nums.tolist(), day_lo.tolist(), day_hi.tolist(), strict=True):
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(day_num))
+            s = self.cal.session(day)
+            if s is None:
+                continue
+            part = epochs[d_lo:d_hi]
+            a = d_lo + int(np.searchsorted(part, s[0], side="left"))
+            b = d_lo + int(np.searchsorted(part, s[1], side="left"))
+            if b > a:
+                self.sessions.append((day, s[0], s[1], a, b))
+        self._bar_cache: dict[int, Bar] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def bar(self, k: int) -> Bar:
+        b = self._bar_cache.get(k)
+        if b is None:
+            b = Bar(
+                dt.datetime.fromtimestamp(self.t[k], NY),
+                self.o[k],
+                self.h[k],
+                self.lo[k],
+                self.c[k],
+                self.v[k],
+            )
+            if len(self._bar_cache) > 256:
+                self._bar_cache.clear()
+            self._bar_cache[k] = b
+        return b
+
+    def dispatch(self, events: Iterable[machine.Event]) -> None:
+        """Step the machine through `events` and everything its actions cause, in order."""
+        queue: deque[machine.Event] = deque(events)
+        broker = self.broker
+        while queue:
+            event = queue.popleft()
+            self.state, actions = machine.step(self.state, event)
+            self.events += 1
+            for action in actions:
+                kind = type(action)
+                if kind is Log:
+                    assert isinstance(action, Log)
+                    if " skipped: " in action.message:
+                        when = self.state.now
+                        self.skipped.append(f"{when:%Y-%m-%d %H:%M} {action.message}")
+                    elif action.level in ("warning", "error"):
+                        self.warnings.append(action.message)
+                    if self._debug:
+                        log.debug("%s %s", action.level, action.message)
+                elif kind is RecordFill:
+                    assert isinstance(action, RecordFill)
+                    self.fills.append(action.fill)
+                elif kind is SubmitBracket:
+                    assert isinstance(action, SubmitBracket)
+                    self.entries[action.client_order_id] = action
+                    queue.extend(broker.submit_bracket(action, self._now()))
+                elif kind is CancelAll:
+                    assert isinstance(action, CancelAll)
+                    queue.extend(broker.cancel_orders(action.symbol, self._now()))
+                elif kind is CloseAll:
+                    assert isinstance(action, CloseAll)
+                    queue.extend(broker.close_position(action.symbol, self._now()))
+                elif kind is SleepUntil and self._debug:
+                    assert isinstance(action, SleepUntil)
+                    log.debug("sleep until %s (%s)", action.when, action.reason)
+
+    def _now(self) -> dt.datetime:
+        now = self.state.now
+        assert now is not None
+        return now
+
+    def catch_up(self, start: int, stop: int) -> None:
+        """Bars start..stop-1 closed without changing anything but the machine's window and clock:
+        apply exactly what `machine.step(BarClosed)` + `Tick` would have for each of them."""
+        lookback = self.params.lookback
+        new = tuple(self.bar(j) for j in range(max(start, stop - lookback), stop))
+        st = self.state
+        end = new[-1].end
+        values = list(_STATE_VALUES(st))
+        values[_BARS_AT] = (*st.bars, *new)[-lookback:]
+        if st.now is None or end > st.now:
+            values[_NOW_AT] = end
+        self.state = machine.State(*values)  # dataclasses.replace, without its per-call overhead
+
+    def plan(self, k0: int, s_close: float) -> tuple[float, float, float, float, float, float]:
+        """Which of the next bars change nothing but the machine's bar window and clock, given the
+        state after bar k0: (t_limit, k_limit, c_lo, c_hi, l_min, h_max) such that a bar k following
+        without a gap, starting before t_limit, k < k_limit, with c_lo <= close <= c_hi, low > l_min
+        and high < h_max, would make BarClosed + Tick only append it and move the clock, and make
+        the broker fill nothing. Mirrors machine._on_bar / _on_time / _maybe_form_box /
+        _check_breakout; when in doubt it skips nothing (tests hold the fast path equal to exact)."""
+        st = self.state
+        broker = self.broker
+        if st.unprotected or broker.pending:
+            return _NO_SKIP
+        phase = st.phase
+        flat = 0 if st.flattened else self.flatten_s
+        k_limit = _INF
+        c_lo, c_hi = _NEG_INF, _INF
+        if phase is Phase.DONE_FOR_THE_DAY:
+            t_limit = _INF if st.flattened else s_close - flat - 60
+        elif phase is Phase.ACTIVE_TRADE:
+            t_limit = s_close - flat - 60
+        elif phase is Phase.SEARCHING:
+            t_limit = s_close - max(flat, self.no_entry_s) - 60
+            box = st.box
+            if box is not None:
+                c_lo, c_hi = box.low, box.high
+            elif st.box_not_before is not None:
+                return _NO_SKIP
+            else:
+                k_limit = k0 + self.params.lookback - len(st.bars)
+        else:
+            return _NO_SKIP
+        l_min, h_max = broker.leg_bounds()
+        return t_limit, k_limit, c_lo, c_hi, l_min, h_max
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> BacktestResult:
+        p = self.params
+        total = sum(s[4] - s[3] for s in self.sessions)
+        done = 0
+        session_minutes = 0
+        t, o, h, lo, c = self.t, self.o, self.h, self.lo, self.c
+        broker = self.broker
+        exact = self.exact
+        t_limit: float
+        k_limit: float
+        for day, s_open, s_close, a, b in self.sessions:
+            session_minutes += int((s_close - s_open) // 60)
+            open_dt = dt.datetime.fromtimestamp(s_open, NY)
+            close_dt = dt.datetime.fromtimestamp(s_close, NY)
+            session = machine.Session(day, open_dt, close_dt)
+            next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NY)
+            self.dispatch(
+                [Reconciled(now=open_dt - _MINUTE, session=session, next_open=next_open, position_qty=_ZERO)]
+            )
+            prev_end = s_open - 60
+            lag_start = -1
+            # After Reconciled the machine waits for the open: nothing may be skipped yet.
+            t_limit, k_limit, c_lo, c_hi, l_min, h_max = _NO_SKIP
+            for k in range(a, b):
+                tk = t[k]
+                if (
+                    tk == prev_end
+                    and tk < t_limit
+                    and k < k_limit
+                    and c_lo <= c[k] <= c_hi
+                    and lo[k] > l_min
+                    and h[k] < h_max
+                ):
+                    if lag_start < 0:
+                        lag_start = k
+                    prev_end = tk + 60
+                    continue
+                if lag_start >= 0:
+                    self.catch_up(lag_start, k)
+                    lag_start = -1
+                if tk > prev_end:  # the open, or a gap: the clock moved without a bar
+                    self.dispatch([Tick(dt.datetime.fromtimestamp(tk, NY))])
+                prev_end = tk + 60
+                if broker.busy:
+                    updates = broker.on_bar(tk, o[k], h[k], lo[k])
+                    if updates:
+                        self.dispatch(updates)
+                        if not exact:
+                            # E.g. the entry filled and the bar left its legs alone: its BarClosed
+                            # may change nothing but the window and clock; then defer it too.
+                            t_limit, k_limit, c_lo, c_hi, l_min, h_max = self.plan(k - 1, s_close)
+                            if tk < t_limit and k < k_limit and c_lo <= c[k] <= c_hi:
+                                lag_start = k
+                                continue
+                bar = self.bar(k)
+                self.dispatch([BarClosed(bar)])
+                if exact or self.state.now != bar.end:
+                    # In fast mode the Tick is sent only when BarClosed did not already bring the
+                    # machine to bar.end: at the same `now`, _on_time has nothing left to do.
+                    self.dispatch([Tick(bar.end)])
+                if not exact:
+                    t_limit, k_limit, c_lo, c_hi, l_min, h_max = self.plan(k, s_close)
+            if lag_start >= 0:
+                self.catch_up(lag_start, b)
+            self._end_session(b - 1, s_close, close_dt)
+            done += b - a
+            if self.progress is not None:
+                self.progress(done, total)
+        trades = self._trades()
+        return BacktestResult(
+            symbol=self.symbol,
+            params=p,
+            trades=trades,
+            fills=self.fills,
+            daily=_daily(trades, [s[0] for s in self.sessions], self.initial_equity),
+            bars_processed=done,
+            sessions=len(self.sessions),
+            skipped=self.skipped,
+            session_minutes=session_minutes,
+            initial_equity=self.initial_equity,
+            commission_per_share=self.commission,
+            slippage_per_share=self.slippage,
+            warnings=self.warnings,
+            events=self.events,
+        )
+
+    def _end_session(self, last: int, s_close: float, close_dt: dt.datetime) -> None:
+        broker = self.broker
+        last_end = dt.datetime.fromtimestamp(self.t[last] + 60, NY)
+        flat_dt = dt.datetime.fromtimestamp(s_close - self.flatten_s, NY)
+        if self._now() < flat_dt:
+            self.dispatch([Tick(flat_dt)])  # the data ended early: the clock still reaches the flatten
+        if broker.pending:
+            self.dispatch(broker.fill_closes_at(self.c[last], last_end))
+        if self._now() < close_dt:
+            self.dispatch([Tick(close_dt)])
+        if broker.position != 0:
+            # Only when the machine did not flatten (flatten_minutes = 0): never hold overnight.
+            expired = broker.expire_day_orders(close_dt)
+            self.dispatch(expired)
+            self.dispatch(broker.close_position(self.symbol, close_dt, kind="end_of_data"))
+            self.dispatch(broker.fill_closes_at(self.c[last], last_end))
+            self.warnings.append(
+                f"{close_dt:%Y-%m-%d}: position still open at the close; closed at the last bar"
+            )
+        self.dispatch(broker.expire_day_orders(close_dt))
+
+    # ------------------------------------------------------------------ results
+    def _trades(self) -> list[Trade]:
+        trades: list[Trade] = []
+        entry: Fill | None = None
+        kind_of = self.broker.kind_of
+        for fill in self.fills:
+            kind = kind_of(fill.order_id)
+            if kind == "entry":
+                entry = fill
+                continue
+            if entry is None:
+                self.warnings.append(f"exit fill {fill.execution_id} without an entry")
+                continue
+            request = self.entries.get(entry.client_order_id)
+            box = request.box if request is not None else None
+            reason = _EXIT_REASONS.get(kind, "flatten")
+            qty = int(entry.qty)
+            trades.append(
+                Trade(
+                    symbol=self.symbol,
+                    side=entry.side,
+                    qty=qty,
+                    entry_time=entry.timestamp,
+                    entry_price=float(entry.price),
+                    exit_time=fill.timestamp,
+                    exit_price=float(fill.price),
+                    exit_reason=reason,
+                    stop_price=float(request.stop_price) if request else float("nan"),
+                    take_profit_price=float(request.take_profit_price) if request else float("nan"),
+                    box_high=box.high if box else float("nan"),
+                    box_low=box.low if box else float("nan"),
+                    box_range=box.range if box else float("nan"),
+                    commission=round(self.commission * (float(entry.qty) + float(fill.qty)), 10),
+                )
+            )
+            entry = None
+        return trades
+
+
+def _daily(trades: list[Trade], days: list[dt.date], initial_equity: float) -> pd.DataFrame:
+    pnl: dict[dt.date, float] = dict.fromkeys(days, 0.0)
+    for tr in trades:
+        day = tr.exit_time.astimezone(NY).date()
+        pnl[day] = pnl.get(day, 0.0) + tr.net_pnl
+    dates = sorted(pnl)
+    values = np.array([pnl[d] for d in dates], dtype=np.float64)
+    return pd.DataFrame({"date": dates, "pnl": values, "equity": initial_equity + np.cumsum(values)})

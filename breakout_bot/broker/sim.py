@@ -1,0 +1,347 @@
+"""In-process simulated broker for backtests: Alpaca-like orders, filled bar by bar.
+
+The backtest engine (backtest/engine.py) drives it: the machine's actions become orders here, and each
+bar produces the trade updates Alpaca would have sent, as `machine.OrderUpdate` events. Fill rules
+(DESIGN.md, "The strategy, precisely"):
+
+* A market order (the entry, or a close) fills at the open of the next bar, adverse slippage
+  included (buy: open + slippage, sell: open - slippage).
+* A filled bracket entry activates its two legs; they are checked against every bar from the entry
+  bar itself on. A stop triggers when the bar's low reaches it (long; high for a short), a
+  take-profit when the high reaches it (long; low for a short).
+* A triggered leg fills at its price, or at the bar's open when the bar opened beyond it (a gap:
+  worse for a stop, better for a take-profit). A stop becomes a market order once triggered, so it
+  pays the slippage; a take-profit is a limit and never fills worse than its price.
+* When both legs are touched in one bar the stop is taken (conservative); the sibling is canceled.
+* Fills are whole (no partials) and every execution id is deterministic: `<order id>-1`.
+
+Only one symbol's orders live here (a backtest runs one symbol). Read methods mirror the Broker
+protocol (`get_position_qty`, `list_open_orders`, `get_order`, `get_order_by_client_id`,
+`fill_activities`) so that tests and reports can inspect it like a real account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from ..machine import OrderSnapshot, OrderUpdate, SubmitBracket
+from ..strategy import Side
+from .base import BrokerNotFound, FillActivity
+
+NY = ZoneInfo("America/New_York")
+_ZERO = Decimal(0)
+
+OrderKind = str  # entry | stop_loss | take_profit | flatten | end_of_data
+
+
+def to_price(value: float) -> Decimal:
+    """A bar price (float, maybe with float noise) as the Decimal a fill reports (4 decimals)."""
+    return Decimal(repr(round(value, 4)))
+
+
+@dataclass(slots=True, eq=False)
+class SimOrder:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: str  # market | stop | limit
+    qty: int
+    kind: OrderKind
+    submitted_at: dt.datetime
+    status: str = "new"  # new | held | filled | canceled | expired
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    order_class: str = ""
+    legs: list[SimOrder] = field(default_factory=list)
+    filled_qty: int = 0
+    filled_avg_price: Decimal | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("new", "held")
+
+    def snapshot(self) -> OrderSnapshot:
+        return OrderSnapshot(
+            id=self.id,
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            status=self.status,
+            qty=Decimal(self.qty),
+            filled_qty=Decimal(self.filled_qty),
+            filled_avg_price=self.filled_avg_price,
+            stop_price=self.stop_price,
+            limit_price=self.limit_price,
+            order_class=self.order_class,
+            legs=tuple(leg.snapshot() for leg in self.legs),
+        )
+
+
+class SimBroker:
+    """Orders and one position for one symbol; fills come from bars (see the module docstring)."""
+
+    def __init__(self, symbol: str, *, slippage_per_share: float = 0.0, id_prefix: str = "sim") -> None:
+        if slippage_per_share < 0:
+            raise ValueError("slippage_per_share must be >= 0")
+        self.symbol = symbol
+        self.slippage = Decimal(repr(float(slippage_per_share)))
+        self._prefix = id_prefix
+        self._seq = 0
+        self.position = 0  # signed shares
+        self.orders: dict[str, SimOrder] = {}
+        self._open: dict[str, SimOrder] = {}  # open orders only (cancel stays O(open), not O(history))
+        self._by_cid: dict[str, SimOrder] = {}
+        self.pending: list[SimOrder] = []  # market orders waiting for the next bar's open
+        self._stop: SimOrder | None = None  # active bracket legs (after the entry filled)
+        self._take: SimOrder | None = None
+        self._stop_f = 0.0
+        self._take_f = 0.0
+        self._long = True
+        self.activities: list[FillActivity] = []
+
+    # ------------------------------------------------------------------ state the engine polls
+    @property
+    def busy(self) -> bool:
+        """Something can fill on the next bar (a pending market order or active legs)."""
+        return bool(self.pending) or self._stop is not None
+
+    def leg_bounds(self) -> tuple[float, float]:
+        """(l_min, h_max): a bar with low > l_min and high < h_max touches no active leg."""
+        if self._stop is None:
+            return float("-inf"), float("inf")
+        if self._long:
+            return self._stop_f, self._take_f
+        return self._take_f, self._stop_f
+
+    # ------------------------------------------------------------------ orders
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self._prefix}-{self._seq:06d}"
+
+    def _add(self, order: SimOrder) -> SimOrder:
+        self.orders[order.id] = order
+        self._open[order.id] = order
+        self._by_cid[order.client_order_id] = order
+        return order
+
+    def submit_bracket(self, request: SubmitBracket, now: dt.datetime) -> list[OrderUpdate]:
+        """A market bracket entry, acknowledged at once (`new`); its legs are held until it fills."""
+        if request.symbol != self.symbol:
+            raise ValueError(f"this simulated broker trades {self.symbol}, not {request.symbol}")
+        closing: Side = "sell" if request.side == "buy" else "buy"
+        entry = SimOrder(
+            id=self._new_id(),
+            client_order_id=request.client_order_id,
+            symbol=self.symbol,
+            side=request.side,
+            type="market",
+            qty=int(request.qty),
+            kind="entry",
+            submitted_at=now,
+            order_class="bracket",
+        )
+        for kind, typ, stop, limit in (
+            ("take_profit", "limit", None, request.take_profit_price),
+            ("stop_loss", "stop", request.stop_price, None),
+        ):
+            leg_id = self._new_id()
+            entry.legs.append(
+                self._add(
+                    SimOrder(
+                        id=leg_id,
+                        client_order_id=f"{leg_id}-{'tp' if kind == 'take_profit' else 'sl'}",
+                        symbol=self.symbol,
+                        side=closing,
+                        type=typ,
+                        qty=int(request.qty),
+                        kind=kind,
+                        submitted_at=now,
+                        status="held",
+                        stop_price=stop,
+                        limit_price=limit,
+                        order_class="bracket",
+                    )
+                )
+            )
+        self._add(entry)
+        self.pending.append(entry)
+        return [OrderUpdate("new", entry.snapshot(), now)]
+
+    def cancel_orders(self, symbol: str, now: dt.datetime) -> list[OrderUpdate]:
+        """Cancel every open order of `symbol` (a bracket's legs too)."""
+        return self._end_open_orders(symbol, now, "canceled")
+
+    def expire_day_orders(self, now: dt.datetime) -> list[OrderUpdate]:
+        """Time-in-force day: what is still open at the close expires."""
+        return self._end_open_orders(self.symbol, now, "expired")
+
+    def _end_open_orders(self, symbol: str, now: dt.datetime, status: str) -> list[OrderUpdate]:
+        if symbol != self.symbol:
+            return []
+        events = []
+        for order in self._open.values():
+            order.status = status
+            events.append(OrderUpdate(status, order.snapshot(), now))
+        self._open.clear()
+        self.pending.clear()
+        self._stop = self._take = None
+        return events
+
+    def close_position(self, symbol: str, now: dt.datetime, kind: OrderKind = "flatten") -> list[OrderUpdate]:
+        """A market order closing the whole position at the next bar's open (no-op when flat or when
+        a close is already working)."""
+        if symbol != self.symbol or self.position == 0:
+            return []
+        if any(o.kind in ("flatten", "end_of_data") for o in self.pending):
+            return []
+        oid = self._new_id()
+        order = self._add(
+            SimOrder(
+                id=oid,
+                client_order_id=f"{oid}-close",
+                symbol=self.symbol,
+                side="sell" if self.position > 0 else "buy",
+                type="market",
+                qty=abs(self.position),
+                kind=kind,
+                submitted_at=now,
+            )
+        )
+        self.pending.append(order)
+        return [OrderUpdate("new", order.snapshot(), now)]
+
+    # ------------------------------------------------------------------ fills
+    def _fill(self, order: SimOrder, price: Decimal, when: dt.datetime) -> OrderUpdate:
+        order.status = "filled"
+        self._open.pop(order.id, None)
+        order.filled_qty = order.qty
+        order.filled_avg_price = price
+        self.position += order.qty if order.side == "buy" else -order.qty
+        execution_id = f"{order.id}-1"
+        self.activities.append(
+            FillActivity(
+                id=f"{when:%Y%m%d%H%M%S}::{execution_id}",
+                execution_id=execution_id,
+                order_id=order.id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=Decimal(order.qty),
+                price=price,
+                cum_qty=Decimal(order.qty),
+                leaves_qty=_ZERO,
+                transaction_time=when,
+                type="fill",
+            )
+        )
+        return OrderUpdate(
+            "fill", order.snapshot(), when, execution_id=execution_id, qty=Decimal(order.qty), price=price
+        )
+
+    def _activate_legs(self, entry: SimOrder) -> None:
+        take = next((leg for leg in entry.legs if leg.kind == "take_profit"), None)
+        stop = next((leg for leg in entry.legs if leg.kind == "stop_loss"), None)
+        if take is None or stop is None or not take.is_open or not stop.is_open:
+            return
+        take.status = stop.status = "new"
+        assert stop.stop_price is not None and take.limit_price is not None
+        self._stop, self._take = stop, take
+        self._stop_f, self._take_f = float(stop.stop_price), float(take.limit_price)
+        self._long = entry.side == "buy"
+
+    def on_bar(self, t: int, o: float, h: float, low: float) -> list[OrderUpdate]:
+        """Bar starting at epoch second `t`: (1) pending market orders fill at its open, (2) active legs
+        are checked against its range. Returns the trade updates, in order ([] when nothing happened)."""
+        events: list[OrderUpdate] = []
+        when: dt.datetime | None = None
+        if self.pending:
+            when = dt.datetime.fromtimestamp(t, NY)
+            pending, self.pending = self.pending, []
+            for order in pending:
+                price = to_price(o)
+                price = price + self.slippage if order.side == "buy" else price - self.slippage
+                events.append(self._fill(order, price, when))
+                if order.kind == "entry":
+                    self._activate_legs(order)
+        stop = self._stop
+        if stop is None:
+            return events
+        take = self._take
+        assert take is not None
+        if self._long:
+            stop_hit = low <= self._stop_f
+            take_hit = h >= self._take_f
+        else:
+            stop_hit = h >= self._stop_f
+            take_hit = low <= self._take_f
+        if not (stop_hit or take_hit):
+            return events
+        if when is None:
+            when = dt.datetime.fromtimestamp(t, NY)
+        self._stop = self._take = None
+        if stop_hit:  # both touched: the stop first (conservative)
+            assert stop.stop_price is not None
+            gapped = o <= self._stop_f if self._long else o >= self._stop_f
+            price = to_price(o) if gapped else stop.stop_price
+            price = price - self.slippage if self._long else price + self.slippage
+            filled, sibling = stop, take
+        else:
+            assert take.limit_price is not None
+            gapped = o >= self._take_f if self._long else o <= self._take_f
+            price = to_price(o) if gapped else take.limit_price
+            filled, sibling = take, stop
+        events.append(self._fill(filled, price, when))
+        sibling.status = "canceled"
+        self._open.pop(sibling.id, None)
+        events.append(OrderUpdate("canceled", sibling.snapshot(), when))
+        return events
+
+    def fill_closes_at(self, price: float, when: dt.datetime) -> list[OrderUpdate]:
+        """No bar is left in the session: pending closing orders fill at `price` (the last bar's close,
+        no slippage) at `when` or when they were sent, whichever is later. Pending entries stay (and
+        expire at the close)."""
+        events = []
+        keep = []
+        for order in self.pending:
+            if order.kind in ("flatten", "end_of_data"):
+                events.append(self._fill(order, to_price(price), max(when, order.submitted_at)))
+            else:
+                keep.append(order)
+        self.pending = keep
+        return events
+
+    # ------------------------------------------------------------------ reads (Broker-protocol style)
+    def kind_of(self, order_id: str) -> OrderKind:
+        return self.orders[order_id].kind
+
+    def get_position_qty(self, symbol: str) -> Decimal:
+        return Decimal(self.position) if symbol == self.symbol else _ZERO
+
+    def list_open_orders(self, symbol: str | None = None) -> list[OrderSnapshot]:
+        """Open orders with legs nested under their parent (like Alpaca's nested=true)."""
+        open_orders = list(self._open.values())
+        leg_ids = {leg.id for o in self.orders.values() for leg in o.legs}
+        parents = {o.id: o for o in self.orders.values() if any(leg in open_orders for leg in o.legs)}
+        tops = [o for o in open_orders if o.id not in leg_ids]
+        tops += [p for p in parents.values() if p.id not in self._open]
+        return [o.snapshot() for o in tops if symbol is None or o.symbol == symbol]
+
+    def get_order(self, order_id: str) -> OrderSnapshot:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise BrokerNotFound(f"order {order_id} not found")
+        return order.snapshot()
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        order = self._by_cid.get(client_order_id)
+        return order.snapshot() if order is not None else None
+
+    def fill_activities(self, since: dt.datetime) -> list[FillActivity]:
+        return [a for a in self.activities if a.transaction_time >= since]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,243 @@
+"""`breakout-bot backtest`: replay one-minute bars through the live state machine (event path).
+
+    breakout-bot backtest --symbol SPY --data bars.csv [--from 2024-01-02 --to 2024-03-28]
+                          [--commission 0.005 --slippage 0.01] [--trades-out trades.csv]
+                          [--report report.html] [--png report.png]
+
+`--data synthetic` (or no --data) uses the simulator's seeded synthetic bars (--seed, --days).
+`--sweep` hands over to the parameter sweep of breakout_bot.backtest.sweep (the fast kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..machine import Params
+
+_DEFAULTS = Params()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-s", "--symbol", metavar="SYMBOL", help="ticker (selects rows of a multi-symbol file)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE|DIR|synthetic",
+        help="CSV/Parquet bars, a `breakout-bot bars` cache directory, or 'synthetic' (the default)",
+    )
+    parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first session (inclusive)")
+    parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last session (inclusive)")
+    parser.add_argument("--seed", type=int, default=1, help="synthetic data: random seed (default 1)")
+    parser.add_argument("--days", type=int, default=20, help="synthetic data: sessions (default 20)")
+    g = parser.add_argument_group("strategy")
+    g.add_argument(
+        "--qty", type=int, default=_DEFAULTS.qty, help=f"shares per trade (default {_DEFAULTS.qty})"
+    )
+    g.add_argument("--lookback", type=int, default=_DEFAULTS.lookback, help="bars in the box (default 10)")
+    g.add_argument(
+        "--min-range-pct", type=float, default=_DEFAULTS.min_range_pct, help="range floor in %% (default 0.3)"
+    )
+    g.add_argument(
+        "--no-entry-minutes",
+        type=int,
+        default=_DEFAULTS.no_entry_minutes,
+        help="no entry this close to the close (default 20)",
+    )
+    g.add_argument(
+        "--flatten-minutes",
+        type=int,
+        default=_DEFAULTS.flatten_minutes,
+        help="flatten this close to the close (default 5)",
+    )
+    g.add_argument("--max-trades", type=int, default=0, help="entries per day (default 0 = unlimited)")
+    g.add_argument(
+        "--max-daily-loss", type=float, default=0.0, help="stop for the day after this loss (0 = off)"
+    )
+    c = parser.add_argument_group("costs and output")
+    c.add_argument(
+        "--commission", type=float, default=0.0, metavar="USD", help="per share and fill (e.g. 0.005)"
+    )
+    c.add_argument(
+        "--slippage",
+        type=float,
+        default=0.0,
+        metavar="USD",
+        help="per share, adverse, on market and stop fills",
+    )
+    c.add_argument(
+        "--initial-equity", type=float, default=100_000.0, metavar="USD", help="for returns and drawdown %%"
+    )
+    c.add_argument("--trades-out", type=Path, metavar="PATH", help="write the trades (.csv or .json)")
+    c.add_argument(
+        "--report", type=Path, metavar="PATH", help="write an interactive HTML report (plotly, offline)"
+    )
+    c.add_argument("--png", type=Path, metavar="PATH", help="write a PNG chart (matplotlib)")
+    c.add_argument(
+        "--max-rows", type=int, default=200, help="trades shown in the table (default 200; 0 = none)"
+    )
+    c.add_argument(
+        "--exact-events",
+        action="store_true",
+        help="step the machine on every bar (slower; results are identical)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="parameter sweep with the compiled kernel (breakout_bot.backtest.sweep)",
+    )
+    try:
+        sweep = importlib.import_module("breakout_bot.backtest.sweep")
+    except ModuleNotFoundError as exc:
+        if exc.name != "breakout_bot.backtest.sweep":
+            raise
+    else:
+        add = getattr(sweep, "add_sweep_arguments", None)
+        if add is not None:
+            add(parser)
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{flag}: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def params_from_args(args: argparse.Namespace) -> Params:
+    problems = []
+    if args.qty < 1:
+        problems.append("--qty must be at least 1")
+    if args.lookback < 1:
+        problems.append("--lookback must be at least 1")
+    if not math.isfinite(args.min_range_pct) or args.min_range_pct < 0:
+        problems.append("--min-range-pct must be >= 0")
+    if args.flatten_minutes < 1:
+        problems.append("--flatten-minutes must be at least 1 (the bot is flat before the close)")
+    if args.no_entry_minutes < 0:
+        problems.append("--no-entry-minutes must be >= 0")
+    if args.max_trades < 0:
+        problems.append("--max-trades must be >= 0")
+    if not math.isfinite(args.max_daily_loss) or args.max_daily_loss < 0:
+        problems.append("--max-daily-loss must be >= 0")
+    for flag, value in (("--commission", args.commission), ("--slippage", args.slippage)):
+        if not math.isfinite(value) or value < 0:
+            problems.append(f"{flag} must be >= 0")
+    if not math.isfinite(args.initial_equity) or args.initial_equity <= 0:
+        problems.append("--initial-equity must be > 0")
+    if problems:
+        raise UserError("; ".join(problems))
+    return Params(
+        lookback=args.lookback,
+        min_range_pct=args.min_range_pct,
+        qty=args.qty,
+        no_entry_minutes=args.no_entry_minutes,
+        flatten_minutes=args.flatten_minutes,
+        max_trades=args.max_trades,
+        max_daily_loss=args.max_daily_loss,
+    )
+
+
+def load_bars(args: argparse.Namespace) -> tuple[Any, str]:
+    """The bars the arguments name, and the symbol to trade."""
+    from ..backtest.data import load_bar_file, synthetic_bars
+
+    start = _date(args.date_from, "--from")
+    end = _date(args.date_to, "--to")
+    if start and end and start > end:
+        raise UserError(f"--from {start} is after --to {end}")
+    symbol = args.symbol.strip().upper() if args.symbol else None
+    if symbol is not None and not symbol.replace(".", "").replace("-", "").isalnum():
+        raise UserError(f"--symbol: not a ticker: {args.symbol!r}")
+    if args.data is None or args.data.lower() == "synthetic":
+        symbol = symbol or "SYNTH"
+        return synthetic_bars(symbol, args.seed, args.days, start), symbol
+    path = Path(args.data)
+    if symbol is None:
+        if path.is_dir():
+            symbol = None
+        else:
+            raise UserError("--symbol is required with --data FILE")
+    bars = load_bar_file(path, symbol, start=start, end=end)
+    if symbol is None:
+        symbol = Path(str(bars.attrs.get("source", path))).name.upper()
+    return bars, symbol
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backtest.engine import run_backtest
+    from ..backtest.metrics import format_report, write_trades
+
+    params = params_from_args(args)
+    bars, symbol = load_bars(args)
+    if getattr(args, "sweep", False):
+        try:
+            sweep = importlib.import_module("breakout_bot.backtest.sweep")
+        except ModuleNotFoundError as exc:
+            if exc.name == "breakout_bot.backtest.sweep":
+                raise UserError("--sweep: sweep not built yet") from None
+            raise
+        args.params = params  # the validated strategy flags: the base of the grid
+        return int(sweep.run_sweep(args, bars))
+    dropped = int(bars.attrs.get("dropped_rows", 0) or 0)
+    if dropped:
+        print(f"note: {dropped} rows with missing or inconsistent prices were dropped", file=sys.stderr)
+    if args.trades_out is not None and args.trades_out.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--trades-out: {args.trades_out.name}: use a .csv or .json file name")
+    result = _run_with_progress(
+        lambda progress: run_backtest(
+            bars,
+            symbol,
+            params,
+            commission_per_share=args.commission,
+            slippage_per_share=args.slippage,
+            progress=progress,
+            initial_equity=args.initial_equity,
+            exact=args.exact_events,
+        ),
+        len(bars),
+    )
+    if result.sessions == 0:
+        raise UserError(f"--data: no regular-session bars for {symbol} in the requested range")
+    print(format_report(result, max_rows=args.max_rows), end="")
+    if args.trades_out is not None:
+        print(f"trades written to {write_trades(result.trades, args.trades_out)}")
+    if args.report is not None:
+        from ..backtest.charts import write_html_report
+
+        print(f"report written to {write_html_report(result, bars, args.report)}")
+    if args.png is not None:
+        from ..backtest.charts import write_png_report
+
+        print(f"chart written to {write_png_report(result, bars, args.png)}")
+    return 0
+
+
+def _run_with_progress(job: Any, total_bars: int) -> Any:
+    """A rich progress bar on a terminal for long runs; silent otherwise (pipes, tests)."""
+    if not sys.stderr.isatty() or total_bars < 200_000:
+        return job(None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("backtest"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} bars"),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("bars", total=total_bars)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return job(progress)

@@ -1,0 +1,185 @@
+"""`breakout-bot backtest` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from breakout_bot.cli import main
+
+SPY = next(
+    (
+        p / "lean_spy_1min.csv"
+        for p in (
+            Path("/work/shared/data/minute"),
+            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
+        )
+        if (p / "lean_spy_1min.csv").exists()
+    ),
+    None,
+)
+
+
+@pytest.fixture
+def bars_csv(tmp_path: Path) -> Path:
+    """A small file in a different layout (date + time columns, short names, naive times)."""
+    from breakout_bot.backtest.data import synthetic_bars
+
+    df = synthetic_bars("ABC", 4, 3)
+    local = df.index.tz_localize(None)
+    out = pd.DataFrame(
+        {
+            "Date": local.strftime("%Y-%m-%d"),
+            "Time": local.strftime("%H:%M"),
+            "O": df["open"].to_numpy(),
+            "H": df["high"].to_numpy(),
+            "L": df["low"].to_numpy(),
+            "C": df["close"].to_numpy(),
+            "Vol": df["volume"].to_numpy(),
+        }
+    )
+    path = tmp_path / "abc.csv"
+    out.to_csv(path, index=False)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["backtest", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_file_backtest_writes_everything(
+    tmp_path: Path, bars_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys,
+        "--symbol",
+        "ABC",
+        "--data",
+        str(bars_csv),
+        "--commission",
+        "0.005",
+        "--slippage",
+        "0.01",
+        "--trades-out",
+        str(tmp_path / "t.csv"),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--png",
+        str(tmp_path / "r.png"),
+    )
+    assert code == 0, err
+    assert "totals" in out and "net P&L" in out and "commissions" in out
+    assert (tmp_path / "t.csv").read_text().startswith("symbol,side,qty,entry_time")
+    html = (tmp_path / "r.html").read_text()
+    assert 'class="plotly-graph-div"' in html and '<script src="https://cdn' not in html
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trades_json_and_date_range(
+    tmp_path: Path, bars_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    all_days = pd.read_csv(bars_csv)["Date"].unique()
+    code, out, err = run(
+        capsys,
+        "--symbol",
+        "ABC",
+        "--data",
+        str(bars_csv),
+        "--from",
+        all_days[1],
+        "--to",
+        all_days[1],
+        "--trades-out",
+        str(tmp_path / "t.json"),
+    )
+    assert code == 0, err
+    trades = json.loads((tmp_path / "t.json").read_text())
+    assert trades and {t["entry_time"][:10] for t in trades} == {all_days[1]}
+    assert "1 sessions" in out
+
+
+def test_synthetic_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--days", "2", "--seed", "9")
+    assert code == 0 and "totals" in out and "2 sessions" in out
+
+
+@pytest.mark.skipif(SPY is None, reason="shared minute data not available")
+def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--symbol", "SPY", "--data", str(SPY), "--max-rows", "0")
+    assert code == 0, err
+    assert "7 sessions" in out and "win rate" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--data", "/nonexistent/bars.csv", "--symbol", "X"], "no such file"),
+        (["--data", "{csv}", "--symbol", "ABC", "--from", "2024-13-01"], "--from"),
+        (["--data", "{csv}", "--symbol", "ABC", "--from", "2024-02-01", "--to", "2024-01-01"], "after --to"),
+        (["--data", "{bad}", "--symbol", "ABC"], "no timestamp column"),
+        (["--data", "{noprice}", "--symbol", "ABC"], "no 'high' column"),
+        (["--data", "{empty}", "--symbol", "ABC"], "empty"),
+        (["--data", "{csv}", "--symbol", "ABC", "--from", "2030-01-01"], "no bars between"),
+        (["--data", "{csv}", "--symbol", "ABC", "--qty", "0"], "--qty"),
+        (["--data", "{csv}", "--symbol", "ABC", "--trades-out", "x.txt"], ".csv or .json"),
+        (["--data", "{csv}"], "--symbol is required"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(
+    tmp_path: Path, bars_csv: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    (tmp_path / "bad.csv").write_text("when,price\n2024-01-02 09:30,1\n")
+    (tmp_path / "noprice.csv").write_text("timestamp,open,low,close\n2024-01-02 09:30,1,1,1\n")
+    (tmp_path / "empty.csv").write_text("")
+    files = {
+        "{csv}": str(bars_csv),
+        "{bad}": str(tmp_path / "bad.csv"),
+        "{noprice}": str(tmp_path / "noprice.csv"),
+        "{empty}": str(tmp_path / "empty.csv"),
+    }
+    code, out, err = run(capsys, *[files.get(a, a) for a in args])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert "Traceback" not in err + out
+
+
+def test_sweep_hook_without_the_sweep_module(
+    bars_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "breakout_bot.backtest.sweep", None)  # import -> ModuleNotFoundError
+    code, _, err = run(capsys, "--symbol", "ABC", "--data", str(bars_csv), "--sweep")
+    assert code == 2 and "sweep not built yet" in err
+
+
+def test_sweep_hook_delegates(
+    bars_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    seen: dict[str, object] = {}
+    fake = types.ModuleType("breakout_bot.backtest.sweep")
+
+    def add_sweep_arguments(parser: object) -> None:
+        seen["configured"] = True
+
+    def run_sweep(args: object, bars: pd.DataFrame) -> int:
+        seen["bars"] = len(bars)
+        seen["params"] = getattr(args, "params", None)
+        return 0
+
+    fake.add_sweep_arguments = add_sweep_arguments  # type: ignore[attr-defined]
+    fake.run_sweep = run_sweep  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "breakout_bot.backtest.sweep", fake)
+    code, _, err = run(capsys, "--symbol", "ABC", "--data", str(bars_csv), "--sweep", "--lookback", "7")
+    assert code == 0, err
+    assert seen["configured"] and seen["bars"] == 3 * 390
+    assert getattr(seen["params"], "lookback", None) == 7

@@ -1,0 +1,388 @@
+"""The event-path backtest: machine.step + the simulated broker, against hand-checked fills.
+
+Synthetic days are built here bar by bar: a quiet 10-bar box at 100 (high 100.05, low 99.95, so the
+0.3 % floor widens its range to 0.30), then deliberate breakouts. Real files (../shared/data/minute)
+run end-to-end when present and are skipped cleanly otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from breakout_bot.backtest.data import load_bar_file, synthetic_bars
+from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.backtest.trades import Trade
+from breakout_bot.broker.sim import SimBroker
+from breakout_bot.machine import Params, SubmitBracket
+from breakout_bot.sim.calendar import NY, xnys
+
+DATA = next(
+    (
+        p
+        for p in (
+            Path("/work/shared/data/minute"),
+            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
+        )
+        if p.is_dir()
+    ),
+    None,
+)
+
+Q = 0.05  # half-range of the quiet bars
+OHLC = tuple[float, float, float, float]
+
+
+def quiet(p: float, q: float = Q) -> OHLC:
+    return (p, p + q, p - q, p)
+
+
+def make_day(
+    day: dt.date, bars: dict[int, OHLC], level: float = 100.0, last: int | None = None
+) -> pd.DataFrame:
+    """One session of bars: minute i (0 = 09:30) from `bars`, else a quiet bar at the previous close
+    (at `level` before the first override). `last` truncates the session after minute `last`."""
+    session = xnys().session(day)
+    assert session is not None
+    n = session.minutes if last is None else last + 1
+    rows = []
+    price = level
+    for i in range(n):
+        bar = bars.get(i) or quiet(price, 0.02 if i >= 10 else Q)
+        rows.append(bar)
+        price = bar[3]
+    idx = pd.DatetimeIndex([session.open_dt + dt.timedelta(minutes=i) for i in range(n)])
+    return pd.DataFrame(rows, index=idx, columns=["open", "high", "low", "close"]).assign(volume=1000.0)
+
+
+def at(day: dt.date, hh: int, mm: int) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY)
+
+
+DAY = dt.date(2024, 3, 5)
+P = Params()
+
+
+def only_trade(result_trades: list[Trade]) -> Trade:
+    assert len(result_trades) >= 1
+    return result_trades[0]
+
+
+def test_long_breakout_hits_take_profit() -> None:
+    bars = make_day(
+        DAY,
+        {
+            10: (100.0, 100.12, 100.0, 100.10),  # 09:40 closes above the box high 100.05
+            11: (100.12, 100.20, 100.10, 100.15),  # 09:41: the market entry fills at this open
+            12: (100.20, 100.40, 100.15, 100.30),  # 09:42: high reaches the take-profit 100.35
+        },
+    )
+    r = run_backtest(bars, "TEST", P)
+    t = only_trade(r.trades)
+    assert (t.side, t.qty) == ("buy", 100)
+    assert t.entry_time == at(DAY, 9, 41) and t.entry_price == 100.12
+    assert (t.box_high, t.box_low) == (100.05, 99.95)
+    assert t.box_range == pytest.approx(0.30)  # floored: 0.3 % of the box's last close 100.00
+    assert (t.stop_price, t.take_profit_price) == (99.75, 100.35)
+    assert t.exit_time == at(DAY, 9, 42) and t.exit_price == 100.35 and t.exit_reason == "take_profit"
+    assert t.gross_pnl == pytest.approx(23.0)
+    legs = [f.leg for f in r.fills[:2]]
+    assert legs == ["entry", "take_profit"]
+    assert r.sessions == 1 and r.bars_processed == 390
+
+
+def test_short_breakout_hits_stop() -> None:
+    bars = make_day(
+        DAY,
+        {
+            10: (100.0, 100.0, 99.88, 99.90),  # closes below the low 99.95: short
+            11: (99.88, 99.95, 99.80, 99.90),  # entry at 99.88
+            12: (99.90, 100.10, 99.85, 100.0),
+            13: (100.0, 100.30, 99.95, 100.2),  # high reaches the stop 100.25
+        },
+    )
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert t.side == "sell" and t.entry_price == 99.88 and t.entry_time == at(DAY, 9, 41)
+    assert (t.stop_price, t.take_profit_price) == (100.25, 99.65)
+    assert (t.exit_reason, t.exit_price, t.exit_time) == ("stop_loss", 100.25, at(DAY, 9, 43))
+    assert t.gross_pnl == pytest.approx(-37.0)
+
+
+LONG_ENTRY = {10: (100.0, 100.12, 100.0, 100.10), 11: (100.12, 100.20, 100.10, 100.15)}
+
+
+def test_gap_through_the_stop_fills_at_the_open() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 12: (99.50, 99.60, 99.40, 99.55)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert (t.exit_reason, t.exit_price, t.exit_time) == ("stop_loss", 99.50, at(DAY, 9, 42))
+
+
+def test_gap_beyond_the_take_profit_fills_at_the_better_open() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 12: (100.60, 100.70, 100.50, 100.55)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert (t.exit_reason, t.exit_price) == ("take_profit", 100.60)
+
+
+def test_both_legs_in_one_bar_take_the_stop() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 12: (100.10, 100.50, 99.60, 100.0)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert (t.exit_reason, t.exit_price, t.exit_time) == ("stop_loss", 99.75, at(DAY, 9, 42))
+
+
+def test_the_entry_bar_itself_can_hit_the_stop() -> None:
+    bars = make_day(DAY, {10: LONG_ENTRY[10], 11: (100.12, 100.15, 99.70, 99.80)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert t.entry_time == t.exit_time == at(DAY, 9, 41)
+    assert (t.exit_reason, t.exit_price) == ("stop_loss", 99.75)
+
+
+def test_narrow_box_is_widened_to_the_floor_of_its_last_close() -> None:
+    # The box's last bar (09:39) closes at 100.02: the floor is 0.3 % of 100.02, not of the first close.
+    bars = make_day(DAY, {9: (100.0, 100.05, 99.95, 100.02), 10: (100.02, 100.12, 100.0, 100.10)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert t.box_range == pytest.approx(0.003 * 100.02)
+    assert t.stop_price == 99.74  # 100.05 - 0.30006 = 99.74994, rounded down for a long
+    assert t.take_profit_price == 100.35  # 100.35006 rounded down
+
+
+def test_no_entry_in_the_last_20_minutes() -> None:
+    # A breakout bar closing at 15:40 (20 minutes left) is not traded...
+    late = make_day(DAY, {369: (100.0, 100.12, 100.0, 100.10)})
+    assert run_backtest(late, "TEST", P).trades == []
+    # ...one closing at 15:39 (21 minutes left) is, filled at the 15:39 bar's open.
+    ok = make_day(DAY, {368: (100.0, 100.12, 100.0, 100.10)})
+    t = only_trade(run_backtest(ok, "TEST", P).trades)
+    assert t.entry_time == at(DAY, 15, 39)
+
+
+def test_flatten_fills_at_the_open_of_the_1555_bar() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 385: (100.2, 100.25, 100.15, 100.2)})
+    t = only_trade(run_backtest(bars, "TEST", P).trades)
+    assert (t.exit_reason, t.exit_time, t.exit_price) == ("flatten", at(DAY, 15, 55), 100.2)
+
+
+def test_early_close_day_flattens_at_1255() -> None:
+    day = dt.date(2015, 12, 24)  # NYSE closes at 13:00
+    bars = make_day(day, {**LONG_ENTRY, 205: (100.2, 100.25, 100.15, 100.2)})
+    assert len(bars) == 210
+    r = run_backtest(bars, "TEST", P)
+    t = only_trade(r.trades)
+    assert (t.exit_reason, t.exit_time, t.exit_price) == ("flatten", at(day, 12, 55), 100.2)
+    assert r.session_minutes == 210
+
+
+def test_rearm_uses_the_ten_bars_ending_with_the_exit_bar() -> None:
+    bars = make_day(
+        DAY,
+        {
+            10: (100.0, 100.12, 100.0, 100.10),
+            11: (100.12, 100.20, 100.10, 100.15),
+            12: (100.20, 100.40, 100.15, 100.30),  # exit bar (take-profit), high 100.40
+            30: (100.30, 100.55, 100.30, 100.50),  # 10:00 closes above 100.40: the second long
+        },
+    )
+    r = run_backtest(bars, "TEST", P)
+    assert len(r.trades) == 2
+    second = r.trades[1]
+    # Box = bars 09:33..09:42: high 100.40 (the exit bar), low 99.95 (quiet opening bars).
+    assert (second.box_high, second.box_low) == (100.40, 99.95)
+    assert second.entry_time == at(DAY, 10, 1)
+
+
+def test_pnl_commission_and_slippage_arithmetic() -> None:
+    bars = make_day(
+        DAY,
+        {
+            10: (100.0, 100.12, 100.0, 100.10),
+            11: (100.12, 100.20, 100.10, 100.15),
+            12: (100.20, 100.40, 100.15, 100.30),
+        },
+    )
+    r = run_backtest(bars, "TEST", Params(qty=50), commission_per_share=0.005, slippage_per_share=0.01)
+    t = r.trades[0]
+    assert t.entry_price == pytest.approx(100.13)  # market buy: open + slippage
+    assert t.exit_price == 100.35  # a take-profit is a limit: no slippage
+    assert t.commission == pytest.approx(0.005 * 100)  # 50 shares in, 50 out
+    assert t.gross_pnl == pytest.approx((100.35 - 100.13) * 50)
+    assert t.net_pnl == pytest.approx((100.35 - 100.13) * 50 - 0.5)
+    assert r.daily["pnl"].sum() == pytest.approx(sum(x.net_pnl for x in r.trades))
+    assert r.daily["equity"].iloc[-1] == pytest.approx(100_000 + r.daily["pnl"].sum())
+
+
+def test_stop_fill_pays_slippage() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 12: (100.10, 100.15, 99.60, 99.70)})
+    t = run_backtest(bars, "TEST", P, slippage_per_share=0.02).trades[0]
+    assert t.exit_price == pytest.approx(99.73)
+
+
+def test_data_gap_over_the_flatten_time_closes_at_the_next_bar() -> None:
+    bars = make_day(DAY, LONG_ENTRY)
+    keep = ~((bars.index >= at(DAY, 15, 51)) & (bars.index < at(DAY, 15, 57)))
+    bars = bars[keep]
+    bars.loc[at(DAY, 15, 57), ["open", "high", "low", "close"]] = [100.3, 100.32, 100.28, 100.3]
+    t = run_backtest(bars, "TEST", P).trades[0]
+    assert (t.exit_reason, t.exit_time, t.exit_price) == ("flatten", at(DAY, 15, 57), 100.3)
+
+
+def test_data_ending_early_closes_at_the_last_close() -> None:
+    bars = make_day(DAY, {**LONG_ENTRY, 120: (100.2, 100.25, 100.15, 100.22)}, last=120)  # ends 11:30
+    r = run_backtest(bars, "TEST", P)
+    t = r.trades[0]
+    assert (t.exit_reason, t.exit_price) == ("flatten", 100.22)
+    assert t.exit_time == at(DAY, 15, 55)  # when the flatten was sent
+
+
+def test_bars_outside_the_session_and_holidays_are_ignored() -> None:
+    bars = make_day(DAY, LONG_ENTRY)
+    pre = pd.DataFrame(
+        [quiet(200.0)] * 3,
+        index=pd.DatetimeIndex([at(DAY, 8, 0), at(DAY, 9, 29), at(DAY, 16, 0)]),
+        columns=["open", "high", "low", "close"],
+    )
+    holiday = pre.set_axis(pd.DatetimeIndex([at(dt.date(2024, 12, 25), 10, m) for m in range(3)]))
+    both = pd.concat([bars, pre, holiday]).sort_index()
+    a = run_backtest(bars, "TEST", P)
+    b = run_backtest(both, "TEST", P)
+    assert [t.key() for t in a.trades] == [t.key() for t in b.trades]
+    assert (b.bars_processed, b.sessions) == (390, 1)
+
+
+def test_max_trades_per_day() -> None:
+    bars = make_day(
+        DAY,
+        {
+            10: (100.0, 100.12, 100.0, 100.10),
+            11: (100.12, 100.20, 100.10, 100.15),
+            12: (100.20, 100.40, 100.15, 100.30),
+            30: (100.30, 100.55, 100.30, 100.50),
+        },
+    )
+    assert len(run_backtest(bars, "TEST", Params(max_trades=1)).trades) == 1
+
+
+def test_skipped_breakout_is_reported() -> None:
+    # Closing at 100.40, already beyond the take-profit 100.35: Alpaca would reject the bracket.
+    bars = make_day(DAY, {10: (100.0, 100.45, 100.0, 100.40), 11: quiet(100.0, 0.02)})
+    r = run_backtest(bars, "TEST", P)
+    assert r.trades == []
+    assert r.skipped and "skipped" in r.skipped[0] and r.skipped[0].startswith("2024-03-05 09:41")
+
+
+def test_fills_are_unique_and_deterministic() -> None:
+    bars = synthetic_bars("SYN", 3, 3)
+    a = run_backtest(bars, "SYN", P)
+    b = run_backtest(bars, "SYN", P)
+    assert a.fills == b.fills
+    ids = [f.execution_id for f in a.fills]
+    assert len(ids) == len(set(ids))
+
+
+PARAM_SETS = [
+    Params(),
+    Params(lookback=5, min_range_pct=0.1, max_trades=3),
+    Params(lookback=15, min_range_pct=0.5, no_entry_minutes=60, flatten_minutes=30, max_daily_loss=50.0),
+    Params(lookback=3, min_range_pct=0.0, no_entry_minutes=2, flatten_minutes=1),
+]
+
+
+@pytest.mark.parametrize("params", PARAM_SETS, ids=lambda p: f"lb{p.lookback}-r{p.min_range_pct}")
+def test_fast_path_equals_stepping_every_event(params: Params) -> None:
+    bars = synthetic_bars("SYN", 11, 8, dt.date(2015, 12, 21))  # includes the 12-24 half day
+    # Holes and a late start / early end, so gaps and the end-of-data rules are exercised.
+    rng = np.random.default_rng(5)
+    bars = bars[rng.random(len(bars)) > 0.03]
+    fast = run_backtest(bars, "SYN", params, slippage_per_share=0.01)
+    exact = run_backtest(bars, "SYN", params, slippage_per_share=0.01, exact=True)
+    assert fast.fills == exact.fills
+    assert fast.trades == exact.trades
+    assert fast.skipped == exact.skipped
+    assert fast.events < exact.events
+
+
+# ------------------------------------------------------------------------------------- real data
+
+
+def _check_invariants(r_trades: list[Trade], params: Params) -> None:
+    cal = xnys()
+    for t in r_trades:
+        s = cal.session(t.entry_time.date())
+        assert s is not None
+        assert t.exit_time.date() == t.entry_time.date()  # flat every night
+        assert t.entry_time <= s.close_dt - dt.timedelta(minutes=params.no_entry_minutes + 1)
+        assert t.exit_time <= s.close_dt - dt.timedelta(minutes=params.flatten_minutes)
+    for a, b in itertools.pairwise(r_trades):
+        assert a.exit_time <= b.entry_time  # one position at a time
+
+
+@pytest.mark.skipif(DATA is None, reason="shared minute data not available")
+@pytest.mark.parametrize(
+    ("name", "symbol"),
+    [
+        ("lean_spy_1min.csv", "SPY"),
+        ("lean_aapl_1min.csv", "AAPL"),
+        ("lean_bac_1min.csv", "BAC"),
+        ("lean_goog_1min.csv", "GOOG"),
+        ("spy_1min_2025-07_yfinance.csv", "SPY"),
+    ],
+)
+def test_real_files_end_to_end(name: str, symbol: str) -> None:
+    assert DATA is not None
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not available")
+    bars = load_bar_file(path)
+    for params in (P, Params(min_range_pct=0.1, lookback=5)):
+        r = run_backtest(bars, symbol, params, commission_per_share=0.005, slippage_per_share=0.01)
+        assert r.sessions >= 3 and r.trades
+        _check_invariants(r.trades, params)
+        signed = 0
+        for f in r.fills:
+            signed += int(f.qty) if f.side == "buy" else -int(f.qty)
+            assert abs(signed) <= params.qty
+        assert signed == 0
+        exact = run_backtest(
+            bars, symbol, params, commission_per_share=0.005, slippage_per_share=0.01, exact=True
+        )
+        assert exact.fills == r.fills
+
+
+@pytest.mark.skipif(DATA is None, reason="shared minute data not available")
+def test_goog_half_day_flattens_before_1300() -> None:
+    assert DATA is not None
+    path = DATA / "lean_goog_1min.csv"
+    if not path.exists():
+        pytest.skip("GOOG file not available")
+    r = run_backtest(load_bar_file(path), "GOOG", P)
+    half = [t for t in r.trades if t.entry_time.date() == dt.date(2015, 12, 24)]
+    assert half, "expected a trade on the half day"
+    assert all(t.exit_time <= at(dt.date(2015, 12, 24), 12, 55) for t in half)
+    flattened = [t for t in half if t.exit_reason == "flatten"]
+    assert all(t.exit_time == at(dt.date(2015, 12, 24), 12, 55) for t in flattened)
+
+
+# ------------------------------------------------------------------------------------- broker
+
+
+def test_sim_broker_bracket_lifecycle() -> None:
+    from decimal import Decimal
+
+    b = SimBroker("X")
+    now = at(DAY, 9, 40)
+    req = SubmitBracket("X", "buy", 10, Decimal("99"), Decimal("101"), "bb-X-20240305-1")
+    (ack,) = b.submit_bracket(req, now)
+    assert ack.event == "new" and ack.order.legs[0].status == "held"
+    assert [o.client_order_id for o in b.list_open_orders("X")] == ["bb-X-20240305-1"]
+    t = int(at(DAY, 9, 41).timestamp())
+    (fill,) = b.on_bar(t, 100.0, 100.5, 99.5)
+    assert fill.event == "fill" and fill.price == Decimal("100.0") and b.position == 10
+    assert b.get_position_qty("X") == 10 and b.busy
+    assert b.on_bar(t + 60, 100.0, 100.9, 99.1) == []
+    fill2, cancel = b.on_bar(t + 120, 100.0, 101.2, 99.5)
+    assert (fill2.event, fill2.price, cancel.event) == ("fill", Decimal("101"), "canceled")
+    assert b.position == 0 and not b.busy and b.list_open_orders() == []
+    assert len(b.fill_activities(now)) == 2
