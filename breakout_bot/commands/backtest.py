@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..backtest.sweep import add_sweep_arguments, run_sweep
 from ..errors import UserError
 from ..machine import Params
 
@@ -88,20 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="step the machine on every bar (slower; results are identical)",
     )
-    parser.add_argument(
-        "--sweep",
-        action="store_true",
-        help="parameter sweep with the compiled kernel (breakout_bot.backtest.sweep)",
-    )
-    try:
-        sweep = importlib.import_module("breakout_bot.backtest.sweep")
-    except ModuleNotFoundError as exc:
-        if exc.name != "breakout_bot.backtest.sweep":
-            raise
-    else:
-        add = getattr(sweep, "add_sweep_arguments", None)
-        if add is not None:
-            add(parser)
+    add_sweep_arguments(parser)
 
 
 def _date(value: str | None, flag: str) -> dt.date | None:
@@ -179,15 +166,9 @@ def run(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     bars, symbol = load_bars(args)
-    if getattr(args, "sweep", False):
-        try:
-            sweep = importlib.import_module("breakout_bot.backtest.sweep")
-        except ModuleNotFoundError as exc:
-            if exc.name == "breakout_bot.backtest.sweep":
-                raise UserError("--sweep: sweep not built yet") from None
-            raise
+    if args.sweep:
         args.params = params  # the validated strategy flags: the base of the grid
-        return int(sweep.run_sweep(args, bars))
+        return run_sweep(args, bars)
     dropped = int(bars.attrs.get("dropped_rows", 0) or 0)
     if dropped:
         print(f"note: {dropped} rows with missing or inconsistent prices were dropped", file=sys.stderr)

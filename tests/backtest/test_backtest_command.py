@@ -147,39 +147,3 @@ def test_bad_inputs_exit_2_with_one_line(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert "Traceback" not in err + out
-
-
-def test_sweep_hook_without_the_sweep_module(
-    bars_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "breakout_bot.backtest.sweep", None)  # import -> ModuleNotFoundError
-    code, _, err = run(capsys, "--symbol", "ABC", "--data", str(bars_csv), "--sweep")
-    assert code == 2 and "sweep not built yet" in err
-
-
-def test_sweep_hook_delegates(
-    bars_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sys
-    import types
-
-    seen: dict[str, object] = {}
-    fake = types.ModuleType("breakout_bot.backtest.sweep")
-
-    def add_sweep_arguments(parser: object) -> None:
-        seen["configured"] = True
-
-    def run_sweep(args: object, bars: pd.DataFrame) -> int:
-        seen["bars"] = len(bars)
-        seen["params"] = getattr(args, "params", None)
-        return 0
-
-    fake.add_sweep_arguments = add_sweep_arguments  # type: ignore[attr-defined]
-    fake.run_sweep = run_sweep  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "breakout_bot.backtest.sweep", fake)
-    code, _, err = run(capsys, "--symbol", "ABC", "--data", str(bars_csv), "--sweep", "--lookback", "7")
-    assert code == 0, err
-    assert seen["configured"] and seen["bars"] == 3 * 390
-    assert getattr(seen["params"], "lookback", None) == 7

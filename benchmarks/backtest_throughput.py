@@ -1,0 +1,231 @@
+"""Backtest throughput: the event path (machine.step + simulated broker), the compiled kernel, and
+(optionally) peer frameworks on the same bars.
+
+    python benchmarks/backtest_throughput.py                 # 1,000,000 synthetic bars, ours only
+    python benchmarks/backtest_throughput.py --spy           # + the real SPY file, tiled
+    python benchmarks/backtest_throughput.py --peers /tmp/peers/bin/python   # + backtesting.py,
+                                                             #   backtrader, vectorbt (own venv)
+
+Peers live in their own venv (they pin other pandas/numpy versions); see benchmarks/README.md.
+Their runner (benchmarks/peers_runner.py) gets the bars as Parquet and returns its trades as JSON;
+agreement = share of our trades (entry time, side, exit time) that a peer reproduces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from breakout_bot.backtest import kernel
+from breakout_bot.backtest.data import load_bar_file, synthetic_bars
+from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.machine import Params
+from breakout_bot.sim.calendar import xnys
+
+HERE = Path(__file__).resolve().parent
+SPY = Path("/work/shared/data/minute/lean_spy_1min.csv")
+NY = "America/New_York"
+
+
+def synthetic(n_bars: int, seed: int) -> pd.DataFrame:
+    days = math.ceil(n_bars / 385) + 5  # a few early closes (210 bars) on the way
+    return synthetic_bars("BENCH", seed, days, start=dt.date(2010, 1, 4))
+
+
+def tiled_spy(n_bars: int, path: Path) -> pd.DataFrame:
+    """The real SPY sessions, repeated onto consecutive full-length XNYS sessions."""
+    real = load_bar_file(path)
+    minute = real.index.hour * 60 + real.index.minute
+    real = real[(minute >= 9 * 60 + 30) & (minute < 16 * 60)]  # the file has extended hours too
+    days = [g for _, g in real.groupby(real.index.date) if len(g) == 390]
+    cal = xnys()
+    session = cal.session_on_or_after(dt.date(2000, 1, 3))
+    frames, total, i = [], 0, 0
+    while total < n_bars:
+        while session.minutes != 390:
+            session = cal.session_after(session.date)
+        day = days[i % len(days)]
+        idx = pd.to_datetime(int(session.open) + np.arange(390) * 60, unit="s", utc=True).tz_convert(NY)
+        frames.append(pd.DataFrame(day.to_numpy(), columns=day.columns, index=idx))
+        total += 390
+        i += 1
+        session = cal.session_after(session.date)
+    frame = pd.concat(frames)
+    frame.index.name = "timestamp"
+    return frame
+
+
+def timed(fn, repeat: int = 1):  # type: ignore[no-untyped-def]
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def trade_id(entry: object, side: str, exit_: object) -> tuple[int, str, int]:
+    return (int(pd.Timestamp(entry).timestamp()), side, int(pd.Timestamp(exit_).timestamp()))
+
+
+def bench(name: str, bars: pd.DataFrame, params: Params, args: argparse.Namespace) -> dict[str, object]:
+    n = len(bars)
+    print(f"\n== {name}: {n:,} bars, {len(set(bars.index.date)):,} sessions; {params}")
+    row: dict[str, object] = {"data": name, "bars": n}
+    compile_s = kernel.warm_up()
+    row["kernel_compile_s"] = compile_s
+    prep_s, prepared = timed(lambda: kernel.prepare_bars(bars))
+    run_s, arrays = timed(lambda: kernel.run_kernel(prepared, params), repeat=5)
+    conv_s, fast = timed(lambda: kernel.to_trades(arrays, prepared, "BENCH", params.qty))
+    row.update(kernel_bars_per_s=n / run_s, kernel_prepare_s=prep_s, kernel_run_s=run_s, trades=len(fast))
+    print(
+        f"kernel        {n / run_s / 1e6:10.1f} M bars/s   run {run_s * 1e3:8.1f} ms  (compile/cache load "
+        f"{compile_s:.2f} s, session prep {prep_s:.2f} s, {len(fast):,} Trade objects {conv_s:.2f} s)"
+    )
+    grid = [Params(lookback=lb, min_range_pct=r) for lb in range(5, 21, 2) for r in (0.1, 0.2, 0.3, 0.5)]
+    sweep_s, _ = timed(lambda: kernel.sweep_stats(prepared, grid))
+    row["sweep_bars_per_s"] = n * len(grid) / sweep_s
+    print(
+        f"kernel sweep  {n * len(grid) / sweep_s / 1e6:10.1f} M bars/s   ({len(grid)} parameter sets, one core)"
+    )
+    if not args.skip_event:
+        ev_s, result = timed(lambda: run_backtest(bars, "BENCH", params))
+        row.update(event_bars_per_s=n / ev_s, event_run_s=ev_s)
+        same = [t.key() for t in result.trades] == [t.key() for t in fast]
+        row["event_equals_kernel"] = same
+        print(
+            f"event path    {n / ev_s / 1e3:10.1f} k bars/s   run {ev_s:8.2f} s   "
+            f"({result.events:,} machine.step calls); trades identical to the kernel: {same}"
+        )
+        print(f"kernel / event path: {ev_s / run_s:,.0f}x")
+    if args.peers:
+        row["peers"] = run_peers(bars, params, fast, args, row)
+    return row
+
+
+def run_peers(bars: pd.DataFrame, params: Params, ours: list, args, row) -> dict:  # type: ignore[no-untyped-def]
+    n = min(len(bars), args.peer_bars)
+    sub = bars.iloc[:n]
+    # cut at a session boundary so that every framework sees whole days
+    last_day = sub.index[-1].date()
+    if n < len(bars) and bars.index[n].date() == last_day:
+        sub = sub[sub.index.date < last_day]
+    n = len(sub)
+    our_ids = {trade_id(t.entry_time, t.side, t.exit_time) for t in ours if t.exit_time <= sub.index[-1]}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "bars.parquet"
+        out = Path(tmp) / "peers.json"
+        session_close = prepared_closes(sub)
+        frame = sub.copy()
+        frame["session_close"] = session_close
+        frame.to_parquet(data)
+        cmd = [
+            args.peers,
+            str(HERE / "peers_runner.py"),
+            str(data),
+            str(out),
+            "--lookback",
+            str(params.lookback),
+            "--min-range-pct",
+            str(params.min_range_pct),
+            "--qty",
+            str(params.qty),
+            "--no-entry-minutes",
+            str(params.no_entry_minutes),
+            "--flatten-minutes",
+            str(params.flatten_minutes),
+            "--timeout",
+            str(args.peer_timeout),
+            "--only",
+            *args.peer_names,
+        ]
+        print(f"peers on the first {n:,} bars ({args.peers}) ...", flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=args.peer_timeout * 4 + 120
+        )
+        if proc.returncode != 0 or not out.exists():
+            print(f"peers runner failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+            return {}
+        report = json.loads(out.read_text())
+    # our own speed on exactly these bars, for the ratios
+    prepared = kernel.prepare_bars(sub)
+    k_s, _ = timed(lambda: kernel.run_kernel(prepared, params), repeat=5)
+    ev_s = None
+    if not args.skip_event:
+        ev_s, _ = timed(lambda: run_backtest(sub, "BENCH", params))
+    results = {}
+    for name, r in report.items():
+        if "error" in r:
+            print(f"  {name:12s} skipped: {r['error']}")
+            results[name] = {"error": r["error"]}
+            continue
+        ids = {(int(a), s, int(b)) for a, s, b in r["trades"]}
+        agree = len(ids & our_ids) / max(len(our_ids), 1)
+        rate = n / r["seconds"]
+        line = (
+            f"  {name:12s} {rate / 1e3:10.1f} k bars/s  ({r['seconds']:.2f} s, {len(ids):,} trades, "
+            f"agreement with ours {agree * 100:.1f}% of {len(our_ids):,})"
+        )
+        res = {"bars_per_s": rate, "trades": len(ids), "agreement": agree, "seconds": r["seconds"]}
+        if ev_s:
+            res["event_speedup"] = r["seconds"] / ev_s
+            line += f"; event path {r['seconds'] / ev_s:,.1f}x faster"
+        res["kernel_speedup"] = r["seconds"] / k_s
+        line += f"; kernel {r['seconds'] / k_s:,.0f}x faster"
+        print(line)
+        results[name] = res
+    return results
+
+
+def prepared_closes(frame: pd.DataFrame) -> np.ndarray:
+    cal = xnys()
+    days = frame.index.date
+    closes = {d: cal.session(d).close for d in set(days)}  # type: ignore[union-attr]
+    return np.array([closes[d] for d in days], dtype=np.int64)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--spy", action="store_true", help=f"also the real SPY file tiled ({SPY})")
+    ap.add_argument("--skip-event", action="store_true", help="do not run the event path")
+    ap.add_argument("--peers", metavar="PYTHON", help="python of the peers venv (e.g. /tmp/peers/bin/python)")
+    ap.add_argument("--peer-bars", type=int, default=200_000, help="bars the peers run on (default 200,000)")
+    ap.add_argument("--peer-timeout", type=int, default=600, help="seconds per peer before it is skipped")
+    ap.add_argument("--peer-names", nargs="+", default=["backtesting", "backtrader", "vectorbt"])
+    ap.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = ap.parse_args()
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}, "
+        f"numba {kernel.NUMBA_VERSION or 'not installed (pure Python kernel)'}, {os.cpu_count()} cores"
+    )
+    params = Params()
+    t0 = time.perf_counter()
+    bars = synthetic(args.bars, args.seed)
+    print(f"built {len(bars):,} synthetic bars in {time.perf_counter() - t0:.1f} s")
+    rows = [bench("synthetic", bars, params, args)]
+    if args.spy:
+        if SPY.is_file():
+            rows.append(bench("SPY tiled", tiled_spy(args.bars, SPY), params, args))
+        else:
+            print(f"(no {SPY}: real-data run skipped)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""--sweep: spec parsing (UserError one-liners), the grid, the results table/CSV/heatmap, and that
+every row is what a single fast_backtest of those parameters gives."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from breakout_bot.backtest import sweep as sw
+from breakout_bot.backtest.kernel import fast_backtest, prepare_bars
+from breakout_bot.errors import UserError
+from breakout_bot.machine import Params
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    from breakout_bot.backtest.data import synthetic_bars
+
+    return synthetic_bars("SWP", 4, 12, start=dt.date(2024, 5, 1))
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--symbol", default="SWP")
+    parser.add_argument("--lookback", type=int, default=10)
+    parser.add_argument("--min-range-pct", type=float, default=0.3)
+    parser.add_argument("--commission", type=float, default=0.0)
+    parser.add_argument("--slippage", type=float, default=0.0)
+    parser.add_argument("--sweep", action="store_true")  # the backtest command's placeholder: replaced
+    sw.add_sweep_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_specs() -> None:
+    assert sw.parse_spec("lookback=5:8").values == (5, 6, 7, 8)
+    spec = sw.parse_spec("min_range=0.1:0.5:0.05")
+    assert spec.field == "min_range_pct" and len(spec.values) == 9
+    assert spec.values[0] == 0.1 and spec.values[-1] == 0.5 and spec.values[2] == 0.2  # exact decimals
+    assert sw.parse_spec("qty=100").values == (100,)
+    assert sw.parse_spec("flatten=5,10").field == "flatten_minutes"
+    assert sw.parse_spec("no_entry_minutes=10:30:10").values == (10, 20, 30)
+    assert sw.parse_spec("max-trades=0:2").values == (0, 1, 2)
+    assert sw.parse_spec("min_range_pct=1:2").values == (1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "lookback",
+        "lookback=",
+        "foo=1:2",
+        "lookback=a:b",
+        "lookback=5:2",
+        "lookback=1:5:0",
+        "lookback=1.5",
+        "lookback=0:3",
+        "min_range=0.1:0.5",
+        "qty=1:2:3:4",
+        "min_range=nan",
+    ],
+)
+def test_bad_specs_are_one_line_user_errors(spec: str) -> None:
+    with pytest.raises(UserError) as info:
+        sw.parse_specs([spec])
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("--sweep")
+
+
+def test_duplicate_and_huge_grids_are_refused() -> None:
+    with pytest.raises(UserError, match="twice"):
+        sw.parse_specs(["min_range=0.1", "min_range_pct=0.2"])
+    with pytest.raises(UserError, match="too many"):
+        sw.parse_specs(["lookback=1:1000", "qty=1:2000"])
+
+
+def test_grid_order_and_base() -> None:
+    specs = sw.parse_specs(["lookback=2:3", "min_range=0.1,0.2"])
+    sets = sw.grid(specs, Params(qty=7, max_trades=2))
+    assert [(p.lookback, p.min_range_pct) for p in sets] == [(2, 0.1), (2, 0.2), (3, 0.1), (3, 0.2)]
+    assert all(p.qty == 7 and p.max_trades == 2 for p in sets)
+
+
+def test_rows_are_single_runs(bars: pd.DataFrame) -> None:
+    specs = sw.parse_specs(["lookback=3:12:3", "min_range=0.1:0.4:0.15", "max_trades=0,2"])
+    sets = sw.grid(specs, Params())
+    prepared = prepare_bars(bars)
+    stats = sw.sweep(prepared, sets, commission_per_share=0.005, slippage_per_share=0.01, jobs=1)
+    frame = sw.results_frame(specs, sets, stats)
+    assert len(frame) == len(sets) == 4 * 3 * 2
+    for row, params in zip(frame.itertuples(), sets, strict=True):
+        trades = fast_backtest(prepared, "SWP", params, commission_per_share=0.005, slippage_per_share=0.01)
+        assert row.trades == len(trades)
+        assert row.net_pnl == pytest.approx(sum(t.net_pnl for t in trades), abs=1e-6)
+    # two processes give the same numbers as one
+    both = sw.sweep(prepared, sets, commission_per_share=0.005, slippage_per_share=0.01, jobs=2)
+    assert np.array_equal(both, stats)
+
+
+def test_run_sweep_table_csv_and_heatmaps(bars: pd.DataFrame, tmp_path: Path) -> None:
+    csv = tmp_path / "out" / "results.csv"
+    html = tmp_path / "heat.html"
+    args = _args(
+        "--sweep", "lookback=4:9", "min_range=0.1:0.3:0.1", "--sweep-out", str(csv), "--heatmap", str(html),
+        "--commission", "0.005", "--sweep-top", "5",
+    )  # fmt: skip
+    out = io.StringIO()
+    assert sw.run_sweep(args, bars, out=out) == 0
+    text = out.getvalue()
+    assert "18 combinations" in text and "net P&L" in text and "profit factor" in text
+    table = text.split("-----")[-1].strip().splitlines()[1:]
+    assert [line.startswith(("results:", "heatmap:")) for line in table] == [False] * 5 + [True] * 2
+    frame = pd.read_csv(csv)
+    assert len(frame) == 18
+    assert list(frame.columns[:2]) == ["lookback", "min_range"]
+    assert {"trades", "win_rate", "net_pnl", "profit_factor", "max_drawdown"} <= set(frame.columns)
+    assert frame["net_pnl"].is_monotonic_decreasing
+    page = html.read_text()
+    assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js inlined: works offline
+    assert 'src="http' not in page
+    png = tmp_path / "heat.png"
+    args = _args("--sweep", "lookback=4:6", "--heatmap", str(png))  # one swept parameter: one row
+    assert sw.run_sweep(args, bars, out=io.StringIO()) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_sweep_errors(bars: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="heatmap"):
+        sw.run_sweep(_args("--sweep", "lookback=4:5", "--heatmap", str(tmp_path / "x.svg")), bars)
+    with pytest.raises(UserError, match="unknown parameter"):
+        sw.run_sweep(_args("--sweep", "speed=4:5"), bars)
+    empty = bars.iloc[:0]
+    with pytest.raises(UserError, match="no regular-session bars"):
+        sw.run_sweep(_args("--sweep", "lookback=4:5"), empty, out=io.StringIO())
+
+
+def test_the_backtest_command_delegates(tmp_path: Path) -> None:
+    from breakout_bot import cli
+
+    csv = tmp_path / "r.csv"
+    code = cli.main(["backtest", "--days", "3", "--sweep", "lookback=5:6", "--sweep-out", str(csv)])
+    assert code == 0
+    assert len(pd.read_csv(csv)) == 2
