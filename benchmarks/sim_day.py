@@ -20,8 +20,9 @@ from breakout_bot.sim import SimConfig, SimServer
 
 def main() -> None:
     os.environ["APCA_RETRY_MAX"] = "0"
-    server = SimServer(SimConfig(symbols=("AAPL",), start=dt.date(2024, 3, 4), speed=0,
-                                 start_time=dt.time(9, 30)))
+    server = SimServer(
+        SimConfig(symbols=("AAPL",), start=dt.date(2024, 3, 4), speed=0, start_time=dt.time(9, 30))
+    )
     url = server.start()
     os.environ["APCA_API_DATA_URL"] = url
     api = REST("simkey", "simsecret", URL(url))
@@ -39,7 +40,9 @@ def main() -> None:
     finally:
         server.stop()
     assert bars_seen == 390 and not clock.is_open
-    print(f"simulated 390-minute day: {wall:.2f} s wall, {n_requests} requests, {n_requests / wall:.0f} requests/s")
+    print(
+        f"simulated 390-minute day: {wall:.2f} s wall, {n_requests} requests, {n_requests / wall:.0f} requests/s"
+    )
 
 
 if __name__ == "__main__":
