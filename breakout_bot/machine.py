@@ -10,11 +10,11 @@ Phases follow the guide: waiting_for_open -> searching -> order_sent -> order_su
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from .strategy import (
@@ -226,7 +226,7 @@ Action = SubmitBracket | CancelAll | CloseAll | RecordFill | SleepUntil | Log
 # ---------------------------------------------------------------- state
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: _evolve copies __dict__, ~5x cheaper than dataclasses.replace
 class State:
     symbol: str
     params: Params = field(default_factory=Params)
@@ -248,6 +248,21 @@ class State:
     unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
     closing: bool = False  # CloseAll sent for an unprotected position: the legs' cancels must not re-send it
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(State))
+
+
+def _evolve(state: State, **changes: Any) -> State:
+    """dataclasses.replace for State, without its per-call overhead (the backtest's hot path).
+    State is frozen: nothing mutates the copy after this function returns."""
+    unknown = changes.keys() - _STATE_FIELDS
+    if unknown:
+        raise TypeError(f"State has no field(s) {sorted(unknown)}")
+    new = object.__new__(State)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def initial_state(symbol: str, params: Params | None = None) -> State:
@@ -295,7 +310,7 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
     if isinstance(event, Reconciled):
         return _on_reconciled(state, event)
     if isinstance(event, Tick):
-        return _on_time(replace(state, now=_later(state.now, event.now)))
+        return _on_time(_evolve(state, now=_later(state.now, event.now)))
     if isinstance(event, BarClosed):
         return _on_bar(state, event.bar)
     if isinstance(event, OrderUpdate):
@@ -326,11 +341,11 @@ def _done(state: State, reason: str) -> tuple[State, list[Action]]:
     actions: list[Action] = [Log("info", f"{state.symbol}: done for the day ({reason})")]
     if state.next_open is not None:
         actions.append(SleepUntil(state.next_open, "next session"))
-    return replace(state, phase=Phase.DONE_FOR_THE_DAY, box=None), actions
+    return _evolve(state, phase=Phase.DONE_FOR_THE_DAY, box=None), actions
 
 
 def _start_search(state: State, exit_time: datetime | None) -> State:
-    return replace(
+    return _evolve(
         state,
         phase=Phase.SEARCHING,
         box=None,
@@ -359,7 +374,7 @@ def _flatten(state: State, reason: str) -> tuple[State, list[Action]]:
         CancelAll(state.symbol),
         CloseAll(state.symbol, reason),
     ]
-    new_state, done_actions = _done(replace(state, flattened=True, unprotected=False), reason)
+    new_state, done_actions = _done(_evolve(state, flattened=True, unprotected=False), reason)
     return new_state, actions + done_actions
 
 
@@ -389,12 +404,12 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
         return _flatten(state, f"{p.flatten_minutes} minutes before the close")
     if state.phase is Phase.WAITING_FOR_OPEN and now >= session.open:
         if state.position_qty != 0:
-            return replace(state, phase=Phase.ACTIVE_TRADE), [
+            return _evolve(state, phase=Phase.ACTIVE_TRADE), [
                 Log("info", f"{state.symbol}: market open holding {state.position_qty}; managing it")
             ]
         if minutes_left <= p.no_entry_minutes:
             return _done(state, "too close to the close to trade")
-        return replace(state, phase=Phase.SEARCHING, box=None, box_not_before=None), [
+        return _evolve(state, phase=Phase.SEARCHING, box=None, box_not_before=None), [
             Log("info", f"{state.symbol}: market open, searching")
         ]
     if state.phase is Phase.SEARCHING and minutes_left <= p.no_entry_minutes:
@@ -406,7 +421,7 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
 
 def _protect(state: State) -> tuple[State, list[Action]]:
     """A position without a working stop: the guide's bracket is gone, so flatten rather than hope."""
-    return replace(state, unprotected=False, closing=True), [
+    return _evolve(state, unprotected=False, closing=True), [
         Log("warning", f"{state.symbol}: position {state.position_qty} has no working stop; flattening"),
         CancelAll(state.symbol),
         CloseAll(state.symbol, "unprotected position"),
@@ -422,7 +437,7 @@ def _on_bar(state: State, bar: Bar) -> tuple[State, list[Action]]:
     if state.bars and bar.t <= state.bars[-1].t:
         return state, []  # a repeated or out-of-order bar (poll overlap, replay): already seen
     bars = (*state.bars, bar)[-state.params.lookback :]
-    state = replace(state, bars=bars, now=_later(state.now, bar.end))
+    state = _evolve(state, bars=bars, now=_later(state.now, bar.end))
     state, actions = _on_time(state)
     if state.phase is not Phase.SEARCHING:
         return state, actions
@@ -441,7 +456,7 @@ def _maybe_form_box(state: State, actions: list[Action]) -> tuple[State, list[Ac
         return state, actions
     box = compute_box(state.bars[-p.lookback :], p.min_range_pct)
     note = f" (floored at {p.min_range_pct:.2f}%)" if box.floored else ""
-    return replace(state, box=box, box_not_before=None), [
+    return _evolve(state, box=box, box_not_before=None), [
         *actions,
         Log(
             "info",
@@ -459,7 +474,7 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
     if side is None:
         return state, actions
     if state.position_qty != 0:  # defensive: one position per symbol, whatever the path that got here
-        return replace(state, phase=Phase.ACTIVE_TRADE), [
+        return _evolve(state, phase=Phase.ACTIVE_TRADE), [
             *actions,
             Log("warning", f"{state.symbol}: holding {state.position_qty} while searching; not entering"),
         ]
@@ -492,7 +507,7 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
         client_order_id=client_order_id(state.symbol, session.date, number),
         box=box,
     )
-    return replace(state, phase=Phase.ORDER_SENT, entry=order, entries_sent_today=number), [
+    return _evolve(state, phase=Phase.ORDER_SENT, entry=order, entries_sent_today=number), [
         *actions,
         Log(
             "info",
@@ -552,14 +567,14 @@ def _apply_fill(state: State, fill: Fill) -> State:
             avg = fill.price
         elif new_pos == 0:
             avg = None
-    return replace(state, position_qty=new_pos, avg_entry_price=avg, realized_pnl_today=realized)
+    return _evolve(state, position_qty=new_pos, avg_entry_price=avg, realized_pnl_today=realized)
 
 
 def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Action]]:
     order = event.order
     if order.symbol != state.symbol:
         return state, []
-    state = replace(state, now=_later(state.now, event.timestamp))
+    state = _evolve(state, now=_later(state.now, event.timestamp))
     entry_cid = state.entry.client_order_id if state.entry else None
     leg = order_leg(order, entry_cid)
     actions: list[Action] = []
@@ -570,26 +585,26 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
             return state, []  # the same execution via stream and REST: count it once
         actions.append(RecordFill(fill))
         state = _apply_fill(state, fill)
-        state = replace(state, seen_executions=state.seen_executions | {fill.execution_id})
+        state = _evolve(state, seen_executions=state.seen_executions | {fill.execution_id})
 
     is_our_entry = leg == "entry" and order.client_order_id == entry_cid
     phase = state.phase
     if is_our_entry:
         if fill is not None:
             if phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
-                state = replace(state, phase=Phase.ACTIVE_TRADE, trades_today=state.trades_today + 1)
+                state = _evolve(state, phase=Phase.ACTIVE_TRADE, trades_today=state.trades_today + 1)
                 actions.append(
                     Log("info", f"{state.symbol}: entry filled {fill.qty} @ {fill.price}; in trade")
                 )
             return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
         if event.event in ACK_EVENTS and phase is Phase.ORDER_SENT:
-            return replace(state, phase=Phase.ORDER_SUBMITTED), [
+            return _evolve(state, phase=Phase.ORDER_SUBMITTED), [
                 *actions,
                 Log("info", f"{state.symbol}: entry {order.client_order_id} accepted ({event.event})"),
             ]
         if event.event in TERMINAL_WITHOUT_FILL and phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
             if state.position_qty != 0:  # a partial fill then cancel: trade what filled
-                return replace(state, phase=Phase.ACTIVE_TRADE), [
+                return _evolve(state, phase=Phase.ACTIVE_TRADE), [
                     *actions,
                     Log("info", f"{state.symbol}: entry {event.event} after a partial fill; in trade"),
                 ]
@@ -616,7 +631,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
         # One of our entries is working although we believed it dead (e.g. a SubmitFailed that was wrong):
         # adopt it, so that no second entry goes out next to it.
         number = _entry_number(order.client_order_id)
-        return replace(
+        return _evolve(
             state,
             phase=Phase.ORDER_SUBMITTED,
             entry=_entry_from_order(order, state),
@@ -660,7 +675,7 @@ def _after_position_change(
 ) -> tuple[State, list[Action]]:
     if state.position_qty != 0:
         if state.phase in _PRE_TRADE:
-            state = replace(state, phase=Phase.ACTIVE_TRADE)
+            state = _evolve(state, phase=Phase.ACTIVE_TRADE)
         elif state.phase is Phase.DONE_FOR_THE_DAY and state.flattened and grew:
             # An entry filled after the flatten (its cancel lost the race): flatten again.
             actions = [
@@ -714,11 +729,11 @@ def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Ac
 
 
 def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
-    state = replace(state, now=_later(state.now, event.now))
+    state = _evolve(state, now=_later(state.now, event.now))
     if event.qty == state.position_qty:
         return _on_time(state)
     previous = state.position_qty
-    state = replace(state, position_qty=event.qty)
+    state = _evolve(state, position_qty=event.qty)
     actions: list[Action] = [Log("info", f"{state.symbol}: position {previous} -> {event.qty} (broker)")]
     if event.qty == 0 and state.phase is Phase.ACTIVE_TRADE:
         return _position_closed(state, actions, event.now)
@@ -729,7 +744,7 @@ def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Acti
             CloseAll(state.symbol, "still not flat after flatten"),
         ]
     if event.qty != 0 and state.phase in _PRE_TRADE:
-        state = replace(state, phase=Phase.ACTIVE_TRADE)
+        state = _evolve(state, phase=Phase.ACTIVE_TRADE)
     more_state, more = _on_time(state)
     return more_state, actions + more
 
@@ -744,7 +759,7 @@ def _protected(position: Decimal, orders: Sequence[OrderSnapshot], symbol: str) 
 
 def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]]:
     new_day = state.session is None or event.session is None or state.session.date != event.session.date
-    base = replace(
+    base = _evolve(
         state,
         now=_later(state.now, event.now),
         session=event.session,
@@ -756,7 +771,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         equity=event.equity or state.equity,
     )
     if new_day:
-        base = replace(
+        base = _evolve(
             base,
             bars=(),
             box=None,
@@ -773,7 +788,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         if event.session is not None and event.session.open <= b.t < event.session.close
     )
     merged = {b.t: b for b in (*base.bars, *bars)}
-    base = replace(base, bars=tuple(merged[t] for t in sorted(merged))[-state.params.lookback :])
+    base = _evolve(base, bars=tuple(merged[t] for t in sorted(merged))[-state.params.lookback :])
     actions: list[Action] = []
 
     ours = [o for o in event.open_orders if o.symbol == state.symbol]
@@ -785,7 +800,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
             actions.append(
                 Log("warning", f"{state.symbol}: holding {event.position_qty} on a closed market day")
             )
-        new_state, more = _done(replace(base, phase=Phase.DONE_FOR_THE_DAY), "market closed today")
+        new_state, more = _done(_evolve(base, phase=Phase.DONE_FOR_THE_DAY), "market closed today")
         return new_state, actions + more
 
     if event.position_qty != 0:
@@ -793,7 +808,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         phase = Phase.DONE_FOR_THE_DAY if base.flattened else Phase.ACTIVE_TRADE
         if state.phase is not Phase.ACTIVE_TRADE:
             actions.append(Log("info", f"{state.symbol}: broker holds {event.position_qty}; managing it"))
-        base = replace(base, phase=phase, unprotected=not protected)
+        base = _evolve(base, phase=phase, unprotected=not protected)
         if base.flattened:
             return base, [
                 *actions,
@@ -803,10 +818,10 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         new_state, more = _on_time(base)
         return new_state, actions + more
 
-    base = replace(base, unprotected=False)
+    base = _evolve(base, unprotected=False)
     if base.flattened:
         # Flattened today: stay done; an order still working (the CancelAll not yet through) is cancelled again.
-        base = replace(base, phase=Phase.DONE_FOR_THE_DAY)
+        base = _evolve(base, phase=Phase.DONE_FOR_THE_DAY)
         if any(o.is_open for o in ours):
             actions.append(CancelAll(state.symbol))
         return base, actions
@@ -817,7 +832,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
                 Log("info", f"{state.symbol}: entry {working_entry.client_order_id} is working; waiting")
             )
             entry = _entry_from_order(working_entry, base)
-        new_state, more = _on_time(replace(base, phase=Phase.ORDER_SUBMITTED, entry=entry))
+        new_state, more = _on_time(_evolve(base, phase=Phase.ORDER_SUBMITTED, entry=entry))
         return new_state, actions + more
 
     if (
@@ -843,11 +858,11 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
     if base.phase is Phase.DONE_FOR_THE_DAY and not new_day:
         return base, actions
     if new_day or base.phase is Phase.DONE_FOR_THE_DAY:
-        base = replace(base, phase=Phase.WAITING_FOR_OPEN)
+        base = _evolve(base, phase=Phase.WAITING_FOR_OPEN)
     if base.phase is Phase.WAITING_FOR_OPEN:
         if event.now < event.session.open:
             return base, [*actions, SleepUntil(event.session.open, "market open")]
-        base = replace(base, phase=Phase.SEARCHING, box=None)
+        base = _evolve(base, phase=Phase.SEARCHING, box=None)
     new_state, more = _on_time(base)
     if new_state.phase is Phase.SEARCHING and new_state.box is None:
         new_state, more = _maybe_form_box(new_state, more)
