@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
@@ -22,6 +23,7 @@ from .broker.base import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
+    BrokerRejected,
     FillActivity,
     StreamHandle,
     StreamStatus,
@@ -33,6 +35,9 @@ from .strategy import BAR_LENGTH, Bar
 
 log = logging.getLogger("breakout_bot.runner")
 NEW_YORK = ZoneInfo("America/New_York")
+CLOSE_CHECKS = 6  # position reads after each close request ...
+CLOSE_CHECK_SECONDS = 5.0  # ... this far apart (clock seconds): a market close fills at the next trade
+GIVE_UP_AFTER_CLOSE = timedelta(minutes=10)  # a position still open this long after the close: exit anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,10 @@ class RunnerOptions:
     verify_flat_attempts: int = 3
     stream: bool = True
     bars_stream: bool = False  # bars pushed by the market-data websocket; the minute poll only fills gaps
+    # Checked after every handled event/wake: True makes run() return at once, without cleanup (tests use
+    # it to "crash" the bot at a chosen moment).
+    stop_when: Callable[[Runner], bool] | None = None
+    stream_start_timeout: float = 10.0  # wall seconds to wait for the trade stream before trading
 
 
 @dataclass(slots=True)
@@ -114,6 +123,7 @@ class Runner:
         """Trade until `options.days` sessions are done (or forever). Returns an exit code."""
         if self.options.stream:
             self._stream = self.broker.stream_trade_updates(self._events.put, self._on_stream_status)
+            self._await_stream()
         if self.options.bars_stream:
             self._bar_stream = self.broker.stream_bars(
                 list(self.states),
@@ -122,10 +132,12 @@ class Runner:
             )
         try:
             while not self._stop:
+                if self.options.stop_when is not None and self.options.stop_when(self):
+                    return 0
                 if self._need_reconcile:
                     self._reconcile()
                     continue
-                if self._finished():
+                if self._finished() and self._settled():
                     return 0
                 wake = self._next_wake()
                 item = self._next_event(self.clock.wall_timeout(wake))
@@ -143,12 +155,54 @@ class Runner:
                 if handle is not None:
                     handle.stop()
 
+    def _await_stream(self) -> None:
+        """Give the trade stream its first connection attempt before trading (wall seconds, bounded).
+
+        On a stepped clock virtual time only moves when we wait: without this, a session could run for
+        virtual minutes while the websocket is still connecting, entries blocked meanwhile, and a
+        simulated run would depend on thread timing."""
+        deadline = time.monotonic() + self.options.stream_start_timeout
+        while not self._stream_up and (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self._events.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            self._handle_queued(item)
+            if isinstance(item, _StreamEvent) and item.stream == "trading":
+                return  # connected, or failed: either way the loop below knows
+
+    def _settled(self) -> bool:
+        """Before exiting: sweep the ledger once more (the flatten's fill must reach the journal) and
+        make sure we leave flat; a position still open keeps us here (bounded by the session close)."""
+        self._poll_fills()
+        now = self.clock.now()
+        for symbol, state in self.states.items():
+            if state.position_qty != 0:
+                self._poll_position(symbol, now)
+        still_open = [s for s in self.states.values() if s.position_qty != 0]
+        if not still_open:
+            return True
+        closes = [s.session.close for s in still_open if s.session is not None]
+        if not closes or now >= max(closes) + GIVE_UP_AFTER_CLOSE:
+            for s in still_open:
+                log.error("%s: exiting with %s still open at the broker", s.symbol, s.position_qty)
+            return True
+        self.clock.sleep(CLOSE_CHECK_SECONDS)
+        return False
+
     def _finished(self) -> bool:
         days = self.options.days
         if days is None:
             return False
-        return len(self._sessions_done) >= days and all(
+        if len(self._sessions_done) < days or not all(
             s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()
+        ):
+            return False
+        # Done for the day is not the end while a flatten is still working: stay (polling fills and the
+        # position) until flat, or the session is over, so the closing fill reaches the journal.
+        now = self.clock.now()
+        return all(
+            s.position_qty == 0 or s.session is None or now >= s.session.close for s in self.states.values()
         )
 
     def _next_event(self, timeout: float) -> QueueItem | None:
@@ -328,7 +382,11 @@ class Runner:
                 log.warning("fill %s: order %s unreadable: %s", activity.id, activity.order_id, exc)
                 return None
             self._orders[order.id] = order
-        order = replace(order, filled_qty=activity.cum_qty)
+        order = replace(
+            order,
+            filled_qty=activity.cum_qty,
+            status="filled" if activity.leaves_qty == 0 else "partially_filled",
+        )
         return m.OrderUpdate(
             event="fill" if activity.leaves_qty == 0 else "partial_fill",
             order=order,
@@ -401,6 +459,13 @@ class Runner:
         if update.event in m.FILL_EVENTS:
             execution = update.execution_id or ""
             if self._fill_seen(update.order.id, update.order.filled_qty or None, execution):
+                return
+        else:
+            known = self._orders.get(update.order.id)
+            if known is not None and known.filled_qty > update.order.filled_qty:
+                # The stream lags the REST ledger: a `new` for an entry we already saw fill (and exit) is
+                # old news; handing it on would make the machine adopt a dead entry.
+                log.debug("stale %s for %s ignored", update.event, update.order.client_order_id)
                 return
         self._orders[update.order.id] = update.order
         self._step(update.order.symbol, update, source=source)
@@ -532,27 +597,34 @@ class Runner:
         return None
 
     def _close(self, action: m.CloseAll) -> None:
+        """Close the position and wait (bounded, on this clock) until the broker reports it flat.
+
+        A market close fills at the next trade, seconds away: re-sending DELETE /v2/positions while it
+        works only earns a 403 "insufficient qty available" (the working close holds the shares)."""
         symbol = action.symbol
+        attempt = 0
         for attempt in range(1, self.options.verify_flat_attempts + 1):
-            self._call(
-                f"{symbol}: close position ({action.reason})", lambda: self.broker.close_position(symbol)
-            )
             try:
-                qty = self.broker.get_position_qty(symbol)
+                self.broker.close_position(symbol)
+            except BrokerAuthError:
+                raise
+            except BrokerRejected as exc:
+                log.info(
+                    "%s: close position (%s): %s; a close is already working", symbol, action.reason, exc
+                )
             except BrokerError as exc:
-                log.warning("%s: cannot verify flat (attempt %d): %s", symbol, attempt, exc)
-                continue
-            if qty == 0:
-                log.info("%s: flat", symbol)
-                return
-            # A market close is working: give it a moment on this clock before checking again.
-            self.clock.sleep(1.0)
-            try:
-                if self.broker.get_position_qty(symbol) == 0:
+                log.error("%s: close position (%s) failed: %s", symbol, action.reason, exc)
+                self._need_reconcile = True
+            for _ in range(CLOSE_CHECKS):
+                try:
+                    qty = self.broker.get_position_qty(symbol)
+                except BrokerError as exc:
+                    log.warning("%s: cannot verify flat (attempt %d): %s", symbol, attempt, exc)
+                    qty = None
+                if qty == 0:
                     log.info("%s: flat", symbol)
                     return
-            except BrokerError:
-                pass
+                self.clock.sleep(CLOSE_CHECK_SECONDS)
         log.error("%s: still not flat after %d attempts; the next position poll retries", symbol, attempt)
 
     def _call(self, what: str, fn: Callable[[], object]) -> None:

@@ -7,15 +7,15 @@ import datetime as dt
 import logging
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
-from ..clock import Clock, SimulatorClock, VirtualClockLike, WallClock
+from ..clock import Clock, SimulatorClock, WallClock
 from ..config import (
     Settings,
     add_connection_arguments,
@@ -29,6 +29,10 @@ from ..logging_setup import setup_logging
 from ..machine import Params
 from ..runner import Runner, RunnerOptions
 from ..status import StatusDisplay
+
+if TYPE_CHECKING:
+    from ..broker.alpaca import AlpacaBroker
+    from ..sim import SimServer
 
 log = logging.getLogger("breakout_bot.run")
 
@@ -68,6 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sim.add_argument("--seed", type=int, default=7, help="synthetic data seed (default 7)")
     sim.add_argument("--partial-fills", action="store_true", help="simulate partial fills")
+    sim.add_argument(
+        "--sim-report",
+        type=Path,
+        metavar="FILE",
+        help="after a simulated run, write the simulator's own list of executions to FILE (JSON)",
+    )
     sim.add_argument(
         "--sim-clock",
         action="store_true",
@@ -209,7 +219,9 @@ def _preflight(broker: Broker, settings: Settings) -> None:
     except BrokerAuthError:
         raise
     except BrokerError as exc:
-        raise BrokerUnavailable(f"cannot read the account: {exc}") from None
+        raise BrokerUnavailable(
+            f"broker unreachable at {settings.base_url}: cannot read the account: {exc}"
+        ) from None
     if account.trading_blocked or account.status.upper() != "ACTIVE":
         raise UserError(
             f"account is not able to trade (status {account.status}, blocked={account.trading_blocked})"
@@ -237,60 +249,99 @@ def _run_simulated(
     display: StatusDisplay,
     log_path: Path,
 ) -> int:
-    from ..broker.alpaca import AlpacaBroker
-    from ..broker.ratelimit import RateLimiter
-
     start = _parse_date(args.start) if args.start else None
     if args.data is not None and not args.data.exists():
         raise ConfigError(f"--data: no such file {args.data}")
-    key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_hex(20)
     speed = 0.0 if args.speed is None else args.speed
-    with _simulator(settings, start, speed, args, key, secret) as (base_url, virtual):
-        clock = SimulatorClock(virtual)
+    with simulated_session(
+        settings.symbols,
+        start=start,
+        speed=speed,
+        seed=args.seed,
+        data=args.data,
+        partial_fills=args.partial_fills,
+        feed=settings.feed,
+    ) as (broker, clock, server):
         display.print(
             "[bold yellow]SIMULATED[/] · no Alpaca keys configured: trading the built-in simulator "
-            f"at {base_url} · {', '.join(settings.symbols)} · log {log_path}"
+            f"at {server.base_url} · {', '.join(settings.symbols)} · log {log_path}"
         )
+        days = 1 if args.once else (args.days or settings.days or 1)
+        first_new = len(journal)
+        code = _trade(broker, clock, journal, settings, params, display, days)
+        _print_summary(display, journal, settings, first_new)
+        if args.sim_report is not None:
+            _write_sim_report(args.sim_report, server)
+        return code
+
+
+@contextmanager
+def simulated_session(
+    symbols: Sequence[str],
+    *,
+    start: dt.date | None = None,
+    speed: float = 0.0,
+    seed: int = 7,
+    data: Path | None = None,
+    partial_fills: bool = False,
+    feed: str = "iex",
+) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
+    """The built-in simulator on loopback plus an AlpacaBroker on its virtual clock (fresh random keys).
+    Used by `run` without keys and by the bot's integration tests."""
+    from ..broker.alpaca import AlpacaBroker
+    from ..broker.ratelimit import RateLimiter
+    from ..sim import SimConfig, SimServer
+
+    key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_hex(20)
+    config = SimConfig(
+        symbols=tuple(symbols),
+        start=start,
+        speed=speed,
+        seed=seed,
+        data=data,
+        key=key,
+        secret=secret,
+        partial_fills=partial_fills,
+    )
+    server = SimServer(config)
+    base_url = server.start()
+    try:
+        clock = SimulatorClock(server.clock)
         broker = AlpacaBroker(
             key,
             secret,
             base_url=base_url,
             data_url=base_url,
             data_stream_url=base_url,
-            feed=settings.feed,
+            feed=feed,
             limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep),
             clock=clock.monotonic,
             sleep=clock.sleep,
         )
-        days = 1 if args.once else (args.days or settings.days or 1)
-        first_new = len(journal)
-        code = _trade(broker, clock, journal, settings, params, display, days)
-        _print_summary(display, journal, settings, first_new)
-        return code
-
-
-@contextmanager
-def _simulator(
-    settings: Settings, start: dt.date | None, speed: float, args: argparse.Namespace, key: str, secret: str
-) -> Iterator[tuple[str, VirtualClockLike]]:
-    from ..sim import SimConfig, SimServer
-
-    config = SimConfig(
-        symbols=tuple(settings.symbols),
-        start=start,
-        speed=speed,
-        seed=args.seed,
-        data=args.data,
-        key=key,
-        secret=secret,
-        partial_fills=args.partial_fills,
-    )
-    server = SimServer(config)
-    base_url = server.start()
-    try:
-        yield base_url, server.clock
+        try:
+            yield broker, clock, server
+        finally:
+            broker.close()
     finally:
         server.stop()
+
+
+def _write_sim_report(path: Path, server: SimServer) -> None:
+    """What the simulator itself recorded: every execution (FILL activity shape), for cross-checks."""
+    import json
+
+    fills = [
+        {
+            "execution_id": e.execution_id,
+            "order_id": e.order_id,
+            "symbol": e.symbol,
+            "side": e.side,
+            "qty": str(e.qty),
+            "price": str(e.price),
+        }
+        for e in server.engine.executions
+    ]
+    path.write_text(json.dumps({"fills": fills}, indent=1))
 
 
 def _print_summary(display: StatusDisplay, journal: Journal, settings: Settings, first_new: int) -> None:
