@@ -461,7 +461,7 @@ def _maybe_form_box(state: State, actions: list[Action]) -> tuple[State, list[Ac
         Log(
             "info",
             f"{state.symbol}: box {box.low:.4f}-{box.high:.4f} range {box.range:.4f}{note} "
-            f"from {p.lookback} bars ending {box.end:%H:%M}",
+            f"from {p.lookback} bars ending {box.end.astimezone(_NEW_YORK):%H:%M}",
         ),
     ]
 

@@ -115,11 +115,11 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed < 0:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
-    journal = Journal(settings.journal_path)
-    journal.load()  # a corrupt journal stops us here, moved aside, before any order
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
+    journal = Journal(settings.journal_path)
+    journal.load()  # a corrupt journal stops us here, moved aside, before any order
     params = _params(settings)
     display = StatusDisplay()
     if settings.mode == "simulator":

@@ -28,10 +28,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _executable() -> Path:
+    """The console script of the environment running this command (a venv's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "breakout-bot"
+    if beside.exists():
+        return beside.absolute()
     found = shutil.which("breakout-bot")
-    if found:
-        return Path(found).resolve()
-    return Path(sys.executable).resolve().parent / "breakout-bot"
+    return Path(found).absolute() if found else beside.absolute()
 
 
 def run(args: argparse.Namespace) -> int:
