@@ -269,7 +269,10 @@ class Journal:
                 f"{exc.strerror or exc}; fix or remove it"
             ) from None
         self._stamp = None
-        log.error("journal %s is corrupt (%s); moved to %s", self.path, problem, target)
+        # File only: the JournalError raised below is the one line the terminal shows.
+        log.error(
+            "journal %s is corrupt (%s); moved to %s", self.path, problem, target, extra={"console": False}
+        )
         raise JournalError(
             f"journal {self.path} was corrupt ({problem}); moved it to {target}; "
             "check it, then start again (fills are reconciled from the broker)"
