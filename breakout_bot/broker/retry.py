@@ -245,5 +245,6 @@ def call_with_retries(
                 attempt,
                 max_attempts - 1,
                 delay,
+                extra={"console": False},  # routine: the log file keeps it; a final failure is reported once
             )
             sleep(delay)
