@@ -39,11 +39,13 @@ from alpaca_trade_api.rest import REST
 from alpaca_trade_api.stream import DataStream, TradingStream
 from websockets.exceptions import ConnectionClosed
 
+from ..config import Settings
 from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
 from ..strategy import Bar
 from .base import (
     AccountInfo,
     AssetInfo,
+    BrokerAuthError,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
@@ -950,3 +952,18 @@ __all__ = [
     "session_from_dict",
     "trade_update_from_dict",
 ]
+
+
+def broker_from_settings(settings: Settings, **options: Any) -> AlpacaBroker:
+    """The adapter for the keys and URLs in `settings` (paper or live); `options` go to AlpacaBroker."""
+    if settings.key_id is None or settings.secret_key is None:
+        raise BrokerAuthError("no Alpaca keys configured")
+    return AlpacaBroker(
+        settings.key_id,
+        settings.secret_key,
+        base_url=settings.base_url,
+        data_url=settings.data_url,
+        data_stream_url=settings.stream_url,
+        feed=settings.feed,
+        **options,
+    )

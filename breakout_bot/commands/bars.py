@@ -58,17 +58,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if not settings.symbols:
         raise ConfigError("--symbol is required")
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca import broker_from_settings
 
-    assert settings.key_id is not None and settings.secret_key is not None
-    broker = AlpacaBroker(
-        settings.key_id,
-        settings.secret_key,
-        base_url=settings.base_url,
-        data_url=settings.data_url,
-        data_stream_url=settings.stream_url,
-        feed=settings.feed,
-    )
+    broker = broker_from_settings(settings)
     cache_dir: Path = args.cache_dir
     try:
         return _download(broker, settings.symbols, args.start, args.end, cache_dir, settings.feed)

@@ -65,18 +65,9 @@ def run(args: argparse.Namespace) -> int:
             " get paper keys at https://app.alpaca.markets to trade Alpaca's paper account"
         )
         return 1
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca import broker_from_settings
 
-    assert settings.key_id is not None and settings.secret_key is not None
-    broker = AlpacaBroker(
-        settings.key_id,
-        settings.secret_key,
-        base_url=settings.base_url,
-        data_url=settings.data_url,
-        data_stream_url=settings.stream_url,
-        feed=settings.feed,
-        max_attempts=2,
-    )
+    broker = broker_from_settings(settings, max_attempts=2)
     symbols = settings.symbols or (DEFAULT_SYMBOL,)
     try:
         _checks(broker, report, settings.mode, redact_key_id(settings.key_id) or "", symbols, settings.feed)

@@ -26,17 +26,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no Alpaca keys configured: nothing to flatten (the built-in simulator lives inside `breakout-bot run`)"
         )
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca import broker_from_settings
 
-    assert settings.key_id is not None and settings.secret_key is not None
-    broker = AlpacaBroker(
-        settings.key_id,
-        settings.secret_key,
-        base_url=settings.base_url,
-        data_url=settings.data_url,
-        data_stream_url=settings.stream_url,
-        feed=settings.feed,
-    )
+    broker = broker_from_settings(settings)
     today = dt.datetime.now(NEW_YORK).date()
     path = halt_path(settings.journal_path)
     engage(path, today, args.reason)  # first: a bot running right now stops entering at once

@@ -126,20 +126,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_simulated(args, settings, params, journal, display, log_path)
     if settings.mode == "live":
         _confirm_live(args, settings)
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca import broker_from_settings
     from ..broker.ratelimit import RateLimiter
 
-    assert settings.key_id is not None and settings.secret_key is not None
     clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
-    broker = AlpacaBroker(
-        settings.key_id,
-        settings.secret_key,
-        base_url=settings.base_url,
-        data_url=settings.data_url,
-        data_stream_url=settings.stream_url,
-        feed=settings.feed,
-        limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep),
-    )
+    broker = broker_from_settings(settings, limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep))
     display.print(
         f"breakout-bot · {settings.mode.upper()} trading {', '.join(settings.symbols)} · log {log_path}"
     )
