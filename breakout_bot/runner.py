@@ -38,6 +38,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 CLOSE_CHECKS = 6  # position reads after each close request ...
 CLOSE_CHECK_SECONDS = 5.0  # ... this far apart (clock seconds): a market close fills at the next trade
 GIVE_UP_AFTER_CLOSE = timedelta(minutes=10)  # a position still open this long after the close: exit anyway
+RECONCILE_RETRY = timedelta(seconds=15)  # after a failed reconcile (each call already retried with backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,8 +289,10 @@ class Runner:
         except BrokerAuthError:
             raise
         except BrokerError as exc:
-            log.warning("reconcile failed (%s); retrying in a minute", exc)
-            self._sleep_until = self.clock.now() + timedelta(minutes=1)
+            # Soon: until a reconcile succeeds a restarted bot knows neither its session nor its position,
+            # so it cannot flatten at close - 5 min (the fault suite caught a minute's wait doing that).
+            log.warning("reconcile failed (%s); retrying in %ds", exc, RECONCILE_RETRY.seconds)
+            self._sleep_until = self.clock.now() + RECONCILE_RETRY
             self._need_reconcile = False
             self._next_reconcile = self._sleep_until
             return

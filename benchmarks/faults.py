@@ -1,0 +1,412 @@
+"""Randomized crash/fault suite: the bot as a real subprocess against a separately started simulator.
+
+Each run starts `python -m breakout_bot.sim` (stepped clock, a random synthetic seed and session),
+starts `breakout-bot run --sim-clock --days 1` against it, and injects faults at random wall instants
+(seeded RNG) while watching the simulator's virtual time: kill -9 + restart (sometimes with a corrupt
+or half-written journal while the bot is down), trading/data websocket drops, 429 and 5xx bursts
+(also "after": the order arrived but the response failed), latency, partial fills, rejected orders,
+clock jumps. After the session the simulator's own records are checked (breakout_bot.faultcheck).
+
+    .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2
+
+Prints a table (runs, faults by kind, violations by kind) and exits 1 on any violation, printing the
+per-run log directories (simulator and bot output, journals, the bot's log files) for post-mortems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from breakout_bot.faultcheck import Violation, check_day
+
+NEW_YORK = ZoneInfo("America/New_York")
+KEY, SECRET = "FAULTKEY", "faultsecret"
+SYMBOL = "AAPL"
+# Full (non-holiday, 16:00 close) sessions.
+SESSIONS = [
+    date(2024, 3, 4) + timedelta(days=d) for d in (0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 14, 15, 16, 17, 18)
+]
+FAULT_WEIGHTS = {
+    "kill": 3,
+    "corrupt_journal": 1,
+    "stale_temp_journal": 1,
+    "drop_trading": 3,
+    "drop_data": 1,
+    "http_429": 2,
+    "http_5xx": 2,
+    "order_5xx_after": 2,
+    "latency": 1,
+    "partial_fills": 1,
+    "reject_order": 2,
+    "clock_jump": 2,
+}
+JUMP_LIMIT = (15, 30)  # no clock jumps after this New York time (they would skip the close itself)
+
+
+@dataclass
+class RunResult:
+    seed: int
+    run_dir: Path
+    faults: Counter[str] = field(default_factory=Counter)
+    violations: list[Violation] = field(default_factory=list)
+    wall: float = 0.0
+    restarts: int = 0
+    supervisor_restarts: int = 0  # exit 4 (broker unavailable) -> restarted, as systemd would
+    fills: int = 0
+
+
+def _http(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    req.add_header("APCA-API-KEY-ID", KEY)
+    req.add_header("APCA-API-SECRET-KEY", SECRET)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback only
+        return json.loads(resp.read())
+
+
+class _Sim:
+    def __init__(self, run_dir: Path, seed: int, start: date) -> None:
+        self.out = open(run_dir / "sim.out", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "breakout_bot.sim",
+                "--port",
+                "0",
+                "--speed",
+                "0",
+                "--key",
+                KEY,
+                "--secret",
+                SECRET,
+                "--symbols",
+                SYMBOL,
+                "--seed",
+                str(seed),
+                "--start",
+                start.isoformat(),
+            ],
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        self.url = ""
+        while time.monotonic() < deadline:
+            text = (run_dir / "sim.out").read_text(errors="replace")
+            if text.startswith("listening on ") and "\n" in text:
+                self.url = text.split("\n", 1)[0].split()[-1]
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"simulator did not start: {text[:300]!r}")
+
+    def now_ny(self) -> datetime:
+        state = _http(f"{self.url}/sim/state")
+        return datetime.fromisoformat(state["now"].replace("Z", "+00:00")).astimezone(NEW_YORK)
+
+    def fault(self, body: dict[str, Any]) -> None:
+        _http(f"{self.url}/sim/faults", body)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.out.close()
+
+
+class _Bot:
+    def __init__(self, run_dir: Path, url: str) -> None:
+        self.run_dir = run_dir
+        self.url = url
+        self.journal = run_dir / "past_trades.json"
+        self.n = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.n += 1
+        self.started = time.monotonic()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+        env.update(
+            APCA_API_KEY_ID=KEY,
+            APCA_API_SECRET_KEY=SECRET,
+            APCA_API_BASE_URL=self.url,
+            APCA_API_DATA_URL=self.url,
+            APCA_API_STREAM_URL=self.url,
+        )
+        with open(self.run_dir / f"bot-{self.n}.out", "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "breakout_bot",
+                    "run",
+                    "--symbol",
+                    SYMBOL,
+                    "--sim-clock",
+                    "--days",
+                    "1",
+                    "--journal",
+                    str(self.journal),
+                    "--log-dir",
+                    str(self.run_dir / "logs"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.run_dir,
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def poll(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def tail(self) -> str:
+        text = (self.run_dir / f"bot-{self.n}.out").read_text(errors="replace")
+        return " | ".join(text.strip().splitlines()[-3:])
+
+
+def _pick(rng: random.Random) -> str:
+    kinds = list(FAULT_WEIGHTS)
+    return rng.choices(kinds, weights=[FAULT_WEIGHTS[k] for k in kinds])[0]
+
+
+def _corrupt(rng: random.Random, raw: bytes) -> bytes:
+    choice = rng.randrange(3)
+    if choice == 0 and len(raw) > 4:
+        return raw[: rng.randrange(1, len(raw) - 1)]  # half-written (a writer without atomic rename)
+    if choice == 1:
+        return raw.rstrip()[:-1] + b',{"id": 7}]' if raw.strip() else b'[{"id": 7}]'
+    return b"\x00garbage{" + raw[:10]
+
+
+def _restart_after_kill(rng: random.Random, kind: str, bot: _Bot, result: RunResult) -> None:
+    """kill -9, then (per kind) damage the journal while the bot is down, then start it again."""
+    bot.kill()
+    time.sleep(rng.uniform(0.0, 0.5))
+    if kind == "corrupt_journal":
+        original = bot.journal.read_bytes() if bot.journal.exists() else b""
+        bot.journal.write_bytes(_corrupt(rng, original))
+        sent_before = _http(f"{bot.url}/sim/state")["requests"]
+        bot.start()
+        rc = bot.wait(60)
+        if _http(f"{bot.url}/sim/state")["requests"] != sent_before:
+            result.violations.append(Violation("corrupt_journal", "the bot talked to the broker first"))
+        aside = list(bot.run_dir.glob("past_trades.json.corrupt-*"))
+        if rc != 5:
+            bot.kill()
+            result.violations.append(Violation("corrupt_journal", f"exit {rc} (expected 5): {bot.tail()}"))
+        elif bot.journal.exists() or not aside:
+            result.violations.append(Violation("corrupt_journal", "the corrupt journal was not moved aside"))
+        # The operator's fix: put the good journal back (here: the content before the damage).
+        bot.journal.write_bytes(original)
+        for path in aside:
+            path.rename(path.with_name(path.name + ".seen"))
+    elif kind == "stale_temp_journal":
+        raw = bot.journal.read_bytes() if bot.journal.exists() else b"[]"
+        (bot.run_dir / f".past_trades.json.{rng.randrange(10**6)}.tmp").write_bytes(raw[: len(raw) // 2])
+    result.restarts += 1
+    bot.start()
+
+
+def run_one(
+    seed: int, base_dir: Path, *, wall_limit: float = 150.0, intensity: float = 1.0, max_restarts: int = 5
+) -> RunResult:
+    """One simulated session with faults; returns the faults injected and the violations found."""
+    rng = random.Random(seed)
+    run_dir = base_dir / f"run-{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    result = RunResult(seed, run_dir)
+    t0 = time.monotonic()
+    session = rng.choice(SESSIONS)
+    sim = _Sim(run_dir, rng.randrange(1, 10**6), session)
+    bot = _Bot(run_dir, sim.url)
+    close = datetime.combine(session, datetime.min.time(), NEW_YORK).replace(hour=16)
+    timed: dict[str, int] = {}  # fault to switch off -> ticks left
+    try:
+        bot.start()
+        while True:
+            if time.monotonic() - t0 > wall_limit:
+                result.violations.append(
+                    Violation("hang", f"bot still running after {wall_limit:.0f} s wall")
+                )
+                break
+            rc = bot.poll()
+            if rc == 4 and result.supervisor_restarts < 3:
+                # Broker unreachable after bounded retries (e.g. a 429 burst at start-up): exit 4, and
+                # systemd's Restart=on-failure (deploy/README.md) starts it again. So do we.
+                result.supervisor_restarts += 1
+                bot.start()
+                continue
+            if rc is not None:
+                if rc != 0:
+                    result.violations.append(Violation("bot_exit", f"exit {rc}: {bot.tail()}"))
+                break
+            time.sleep(rng.uniform(0.2, 2.0) / intensity)
+            for name in list(timed):
+                timed[name] -= 1
+                if timed[name] <= 0:
+                    del timed[name]
+                    sim.fault({"latency_ms": 0} if name == "latency" else {"partial_fills": False})
+            if bot.poll() is not None:
+                continue
+            now = sim.now_ny()
+            kind = _pick(rng)
+            if kind in ("kill", "corrupt_journal", "stale_temp_journal"):
+                if result.restarts >= max_restarts or time.monotonic() - bot.started < 2.0:
+                    continue  # let each incarnation get past its start-up reconcile
+                _restart_after_kill(rng, kind, bot, result)
+            elif kind == "drop_trading":
+                sim.fault({"drop_streams": "trading"})
+            elif kind == "drop_data":
+                sim.fault({"drop_streams": "data"})
+            elif kind == "http_429":
+                paths = rng.choice(
+                    ["", "/v2/orders", "/v2/positions", "/v2/account", "/v2/stocks", "/v2/clock"]
+                )
+                sim.fault({"http_status": 429, "count": rng.randint(1, 5), "paths": paths})
+            elif kind == "http_5xx":
+                paths = rng.choice(["", "/v2/orders", "/v2/positions", "/v2/account", "/v2/stocks"])
+                status = rng.choice([500, 502, 503, 504])
+                sim.fault({"http_status": status, "count": rng.randint(1, 3), "paths": paths})
+            elif kind == "order_5xx_after":
+                status = rng.choice([500, 503, 504])
+                sim.fault({"http_status": status, "count": 1, "paths": "/v2/orders", "after": True})
+            elif kind == "latency":
+                sim.fault({"latency_ms": rng.randint(20, 300)})
+                timed["latency"] = rng.randint(1, 4)
+            elif kind == "partial_fills":
+                sim.fault({"partial_fills": True})
+                timed["partial_fills"] = rng.randint(2, 8)
+            elif kind == "reject_order":
+                sim.fault({"reject_next_orders": 1})
+            elif kind == "clock_jump":
+                limit = now.replace(hour=JUMP_LIMIT[0], minute=JUMP_LIMIT[1], second=0, microsecond=0)
+                seconds = min(rng.uniform(5, 600), (limit - now).total_seconds())
+                if seconds <= 0:
+                    continue
+                _http(f"{sim.url}/sim/clock", {"advance_seconds": round(seconds, 3)})
+            result.faults[kind] += 1
+        bot.kill()
+        sim.fault({"clear": True, "partial_fills": False})
+        end = close + timedelta(minutes=5)
+        if sim.now_ny() < end:
+            _http(f"{sim.url}/sim/clock", {"advance_to": end.isoformat()})
+        fills = _http(f"{sim.url}/sim/fills")
+        orders = _http(f"{sim.url}/v2/orders?status=all&nested=true&limit=500&direction=asc")
+        requests_log = _http(f"{sim.url}/sim/requests")
+        positions = _http(f"{sim.url}/v2/positions")
+        journal_raw = bot.journal.read_bytes() if bot.journal.exists() else b""
+        for name, data in (("fills", fills), ("orders", orders), ("requests", requests_log)):
+            (run_dir / f"sim-{name}.json").write_text(json.dumps(data, indent=1))
+        result.fills = len(fills)
+        result.violations += check_day(
+            symbol=SYMBOL,
+            close=close,
+            fills=fills,
+            orders=orders,
+            requests=requests_log,
+            positions=positions,
+            journal_raw=journal_raw,
+            end=end,
+        )
+        (run_dir / "violations.txt").write_text("".join(f"{v}\n" for v in result.violations))
+        (run_dir / "faults.json").write_text(json.dumps(dict(result.faults)))
+    finally:
+        bot.kill()
+        sim.stop()
+        result.wall = time.monotonic() - t0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--intensity", type=float, default=1.0, help="fault rate multiplier")
+    parser.add_argument("--keep", action="store_true", help="keep the log dirs of passing runs too")
+    args = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="breakout-faults-"))
+    seeds = [args.seed * 100_000 + i for i in range(args.runs)]
+    t0 = time.monotonic()
+    results: list[RunResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for r in pool.map(lambda s: run_one(s, base, intensity=args.intensity), seeds):
+            results.append(r)
+            mark = "ok" if not r.violations else "FAIL " + "; ".join(str(v) for v in r.violations[:3])
+            print(
+                f"run seed={r.seed} faults={sum(r.faults.values())} restarts={r.restarts} "
+                f"exit4-restarts={r.supervisor_restarts} fills={r.fills} wall={r.wall:.1f}s {mark}",
+                flush=True,
+            )
+            if not r.violations and not args.keep:
+                shutil.rmtree(r.run_dir, ignore_errors=True)
+    faults: Counter[str] = Counter()
+    violations: Counter[str] = Counter()
+    for r in results:
+        faults.update(r.faults)
+        violations.update(v.kind for v in r.violations)
+    print(
+        f"\nruns: {len(results)}   wall: {time.monotonic() - t0:.0f} s   "
+        f"fills: {sum(r.fills for r in results)}   restarts: {sum(r.restarts for r in results)}"
+    )
+    print(f"{'fault':<22}{'injected':>10}")
+    for kind in FAULT_WEIGHTS:
+        print(f"{kind:<22}{faults[kind]:>10}")
+    print(f"{'total':<22}{sum(faults.values()):>10}")
+    print(f"\n{'violation':<22}{'count':>10}")
+    for kind in sorted(set(violations) | {"duplicate_entry", "fill_missing", "unprotected", "not_flat"}):
+        print(f"{kind:<22}{violations[kind]:>10}")
+    failed = [r for r in results if r.violations]
+    if failed:
+        print(f"\n{len(failed)} run(s) violated an invariant; logs under {base}")
+        for r in failed:
+            print(f"  {r.run_dir}")
+        return 1
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

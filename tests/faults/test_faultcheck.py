@@ -1,0 +1,90 @@
+"""The invariant checker itself: each check fires on a hand-made violation and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from breakout_bot.faultcheck import check_day
+
+CLOSE = datetime(2024, 3, 4, 21, 0, tzinfo=timezone.utc)  # 16:00 New York
+END = CLOSE + timedelta(minutes=5)
+
+
+def _ts(hh: int, mm: int, ss: int = 0) -> str:
+    return f"2024-03-04T{hh:02d}:{mm:02d}:{ss:02d}.000000Z"
+
+
+def _fill(eid: str, order: str, side: str, at: str) -> dict[str, str]:
+    return {"id": f"x::{eid}", "execution_id": eid, "order_id": order, "symbol": "AAPL", "side": side,
+            "qty": "100", "price": "100", "transaction_time": at}  # fmt: skip
+
+
+def _bracket(n: int, sent: str, filled: str, stop_end: str, *, side: str = "buy") -> dict[str, object]:
+    exit_side = "sell" if side == "buy" else "buy"
+    return {
+        "id": f"o{n}", "client_order_id": f"bb-AAPL-20240304-{n}", "symbol": "AAPL", "side": side,
+        "status": "filled", "filled_qty": "100", "submitted_at": sent, "filled_at": filled,
+        "legs": [
+            {"id": f"o{n}tp", "type": "limit", "side": exit_side, "status": "canceled", "limit_price": str(101 + n),
+             "canceled_at": stop_end},
+            {"id": f"o{n}sl", "type": "stop", "side": exit_side, "status": "filled", "stop_price": str(99 - n),
+             "filled_at": stop_end},
+        ],
+    }  # fmt: skip
+
+
+def _day(**over: object) -> list[str]:
+    fills = [_fill("e1", "o1", "buy", _ts(15, 0, 10)), _fill("e2", "o1sl", "sell", _ts(15, 30, 10))]
+    kwargs: dict[str, object] = {
+        "symbol": "AAPL",
+        "close": CLOSE,
+        "fills": fills,
+        "orders": [_bracket(1, _ts(15, 0, 2), _ts(15, 0, 10), _ts(15, 30, 10))],
+        "requests": [
+            {"ts": CLOSE.timestamp() - 3600 + i, "path": "/v2/clock", "status": 200} for i in range(50)
+        ],
+        "positions": [],
+        "journal_raw": json.dumps([{"id": "e1", "symbol": "AAPL"}, {"id": "e2", "symbol": "AAPL"}]),
+        "end": END,
+    }
+    kwargs.update(over)
+    return sorted(v.kind for v in check_day(**kwargs))  # type: ignore[arg-type]
+
+
+def test_clean_day_has_no_violation() -> None:
+    assert _day() == []
+
+
+def test_journal_missing_duplicated_and_phantom_fills() -> None:
+    raw = json.dumps(
+        [{"id": "e1", "symbol": "AAPL"}, {"id": "e1", "symbol": "AAPL"}, {"id": "zz", "symbol": "AAPL"}]
+    )
+    assert _day(journal_raw=raw) == ["fill_duplicated", "fill_missing", "fill_phantom"]
+
+
+def test_second_entry_while_the_first_works_is_a_duplicate() -> None:
+    orders = [
+        _bracket(1, _ts(15, 0, 2), _ts(15, 0, 10), _ts(15, 30, 10)),
+        _bracket(2, _ts(15, 10, 2), "", ""),
+    ]
+    orders[1]["status"] = "canceled"
+    orders[1]["filled_qty"] = "0"
+    orders[1]["canceled_at"] = _ts(15, 11)
+    assert "duplicate_entry" in _day(orders=orders)
+
+
+def test_unprotected_position_and_not_flat_and_late_entry() -> None:
+    fills = [_fill("e1", "o1", "buy", _ts(20, 45, 10))]
+    order = _bracket(1, _ts(20, 45, 2), _ts(20, 45, 10), _ts(20, 46))
+    order["legs"][1]["status"] = "canceled"  # type: ignore[index]
+    order["legs"][1]["canceled_at"] = _ts(20, 46)  # type: ignore[index]
+    kinds = _day(fills=fills, orders=[order], journal_raw=json.dumps([{"id": "e1", "symbol": "AAPL"}]))
+    assert kinds == ["late_entry", "not_flat", "unprotected"]
+
+
+def test_rate_limit_window() -> None:
+    burst = [{"ts": 1000.0 + i * 0.2, "path": "/v2/orders", "status": 200} for i in range(201)]
+    assert _day(requests=burst) == ["rate_limit"]
+    throttled = [*burst[:200], {"ts": 1010.0, "path": "/v2/orders", "status": 429}]
+    assert _day(requests=throttled) == []
