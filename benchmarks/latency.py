@@ -1,0 +1,351 @@
+"""Benchmark: decision latency, "bar close -> entry order received by the simulator", in `--bars stream`.
+
+The real bot (Runner with RunnerOptions(bars_stream=True), AlpacaBroker, Journal in a temp dir) trades
+an in-process SimServer on loopback (the same wiring as `breakout-bot run` without keys:
+`commands.run.simulated_session`), over a CSV of synthetic one-minute bars built to break out often:
+quiet bars, a breakout close (alternately up and down), a bar that hits the take-profit at once,
+repeat (36 entries per 390-minute session). `--days` is computed from `--entries` (28 for 1,000).
+
+What is timed (time.perf_counter, one process, so all stamps are on one axis):
+
+* bar close  = the moment the simulator pushes that bar's `b` message on the market-data websocket
+  (`sim.streams.Conn.send_data`, just before the frame is written). On the stepped clock (speed 0)
+  virtual time jumps past the bar's close in one step, so the only well-defined wall-time instant of
+  the close is this push: the bar closes at that virtual instant.
+* order received = the simulator's HTTP middleware receives `POST /v2/orders` for the entry
+  (before auth, rate limit and matching). The entry is tied to its bar by client_order_id: a wrapper
+  around `machine.step` records, for each SubmitBracket decided on a BarClosed, the bar and whether
+  that bar reached the runner through the websocket or through the runner's REST minute poll.
+
+Everything is monkeypatched in this process only (restored afterwards); no product file changes.
+`--speed 0` (default) is the stepped clock of `breakout-bot run` on the simulator. There the runner
+jumps virtual time to its minute poll (close + 2 s) and polls REST bars at once, so the entry is
+decided on the polled copy of the bar while the pushed copy is still in flight: the figure is then
+"bar pushed -> order received" with the decision made by the poll (the output says which path each
+decision took). `--speed X` lets virtual time flow (X virtual s per wall s): the runner waits on its
+queue and most decisions come from the websocket bar, as in paper/live. Outside the sessions the
+benchmark switches the clock to stepped so that nights and weekends take no wall time. Keep X <= 1000:
+the entry must reach the simulator within 10 virtual seconds of the close to fill at the next open.
+
+    .venv/bin/python benchmarks/latency.py                 # stepped clock, >= 1,000 entries
+    .venv/bin/python benchmarks/latency.py --speed 1000 --days 3   # flowing virtual time, ~75 s
+
+Target: p99 < 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import logging
+import math
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from breakout_bot import machine
+from breakout_bot.commands.run import simulated_session
+from breakout_bot.journal import Journal
+from breakout_bot.runner import Runner, RunnerOptions
+from breakout_bot.sim import server as sim_server
+from breakout_bot.sim import streams as sim_streams
+from breakout_bot.sim.calendar import NY, xnys
+from breakout_bot.strategy import Bar, bracket_prices, compute_box
+
+SYMBOL = "LATX"
+START = dt.date(2024, 3, 4)
+LOOKBACK = 10  # machine.Params default
+NO_ENTRY_MINUTES = 20  # machine.Params default
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+def _cents(x: int) -> float:
+    return x / 100
+
+
+def session_bars(minutes: int) -> tuple[list[tuple[float, float, float, float]], int]:
+    """One session's bars (o, h, l, c) and its number of entries.
+
+    After an exit the machine freezes the next box over the 10 bars ending with the exit bar (the bar
+    that contained the exit belongs in the box, whenever the runner learns of the fill). Each cycle:
+    8 quiet bars inside that box at its breakout edge, a breakout close 2 cents beyond it (long and
+    short in turn), then the exit bar: the entry fills at its open, the take-profit trades inside it.
+    Prices come from the strategy's own box and bracket arithmetic, so every breakout is a valid
+    entry; the range grows ~3 cents a cycle and starts afresh each session."""
+    bars: list[tuple[int, int, int, int]] = []  # cents
+    entries = 0
+    long = True
+    quiet = (10_000, 10_005, 9_995, 10_000)
+    bars += [quiet] * LOOKBACK
+    window = bars[-LOOKBACK:]
+    t0 = dt.datetime(2000, 1, 3, 9, 30, tzinfo=NY)
+    while True:
+        box = compute_box([Bar(t0, *(_cents(x) for x in b)) for b in window], machine.Params().min_range_pct)
+        hi, lo = round(box.high * 100), round(box.low * 100)
+        if len(bars) > LOOKBACK:  # quiet bars after the exit (the first box is the open's 10 bars)
+            edge = (hi - 1, hi, hi - 2, hi - 1) if long else (lo + 1, lo + 2, lo, lo + 1)
+            bars += [edge] * (LOOKBACK - 2)
+        i = len(bars)  # the breakout bar's index
+        if minutes - (i + 1) <= NO_ENTRY_MINUTES or i + 2 > minutes:
+            break
+        bracket = bracket_prices(box, "buy" if long else "sell")
+        tp = round(float(bracket.take_profit_price) * 100)
+        if long:
+            bars.append((hi - 1, hi + 3, hi - 2, hi + 2))  # breakout close > box high
+            bars.append((hi + 2, tp + 1, hi + 1, tp))  # close >= open: low first, then the take-profit
+        else:
+            bars.append((lo + 1, lo + 2, lo - 3, lo - 2))
+            bars.append((lo - 2, lo - 1, tp - 1, tp))  # close < open: high first, then the take-profit
+        entries += 1
+        long = not long
+        window = bars[-LOOKBACK:]
+    quiet_fill = bars[-1][3]
+    bars += [(quiet_fill, quiet_fill, quiet_fill, quiet_fill)] * (minutes - len(bars))
+    return [tuple(_cents(x) for x in b) for b in bars[:minutes]], entries  # type: ignore[misc]
+
+
+def sessions_for(entries: int, start: dt.date) -> int:
+    cal = xnys()
+    total, days = 0, 0
+    day = start
+    while total < entries:
+        s = cal.session_on_or_after(day)
+        total += session_bars(s.minutes)[1]
+        days += 1
+        day = s.date + dt.timedelta(days=1)
+    return days
+
+
+def write_bars(path: Path, start: dt.date, days: int) -> int:
+    """The CSV; returns the number of entries it is built for."""
+    cal = xnys()
+    total = 0
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "open", "high", "low", "close", "volume"])
+        day = start
+        for _ in range(days):
+            s = cal.session_on_or_after(day)
+            day = s.date + dt.timedelta(days=1)
+            rows, n = session_bars(s.minutes)
+            total += n
+            for i, row in enumerate(rows):
+                t = dt.datetime.fromtimestamp(s.open + 60 * i, NY).replace(tzinfo=None)
+                w.writerow([t.isoformat(sep=" "), *(f"{x:.2f}" for x in row), 1000])
+    return total
+
+
+# --------------------------------------------------------------------------------------- probes
+
+
+class Probes:
+    """perf_counter stamps collected by the patched functions (several threads write; dict ops are atomic)."""
+
+    def __init__(self) -> None:
+        self.push: dict[tuple[str, int], float] = {}  # (symbol, bar start epoch s) -> first push
+        self.received: dict[str, float] = {}  # client_order_id -> first POST /v2/orders
+        self.decisions: dict[str, tuple[str, int, str, float]] = {}  # cid -> (symbol, bar t, path, when)
+        self.path: list[str] = []  # the runner's current bar path (runner thread only)
+
+
+@contextmanager
+def instrumented(p: Probes) -> Iterator[None]:
+    orig_send = sim_streams.Conn.send_data
+    orig_mw = sim_server.SimServer._middleware
+    orig_step = machine.step
+    orig_streamed = Runner._on_streamed_bar
+    orig_poll = Runner._poll_bars
+
+    async def send_data(self: Any, msgs: list[dict[str, object]]) -> None:
+        now = time.perf_counter()
+        for m in msgs:
+            if m.get("T") == "b":
+                p.push.setdefault((str(m["S"]), int(float(str(m["t"])))), now)
+        await orig_send(self, msgs)
+
+    @web.middleware
+    async def middleware(self: Any, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "POST" and request.path == "/v2/orders":
+            now = time.perf_counter()
+            try:
+                body = await request.json()
+                cid = str(body.get("client_order_id") or "")
+            except ValueError:
+                cid = ""
+            if cid:
+                p.received.setdefault(cid, now)
+        return await orig_mw(self, request, handler)
+
+    def step(state: machine.State, event: machine.Event) -> tuple[machine.State, list[machine.Action]]:
+        new, actions = orig_step(state, event)
+        if isinstance(event, machine.BarClosed):
+            for a in actions:
+                if isinstance(a, machine.SubmitBracket):
+                    path = p.path[-1] if p.path else "?"
+                    t = int(event.bar.t.timestamp())
+                    p.decisions[a.client_order_id] = (a.symbol, t, path, time.perf_counter())
+        return new, actions
+
+    def on_streamed(self: Runner, symbol: str, bar: Any) -> None:
+        p.path.append("stream")
+        try:
+            orig_streamed(self, symbol, bar)
+        finally:
+            p.path.pop()
+
+    def poll_bars(self: Runner, *args: Any) -> None:
+        p.path.append("gap-poll" if p.path else "poll")
+        try:
+            orig_poll(self, *args)
+        finally:
+            p.path.pop()
+
+    sim_streams.Conn.send_data = send_data  # type: ignore[method-assign]
+    sim_server.SimServer._middleware = middleware  # type: ignore[method-assign]
+    machine.step = step  # type: ignore[assignment]
+    Runner._on_streamed_bar = on_streamed  # type: ignore[method-assign]
+    Runner._poll_bars = poll_bars  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        sim_streams.Conn.send_data = orig_send  # type: ignore[method-assign]
+        sim_server.SimServer._middleware = orig_mw  # type: ignore[method-assign]
+        machine.step = orig_step
+        Runner._on_streamed_bar = orig_streamed  # type: ignore[method-assign]
+        Runner._poll_bars = orig_poll  # type: ignore[method-assign]
+
+
+def session_speed_keeper(server: Any, speed: float, stop: threading.Event) -> None:
+    """--speed X: flowing time inside sessions (09:29 to close + 2 min), stepped outside them."""
+    cal = xnys()
+    while not stop.wait(0.02):
+        now = server.clock.timestamp()
+        s = cal.session(dt.datetime.fromtimestamp(now, NY).date())
+        inside = s is not None and s.open - 60 <= now < s.close + 120
+        want = speed if inside else 0.0
+        if server.clock.speed != want:
+            server.clock.set_speed(want)
+
+
+# --------------------------------------------------------------------------------------- main
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--entries", type=int, default=1000, help="entries (decisions) to measure (default 1000)")
+    ap.add_argument("--days", type=int, help="sessions to trade (default: computed from --entries)")
+    ap.add_argument("--start", default=START.isoformat(), help=f"first session (default {START})")
+    ap.add_argument("--speed", type=float, default=0.0, help="virtual s per wall s in sessions (0 = stepped)")
+    args = ap.parse_args()
+    start = dt.date.fromisoformat(args.start)
+    days = args.days or sessions_for(args.entries, start)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+    probes = Probes()
+    with tempfile.TemporaryDirectory(prefix="bb-latency-") as tmp:
+        data = Path(tmp) / "bars.csv"
+        planned = write_bars(data, start, days)
+        journal = Journal(Path(tmp) / "past_trades.json")
+        journal.load()
+        t0 = time.perf_counter()
+        with (
+            instrumented(probes),
+            simulated_session([SYMBOL], start=start, speed=args.speed, data=data) as (broker, clock, server),
+        ):
+            stop = threading.Event()
+            keeper = None
+            if args.speed > 0:
+                keeper = threading.Thread(
+                    target=session_speed_keeper, args=(server, args.speed, stop), daemon=True
+                )
+                keeper.start()
+            try:
+                runner = Runner(
+                    broker,
+                    clock,
+                    journal,
+                    [SYMBOL],
+                    machine.Params(),
+                    RunnerOptions(days=days, bars_stream=True),
+                )
+                code = runner.run()
+            finally:
+                stop.set()
+                if keeper is not None:
+                    keeper.join()
+            fills = len(server.engine.executions)
+        wall = time.perf_counter() - t0
+
+    by_path: dict[str, list[float]] = {}
+    decide: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (decided, latency ms) for the drift line
+    unmatched = 0
+    for cid, (symbol, bar_t, path, decided) in probes.decisions.items():
+        pushed = probes.push.get((symbol, bar_t))
+        received = probes.received.get(cid)
+        if pushed is None or received is None:
+            unmatched += 1
+            continue
+        by_path.setdefault(path, []).append((received - pushed) * 1000)
+        decide.append((decided - pushed) * 1000)
+        timeline.append((decided, (received - pushed) * 1000))
+    measured = [x for xs in by_path.values() for x in xs]
+
+    print(
+        f"latency: bar pushed on the data websocket -> entry POST /v2/orders received by the simulator "
+        f"(speed {args.speed:g}{' = stepped clock' if args.speed == 0 else ''}, {days} sessions "
+        f"from {start}, runner exit code {code})"
+    )
+    print(
+        f"entries planned by the data {planned}, decided {len(probes.decisions)}, POSTs received {len(probes.received)}, "
+        f"sim executions {fills}, unmatched {unmatched}"
+    )
+    for path, xs in sorted(by_path.items()):
+        print(f"  bar reached the runner via {path}: {len(xs)} decisions")
+    if not measured:
+        print("no decisions measured")
+        return 1
+    print(f"decisions measured: {len(measured)}")
+    print(
+        f"p50 {pct(measured, 50):.3f} ms  p90 {pct(measured, 90):.3f} ms  p99 {pct(measured, 99):.3f} ms  "
+        f"max {max(measured):.3f} ms  (mean {statistics.fmean(measured):.3f} ms)"
+    )
+    print(
+        f"  of which push -> decision (machine.step returned): p50 {pct(decide, 50):.3f} ms  "
+        f"p99 {pct(decide, 99):.3f} ms  max {max(decide):.3f} ms"
+    )
+    for path, xs in sorted(by_path.items()):
+        if len(by_path) > 1:
+            print(f"  via {path}: p50 {pct(xs, 50):.3f}  p99 {pct(xs, 99):.3f}  max {max(xs):.3f} ms")
+    ordered = [v for _, v in sorted(timeline)]
+    tenth = max(1, len(ordered) // 10)
+    print(
+        f"  drift: p50 of the first {tenth} decisions {pct(ordered[:tenth], 50):.3f} ms, "
+        f"of the last {tenth} {pct(ordered[-tenth:], 50):.3f} ms"
+    )
+    p99 = pct(measured, 99)
+    print(f"target p99 < 10 ms: {'met' if p99 < 10 else 'NOT met'} ({p99:.3f} ms)")
+    print(f"wall time {wall:.1f} s")
+    if len(measured) < args.entries:
+        print(f"warning: fewer than --entries {args.entries} decisions measured")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
