@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -251,17 +252,19 @@ class State:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))
+_N_STATE_FIELDS = len(_STATE_FIELDS)
 
 
 def _evolve(state: State, **changes: Any) -> State:
     """dataclasses.replace for State, without its per-call overhead (the backtest's hot path).
     State is frozen: nothing mutates the copy after this function returns."""
-    unknown = changes.keys() - _STATE_FIELDS
-    if unknown:
-        raise TypeError(f"State has no field(s) {sorted(unknown)}")
     new = object.__new__(State)
-    new.__dict__.update(state.__dict__)
-    new.__dict__.update(changes)
+    d = new.__dict__
+    d.update(state.__dict__)
+    d.update(changes)
+    # A misspelled field adds a key: checking the size is cheaper than a set difference per call.
+    if len(d) != _N_STATE_FIELDS:
+        raise TypeError(f"State has no field(s) {sorted(changes.keys() - _STATE_FIELDS)}")
     return new
 
 
@@ -271,7 +274,18 @@ def initial_state(symbol: str, params: Params | None = None) -> State:
 
 def client_order_id(symbol: str, session_date: date, entry_number: int) -> str:
     """Deterministic per (symbol, session, entry n): a restart recomputes it, so it never doubles an order."""
-    return f"{CLIENT_ORDER_PREFIX}-{symbol}-{session_date:%Y%m%d}-{entry_number}"
+    return f"{CLIENT_ORDER_PREFIX}-{symbol}-{_yyyymmdd(session_date)}-{entry_number}"
+
+
+@lru_cache(maxsize=64)
+def _yyyymmdd(day: date) -> str:
+    """`f"{day:%Y%m%d}"`, memoized: strftime costs microseconds, and a session sends many entries."""
+    return f"{day:%Y%m%d}"
+
+
+def _hhmm(t: datetime) -> str:
+    """`f"{t:%H:%M}"` without strftime (several times slower; log text of the backtest's hot path)."""
+    return f"{t.hour:02d}:{t.minute:02d}"
 
 
 def parse_client_order_id(cid: str) -> tuple[str, date, int] | None:
@@ -461,7 +475,7 @@ def _maybe_form_box(state: State, actions: list[Action]) -> tuple[State, list[Ac
         Log(
             "info",
             f"{state.symbol}: box {box.low:.4f}-{box.high:.4f} range {box.range:.4f}{note} "
-            f"from {p.lookback} bars ending {box.end.astimezone(_NEW_YORK):%H:%M}",
+            f"from {p.lookback} bars ending {_hhmm(box.end.astimezone(_NEW_YORK))}",
         ),
     ]
 
@@ -548,7 +562,7 @@ def _fill_of(state: State, event: OrderUpdate, leg: str) -> Fill | None:
 
 
 def _apply_fill(state: State, fill: Fill) -> State:
-    """Update position, average entry and realized P&L from one execution."""
+    """Update position, average entry and realized P&L from one execution, and remember its id."""
     signed = fill.qty if fill.side == "buy" else -fill.qty
     pos = state.position_qty
     avg = state.avg_entry_price
@@ -567,7 +581,13 @@ def _apply_fill(state: State, fill: Fill) -> State:
             avg = fill.price
         elif new_pos == 0:
             avg = None
-    return _evolve(state, position_qty=new_pos, avg_entry_price=avg, realized_pnl_today=realized)
+    return _evolve(  # one State copy for all of it (the backtest applies a fill per order update)
+        state,
+        position_qty=new_pos,
+        avg_entry_price=avg,
+        realized_pnl_today=realized,
+        seen_executions=state.seen_executions | {fill.execution_id},
+    )
 
 
 def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Action]]:
@@ -585,7 +605,6 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
             return state, []  # the same execution via stream and REST: count it once
         actions.append(RecordFill(fill))
         state = _apply_fill(state, fill)
-        state = _evolve(state, seen_executions=state.seen_executions | {fill.execution_id})
 
     is_our_entry = leg == "entry" and order.client_order_id == entry_cid
     phase = state.phase

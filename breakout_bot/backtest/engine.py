@@ -37,9 +37,8 @@ import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,10 +69,12 @@ log = logging.getLogger(__name__)
 NY = ZoneInfo("America/New_York")
 _MINUTE = dt.timedelta(minutes=1)
 _ZERO = Decimal(0)
-_STATE_FIELDS = tuple(f.name for f in fields(machine.State))
-_STATE_VALUES = attrgetter(*_STATE_FIELDS)
-_BARS_AT = _STATE_FIELDS.index("bars")
-_NOW_AT = _STATE_FIELDS.index("now")
+# Bar is a frozen slots dataclass: its generated __init__ sets each field through object.__setattr__,
+# about half of the cost of a bar here. The engine builds bars from arrays it already validated, so it
+# sets the slots directly (same object, same equality); Bar has no __post_init__ that this would skip.
+assert not hasattr(Bar, "__post_init__")
+_new_bar = object.__new__
+_SET_BAR = tuple(Bar.__dict__[name].__set__ for name in ("t", "open", "high", "low", "close", "volume"))
 _INF = float("inf")
 _NEG_INF = float("-inf")
 _NO_SKIP = (_NEG_INF, _NEG_INF, _INF, _NEG_INF, _INF, _NEG_INF)
@@ -268,23 +269,28 @@ class _Engine:
             b = d_lo + int(np.searchsorted(part, s[1], side="left"))
             if b > a:
                 self.sessions.append((day, s[0], s[1], a, b))
-        self._bar_cache: dict[int, Bar] = {}
+        # The current session's open, as epoch seconds and as a datetime (set by run()): a bar's start
+        # is open_dt + its offset, ~10x cheaper than datetime.fromtimestamp(t, NY) and the same datetime
+        # (no DST change falls inside a regular session).
+        self._open_s = 0
+        self._open_dt = dt.datetime.fromtimestamp(0, NY)
+        self._offsets: dict[int, dt.timedelta] = {}
 
     # ------------------------------------------------------------------ helpers
     def bar(self, k: int) -> Bar:
-        b = self._bar_cache.get(k)
-        if b is None:
-            b = Bar(
-                dt.datetime.fromtimestamp(self.t[k], NY),
-                self.o[k],
-                self.h[k],
-                self.lo[k],
-                self.c[k],
-                self.v[k],
-            )
-            if len(self._bar_cache) > 256:
-                self._bar_cache.clear()
-            self._bar_cache[k] = b
+        """Bar k of the current session (built on demand: most bars never reach the machine)."""
+        offset = self.t[k] - self._open_s
+        delta = self._offsets.get(offset)
+        if delta is None:
+            delta = self._offsets[offset] = dt.timedelta(seconds=offset)
+        b = _new_bar(Bar)
+        set_t, set_o, set_h, set_l, set_c, set_v = _SET_BAR
+        set_t(b, self._open_dt + delta)
+        set_o(b, self.o[k])
+        set_h(b, self.h[k])
+        set_l(b, self.lo[k])
+        set_c(b, self.c[k])
+        set_v(b, self.v[k])
         return b
 
     def dispatch(self, events: Iterable[machine.Event]) -> None:
@@ -332,14 +338,13 @@ class _Engine:
         """Bars start..stop-1 closed without changing anything but the machine's window and clock:
         apply exactly what `machine.step(BarClosed)` + `Tick` would have for each of them."""
         lookback = self.params.lookback
-        new = tuple(self.bar(j) for j in range(max(start, stop - lookback), stop))
+        bar = self.bar
+        new = [bar(j) for j in range(max(start, stop - lookback), stop)]
         st = self.state
         end = new[-1].end
-        values = list(_STATE_VALUES(st))
-        values[_BARS_AT] = (*st.bars, *new)[-lookback:]
-        if st.now is None or end > st.now:
-            values[_NOW_AT] = end
-        self.state = machine.State(*values)  # dataclasses.replace, without its per-call overhead
+        now = end if st.now is None or end > st.now else st.now
+        # machine._evolve: the machine's own cheap State copy (dataclasses.replace costs ~3x more).
+        self.state = machine._evolve(st, bars=(*st.bars, *new)[-lookback:], now=now)
 
     def plan(self, k0: int, s_close: float) -> tuple[float, float, float, float, float, float]:
         """Which of the next bars change nothing but the machine's bar window and clock, given the
@@ -388,6 +393,8 @@ class _Engine:
         for day, s_open, s_close, a, b in self.sessions:
             session_minutes += int((s_close - s_open) // 60)
             open_dt = dt.datetime.fromtimestamp(s_open, NY)
+            self._open_s = int(s_open)  # whole seconds, as the bars' starts: offsets stay exact
+            self._open_dt = dt.datetime.fromtimestamp(self._open_s, NY)
             close_dt = dt.datetime.fromtimestamp(s_close, NY)
             session = machine.Session(day, open_dt, close_dt)
             next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NY)
