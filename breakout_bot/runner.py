@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from . import machine as m
 from .broker.base import (
+    AccountInfo,
     Broker,
     BrokerAuthError,
     BrokerError,
@@ -112,6 +113,10 @@ class Runner:
         self._sessions_done: set[date] = set()
         self._need_reconcile = True
         self._stop = False
+        # The risk gate's view of the account: read ahead of entries (once a minute while searching) so
+        # that a breakout goes out without an extra round trip; dropped after every fill and order.
+        self._account: AccountInfo | None = None
+        self._account_read_at: datetime | None = None
         for record in journal.records():
             self._remember_fill(record.order_id, _dec(record.cum_qty), record.id)
 
@@ -254,14 +259,49 @@ class Runner:
 
     def _minute(self, now: datetime) -> None:
         """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
+        closed_bar = now.replace(second=0, microsecond=0) - BAR_LENGTH  # start of the bar that just closed
+        if self.options.bars_stream:
+            self._await_streamed_bars(closed_bar)
         self._poll_fills()
         for symbol, state in self.states.items():
             if state.phase is m.Phase.ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
                 self._poll_position(symbol, now)
+        if any(s.phase is m.Phase.SEARCHING for s in self.states.values()):
+            self._account_for_gate(max_age=timedelta(0))
         for symbol, state in self.states.items():
             if state.session is None or state.phase is m.Phase.DONE_FOR_THE_DAY:
                 continue
+            last = self._last_bar.get(symbol)
+            if self.options.bars_stream and last is not None and last >= closed_bar:
+                continue  # the websocket delivered it: no REST poll needed
             self._poll_bars(symbol, state.session, now)
+
+    def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
+        """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
+        whatever arrives meanwhile; a bar still missing then is fetched over REST."""
+        deadline = time.monotonic() + wall_limit
+        active = [s for s, st in self.states.items() if st.phase is not m.Phase.DONE_FOR_THE_DAY]
+        while any((self._last_bar.get(s) or closed_bar - BAR_LENGTH) < closed_bar for s in active):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                item = self._events.get(timeout=left)
+            except queue.Empty:
+                return
+            self._handle_queued(item)
+
+    def _account_for_gate(self, max_age: timedelta) -> AccountInfo | None:
+        """The account, read now unless a read younger than `max_age` is cached. None when unreadable."""
+        now = self.clock.now()
+        if self._account is None or self._account_read_at is None or now - self._account_read_at > max_age:
+            try:
+                self._account = self.broker.get_account()
+                self._account_read_at = now
+            except BrokerError as exc:
+                log.warning("account unreadable: %s", exc)
+                self._account = None
+        return self._account
 
     # ------------------------------------------------------------------ reads
 
@@ -518,6 +558,7 @@ class Runner:
             log.info("%s: sleeping until %s (%s)", symbol, action.when.astimezone(NEW_YORK), action.reason)
 
     def _record(self, fill: m.Fill, source: str) -> None:
+        self._account = None  # a fill changes cash and buying power
         record = FillRecord(
             id=fill.execution_id,
             order_id=fill.order_id,
@@ -579,10 +620,10 @@ class Runner:
 
     def _risk_gate(self, order: m.SubmitBracket) -> str | None:
         """Every order passes here: account must trade, buying power must cover it."""
-        try:
-            account = self.broker.get_account()
-        except BrokerError as exc:
-            return f"account unreadable ({exc})"
+        account = self._account_for_gate(max_age=timedelta(minutes=1))
+        if account is None:
+            return "account unreadable"
+        self._account = None  # this order changes buying power: the next entry reads it afresh
         if account.trading_blocked:
             return "account trading is blocked"
         halted = halted_on(halt_path(self.journal.path), self.clock.now().astimezone(NEW_YORK).date())
