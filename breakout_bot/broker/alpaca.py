@@ -755,8 +755,7 @@ class AlpacaBroker:
         async def _unused(_: object) -> None:  # the library sends "listen" only when a handler is set
             return None
 
-        failures = 0
-        while not h.stopped:
+        async def connect() -> Any:
             ts = TradingStream(
                 self._key_id,
                 self._secret_key,
@@ -767,44 +766,63 @@ class AlpacaBroker:
             ts._trade_updates_handler = _unused
             try:
                 await asyncio.wait_for(ts._start_ws(), self.timeout)  # connect, authenticate, listen
-            except asyncio.CancelledError:
+            except BaseException:
                 await _close_quietly(ts)
                 raise
+            return ts
+
+        await self._reconnecting(
+            h, "trading stream", connect, lambda raw: self._on_trade_message(raw, on_update), on_status
+        )
+
+    async def _reconnecting(
+        self,
+        h: _StreamThread,
+        name: str,
+        connect: Callable[[], Coroutine[Any, Any, Any]],
+        on_message: Callable[[Any], None],
+        on_status: OnStatus,
+    ) -> None:
+        """Connect, read until the connection drops, reconnect with jittered backoff; report every
+        (re)connection so the runner reconciles over REST. The library's own loop retries silently."""
+        failures = 0
+        while not h.stopped:
+            try:
+                stream = await connect()
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
-                await _close_quietly(ts)
                 if _is_auth_refusal(exc):
-                    _emit(on_status, "auth_failed", "trading stream: the server refused the API keys")
+                    _emit(on_status, "auth_failed", f"{name}: the server refused the API keys")
                     return
                 failures += 1
                 delay = _reconnect_delay(failures)
                 _emit(
-                    on_status,
-                    "reconnecting",
-                    self.scrub(f"trading stream: {_describe(exc)}; retry in {delay:.1f}s"),
+                    on_status, "reconnecting", self.scrub(f"{name}: {_describe(exc)}; retry in {delay:.1f}s")
                 )
                 await asyncio.sleep(delay)
                 continue
             h.connections += 1
             h.touch()
             opened = time.monotonic()
-            _emit(on_status, "connected", f"trading stream {ts._endpoint}")
+            _emit(on_status, "connected", f"{name} {stream._endpoint}")
             detail = "closed"
             try:
                 while True:
-                    raw = await ts._ws.recv()
+                    raw = await stream._ws.recv()
                     h.touch()
-                    self._on_trade_message(raw, on_update)
+                    on_message(raw)
             except asyncio.CancelledError:
-                await _close_quietly(ts)
+                await _close_quietly(stream)
                 raise
             except ConnectionClosed as exc:
                 detail = f"connection closed (code {exc.code}{', ' + exc.reason if exc.reason else ''})"
             except Exception as exc:
                 detail = _describe(exc)
-            await _close_quietly(ts)
+            await _close_quietly(stream)
             if h.stopped:
                 return
-            _emit(on_status, "disconnected", self.scrub(f"trading stream: {detail}"))
+            _emit(on_status, "disconnected", self.scrub(f"{name}: {detail}"))
             failures = 1 if time.monotonic() - opened > 10 else failures + 1
             await asyncio.sleep(_reconnect_delay(failures))
 
@@ -855,12 +873,13 @@ class AlpacaBroker:
             return None
 
         assert self.data_stream_url is not None
-        failures = 0
-        while not h.stopped:
+        data_stream_url = self.data_stream_url
+
+        async def connect() -> Any:
             ds = DataStream(
                 self._key_id,
                 self._secret_key,
-                URL(self.data_stream_url),
+                URL(data_stream_url),
                 raw_data=True,
                 feed=self.feed,
                 websocket_params=dict(WEBSOCKET_PARAMS),
@@ -869,46 +888,14 @@ class AlpacaBroker:
             try:
                 await asyncio.wait_for(ds._start_ws(), self.timeout)  # connected, auth
                 await ds._subscribe_all()
-            except asyncio.CancelledError:
+            except BaseException:
                 await _close_quietly(ds)
                 raise
-            except Exception as exc:
-                await _close_quietly(ds)
-                if _is_auth_refusal(exc):
-                    _emit(on_status, "auth_failed", "bar stream: the server refused the API keys")
-                    return
-                failures += 1
-                delay = _reconnect_delay(failures)
-                _emit(
-                    on_status,
-                    "reconnecting",
-                    self.scrub(f"bar stream: {_describe(exc)}; retry in {delay:.1f}s"),
-                )
-                await asyncio.sleep(delay)
-                continue
-            h.connections += 1
-            h.touch()
-            opened = time.monotonic()
-            _emit(on_status, "connected", f"bar stream {ds._endpoint}")
-            detail = "closed"
-            try:
-                while True:
-                    raw = await ds._ws.recv()
-                    h.touch()
-                    self._on_bar_message(raw, on_bar)
-            except asyncio.CancelledError:
-                await _close_quietly(ds)
-                raise
-            except ConnectionClosed as exc:
-                detail = f"connection closed (code {exc.code}{', ' + exc.reason if exc.reason else ''})"
-            except Exception as exc:
-                detail = _describe(exc)
-            await _close_quietly(ds)
-            if h.stopped:
-                return
-            _emit(on_status, "disconnected", self.scrub(f"bar stream: {detail}"))
-            failures = 1 if time.monotonic() - opened > 10 else failures + 1
-            await asyncio.sleep(_reconnect_delay(failures))
+            return ds
+
+        await self._reconnecting(
+            h, "bar stream", connect, lambda raw: self._on_bar_message(raw, on_bar), on_status
+        )
 
     @staticmethod
     def _on_bar_message(raw: str | bytes, on_bar: Callable[[str, Bar], None]) -> None:
