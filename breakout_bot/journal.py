@@ -149,6 +149,18 @@ class Journal:
             self._set(records, stamp)
             return list(records)
 
+    def ensure_writable(self) -> None:
+        """Prove now, before any order, that fills can be recorded (a temp file in the journal's
+        folder, as every write uses): a journal that can't be written must stop us at start, not lose a fill."""
+        directory = self.path.parent
+        try:
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{self.path.name}.probe-"):
+                pass
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                raise PermissionError(f"{self.path} is read-only")
+        except OSError as exc:
+            raise JournalError(f"journal {self.path} is not writable: {exc.strerror or exc}") from None
+
     def records(self) -> list[FillRecord]:
         with self._lock:
             self._ensure_loaded()

@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     )
     journal = Journal(settings.journal_path)
     journal.load()  # a corrupt journal stops us here, moved aside, before any order
+    journal.ensure_writable()
     params = _params(settings)
     display = StatusDisplay()
     if settings.mode == "simulator":

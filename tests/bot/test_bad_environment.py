@@ -1,0 +1,76 @@
+"""More bad input: unwritable journal or log directory, a forbidden account, a holiday start."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from breakout_bot.cli import main
+from breakout_bot.journal import Journal
+from breakout_bot.sim import SimServer
+
+from .test_bad_input import _one_clear_line, _run
+
+
+def test_journal_in_an_unusable_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (cwd / "afile").write_text("not a folder")
+    code = main(["run", "--symbol", "AAPL", "--journal", "afile/past_trades.json", "--log-dir", "logs"])
+    _one_clear_line(code, capsys.readouterr().err, cwd, "journal", exit_code=5)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
+def test_read_only_journal_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = cwd / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        code = main(["run", "--symbol", "AAPL", "--journal", "ro/past_trades.json", "--log-dir", "logs"])
+        _one_clear_line(code, capsys.readouterr().err, cwd, "not writable", exit_code=5)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_ensure_writable_refuses_a_read_only_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "past_trades.json"
+    path.write_text("[]")
+    monkeypatch.setattr(os, "access", lambda p, mode: False)  # as a non-root user would see a 0444 file
+    with pytest.raises(Exception, match="not writable"):
+        Journal(path).ensure_writable()
+
+
+def test_unwritable_log_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (cwd / "afile").write_text("not a folder")
+    code = main(["run", "--symbol", "AAPL", "--journal", "past_trades.json", "--log-dir", "afile/logs"])
+    _one_clear_line(code, capsys.readouterr().err, cwd, "log", exit_code=2)
+
+
+def test_forbidden_account(sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sim.set_forbidden(True)
+    code, err = _run(capsys, "--symbol", "AAPL")
+    _one_clear_line(code, err, cwd, "refused", exit_code=3)
+    assert len(sim.engine.requests) <= 5  # no retry storm on 403
+
+
+def test_holiday_start_sleeps_to_the_next_session(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Christmas 2024 is a Wednesday: the market is closed; the bot says so and trades the 26th.
+    code = main(
+        [
+            "run",
+            "--symbol",
+            "AAPL",
+            "--start",
+            "2024-12-25",
+            "--journal",
+            "past_trades.json",
+            "--log-dir",
+            "logs",
+        ]
+    )
+    assert code == 0
+    log = (cwd / "logs" / "breakout-bot.log").read_text()
+    assert "market closed today" in log
+    fills = json.loads((cwd / "past_trades.json").read_text())
+    assert fills and all(f["timestamp"].startswith("2024-12-26") for f in fills)
