@@ -648,8 +648,13 @@ class Runner:
         symbol = action.symbol
         attempt = 0
         for attempt in range(1, self.options.verify_flat_attempts + 1):
+            order: m.OrderSnapshot | None = None
             try:
-                self.broker.close_position(symbol)
+                order = self.broker.close_position(symbol)
+                if order is not None and order.status == "rejected":
+                    # Refused outright: nothing is working, so waiting would only let the close slip.
+                    log.warning("%s: close order %s rejected; sending another", symbol, order.id)
+                    continue
             except BrokerAuthError:
                 raise
             except BrokerRejected as exc:
@@ -668,8 +673,17 @@ class Runner:
                 if qty == 0:
                     log.info("%s: flat", symbol)
                     return
+                if order is not None and self._close_died(order.id):
+                    break  # rejected or canceled later (Alpaca rejects asynchronously too): send again
                 self.clock.sleep(CLOSE_CHECK_SECONDS)
         log.error("%s: still not flat after %d attempts; the next position poll retries", symbol, attempt)
+
+    def _close_died(self, order_id: str) -> bool:
+        try:
+            status = self.broker.get_order(order_id).status
+        except BrokerError:
+            return False  # unknown: keep waiting for the position to change
+        return status in ("rejected", "canceled", "expired")
 
     def _call(self, what: str, fn: Callable[[], object]) -> None:
         try:

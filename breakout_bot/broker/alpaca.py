@@ -723,11 +723,14 @@ class AlpacaBroker:
                         self.cancel_order(leg.id)
                         done.add(leg.id)
 
-    def close_position(self, symbol: str) -> None:
+    def close_position(self, symbol: str) -> OrderSnapshot | None:
         try:
-            self._call(f"DELETE /v2/positions/{symbol}", lambda: self._rest.delete(f"/positions/{symbol}"))
+            body = self._call(
+                f"DELETE /v2/positions/{symbol}", lambda: self._rest.delete(f"/positions/{symbol}")
+            )
         except BrokerNotFound:
-            return
+            return None
+        return order_from_dict(body) if isinstance(body, dict) and body.get("id") else None
 
     def close(self) -> None:
         for s in list(self._streams):

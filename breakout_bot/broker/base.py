@@ -149,8 +149,8 @@ class Broker(Protocol):
         """Cancel every open order of `symbol` (legs included)."""
         ...
 
-    def close_position(self, symbol: str) -> None:
-        """Market-close the whole position (no-op when flat)."""
+    def close_position(self, symbol: str) -> OrderSnapshot | None:
+        """Market-close the whole position; returns the closing order (None when flat)."""
         ...
 
     def fill_activities(self, since: datetime) -> list[FillActivity]: ...
