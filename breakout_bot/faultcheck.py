@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from .machine import parse_client_order_id
 
 NEW_YORK = ZoneInfo("America/New_York")
+SAME_BREAKOUT_WINDOW = timedelta(minutes=10)
 FINAL = ("filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped")
 INVARIANTS = (
     "duplicate_entry",
@@ -151,7 +152,15 @@ def check_entries(
                         f"{e['client_order_id']} sent {_ny(sent)} while {prev['client_order_id']} was working",
                     )
                 )
-            if _box(prev) == _box(e) and Decimal(str(prev.get("filled_qty") or 0)) > 0:
+            # A re-sent breakout (a restart that forgot its entry) follows within minutes of the first
+            # one's end; identical brackets hours apart are different breakouts that price the same
+            # (seen: two floored boxes, 4 h apart).
+            trade_end = max(
+                (t for t in (_final_time(o) for o in [prev, *(prev.get("legs") or ())]) if t is not None),
+                default=None,
+            )
+            resent = trade_end is not None and sent - trade_end < SAME_BREAKOUT_WINDOW
+            if resent and _box(prev) == _box(e) and Decimal(str(prev.get("filled_qty") or 0)) > 0:
                 out.append(
                     Violation(
                         "duplicate_entry",

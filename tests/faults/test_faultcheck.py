@@ -88,3 +88,22 @@ def test_rate_limit_window() -> None:
     assert _day(requests=burst) == ["rate_limit"]
     throttled = [*burst[:200], {"ts": 1010.0, "path": "/v2/orders", "status": 429}]
     assert _day(requests=throttled) == []
+
+
+def _same_box_entry(n: int, sent: str) -> dict[str, object]:
+    """Entry n, rejected (nothing filled), with entry 1's bracket prices."""
+    order = _bracket(n, sent, "", "")
+    order.update(status="rejected", filled_qty="0", failed_at=sent)
+    for leg, price in zip(order["legs"], ("102", "98"), strict=True):  # type: ignore[call-overload]
+        leg.update(status="rejected", limit_price=price, stop_price=price, filled_at=None, canceled_at=sent)
+    return order
+
+
+def test_same_box_resent_minutes_later_is_a_duplicate() -> None:
+    orders = [_bracket(1, _ts(15, 0, 2), _ts(15, 0, 10), _ts(15, 30, 10)), _same_box_entry(2, _ts(15, 35, 2))]
+    assert _day(orders=orders) == ["duplicate_entry"]  # 5 minutes after the first trade ended
+
+
+def test_same_prices_hours_later_is_another_breakout() -> None:
+    orders = [_bracket(1, _ts(15, 0, 2), _ts(15, 0, 10), _ts(15, 30, 10)), _same_box_entry(2, _ts(19, 0, 2))]
+    assert _day(orders=orders) == []
