@@ -365,9 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--intensity", type=float, default=1.0, help="fault rate multiplier")
     parser.add_argument("--keep", action="store_true", help="keep the log dirs of passing runs too")
+    parser.add_argument(
+        "--only", type=int, nargs="+", metavar="RUN_SEED", help="replay these runs (seeds as printed per run)"
+    )
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="breakout-faults-"))
-    seeds = [args.seed * 100_000 + i for i in range(args.runs)]
+    seeds = args.only or [args.seed * 100_000 + i for i in range(args.runs)]
     t0 = time.monotonic()
     results: list[RunResult] = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
