@@ -218,6 +218,19 @@ def _corrupt(rng: random.Random, raw: bytes) -> bytes:
     return b"\x00garbage{" + raw[:10]
 
 
+def _settled_request_count(url: str) -> int:
+    """The simulator's request count once the killed bot's in-flight requests have landed (a request
+    sent just before kill -9 can still be served after it: seen as a false "talked first")."""
+    last = int(_http(f"{url}/sim/state")["requests"])
+    for _ in range(20):
+        time.sleep(0.1)
+        now = int(_http(f"{url}/sim/state")["requests"])
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def _restart_after_kill(rng: random.Random, kind: str, bot: _Bot, result: RunResult) -> None:
     """kill -9, then (per kind) damage the journal while the bot is down, then start it again."""
     bot.kill()
@@ -225,7 +238,7 @@ def _restart_after_kill(rng: random.Random, kind: str, bot: _Bot, result: RunRes
     if kind == "corrupt_journal":
         original = bot.journal.read_bytes() if bot.journal.exists() else b""
         bot.journal.write_bytes(_corrupt(rng, original))
-        sent_before = _http(f"{bot.url}/sim/state")["requests"]
+        sent_before = _settled_request_count(bot.url)
         bot.start()
         rc = bot.wait(60)
         if _http(f"{bot.url}/sim/state")["requests"] != sent_before:
