@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -447,6 +448,14 @@ def _redact(message: str, secrets: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # argparse helpers shared by the command modules
+
+
+def parse_date_flag(value: str, flag: str) -> date:
+    """A YYYY-MM-DD flag value, or one clear line naming the flag."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: expected YYYY-MM-DD, got {value!r}") from None
 
 
 def add_strategy_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backtest.sweep import add_sweep_arguments, run_sweep
+from ..config import parse_date_flag
 from ..errors import UserError
 from ..machine import Params
 
@@ -94,10 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _date(value: str | None, flag: str) -> dt.date | None:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{flag}: expected YYYY-MM-DD, got {value!r}") from None
+    return parse_date_flag(value, flag)
 
 
 def params_from_args(args: argparse.Namespace) -> Params:

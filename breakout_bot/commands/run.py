@@ -21,6 +21,7 @@ from ..config import (
     add_connection_arguments,
     add_strategy_arguments,
     add_symbol_argument,
+    parse_date_flag,
     settings_from_args,
 )
 from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
@@ -241,7 +242,7 @@ def _run_simulated(
     display: StatusDisplay,
     log_path: Path,
 ) -> int:
-    start = _parse_date(args.start) if args.start else None
+    start = parse_date_flag(args.start, "--start") if args.start else None
     if args.data is not None and not args.data.exists():
         raise ConfigError(f"--data: no such file {args.data}")
     speed = 0.0 if args.speed is None else args.speed
@@ -347,10 +348,3 @@ def _print_summary(display: StatusDisplay, journal: Journal, settings: Settings,
         f"simulated run finished: {len(fills)} new fills recorded in {settings.journal_path}; "
         f"realized P&L {cash:+.2f} (when flat)"
     )
-
-
-def _parse_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--start: expected YYYY-MM-DD, got {text!r}") from None

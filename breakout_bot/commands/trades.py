@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..config import parse_date_flag
 from ..errors import ConfigError
 from ..journal import Journal
 from ..roundtrips import NEW_YORK, FillLike, RoundTrip, round_trips
@@ -45,12 +46,7 @@ def _fills(journal: Journal) -> list[FillLike]:
 def run(args: argparse.Namespace) -> int:
     if not args.file.exists():
         raise ConfigError(f"--file: no journal at {args.file}")
-    since = None
-    if args.since:
-        try:
-            since = dt.date.fromisoformat(args.since)
-        except ValueError:
-            raise ConfigError(f"--since: expected YYYY-MM-DD, got {args.since!r}") from None
+    since = parse_date_flag(args.since, "--since") if args.since else None
     journal = Journal(args.file)
     journal.load()
     trips = round_trips(_fills(journal))

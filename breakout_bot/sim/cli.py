@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import pathlib
 import signal
 import sys
 import threading
 from types import FrameType
 
+from ..config import parse_date_flag
 from ..errors import UserError
 from .config import SimConfig
 from .server import SimServer
@@ -38,12 +38,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
     symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
     if not symbols or not all(s.replace(".", "").isalnum() for s in symbols):
         raise UserError(f"bad --symbols {args.symbols!r}: expected e.g. AAPL,MSFT")
-    start = None
-    if args.start:
-        try:
-            start = dt.date.fromisoformat(args.start)
-        except ValueError:
-            raise UserError(f"bad --start {args.start!r}: expected YYYY-MM-DD") from None
+    start = parse_date_flag(args.start, "--start") if args.start else None
     if not 0 <= args.port <= 65535:
         raise UserError(f"bad --port {args.port}: expected 0-65535")
     if args.speed < 0:
