@@ -166,38 +166,22 @@ def write_png_report(result: BacktestResult, bars: pd.DataFrame, path: str | pat
         x0, x1 = where(t.entry_time), where(t.exit_time)
         ax1.hlines([t.stop_price], x0, x1, colors="red", linestyles="dotted", lw=0.8)
         ax1.hlines([t.take_profit_price], x0, x1, colors="green", linestyles="dotted", lw=0.8)
-    longs = [t for t in trades if t.side == "buy"]
-    shorts = [t for t in trades if t.side == "sell"]
-    if longs:
-        ax1.scatter(
-            [where(t.entry_time) for t in longs],
-            [t.entry_price for t in longs],
-            marker="^",
-            color="green",
-            s=40,
-            label="long entry",
-            zorder=3,
-        )
-    if shorts:
-        ax1.scatter(
-            [where(t.entry_time) for t in shorts],
-            [t.entry_price for t in shorts],
-            marker="v",
-            color="red",
-            s=40,
-            label="short entry",
-            zorder=3,
-        )
-    if trades:
-        ax1.scatter(
-            [where(t.exit_time) for t in trades],
-            [t.exit_price for t in trades],
-            marker="x",
-            color="black",
-            s=30,
-            label="exit",
-            zorder=3,
-        )
+    marks = (
+        ([t for t in trades if t.side == "buy"], "entry", "^", "green", 40, "long entry"),
+        ([t for t in trades if t.side == "sell"], "entry", "v", "red", 40, "short entry"),
+        (trades, "exit", "x", "black", 30, "exit"),
+    )
+    for group, end, marker, color, size, label in marks:
+        if group:
+            ax1.scatter(
+                [where(getattr(t, f"{end}_time")) for t in group],
+                [getattr(t, f"{end}_price") for t in group],
+                marker=marker,
+                color=color,
+                s=size,
+                label=label,
+                zorder=3,
+            )
     ax1.set_title(f"{result.symbol}: {len(trades)} trades")
     ax1.legend(loc="upper left", fontsize=8)
     times, eq, dd = _equity(result)
