@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from .fastinit import fast_init
 from .strategy import (
     Bar,
     Box,
@@ -63,6 +64,7 @@ CLIENT_ORDER_PREFIX = "bb"
 _NEW_YORK = ZoneInfo("America/New_York")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Params:
     lookback: int = 10
@@ -75,6 +77,7 @@ class Params:
     risk_pct: float | None = None  # size each trade to lose this % of equity at the stop; None = qty
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Session:
     date: date
@@ -82,6 +85,7 @@ class Session:
     close: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderSnapshot:
     """What the machine needs of a broker order (adapter-neutral)."""
@@ -105,6 +109,7 @@ class OrderSnapshot:
         return self.status in OPEN_STATUSES
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     """One execution, as recorded in past_trades.json (keyed by execution id)."""
@@ -124,6 +129,7 @@ class Fill:
 # ---------------------------------------------------------------- events
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Reconciled:
     """The broker's truth, read over REST: at start, after a stream reconnect, and on a timer."""
@@ -140,16 +146,19 @@ class Reconciled:
     equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Tick:
     now: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BarClosed:
     bar: Bar
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """A trade_updates event (or one synthesized from a REST order read)."""
@@ -162,6 +171,7 @@ class OrderUpdate:
     price: Decimal | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SubmitFailed:
     """The broker refused the entry (422/403) or it provably never arrived."""
@@ -170,6 +180,7 @@ class SubmitFailed:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
     """A successful positions read (a failed read is not proof of flat and must not be sent)."""
@@ -183,6 +194,7 @@ Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionCha
 # ---------------------------------------------------------------- actions
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SubmitBracket:
     symbol: str
@@ -194,28 +206,33 @@ class SubmitBracket:
     box: Box | None = None  # None when rebuilt from the broker after a restart
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CancelAll:
     symbol: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseAll:
     symbol: str
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecordFill:
     fill: Fill
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SleepUntil:
     when: datetime
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Log:
     level: Literal["debug", "info", "warning", "error"]
@@ -321,14 +338,15 @@ def order_leg(order: OrderSnapshot, entry_cid: str | None) -> str:
 
 def step(state: State, event: Event) -> tuple[State, list[Action]]:
     """Advance the machine by one event. Total: every (phase, event) pair is handled."""
-    if isinstance(event, Reconciled):
-        return _on_reconciled(state, event)
-    if isinstance(event, Tick):
-        return _on_time(_evolve(state, now=_later(state.now, event.now)))
+    # Most frequent first (a backtest sends millions).
     if isinstance(event, BarClosed):
         return _on_bar(state, event.bar)
     if isinstance(event, OrderUpdate):
         return _on_order_update(state, event)
+    if isinstance(event, Tick):
+        return _on_time(_evolve(state, now=_later(state.now, event.now)))
+    if isinstance(event, Reconciled):
+        return _on_reconciled(state, event)
     if isinstance(event, SubmitFailed):
         return _on_submit_failed(state, event)
     if isinstance(event, PositionChanged):

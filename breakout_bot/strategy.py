@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
+from .fastinit import fast_init
+
 Side = Literal["buy", "sell"]
 
 BAR_LENGTH = timedelta(minutes=1)
@@ -27,6 +29,7 @@ MIN_LEG_DISTANCE = Decimal("0.01")
 _NOISE_DECIMALS = 6
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One closed one-minute bar. `t` is the bar's start (tz-aware); it closes at t + 1 minute."""
@@ -43,6 +46,7 @@ class Bar:
         return self.t + BAR_LENGTH
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Box:
     """The range the search watches: frozen while searching, recomputed at each new search."""
@@ -56,6 +60,7 @@ class Box:
     end: datetime  # end (close time) of its last bar
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bracket:
     side: Side
@@ -68,8 +73,8 @@ def compute_box(bars: Sequence[Bar], min_range_pct: float) -> Box:
     range floored at `min_range_pct` percent of the box's last close."""
     if not bars:
         raise ValueError("a box needs at least one bar")
-    high = max(bar.high for bar in bars)
-    low = min(bar.low for bar in bars)
+    high = max([bar.high for bar in bars])
+    low = min([bar.low for bar in bars])
     last_close = bars[-1].close
     raw_range = high - low
     floor = last_close * min_range_pct / 100.0
@@ -96,16 +101,20 @@ def breakout_signal(box: Box, close: float) -> Side | None:
 
 def tick_size(price: Decimal | float) -> Decimal:
     """Alpaca's minimum increment: $0.01 at or above $1.00, $0.0001 below."""
-    return PENNY if Decimal(str(price)) >= 1 else SUB_DOLLAR_TICK
+    # A float compares with 1 exactly as its shortest repr (the Decimal the order carries) does.
+    return PENNY if price >= 1 else SUB_DOLLAR_TICK
 
 
 def round_to_tick(price: float, direction: Literal["down", "up"]) -> Decimal:
     """Round to a valid tick in the given direction, ignoring float noise."""
     snapped = Decimal(repr(round(price, _NOISE_DECIMALS)))
     rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
-    rounded = snapped.quantize(tick_size(snapped), rounding=rounding)
-    # Rounding can cross $1 (0.99995 -> 1.0000); re-quantize on the tick of the result.
-    return rounded.quantize(tick_size(rounded), rounding=rounding)
+    tick = tick_size(snapped)
+    rounded = snapped.quantize(tick, rounding=rounding)
+    if tick_size(rounded) is not tick:
+        # Rounding crossed $1 (0.99995 -> 1.0000): re-quantize on the tick of the result.
+        rounded = rounded.quantize(tick_size(rounded), rounding=rounding)
+    return rounded
 
 
 def bracket_prices(box: Box, side: Side) -> Bracket:
@@ -168,7 +177,7 @@ def position_size(fixed_qty: int, risk_pct: float | None, equity: float, entry: 
 
 def is_valid_bar(bar: Bar) -> bool:
     """OHLC consistent and finite: bad data never reaches a decision."""
-    values = (bar.open, bar.high, bar.low, bar.close)
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        return False
-    return bar.low <= min(bar.open, bar.close) and bar.high >= max(bar.open, bar.close)
+    # Chained comparisons: False for any NaN, and every price lies in [low, high] with 0 < low and
+    # high < inf, so all four are finite and positive.
+    low, high = bar.low, bar.high
+    return 0 < low <= bar.open <= high < math.inf and low <= bar.close <= high

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from ..fastinit import fast_init
+
 ExitReason = Literal["take_profit", "stop_loss", "flatten", "end_of_data"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Trade:
     symbol: str

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from ..fastinit import fast_init
 from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
 from ..strategy import Bar
 
@@ -42,6 +43,7 @@ class BrokerUnavailableError(BrokerError):
     """429/5xx/timeouts persisted through the retries, or the host is unreachable."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MarketClock:
     timestamp: datetime
@@ -50,6 +52,7 @@ class MarketClock:
     next_close: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
     status: str
@@ -61,6 +64,7 @@ class AccountInfo:
     account_number: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AssetInfo:
     symbol: str
@@ -71,6 +75,7 @@ class AssetInfo:
     fractionable: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FillActivity:
     """A FILL account activity (REST): the ledger the stream is reconciled against."""
@@ -88,6 +93,7 @@ class FillActivity:
     type: str  # fill | partial_fill
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """accepted: the broker has the order. rejected: it refused (do not resend).

@@ -49,7 +49,7 @@ class SimOrder:
     symbol: str
     side: Side
     type: str  # market | stop | limit
-    qty: int
+    qty: Decimal  # whole shares, kept as the Decimal every snapshot reports
     kind: OrderKind
     submitted_at: dt.datetime
     status: str = "new"  # new | held | filled | canceled | expired
@@ -57,7 +57,7 @@ class SimOrder:
     limit_price: Decimal | None = None
     order_class: str = ""
     legs: list[SimOrder] = field(default_factory=list)
-    filled_qty: int = 0
+    filled_qty: Decimal = _ZERO
     filled_avg_price: Decimal | None = None
 
     @property
@@ -65,20 +65,22 @@ class SimOrder:
         return self.status in ("new", "held")
 
     def snapshot(self) -> OrderSnapshot:
+        # Positional: one snapshot per trade update, several per backtest trade (the hot path).
+        legs = self.legs
         return OrderSnapshot(
-            id=self.id,
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            side=self.side,
-            type=self.type,
-            status=self.status,
-            qty=Decimal(self.qty),
-            filled_qty=Decimal(self.filled_qty),
-            filled_avg_price=self.filled_avg_price,
-            stop_price=self.stop_price,
-            limit_price=self.limit_price,
-            order_class=self.order_class,
-            legs=tuple(leg.snapshot() for leg in self.legs),
+            self.id,
+            self.client_order_id,
+            self.symbol,
+            self.side,
+            self.type,
+            self.status,
+            self.qty,
+            self.filled_qty,
+            self.filled_avg_price,
+            self.stop_price,
+            self.limit_price,
+            self.order_class,
+            tuple([leg.snapshot() for leg in legs]) if legs else (),
         )
 
 
@@ -102,7 +104,7 @@ class SimBroker:
         self._stop_f = 0.0
         self._take_f = 0.0
         self._long = True
-        self.activities: list[FillActivity] = []
+        self._fills: list[tuple[SimOrder, str, dt.datetime]] = []  # (order, execution id, time)
 
     # ------------------------------------------------------------------ state the engine polls
     @property
@@ -134,13 +136,14 @@ class SimBroker:
         if request.symbol != self.symbol:
             raise ValueError(f"this simulated broker trades {self.symbol}, not {request.symbol}")
         closing: Side = "sell" if request.side == "buy" else "buy"
+        qty = Decimal(int(request.qty))
         entry = SimOrder(
             id=self._new_id(),
             client_order_id=request.client_order_id,
             symbol=self.symbol,
             side=request.side,
             type="market",
-            qty=int(request.qty),
+            qty=qty,
             kind="entry",
             submitted_at=now,
             order_class="bracket",
@@ -158,7 +161,7 @@ class SimBroker:
                         symbol=self.symbol,
                         side=closing,
                         type=typ,
-                        qty=int(request.qty),
+                        qty=qty,
                         kind=kind,
                         submitted_at=now,
                         status="held",
@@ -207,7 +210,7 @@ class SimBroker:
                 symbol=self.symbol,
                 side="sell" if self.position > 0 else "buy",
                 type="market",
-                qty=abs(self.position),
+                qty=Decimal(abs(self.position)),
                 kind=kind,
                 submitted_at=now,
             )
@@ -219,31 +222,12 @@ class SimBroker:
     def _fill(self, order: SimOrder, price: Decimal, when: dt.datetime) -> OrderUpdate:
         order.status = "filled"
         self._open.pop(order.id, None)
-        order.filled_qty = order.qty
+        qty = order.filled_qty = order.qty
         order.filled_avg_price = price
-        qty = Decimal(order.qty)
-        self.position += order.qty if order.side == "buy" else -order.qty
+        self.position += int(qty) if order.side == "buy" else -int(qty)
         execution_id = f"{order.id}-1"
-        # f"{when:%Y%m%d%H%M%S}" without strftime (several times slower; one per fill of a backtest).
-        stamp = (
-            f"{when.year:04d}{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}"
-        )
-        self.activities.append(
-            FillActivity(
-                id=f"{stamp}::{execution_id}",
-                execution_id=execution_id,
-                order_id=order.id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=qty,
-                price=price,
-                cum_qty=qty,
-                leaves_qty=_ZERO,
-                transaction_time=when,
-                type="fill",
-            )
-        )
-        return OrderUpdate("fill", order.snapshot(), when, execution_id=execution_id, qty=qty, price=price)
+        self._fills.append((order, execution_id, when))
+        return OrderUpdate("fill", order.snapshot(), when, execution_id, qty, price)
 
     def _activate_legs(self, entry: SimOrder) -> None:
         take = next((leg for leg in entry.legs if leg.kind == "take_profit"), None)
@@ -343,8 +327,30 @@ class SimBroker:
         order = self._by_cid.get(client_order_id)
         return order.snapshot() if order is not None else None
 
+    @property
+    def activities(self) -> list[FillActivity]:
+        """Every fill as the FILL activity Alpaca would list (built on demand: backtests never ask)."""
+        return [_activity(order, execution_id, when) for order, execution_id, when in self._fills]
+
     def fill_activities(self, since: dt.datetime) -> list[FillActivity]:
         return [a for a in self.activities if a.transaction_time >= since]
 
     def close(self) -> None:
         pass
+
+
+def _activity(order: SimOrder, execution_id: str, when: dt.datetime) -> FillActivity:
+    assert order.filled_avg_price is not None
+    return FillActivity(
+        id=f"{when:%Y%m%d%H%M%S}::{execution_id}",
+        execution_id=execution_id,
+        order_id=order.id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        price=order.filled_avg_price,
+        cum_qty=order.qty,
+        leaves_qty=_ZERO,
+        transaction_time=when,
+        type="fill",
+    )

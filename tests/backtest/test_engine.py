@@ -8,6 +8,7 @@ run end-to-end when present and are skipped cleanly otherwise.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 from pathlib import Path
 
@@ -302,6 +303,23 @@ def test_fast_path_equals_stepping_every_event(params: Params) -> None:
     assert fast.trades == exact.trades
     assert fast.skipped == exact.skipped
     assert fast.events < exact.events
+
+
+def test_a_run_leaves_no_cyclic_garbage_and_restores_the_collector() -> None:
+    """run_backtest pauses the cycle collector (engine._gc_paused): that is only safe while the
+    replay creates no reference cycles, which refcounting alone could not free."""
+    bars = synthetic_bars("SYN", 4, 3)
+    run_backtest(bars, "SYN", Params())  # imports and caches first
+    gc.collect()
+    gc.disable()
+    try:
+        result = run_backtest(bars, "SYN", Params(lookback=5, min_range_pct=0.1))
+        assert result.trades
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    run_backtest(bars, "SYN", Params())
+    assert gc.isenabled()
 
 
 # ------------------------------------------------------------------------------------- real data
