@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -264,6 +265,8 @@ class _Engine:
         self.lo: list[float] = lo.tolist()
         self.c: list[float] = c.tolist()
         self.v: list[float] = v.tolist()
+        # Indices of the bars that do not start where the previous one ended (gaps, new days).
+        self._gaps: list[int] = (np.flatnonzero(np.diff(epochs) != 60) + 1).tolist()
         # Sessions: the bars of each local day that start inside its regular session (the index is
         # sorted, so each day is one contiguous slice; bars outside the session are never visited).
         self.sessions: list[tuple[dt.date, float, float, int, int]] = []
@@ -389,6 +392,31 @@ class _Engine:
         l_min, h_max = broker.leg_bounds()
         return t_limit, k_limit, c_lo, c_hi, l_min, h_max
 
+    def next_to_process(self, start: int, stop: int, plan: tuple[float, ...]) -> int:
+        """The first bar in start..stop-1 that `plan` does not let the engine defer (stop if none):
+        a gap before it, t >= t_limit, k >= k_limit, its close outside [c_lo, c_hi], or its range
+        reaching a leg (low <= l_min or high >= h_max)."""
+        t_limit, k_limit, c_lo, c_hi, l_min, h_max = plan
+        end = bisect_left(self._gaps, start)
+        end = self._gaps[end] if end < len(self._gaps) else stop
+        end = min(end, stop, bisect_left(self.t, t_limit, start, stop))
+        if k_limit < end:
+            end = max(start, int(k_limit))
+        if c_lo == _NEG_INF and c_hi == _INF and l_min == _NEG_INF and h_max == _INF:
+            return end
+        c, lo, h = self.c, self.lo, self.h
+        if l_min == _NEG_INF and h_max == _INF:  # searching inside a box: only the close matters
+            for k in range(start, end):
+                close = c[k]
+                if close < c_lo or close > c_hi:
+                    return k
+            return end
+        for k in range(start, end):
+            close = c[k]
+            if close < c_lo or close > c_hi or lo[k] <= l_min or h[k] >= h_max:
+                return k
+        return end
+
     # ------------------------------------------------------------------ the run
     def run(self) -> BacktestResult:
         p = self.params
@@ -398,8 +426,6 @@ class _Engine:
         t, o, h, lo, c = self.t, self.o, self.h, self.lo, self.c
         broker = self.broker
         exact = self.exact
-        t_limit: float
-        k_limit: float
         for day, s_open, s_close, a, b in self.sessions:
             session_minutes += int((s_close - s_open) // 60)
             open_dt = dt.datetime.fromtimestamp(s_open, NY)
@@ -414,47 +440,41 @@ class _Engine:
             )
             prev_end = s_open - 60
             lag_start = -1
-            # After Reconciled the machine waits for the open: nothing may be skipped yet.
-            t_limit, k_limit, c_lo, c_hi, l_min, h_max = _NO_SKIP
-            for k in range(a, b):
+            k = a
+            while k < b:
                 tk = t[k]
-                if (
-                    tk == prev_end
-                    and tk < t_limit
-                    and k < k_limit
-                    and c_lo <= c[k] <= c_hi
-                    and lo[k] > l_min
-                    and h[k] < h_max
-                ):
-                    if lag_start < 0:
-                        lag_start = k
-                    prev_end = tk + 60
-                    continue
                 if lag_start >= 0:
                     self.catch_up(lag_start, k)
                     lag_start = -1
                 if tk > prev_end:  # the open, or a gap: the clock moved without a bar
                     self.dispatch([Tick(dt.datetime.fromtimestamp(tk, NY))])
-                prev_end = tk + 60
-                if broker.busy:
-                    updates = broker.on_bar(tk, o[k], h[k], lo[k])
-                    if updates:
-                        self.dispatch(updates)
-                        if not exact:
-                            # E.g. the entry filled and the bar left its legs alone: its BarClosed
-                            # may change nothing but the window and clock; then defer it too.
-                            t_limit, k_limit, c_lo, c_hi, l_min, h_max = self.plan(k - 1, s_close)
-                            if tk < t_limit and k < k_limit and c_lo <= c[k] <= c_hi:
-                                lag_start = k
-                                continue
-                bar = self.bar(k)
-                self.dispatch([BarClosed(bar)])
-                if exact or self.state.now != bar.end:
-                    # In fast mode the Tick is sent only when BarClosed did not already bring the
-                    # machine to bar.end: at the same `now`, _on_time has nothing left to do.
-                    self.dispatch([Tick(bar.end)])
-                if not exact:
-                    t_limit, k_limit, c_lo, c_hi, l_min, h_max = self.plan(k, s_close)
+                plan = _NO_SKIP
+                if broker.busy and (updates := broker.on_bar(tk, o[k], h[k], lo[k])):
+                    self.dispatch(updates)
+                    if not exact:
+                        # E.g. the entry filled and the bar left its legs alone: its BarClosed
+                        # may change nothing but the window and clock; then defer it too.
+                        plan = self.plan(k - 1, s_close)
+                        t_limit, k_limit, c_lo, c_hi = plan[:4]
+                        if tk < t_limit and k < k_limit and c_lo <= c[k] <= c_hi:
+                            lag_start = k
+                        else:
+                            plan = _NO_SKIP
+                if lag_start < 0:
+                    bar = self.bar(k)
+                    self.dispatch([BarClosed(bar)])
+                    if exact or self.state.now != bar.end:
+                        # In fast mode the Tick is sent only when BarClosed did not already bring the
+                        # machine to bar.end: at the same `now`, _on_time has nothing left to do.
+                        self.dispatch([Tick(bar.end)])
+                    if not exact:
+                        plan = self.plan(k, s_close)
+                # Bars k+1 .. nxt-1 change nothing but the window and clock: deferred to one catch_up.
+                nxt = k + 1 if plan is _NO_SKIP else self.next_to_process(k + 1, b, plan)
+                if nxt > k + 1 and lag_start < 0:
+                    lag_start = k + 1
+                prev_end = t[nxt - 1] + 60
+                k = nxt
             if lag_start >= 0:
                 self.catch_up(lag_start, b)
             self._end_session(b - 1, s_close, close_dt)
