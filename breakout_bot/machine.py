@@ -344,7 +344,9 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
     if isinstance(event, OrderUpdate):
         return _on_order_update(state, event)
     if isinstance(event, Tick):
-        return _on_time(_evolve(state, now=_later(state.now, event.now)))
+        if state.now is None or event.now > state.now:
+            state = _evolve(state, now=event.now)
+        return _on_time(state)
     if isinstance(event, Reconciled):
         return _on_reconciled(state, event)
     if isinstance(event, SubmitFailed):
@@ -612,7 +614,8 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
     order = event.order
     if order.symbol != state.symbol:
         return state, []
-    state = _evolve(state, now=_later(state.now, event.timestamp))
+    if state.now is None or event.timestamp > state.now:
+        state = _evolve(state, now=event.timestamp)
     entry_cid = state.entry.client_order_id if state.entry else None
     leg = order_leg(order, entry_cid)
     actions: list[Action] = []

@@ -37,7 +37,6 @@ import datetime as dt
 import gc
 import logging
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -289,40 +288,33 @@ class _Engine:
         self._open_s = 0
         self._open_dt = dt.datetime.fromtimestamp(0, NY)
         self._offsets: dict[int, dt.timedelta] = {}
-        self._bars: dict[int, Bar] = {}  # the current session's bars built so far, by index
 
     # ------------------------------------------------------------------ helpers
     def bar(self, k: int) -> Bar:
-        """Bar k of the current session, built on demand (most bars never reach the machine) and
-        kept for the session (consecutive windows share most of their bars)."""
-        b = self._bars.get(k)
-        if b is None:
-            offset = self.t[k] - self._open_s
-            delta = self._offsets.get(offset)
-            if delta is None:
-                delta = self._offsets[offset] = dt.timedelta(seconds=offset)
-            b = self._bars[k] = Bar(
-                self._open_dt + delta, self.o[k], self.h[k], self.lo[k], self.c[k], self.v[k]
-            )
-        return b
+        """Bar k of the current session (built on demand: most bars never reach the machine)."""
+        offset = self.t[k] - self._open_s
+        delta = self._offsets.get(offset)
+        if delta is None:
+            delta = self._offsets[offset] = dt.timedelta(seconds=offset)
+        return Bar(self._open_dt + delta, self.o[k], self.h[k], self.lo[k], self.c[k], self.v[k])
 
     def dispatch(self, events: Iterable[machine.Event]) -> None:
         """Step the machine through `events` and everything its actions cause, in order."""
-        queue: deque[machine.Event] = deque(events)
+        queue = list(events)
         broker = self.broker
-        while queue:
-            event = queue.popleft()
-            self.state, actions = machine.step(self.state, event)
+        step = machine.step
+        i = 0
+        while i < len(queue):
+            event = queue[i]
+            i += 1
+            self.state, actions = step(self.state, event)
             self.events += 1
             for action in actions:
                 kind = type(action)
                 if kind is Log:
                     assert isinstance(action, Log)
-                    if " skipped: " in action.message:
-                        when = self.state.now
-                        self.skipped.append(f"{when:%Y-%m-%d %H:%M} {action.message}")
-                    elif action.level in ("warning", "error"):
-                        self.warnings.append(action.message)
+                    if action.level != "info" or " skipped: " in action.message:
+                        self._note(action)
                     if self._debug:
                         log.debug("%s %s", action.level, action.message)
                 elif kind is RecordFill:
@@ -331,16 +323,23 @@ class _Engine:
                 elif kind is SubmitBracket:
                     assert isinstance(action, SubmitBracket)
                     self.entries[action.client_order_id] = action
-                    queue.extend(broker.submit_bracket(action, self._now()))
+                    queue += broker.submit_bracket(action, self._now())
                 elif kind is CancelAll:
                     assert isinstance(action, CancelAll)
-                    queue.extend(broker.cancel_orders(action.symbol, self._now()))
+                    queue += broker.cancel_orders(action.symbol, self._now())
                 elif kind is CloseAll:
                     assert isinstance(action, CloseAll)
-                    queue.extend(broker.close_position(action.symbol, self._now()))
+                    queue += broker.close_position(action.symbol, self._now())
                 elif kind is SleepUntil and self._debug:
                     assert isinstance(action, SleepUntil)
                     log.debug("sleep until %s (%s)", action.when, action.reason)
+
+    def _note(self, action: Log) -> None:
+        """A skipped breakout or a warning the report lists."""
+        if " skipped: " in action.message:
+            self.skipped.append(f"{self._now():%Y-%m-%d %H:%M} {action.message}")
+        elif action.level in ("warning", "error"):
+            self.warnings.append(action.message)
 
     def _now(self) -> dt.datetime:
         now = self.state.now
@@ -352,12 +351,15 @@ class _Engine:
         apply exactly what `machine.step(BarClosed)` + `Tick` would have for each of them."""
         lookback = self.params.lookback
         bar = self.bar
-        new = [bar(j) for j in range(max(start, stop - lookback), stop)]
+        new = []
+        for j in range(max(start, stop - lookback), stop):
+            new.append(bar(j))
         st = self.state
         end = new[-1].end
         now = end if st.now is None or end > st.now else st.now
         # machine._evolve: the machine's own cheap State copy (dataclasses.replace costs ~3x more).
-        self.state = machine._evolve(st, bars=(*st.bars, *new)[-lookback:], now=now)
+        bars = tuple(new) if len(new) == lookback else (*st.bars, *new)[-lookback:]
+        self.state = machine._evolve(st, bars=bars, now=now)
 
     def plan(self, k0: int, s_close: float) -> tuple[float, float, float, float, float, float]:
         """Which of the next bars change nothing but the machine's bar window and clock, given the
@@ -431,7 +433,6 @@ class _Engine:
             open_dt = dt.datetime.fromtimestamp(s_open, NY)
             self._open_s = int(s_open)  # whole seconds, as the bars' starts: offsets stay exact
             self._open_dt = dt.datetime.fromtimestamp(self._open_s, NY)
-            self._bars.clear()
             close_dt = dt.datetime.fromtimestamp(s_close, NY)
             session = machine.Session(day, open_dt, close_dt)
             next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NY)
