@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -61,6 +60,7 @@ OPEN_STATUSES = frozenset(
 STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 CLIENT_ORDER_PREFIX = "bb"
+_CID_HEAD = f"{CLIENT_ORDER_PREFIX}-"
 _NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -235,8 +235,16 @@ class SleepUntil:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Log:
+    """A line for the log. `text` is the message itself, or a str.format template of `args`:
+    formatted only when read (a backtest makes millions of these and reads almost none)."""
+
     level: Literal["debug", "info", "warning", "error"]
-    message: str
+    text: str
+    args: tuple[object, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return self.text.format(*self.args) if self.args else self.text
 
 
 Action = SubmitBracket | CancelAll | CloseAll | RecordFill | SleepUntil | Log
@@ -294,18 +302,14 @@ def client_order_id(symbol: str, session_date: date, entry_number: int) -> str:
     return f"{CLIENT_ORDER_PREFIX}-{symbol}-{_yyyymmdd(session_date)}-{entry_number}"
 
 
-@lru_cache(maxsize=64)
 def _yyyymmdd(day: date) -> str:
-    """`f"{day:%Y%m%d}"`, memoized: strftime costs microseconds, and a session sends many entries."""
-    return f"{day:%Y%m%d}"
-
-
-def _hhmm(t: datetime) -> str:
-    """`f"{t:%H:%M}"` without strftime (several times slower; log text of the backtest's hot path)."""
-    return f"{t.hour:02d}:{t.minute:02d}"
+    """`f"{day:%Y%m%d}"` without strftime (several times slower; one per entry of a backtest)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def parse_client_order_id(cid: str) -> tuple[str, date, int] | None:
+    if not cid.startswith(_CID_HEAD):  # most orders are not ours (bracket legs): answer cheaply
+        return None
     parts = cid.split("-")
     if len(parts) < 4 or parts[0] != CLIENT_ORDER_PREFIX:
         return None
@@ -494,8 +498,8 @@ def _maybe_form_box(state: State, actions: list[Action]) -> tuple[State, list[Ac
         *actions,
         Log(
             "info",
-            f"{state.symbol}: box {box.low:.4f}-{box.high:.4f} range {box.range:.4f}{note} "
-            f"from {p.lookback} bars ending {_hhmm(box.end.astimezone(_NEW_YORK))}",
+            "{}: box {:.4f}-{:.4f} range {:.4f}{} from {} bars ending {:%H:%M}",
+            (state.symbol, box.low, box.high, box.range, note, p.lookback, box.end.astimezone(_NEW_YORK)),
         ),
     ]
 
@@ -545,9 +549,18 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
         *actions,
         Log(
             "info",
-            f"{state.symbol}: {'long' if side == 'buy' else 'short'} breakout: close {bar.close} "
-            f"{'>' if side == 'buy' else '<'} {box.high if side == 'buy' else box.low}; "
-            f"{side} {qty} stop {bracket.stop_price} take-profit {bracket.take_profit_price}",
+            "{}: {} breakout: close {} {} {}; {} {} stop {} take-profit {}",
+            (
+                state.symbol,
+                "long" if side == "buy" else "short",
+                bar.close,
+                ">" if side == "buy" else "<",
+                level,
+                side,
+                qty,
+                bracket.stop_price,
+                bracket.take_profit_price,
+            ),
         ),
         order,
     ]
@@ -634,13 +647,13 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
             if phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
                 state = _evolve(state, phase=Phase.ACTIVE_TRADE, trades_today=state.trades_today + 1)
                 actions.append(
-                    Log("info", f"{state.symbol}: entry filled {fill.qty} @ {fill.price}; in trade")
+                    Log("info", "{}: entry filled {} @ {}; in trade", (state.symbol, fill.qty, fill.price))
                 )
             return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
         if event.event in ACK_EVENTS and phase is Phase.ORDER_SENT:
             return _evolve(state, phase=Phase.ORDER_SUBMITTED), [
                 *actions,
-                Log("info", f"{state.symbol}: entry {order.client_order_id} accepted ({event.event})"),
+                Log("info", "{}: entry {} accepted ({})", (state.symbol, order.client_order_id, event.event)),
             ]
         if event.event in TERMINAL_WITHOUT_FILL and phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
             if state.position_qty != 0:  # a partial fill then cancel: trade what filled
@@ -657,7 +670,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
 
     # An exit leg (take-profit, stop, flatten) or a stranger's order on our symbol.
     if fill is not None:
-        actions.append(Log("info", f"{state.symbol}: {leg} filled {fill.qty} @ {fill.price}"))
+        actions.append(Log("info", "{}: {} filled {} @ {}", (state.symbol, leg, fill.qty, fill.price)))
         return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
     if (
         leg == "entry"
@@ -735,7 +748,7 @@ def _position_closed(state: State, actions: list[Action], when: datetime) -> tup
     p = state.params
     actions = [
         *actions,
-        Log("info", f"{state.symbol}: position closed; realized today {state.realized_pnl_today:.2f}"),
+        Log("info", "{}: position closed; realized today {:.2f}", (state.symbol, state.realized_pnl_today)),
     ]
     if p.max_trades and state.trades_today >= p.max_trades:
         new_state, more = _done(_start_search(state, when), f"max {p.max_trades} trades per day reached")

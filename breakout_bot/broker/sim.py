@@ -230,9 +230,8 @@ class SimBroker:
         return OrderUpdate("fill", order.snapshot(), when, execution_id, qty, price)
 
     def _activate_legs(self, entry: SimOrder) -> None:
-        take = next((leg for leg in entry.legs if leg.kind == "take_profit"), None)
-        stop = next((leg for leg in entry.legs if leg.kind == "stop_loss"), None)
-        if take is None or stop is None or not take.is_open or not stop.is_open:
+        take, stop = entry.legs  # submit_bracket adds the take-profit, then the stop
+        if not take.is_open or not stop.is_open:
             return
         take.status = stop.status = "new"
         assert stop.stop_price is not None and take.limit_price is not None
