@@ -45,10 +45,20 @@ def synthetic(n_bars: int, seed: int) -> pd.DataFrame:
 
 def tiled_spy(n_bars: int, path: Path) -> pd.DataFrame:
     """The real SPY sessions, repeated onto consecutive full-length XNYS sessions."""
-    real = load_bar_file(path)
-    minute = real.index.hour * 60 + real.index.minute
-    real = real[(minute >= 9 * 60 + 30) & (minute < 16 * 60)]  # the file has extended hours too
-    days = [g for _, g in real.groupby(real.index.date) if len(g) == 390]
+    return tiled_real(n_bars, [path])
+
+
+def tiled_real(n_bars: int, paths: list[Path]) -> pd.DataFrame:
+    """Every full (390-bar) regular session of the real files, in turn, repeated onto consecutive
+    full-length XNYS sessions. Each day starts flat, so the joins between symbols change nothing."""
+    days = []
+    for path in paths:
+        real = load_bar_file(path)[["open", "high", "low", "close", "volume"]]
+        minute = real.index.hour * 60 + real.index.minute
+        real = real[(minute >= 9 * 60 + 30) & (minute < 16 * 60)]  # the files have extended hours too
+        days += [g for _, g in real.groupby(real.index.date) if len(g) == 390]
+    if not days:
+        raise SystemExit("no full regular session in the real files")
     cal = xnys()
     session = cal.session_on_or_after(dt.date(2000, 1, 3))
     frames, total, i = [], 0, 0
@@ -201,6 +211,11 @@ def main() -> int:
     ap.add_argument("--bars", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--spy", action="store_true", help=f"also the real SPY file tiled ({SPY})")
+    ap.add_argument(
+        "--real",
+        action="store_true",
+        help=f"also every real file in {SPY.parent} (22 sessions, 5 symbols) tiled",
+    )
     ap.add_argument("--skip-event", action="store_true", help="do not run the event path")
     ap.add_argument("--peers", metavar="PYTHON", help="python of the peers venv (e.g. /tmp/peers/bin/python)")
     ap.add_argument("--peer-bars", type=int, default=200_000, help="bars the peers run on (default 200,000)")
@@ -222,6 +237,12 @@ def main() -> int:
             rows.append(bench("SPY tiled", tiled_spy(args.bars, SPY), params, args))
         else:
             print(f"(no {SPY}: real-data run skipped)")
+    if args.real:
+        files = sorted(SPY.parent.glob("*.csv"))
+        if files:
+            rows.append(bench("real tiled", tiled_real(args.bars, files), params, args))
+        else:
+            print(f"(no {SPY.parent}: real-data run skipped)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
     return 0

@@ -23,12 +23,13 @@ Per NYSE session (holidays and early closes from XNYS):
    expire (day orders). A position the machine left open (only possible with flatten_minutes = 0)
    is closed at the last bar's close, exit_reason "end_of_data": a backtest never holds overnight.
 
-Speed: `machine.step` costs tens of microseconds per event, so stepping every bar tops out near
-25k bars/s. Most bars change nothing but the machine's bar window and clock (searching inside the
-box, in a trade whose legs the bar did not touch, done for the day). By default (`exact=False`) the
-engine recognises exactly those bars and hands the machine its updated window and clock in one
-`dataclasses.replace` before the next bar that matters; every decision is still made by
-`machine.step`. `exact=True` steps every event; tests assert both give identical fills.
+Speed: `machine.step` costs ~10-40 us per event, so stepping every bar tops out near 25-40k bars/s.
+Most bars change nothing but the machine's bar window and clock (searching inside the box, in a
+trade whose legs the bar did not touch, done for the day). By default (`exact=False`) the engine
+recognises exactly those bars (`plan` says which, `next_to_process` finds the first bar that
+matters with one scan) and hands the machine its updated window and clock in one State copy before
+that bar; every decision is still made by `machine.step`. `exact=True` steps every event; tests
+assert both give identical fills. The replay pauses the cycle collector (`_gc_paused`).
 """
 
 from __future__ import annotations
