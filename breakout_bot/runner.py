@@ -303,6 +303,12 @@ class Runner:
                 self._account = None
         return self._account
 
+    def _prefetch_account(self) -> None:
+        """A fill made the cached account stale and a symbol is searching again: read it now, while
+        nothing waits on it, so that the next entry's risk gate sends the order without a request first."""
+        if self._account is None and any(s.phase is m.Phase.SEARCHING for s in self.states.values()):
+            self._account_for_gate(max_age=timedelta(0))
+
     # ------------------------------------------------------------------ reads
 
     def _reconcile(self) -> None:
@@ -497,6 +503,7 @@ class Runner:
             return
         if item.order.symbol in self.states:
             self._handle_update(item, source="stream")
+            self._prefetch_account()
 
     def _handle_update(self, update: m.OrderUpdate, source: str) -> None:
         if update.event in m.FILL_EVENTS:
@@ -620,7 +627,10 @@ class Runner:
 
     def _risk_gate(self, order: m.SubmitBracket) -> str | None:
         """Every order passes here: account must trade, buying power must cover it."""
-        account = self._account_for_gate(max_age=timedelta(minutes=1))
+        # Read afresh after every order and fill (they set it to None) and prefetched once a minute
+        # while searching, after that minute's bars: a 2-minute bound lets the entry use that read
+        # (at 1 minute it was always a hair too old, and the entry paid a request before its POST).
+        account = self._account_for_gate(max_age=timedelta(minutes=2))
         if account is None:
             return "account unreadable"
         self._account = None  # this order changes buying power: the next entry reads it afresh
