@@ -283,3 +283,28 @@ def test_cli_end_to_end_simulated(tmp_path) -> None:
     net = sum(int(f["qty"]) * (1 if f["side"] == "buy" else -1) for f in sim_fills)
     assert net == 0
     assert f"{len(journal)} new fills" in proc.stdout + proc.stderr
+
+
+def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkeypatch) -> None:
+    """The runner prefetches the account once a minute while searching; the gate must accept that read
+    a minute and a bit later, or every entry decided on a streamed bar pays a GET /v2/account before
+    its POST (~3.5 ms of the bar-to-order latency, benchmarks/latency.py). Orders and fills still
+    force a fresh read."""
+    import datetime as dt
+
+    from breakout_bot import machine as m
+
+    with session(tmp_path) as s:
+        runner = s.runner()
+        reads = []
+        real_get_account = s.broker.get_account
+        monkeypatch.setattr(s.broker, "get_account", lambda: reads.append(1) or real_get_account())
+        read_at = s.clock.now()
+        runner._account_for_gate(max_age=dt.timedelta(0))
+        assert len(reads) == 1
+        monkeypatch.setattr(s.clock, "now", lambda: read_at + dt.timedelta(seconds=61))
+        order = m.SubmitBracket(SYMBOL, "buy", 100, Decimal("99.5"), Decimal("101.5"), ENTRY_1, _box())
+        assert runner._risk_gate(order) is None
+        assert len(reads) == 1  # the prefetched read served the gate
+        assert runner._risk_gate(order) is None
+        assert len(reads) == 2  # the order made it stale: read afresh
