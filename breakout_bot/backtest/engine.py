@@ -351,14 +351,8 @@ class _Engine:
         """Bars start..stop-1 closed without changing anything but the machine's window and clock:
         apply exactly what `machine.step(BarClosed)` + `Tick` would have for each of them."""
         lookback = self.params.lookback
-        t, o, h, lo, c, v = self.t, self.o, self.h, self.lo, self.c, self.v
-        open_s, open_dt, offsets = self._open_s, self._open_dt, self._offsets
-        new = []
-        for j in range(max(start, stop - lookback), stop):  # self.bar(j), inlined (~10 per trade)
-            delta = offsets.get(t[j] - open_s)
-            if delta is None:
-                delta = offsets[t[j] - open_s] = dt.timedelta(seconds=t[j] - open_s)
-            new.append(Bar(open_dt + delta, o[j], h[j], lo[j], c[j], v[j]))
+        bar = self.bar
+        new = [bar(j) for j in range(max(start, stop - lookback), stop)]
         st = self.state
         end = new[-1].end
         now = end if st.now is None or end > st.now else st.now
