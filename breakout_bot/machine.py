@@ -348,9 +348,7 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
     if isinstance(event, OrderUpdate):
         return _on_order_update(state, event)
     if isinstance(event, Tick):
-        if state.now is None or event.now > state.now:
-            state = _evolve(state, now=event.now)
-        return _on_time(state)
+        return _on_time(_advance(state, event.now))
     if isinstance(event, Reconciled):
         return _on_reconciled(state, event)
     if isinstance(event, SubmitFailed):
@@ -362,6 +360,11 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
 
 def _later(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
+
+
+def _advance(state: State, when: datetime) -> State:
+    """The clock moved to `when` (it never goes back); no State copy when it did not move."""
+    return _evolve(state, now=when) if state.now is None or when > state.now else state
 
 
 def _minutes_left(state: State) -> float | None:
@@ -627,8 +630,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
     order = event.order
     if order.symbol != state.symbol:
         return state, []
-    if state.now is None or event.timestamp > state.now:
-        state = _evolve(state, now=event.timestamp)
+    state = _advance(state, event.timestamp)
     entry_cid = state.entry.client_order_id if state.entry else None
     leg = order_leg(order, entry_cid)
     actions: list[Action] = []
@@ -782,7 +784,7 @@ def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Ac
 
 
 def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
-    state = _evolve(state, now=_later(state.now, event.now))
+    state = _advance(state, event.now)
     if event.qty == state.position_qty:
         return _on_time(state)
     previous = state.position_qty
