@@ -23,6 +23,7 @@ protocol (`get_position_qty`, `list_open_orders`, `get_order`, `get_order_by_cli
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -59,15 +60,23 @@ class SimOrder:
     legs: list[SimOrder] = field(default_factory=list)
     filled_qty: Decimal = _ZERO
     filled_avg_price: Decimal | None = None
+    # The last snapshot (every change of an order here changes its status: a fill sets filled_qty and
+    # filled_avg_price together with "filled").
+    _snap: OrderSnapshot | None = field(default=None, repr=False)
 
     @property
     def is_open(self) -> bool:
         return self.status in ("new", "held")
 
     def snapshot(self) -> OrderSnapshot:
-        # Positional: one snapshot per trade update, several per backtest trade (the hot path).
-        legs = self.legs
-        return OrderSnapshot(
+        # One snapshot per trade update, several per backtest trade (the hot path): built positionally,
+        # and reused while neither the order's status nor its legs' snapshots changed (a bracket's held
+        # legs appear in two updates of its entry).
+        legs = tuple([leg.snapshot() for leg in self.legs]) if self.legs else ()
+        snap = self._snap
+        if snap is not None and snap.status == self.status and all(map(operator.is_, legs, snap.legs)):
+            return snap
+        snap = self._snap = OrderSnapshot(
             self.id,
             self.client_order_id,
             self.symbol,
@@ -80,8 +89,9 @@ class SimOrder:
             self.stop_price,
             self.limit_price,
             self.order_class,
-            tuple([leg.snapshot() for leg in legs]) if legs else (),
+            legs,
         )
+        return snap
 
 
 class SimBroker:
@@ -135,42 +145,29 @@ class SimBroker:
         """A market bracket entry, acknowledged at once (`new`); its legs are held until it fills."""
         if request.symbol != self.symbol:
             raise ValueError(f"this simulated broker trades {self.symbol}, not {request.symbol}")
-        closing: Side = "sell" if request.side == "buy" else "buy"
+        side = request.side
+        closing: Side = "sell" if side == "buy" else "buy"
         qty = Decimal(int(request.qty))
+        symbol = self.symbol
+        # Positional (the field order of SimOrder): one bracket per backtest trade. Ids in the order
+        # entry, take-profit, stop; both legs are held until the entry fills.
         entry = SimOrder(
-            id=self._new_id(),
-            client_order_id=request.client_order_id,
-            symbol=self.symbol,
-            side=request.side,
-            type="market",
-            qty=qty,
-            kind="entry",
-            submitted_at=now,
-            order_class="bracket",
-        )
-        for kind, typ, stop, limit in (
-            ("take_profit", "limit", None, request.take_profit_price),
-            ("stop_loss", "stop", request.stop_price, None),
-        ):
-            leg_id = self._new_id()
-            entry.legs.append(
-                self._add(
-                    SimOrder(
-                        id=leg_id,
-                        client_order_id=f"{leg_id}-{'tp' if kind == 'take_profit' else 'sl'}",
-                        symbol=self.symbol,
-                        side=closing,
-                        type=typ,
-                        qty=qty,
-                        kind=kind,
-                        submitted_at=now,
-                        status="held",
-                        stop_price=stop,
-                        limit_price=limit,
-                        order_class="bracket",
-                    )
-                )
-            )
+            self._new_id(), request.client_order_id, symbol, side, "market", qty, "entry", now, "new",
+            None, None, "bracket",
+        )  # fmt: skip
+        take_id = self._new_id()
+        take = SimOrder(
+            take_id, f"{take_id}-tp", symbol, closing, "limit", qty, "take_profit", now, "held",
+            None, request.take_profit_price, "bracket",
+        )  # fmt: skip
+        stop_id = self._new_id()
+        stop = SimOrder(
+            stop_id, f"{stop_id}-sl", symbol, closing, "stop", qty, "stop_loss", now, "held",
+            request.stop_price, None, "bracket",
+        )  # fmt: skip
+        entry.legs = [take, stop]
+        self._add(take)
+        self._add(stop)
         self._add(entry)
         self.pending.append(entry)
         return [OrderUpdate("new", entry.snapshot(), now)]

@@ -1,0 +1,35 @@
+"""The backtest's in-process broker (broker/sim.py): order snapshots as Alpaca would report them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from breakout_bot.broker.sim import NY, SimBroker
+from breakout_bot.machine import SubmitBracket
+
+NOW = dt.datetime(2024, 3, 5, 9, 40, tzinfo=NY)
+T0 = int(NOW.timestamp()) + 60  # the next bar's start
+
+
+def test_an_entry_snapshot_follows_its_legs_through_the_trade() -> None:
+    """Snapshots are reused while an order is unchanged: the parent's must still change with its legs."""
+    broker = SimBroker("X")
+    request = SubmitBracket("X", "buy", 100, Decimal("99.75"), Decimal("100.35"), "bb-X-20240305-1")
+    (new,) = broker.submit_bracket(request, NOW)
+    entry_id = new.order.id
+    assert new.event == "new" and [leg.status for leg in new.order.legs] == ["held", "held"]
+    assert broker.get_order(entry_id) is broker.get_order(entry_id)  # unchanged: one snapshot
+
+    (fill,) = broker.on_bar(T0, 100.12, 100.20, 100.10)
+    assert fill.event == "fill" and fill.order.status == "filled" and fill.price == Decimal("100.12")
+    after_fill = broker.get_order(entry_id)
+    assert [leg.status for leg in after_fill.legs] == ["new", "new"]  # legs active now
+
+    take_fill, stop_cancel = broker.on_bar(T0 + 60, 100.20, 100.40, 100.15)
+    assert (take_fill.event, take_fill.order.type, take_fill.price) == ("fill", "limit", Decimal("100.35"))
+    assert (stop_cancel.event, stop_cancel.order.type) == ("canceled", "stop")
+    done = broker.get_order(entry_id)
+    assert done.status == "filled" and [leg.status for leg in done.legs] == ["filled", "canceled"]
+    assert done.legs[0].filled_avg_price == Decimal("100.35")
+    assert broker.list_open_orders("X") == [] and broker.get_position_qty("X") == 0
