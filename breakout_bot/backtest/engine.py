@@ -2,7 +2,8 @@
 
 Per NYSE session (holidays and early closes from XNYS):
 
-1. `Reconciled(now=open - 1 min, session, next_open, position_qty=0)`, as the live runner sends at start.
+1. `Reconciled(now=open - 1 min, session, next_open, position_qty=0, equity)`, as the live runner
+   sends at start; equity = the initial equity plus the net P&L so far (sizes trades with risk_pct).
 2. For each regular-session bar k, in time order (missing minutes are simply absent):
    0. if the bar starts later than the previous one ended (the open, or a gap), `Tick(bar.t)`:
       the clock moved, as the live runner's minute ticks would say (this is how the flatten fires
@@ -237,6 +238,8 @@ class _Engine:
         self.skipped: list[str] = []
         self.warnings: list[str] = []
         self.events = 0
+        self._equity = initial_equity
+        self._fills_in_equity = 0  # fills already counted in _equity
         self._debug = log.isEnabledFor(logging.DEBUG)
         self.flatten_s = params.flatten_minutes * 60
         self.no_entry_s = params.no_entry_minutes * 60
@@ -436,7 +439,15 @@ class _Engine:
             session = machine.Session(day, open_dt, close_dt)
             next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NY)
             self.dispatch(
-                [Reconciled(now=open_dt - _MINUTE, session=session, next_open=next_open, position_qty=_ZERO)]
+                [
+                    Reconciled(
+                        now=open_dt - _MINUTE,
+                        session=session,
+                        next_open=next_open,
+                        position_qty=_ZERO,
+                        equity=self._equity_at_open(),
+                    )
+                ]
             )
             prev_end = s_open - 60
             lag_start = -1
@@ -498,6 +509,18 @@ class _Engine:
             warnings=self.warnings,
             events=self.events,
         )
+
+    def _equity_at_open(self) -> float:
+        """The account's equity before a session: the initial equity plus the net P&L of every fill so far
+        (exact, as a backtest is flat between sessions). Sizes the day's trades when Params.risk_pct is
+        set, as the live runner's account reads do (they also move within the day; this does not)."""
+        commission = self.commission
+        for fill in self.fills[self._fills_in_equity :]:
+            qty = float(fill.qty)
+            value = qty * float(fill.price)
+            self._equity += (value if fill.side == "sell" else -value) - commission * qty
+        self._fills_in_equity = len(self.fills)
+        return self._equity
 
     def _end_session(self, last: int, s_close: float, close_dt: dt.datetime) -> None:
         broker = self.broker

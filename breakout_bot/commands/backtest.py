@@ -62,6 +62,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-daily-loss", type=float, default=0.0, help="stop for the day after this loss (0 = off)"
     )
+    g.add_argument(
+        "--risk-pct",
+        type=float,
+        metavar="PCT",
+        help="size each trade to lose PCT %% of equity at its stop (default: a fixed --qty)",
+    )
     c = parser.add_argument_group("costs and output")
     c.add_argument(
         "--commission", type=float, default=0.0, metavar="USD", help="per share and fill (e.g. 0.005)"
@@ -114,6 +120,8 @@ def params_from_args(args: argparse.Namespace) -> Params:
         problems.append("--max-trades must be >= 0")
     if not math.isfinite(args.max_daily_loss) or args.max_daily_loss < 0:
         problems.append("--max-daily-loss must be >= 0")
+    if args.risk_pct is not None and not (math.isfinite(args.risk_pct) and 0 < args.risk_pct < 100):
+        problems.append("--risk-pct must be above 0 and below 100")
     for flag, value in (("--commission", args.commission), ("--slippage", args.slippage)):
         if not math.isfinite(value) or value < 0:
             problems.append(f"{flag} must be >= 0")
@@ -129,6 +137,7 @@ def params_from_args(args: argparse.Namespace) -> Params:
         flatten_minutes=args.flatten_minutes,
         max_trades=args.max_trades,
         max_daily_loss=args.max_daily_loss,
+        risk_pct=args.risk_pct,
     )
 
 

@@ -108,6 +108,16 @@ def test_synthetic_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "totals" in out and "2 sessions" in out
 
 
+def test_risk_pct_sizes_the_trades(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "t.json"
+    code, _, err = run(
+        capsys, "--days", "2", "--seed", "9", "--risk-pct", "0.5", "--trades-out", str(out_file)
+    )
+    assert code == 0, err
+    trades = json.loads(out_file.read_text())
+    assert trades and len({t["qty"] for t in trades}) > 1  # sized per trade, not the fixed 100
+
+
 @pytest.mark.skipif(SPY is None, reason="shared minute data not available")
 def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--symbol", "SPY", "--data", str(SPY), "--max-rows", "0")
@@ -126,6 +136,9 @@ def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
         (["--data", "{empty}", "--symbol", "ABC"], "empty"),
         (["--data", "{csv}", "--symbol", "ABC", "--from", "2030-01-01"], "no bars between"),
         (["--data", "{csv}", "--symbol", "ABC", "--qty", "0"], "--qty"),
+        (["--data", "{csv}", "--symbol", "ABC", "--risk-pct", "100"], "--risk-pct"),
+        (["--data", "{csv}", "--symbol", "ABC", "--risk-pct", "nan"], "--risk-pct"),
+        (["--data", "{csv}", "--symbol", "ABC", "--risk-pct", "1", "--sweep", "lookback=5:6"], "--risk-pct"),
         (["--data", "{csv}", "--symbol", "ABC", "--trades-out", "x.txt"], ".csv or .json"),
         (["--data", "{csv}"], "--symbol is required"),
     ],

@@ -266,6 +266,37 @@ def test_max_trades_per_day() -> None:
     assert len(run_backtest(bars, "TEST", Params(max_trades=1)).trades) == 1
 
 
+def test_risk_pct_sizes_each_day_on_the_equity_at_its_open() -> None:
+    """--risk-pct in a backtest: shares = equity x pct / (box level - stop), on the initial equity
+    the first day and on the initial equity plus the net P&L so far after that (a backtest is flat
+    between sessions, so that is the account's equity at the open)."""
+    winning_long = {
+        10: (100.0, 100.12, 100.0, 100.10),
+        11: (100.12, 100.20, 100.10, 100.15),
+        12: (100.20, 100.40, 100.15, 100.30),  # take-profit 100.35
+    }
+    day2 = dt.date(2024, 3, 6)
+    bars = pd.concat([make_day(DAY, winning_long), make_day(day2, winning_long)])
+    r = run_backtest(
+        bars, "TEST", Params(risk_pct=1.0, max_trades=1), commission_per_share=0.005, initial_equity=50_000.0
+    )
+    first, second = r.trades
+    assert first.exit_reason == second.exit_reason == "take_profit"
+    # 1 % of 50,000 = 500 at risk; box high 100.05 - stop 99.75 = 0.30 a share: 1,666 shares.
+    assert first.qty == 1666
+    assert first.net_pnl == pytest.approx(1666 * 0.23 - 2 * 1666 * 0.005)
+    equity = 50_000.0 + first.net_pnl
+    assert second.qty == int(equity * 0.01 // (100.05 - 99.75)) == 1678
+    assert r.daily["equity"].iloc[-1] == pytest.approx(equity + second.net_pnl)
+
+
+def test_risk_pct_too_small_for_one_share_skips_the_breakout() -> None:
+    bars = make_day(DAY, {10: (100.0, 100.12, 100.0, 100.10), 11: quiet(100.1, 0.02)})
+    r = run_backtest(bars, "TEST", Params(risk_pct=0.01), initial_equity=1_000.0)  # $0.10 at risk
+    assert r.trades == []
+    assert r.skipped[0] == "2024-03-05 09:41 TEST: buy breakout skipped: 0.01% of equity buys no share"
+
+
 def test_skipped_breakout_is_reported() -> None:
     # Closing at 100.40, already beyond the take-profit 100.35: Alpaca would reject the bracket.
     bars = make_day(DAY, {10: (100.0, 100.45, 100.0, 100.40), 11: quiet(100.0, 0.02)})
@@ -288,10 +319,15 @@ PARAM_SETS = [
     Params(lookback=5, min_range_pct=0.1, max_trades=3),
     Params(lookback=15, min_range_pct=0.5, no_entry_minutes=60, flatten_minutes=30, max_daily_loss=50.0),
     Params(lookback=3, min_range_pct=0.0, no_entry_minutes=2, flatten_minutes=1),
+    Params(risk_pct=0.5, max_daily_loss=300.0),
 ]
 
 
-@pytest.mark.parametrize("params", PARAM_SETS, ids=lambda p: f"lb{p.lookback}-r{p.min_range_pct}")
+@pytest.mark.parametrize(
+    "params",
+    PARAM_SETS,
+    ids=lambda p: f"lb{p.lookback}-r{p.min_range_pct}" + (f"-risk{p.risk_pct}" if p.risk_pct else ""),
+)
 def test_fast_path_equals_stepping_every_event(params: Params) -> None:
     bars = synthetic_bars("SYN", 11, 8, dt.date(2015, 12, 21))  # includes the 12-24 half day
     # Holes and a late start / early end, so gaps and the end-of-data rules are exercised.
