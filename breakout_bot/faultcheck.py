@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .machine import parse_client_order_id
+from .timestamps import parse_optional_time
 
 NEW_YORK = ZoneInfo("America/New_York")
 SAME_BREAKOUT_WINDOW = timedelta(minutes=10)
@@ -58,25 +59,12 @@ def _ny(when: datetime) -> str:
     return when.astimezone(NEW_YORK).strftime("%H:%M:%S ET")
 
 
-def _t(value: object) -> datetime | None:
-    if value in (None, ""):
-        return None
-    text = str(value).replace("Z", "+00:00")
-    if "." in text:  # trim to microseconds
-        head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        tail = rest[len(digits) :]
-        text = f"{head}.{(digits + '000000')[:6]}{tail}"
-    dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _final_time(order: Mapping[str, Any]) -> datetime | None:
     """When an order stopped working (None: still working at the end of the records)."""
     if str(order.get("status")) not in FINAL:
         return None
     for key in ("filled_at", "canceled_at", "expired_at", "failed_at", "replaced_at", "updated_at"):
-        ts = _t(order.get(key))
+        ts = parse_optional_time(order.get(key))
         if ts is not None:
             return ts
     return None
@@ -98,7 +86,7 @@ def position_timeline(fills: Sequence[Mapping[str, Any]], symbol: str) -> list[t
     for f in rows:
         qty = Decimal(str(f["qty"]))
         pos += qty if f["side"] == "buy" else -qty
-        ts = _t(f["transaction_time"])
+        ts = parse_optional_time(f["transaction_time"])
         assert ts is not None
         if out and out[-1][0] == ts:
             out[-1] = (ts, pos)
@@ -137,7 +125,7 @@ def check_entries(
     entries.sort(key=lambda o: str(o["submitted_at"]))
     cutoff = close - timedelta(minutes=no_entry_minutes)
     for i, e in enumerate(entries):
-        sent = _t(e["submitted_at"])
+        sent = parse_optional_time(e["submitted_at"])
         assert sent is not None
         if sent >= cutoff:
             out.append(
@@ -220,7 +208,7 @@ def check_protection(
     """Walk the position timeline; a non-zero position needs a working stop on the closing side."""
     first_fill: dict[str, datetime] = {}
     for f in fills:
-        ts = _t(f["transaction_time"])
+        ts = parse_optional_time(f["transaction_time"])
         oid = str(f["order_id"])
         if ts is not None and (oid not in first_fill or ts < first_fill[oid]):
             first_fill[oid] = ts

@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from ..config import Settings
 from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
 from ..strategy import Bar
+from ..timestamps import parse_time
 from .base import (
     AccountInfo,
     AssetInfo,
@@ -74,39 +75,6 @@ OnStatus = Callable[[StreamStatus, str], None]
 
 
 # ============================================================================ pure conversions
-
-
-def parse_time(value: object) -> datetime:
-    """An Alpaca timestamp (RFC 3339 string with up to ns precision, msgpack Timestamp, epoch ns int,
-    or datetime) as a tz-aware datetime. Naive inputs are taken as UTC."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, msgpack.Timestamp):
-        return datetime.fromtimestamp(value.seconds, UTC) + timedelta(microseconds=value.nanoseconds // 1000)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value // 1_000_000_000, UTC) + timedelta(
-            microseconds=(value % 1_000_000_000) // 1000
-        )
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        # Trim fractional seconds beyond microseconds (Alpaca sends nanoseconds).
-        if "." in text:
-            head, _, rest = text.partition(".")
-            digits = ""
-            i = 0
-            while i < len(rest) and rest[i].isdigit():
-                digits += rest[i]
-                i += 1
-            text = f"{head}.{(digits + '000000')[:6]}{rest[i:]}"
-        dt = datetime.fromisoformat(text)
-        return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-    raise ValueError(f"not a timestamp: {value!r}")
-
-
-def _opt_time(value: object) -> datetime | None:
-    return None if value in (None, "") else parse_time(value)
 
 
 def to_decimal(value: object) -> Decimal:

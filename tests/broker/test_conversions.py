@@ -18,12 +18,12 @@ from breakout_bot.broker.alpaca import (
     clock_from_dict,
     fill_from_dict,
     order_from_dict,
-    parse_time,
     rfc3339,
     session_from_dict,
     trade_update_from_dict,
 )
 from breakout_bot.machine import SubmitBracket
+from breakout_bot.timestamps import parse_optional_time, parse_time
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -270,6 +270,10 @@ def test_fill_activity_example() -> None:
         ("2022-04-19T17:45:05.024916716Z", datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)),
         ("2022-04-19T17:45:05Z", datetime(2022, 4, 19, 17, 45, 5, tzinfo=UTC)),
         ("2022-04-19T13:45:05.1-04:00", datetime(2022, 4, 19, 17, 45, 5, 100000, tzinfo=UTC)),
+        # nanoseconds before an offset: the offset's digits are not fraction digits
+        ("2022-04-19T13:45:05.024916716-04:00", datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)),
+        ("2022-04-19T17:45:05.000000Z", datetime(2022, 4, 19, 17, 45, 5, tzinfo=UTC)),
+        ("2022-04-19T17:45:05.02+00:00", datetime(2022, 4, 19, 17, 45, 5, 20000, tzinfo=UTC)),
         ("2022-04-19T17:45:05", datetime(2022, 4, 19, 17, 45, 5, tzinfo=UTC)),
         (1650390305_024916716, datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)),
     ],
@@ -277,6 +281,11 @@ def test_fill_activity_example() -> None:
 def test_parse_time(text: object, expected: datetime) -> None:
     got = parse_time(text)
     assert got == expected and got.tzinfo is not None
+
+
+def test_parse_optional_time() -> None:
+    assert parse_optional_time(None) is None and parse_optional_time("") is None
+    assert parse_optional_time("2022-04-19T17:45:05Z") == datetime(2022, 4, 19, 17, 45, 5, tzinfo=UTC)
 
 
 def test_rfc3339_requires_tz() -> None:
