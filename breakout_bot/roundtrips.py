@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ class RoundTrip:
     exit_value: Decimal = Decimal(0)
     exit_qty: Decimal = Decimal(0)
     realized: Decimal = Decimal(0)
+    holding_cost: Decimal = Decimal(0)  # average cost of the shares still held (average-cost accounting)
     fills: int = 0
     legs: list[str] = field(default_factory=list)
 
@@ -67,13 +68,19 @@ def round_trips(fills: Iterable[FillLike]) -> list[RoundTrip]:
             if position == 0 or (position > 0) == (remaining > 0):
                 trip.entry_value += abs(remaining) * fill.price
                 trip.entry_qty += abs(remaining)
+                held = abs(position)
+                trip.holding_cost = (trip.holding_cost * held + fill.price * abs(remaining)) / (
+                    held + abs(remaining)
+                )
                 position += remaining
                 trip.qty = max(trip.qty, abs(position))
                 remaining = Decimal(0)
             else:
                 closing = min(abs(position), abs(remaining))
                 direction = 1 if position > 0 else -1
-                trip.realized += (fill.price - trip.entry_price) * closing * direction
+                # Against the cost of the shares held (not of every entry so far: shares added after a
+                # partial exit would shift it, and a day that ends flat would not realize its cash flow).
+                trip.realized += (fill.price - trip.holding_cost) * closing * direction
                 trip.exit_value += closing * fill.price
                 trip.exit_qty += closing
                 position += closing if position < 0 else -closing
@@ -83,3 +90,29 @@ def round_trips(fills: Iterable[FillLike]) -> list[RoundTrip]:
                     del open_trips[fill.symbol]
         positions[fill.symbol] = position
     return trips
+
+
+def todays_realized(fills: Iterable[FillLike], position_now: Decimal) -> tuple[Decimal, Decimal | None]:
+    """One symbol's realized P&L from today's fills, and the average entry price of the position still
+    open (None when flat or unknown): what a restarted bot must know for its daily loss limit.
+
+    A position held from before today (`position_now` minus today's net fills) entered at a price
+    that is not in today's fills: its P&L is left out, and its entry price stays unknown."""
+    ordered = sorted(fills, key=lambda f: f.timestamp)
+    net = sum((f.qty if f.side == "buy" else -f.qty for f in ordered), Decimal(0))
+    carried = position_now - net
+    if carried and ordered:
+        seed = FillLike(
+            ordered[0].symbol,
+            "buy" if carried > 0 else "sell",
+            abs(carried),
+            ordered[0].price,  # unknown; the trip it opens is dropped below
+            ordered[0].timestamp - timedelta(microseconds=1),
+        )
+        trips = round_trips([seed, *ordered])[1:]  # the carried position's trip is not today's
+    else:
+        trips = round_trips(ordered)
+    realized = sum((trip.realized for trip in trips), Decimal(0))
+    open_trip = next((trip for trip in trips if trip.closed is None), None)
+    average = open_trip.holding_cost if open_trip is not None and position_now else None
+    return realized, average
