@@ -141,9 +141,10 @@ class Reconciled:
     open_orders: tuple[OrderSnapshot, ...] = ()
     entries_sent_today: int = 0  # highest entry number among our client_order_ids today
     trades_today: int = 0  # our entries that filled today
-    realized_pnl_today: float = 0.0
+    realized_pnl_today: float = 0.0  # from today's fills (the daily loss limit survives a restart)
     recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
     equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
+    avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
 
 
 @fast_init
@@ -837,6 +838,9 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
             seen_executions=frozenset(),
             closing=False,
         )
+    if event.position_qty != 0 and base.avg_entry_price is None and event.avg_entry_price is not None:
+        # A restart mid-trade: the exit's realized P&L needs the entry price (daily loss limit).
+        base = _evolve(base, avg_entry_price=event.avg_entry_price)
     bars = tuple(
         b
         for b in event.recent_bars

@@ -32,6 +32,7 @@ from .broker.base import (
 from .clock import Clock
 from .halt import halt_path, halted_on
 from .journal import FillRecord, Journal
+from .roundtrips import FillLike, todays_realized
 from .strategy import BAR_LENGTH, Bar
 
 log = logging.getLogger("breakout_bot.runner")
@@ -324,13 +325,27 @@ class Runner:
                 self._sessions_done.add(session.date)
                 session = None
             day_start = datetime.combine(today, datetime.min.time(), NEW_YORK)
-            self._poll_fills(since=day_start)
+            # Today's fills: the missed ones are recorded now; all of them give each symbol its realized
+            # P&L (the daily loss limit must survive a restart). Unreadable -> the reconcile retries.
+            todays_fills = [
+                a
+                for a in self.broker.fill_activities(day_start - timedelta(seconds=1))
+                if a.transaction_time >= day_start
+            ]
+            self._apply_fill_activities(todays_fills)
             open_orders = self.broker.list_open_orders()
             equity = float(self.broker.get_account().equity) if self.params.risk_pct is not None else 0.0
             todays_orders = self.broker.list_orders_since(day_start - timedelta(hours=12))
             for symbol in self.states:
                 self._reconcile_symbol(
-                    symbol, clock.timestamp, session, next_open, open_orders, todays_orders, equity
+                    symbol,
+                    clock.timestamp,
+                    session,
+                    next_open,
+                    open_orders,
+                    todays_orders,
+                    todays_fills,
+                    equity,
                 )
         except BrokerAuthError:
             raise
@@ -354,6 +369,7 @@ class Runner:
         next_open: datetime,
         open_orders: list[m.OrderSnapshot],
         todays_orders: list[m.OrderSnapshot],
+        todays_fills: list[FillActivity],
         equity: float = 0.0,
     ) -> None:
         ours_today = []
@@ -364,6 +380,14 @@ class Runner:
         entries_sent = max((n for n, _ in ours_today), default=0)
         trades = sum(1 for _, o in ours_today if o.filled_qty > 0)
         position = self.broker.get_position_qty(symbol)
+        realized, average = todays_realized(
+            [
+                FillLike(a.symbol, a.side, a.qty, a.price, a.transaction_time)
+                for a in todays_fills
+                if a.symbol == symbol
+            ],
+            position,
+        )
         self._cancel_strays(symbol, position, open_orders)
         last = self._last_bar.get(symbol)
         if last is not None and (session is None or last < session.open):
@@ -382,8 +406,10 @@ class Runner:
             open_orders=tuple(o for o in open_orders if o.symbol == symbol),
             entries_sent_today=entries_sent,
             trades_today=trades,
+            realized_pnl_today=float(realized),
             recent_bars=recent,
             equity=equity,
+            avg_entry_price=average,
         )
         self._step(symbol, event)
 
@@ -401,8 +427,8 @@ class Runner:
     def _cancel_one(self, symbol: str, order_id: str) -> None:
         self._call(f"{symbol}: cancel stray order {order_id}", lambda: self.broker.cancel_order(order_id))
 
-    def _poll_fills(self, since: datetime | None = None) -> None:
-        start = since or self._activities_since
+    def _poll_fills(self) -> None:
+        start = self._activities_since
         if start is None:
             start = self.clock.now() - timedelta(hours=1)
         try:
@@ -410,6 +436,10 @@ class Runner:
         except BrokerError as exc:
             log.warning("could not read fill activities: %s", exc)
             return
+        self._apply_fill_activities(activities)
+
+    def _apply_fill_activities(self, activities: list[FillActivity]) -> None:
+        """Hand the machines the fills they have not seen (the stream may have missed them)."""
         for activity in activities:
             self._activities_since = max(
                 self._activities_since or activity.transaction_time, activity.transaction_time

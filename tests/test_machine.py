@@ -629,6 +629,31 @@ def test_max_daily_loss_reached_is_done() -> None:
     assert state.phase is Phase.SEARCHING
 
 
+def test_restart_keeps_the_days_realized_loss() -> None:
+    """A restarted bot learns today's realized P&L from the broker's fills: the daily loss limit holds."""
+    params = Params(max_daily_loss=100.0)
+    state, _ = step(initial_state(SYM, params), recon(at(9, 50), realized_pnl_today=-130.0))
+    assert state.realized_pnl_today == -130.0
+    state, actions = run(state, [BarClosed(b) for b in box_bars()])
+    state, actions = step(state, BarClosed(up(at(9, 55))))
+    assert not of(actions, SubmitBracket) and state.phase is Phase.DONE_FOR_THE_DAY
+
+
+def test_restart_mid_trade_counts_the_exit_against_the_limit() -> None:
+    """Restarted while holding: the entry price from today's fills makes the exit's P&L count."""
+    params = Params(max_daily_loss=100.0)
+    orders = (entry_order(status="filled", filled=100, legs="new"),)
+    start = recon(at(9, 45), position=100, open_orders=orders, entries_sent_today=1, trades_today=1)
+    for average, realized, phase in (
+        (Decimal("100.80"), -130.0, Phase.DONE_FOR_THE_DAY),
+        (None, 0.0, Phase.SEARCHING),  # unknown entry price: the exit's P&L cannot be counted
+    ):
+        state, _ = step(initial_state(SYM, params), replace(start, avg_entry_price=average))
+        assert state.phase is Phase.ACTIVE_TRADE and state.avg_entry_price == average
+        state, _ = step(state, leg_fill("stop", at(9, 50, 30), price="99.50"))
+        assert state.realized_pnl_today == pytest.approx(realized) and state.phase is phase
+
+
 def test_restart_with_protected_position() -> None:
     for now in (at(9, 0), at(10, 0)):
         for legs_status in ("held", "new"):

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from breakout_bot import machine as m
 from breakout_bot import strategy
 from breakout_bot.strategy import Bar
 
@@ -308,3 +309,34 @@ def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkey
         assert len(reads) == 1  # the prefetched read served the gate
         assert runner._risk_gate(order) is None
         assert len(reads) == 2  # the order made it stale: read afresh
+
+
+# A short from 10:01 (entry 99.40) stopped out at 100.50 by the 10:20 bar: -110. The box re-forms from
+# the ten bars ending with the exit bar (99.20-100.70), and the 10:50 bar closes above it: a second
+# breakout, which a daily loss limit of 100 must refuse.
+_SHORT_HOLD = (99.4, 99.6, 99.2, 99.4)
+_LOSS_THEN_BREAKOUT = {
+    "10:00": (100.0, 100.1, 99.3, 99.4),
+    "10:20": (99.4, 100.7, 99.3, 100.2),
+    "10:50": (100.0, 101.0, 99.9, 100.9),
+}
+
+
+@pytest.mark.parametrize("crash", ["in_the_trade", "after_the_loss"])
+def test_restart_keeps_the_daily_loss_limit(tmp_path, crash: str) -> None:
+    def crashed(r) -> bool:
+        if crash == "in_the_trade":
+            return r.states[SYMBOL].position_qty != 0
+        return len(s.journal()) == 2
+
+    with session(
+        tmp_path,
+        _LOSS_THEN_BREAKOUT,
+        after={"10:01": _SHORT_HOLD, "10:21": QUIET},
+        params=m.Params(max_daily_loss=100.0),
+    ) as s:
+        s.run(stop_when=crashed)
+        s.run()  # a new Runner: it learns today's realized P&L (and the open trade's entry) from the fills
+        assert [e.client_order_id for e in s.entries()] == [ENTRY_1]
+        assert [r["leg"] for r in s.journal()] == ["entry", "stop_loss"]
+        s.check_invariants()
