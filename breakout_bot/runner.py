@@ -392,8 +392,12 @@ class Runner:
         last = self._last_bar.get(symbol)
         if last is not None and (session is None or last < session.open):
             del self._last_bar[symbol]  # yesterday's bars say nothing about today's box
+            last = None
         recent: tuple[Bar, ...] = ()
-        if session is not None and session.open < now:
+        # History for the box only when this session's bars have not reached the machine yet (start, new
+        # day). Later reconciles leave new bars to the minute's poll: a breakout bar merged here as
+        # history would never be acted on.
+        if session is not None and session.open < now and last is None:
             start = max(session.open, now - timedelta(minutes=self.params.lookback + 5))
             recent = tuple(b for b in self.broker.get_bars(symbol, start, now) if b.end <= now)
             if recent:

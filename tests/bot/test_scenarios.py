@@ -340,3 +340,16 @@ def test_restart_keeps_the_daily_loss_limit(tmp_path, crash: str) -> None:
         assert [e.client_order_id for e in s.entries()] == [ENTRY_1]
         assert [r["leg"] for r in s.journal()] == ["entry", "stop_loss"]
         s.check_invariants()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_without_the_limit_the_second_breakout_trades(tmp_path, restart: bool) -> None:
+    """The scenario above really has a second breakout, restart or not (so the limit is what stops it
+    there). After the restart the 15-minute reconcile falls on the minute the 10:50 bar closes: the
+    reconcile must not swallow that bar as history (it reaches the machine as a closed bar)."""
+    with session(tmp_path, _LOSS_THEN_BREAKOUT, after={"10:01": _SHORT_HOLD, "10:21": QUIET}) as s:
+        if restart:
+            s.run(stop_when=lambda r: len(s.journal()) == 2)
+        s.run()
+        assert len(s.entries()) == 2
+        s.check_invariants()
