@@ -358,8 +358,12 @@ class Runner:
             self._next_reconcile = self._sleep_until
             return
         self._need_reconcile = False
-        self._next_reconcile = self.clock.now() + self.options.reconcile_every
-        self._next_poll = None
+        now = self.clock.now()
+        self._next_reconcile = now + self.options.reconcile_every
+        # The minute's poll that fell due with this reconcile runs right after it (its bar may be a
+        # breakout: a minute later the entry would be a bar late); an older one (a sleep, a new day) goes.
+        if self._next_poll is not None and not (now - BAR_LENGTH < self._next_poll <= now):
+            self._next_poll = None
 
     def _reconcile_symbol(
         self,

@@ -351,5 +351,7 @@ def test_without_the_limit_the_second_breakout_trades(tmp_path, restart: bool) -
         if restart:
             s.run(stop_when=lambda r: len(s.journal()) == 2)
         s.run()
-        assert len(s.entries()) == 2
+        entries = s.entries()
+        assert len(entries) == 2
+        assert ny(entries[1].created_at).time() < hm("10:52")  # sent in the minute after the 10:50 bar
         s.check_invariants()
