@@ -360,9 +360,10 @@ class Runner:
         self._need_reconcile = False
         now = self.clock.now()
         self._next_reconcile = now + self.options.reconcile_every
-        # The minute's poll that fell due with this reconcile runs right after it (its bar may be a
-        # breakout: a minute later the entry would be a bar late); an older one (a sleep, a new day) goes.
-        if self._next_poll is not None and not (now - BAR_LENGTH < self._next_poll <= now):
+        # The minute's poll stays on time when a reconcile comes first (at :00, the poll at :02) or falls
+        # due during it: its bar may be a breakout, and a minute later the entry would be a bar late. A
+        # poll more than a minute old (a sleep, a new day) is dropped.
+        if self._next_poll is not None and self._next_poll <= now - BAR_LENGTH:
             self._next_poll = None
 
     def _reconcile_symbol(

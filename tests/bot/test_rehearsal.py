@@ -1,0 +1,80 @@
+"""A backtest is a rehearsal of the live bot: on the same bars, the bot trading the simulator (REST,
+websocket, runner, journal) and `breakout-bot backtest` make the same fills, minute for minute and
+cent for cent. The one documented difference (a bar that touches both legs: the simulator's tape
+takes the leg its path reaches first, the backtest the stop) does not occur on these days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from breakout_bot.backtest.data import load_bar_file, synthetic_bars
+from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.commands.run import simulated_session
+from breakout_bot.journal import Journal
+from breakout_bot.machine import Params
+from breakout_bot.runner import Runner, RunnerOptions
+from breakout_bot.timestamps import parse_time
+
+from .harness import NEW_YORK
+
+SPY_2025 = next(
+    (
+        p / "spy_1min_2025-07_yfinance.csv"
+        for p in (
+            Path("/work/shared/data/minute"),
+            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
+        )
+        if (p / "spy_1min_2025-07_yfinance.csv").exists()
+    ),
+    None,
+)
+
+Fill = tuple[str, str, Decimal, Decimal, str]  # leg, side, qty, price, minute (New York)
+
+
+def _minute(t: dt.datetime) -> str:
+    return t.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M")
+
+
+def _live(tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path | None = None) -> list[Fill]:
+    journal = Journal(tmp_path / "past_trades.json")
+    journal.load()
+    with simulated_session([symbol], start=day, seed=seed, data=data) as (broker, clock, _):
+        assert Runner(broker, clock, journal, [symbol], Params(), RunnerOptions(days=1)).run() == 0
+    return [
+        (r.leg, r.side, Decimal(r.qty), Decimal(r.price), _minute(parse_time(r.timestamp)))
+        for r in journal.records()
+    ]
+
+
+def _backtest(bars, symbol: str) -> list[Fill]:  # type: ignore[no-untyped-def]
+    result = run_backtest(bars, symbol, Params())
+    return [(f.leg, f.side, f.qty, f.price, _minute(f.timestamp)) for f in result.fills]
+
+
+@pytest.mark.parametrize(
+    ("day", "seed"),
+    [
+        (dt.date(2024, 3, 5), 3),  # the 09:54 breakout bar closes as the 15-minute reconcile runs
+        (dt.date(2024, 7, 3), 5),  # an early close (13:00): the flatten at 12:55
+    ],
+    ids=["reconcile-on-the-breakout-minute", "early-close"],
+)
+def test_live_and_backtest_fill_alike_on_synthetic_days(tmp_path: Path, day: dt.date, seed: int) -> None:
+    live = _live(tmp_path, "AAPL", day, seed)
+    assert live, "a day without trades proves nothing"
+    assert live == _backtest(synthetic_bars("AAPL", seed, 1, day), "AAPL")
+
+
+@pytest.mark.skipif(SPY_2025 is None, reason="shared minute data not available")
+def test_live_and_backtest_fill_alike_on_a_real_day_with_gaps(tmp_path: Path) -> None:
+    """Yahoo bars of SPY on 2025-07-10: 383 of 390 minutes (gaps), float noise in the prices."""
+    assert SPY_2025 is not None
+    day = dt.date(2025, 7, 10)
+    live = _live(tmp_path, "SPY", day, data=SPY_2025)
+    assert live
+    assert live == _backtest(load_bar_file(SPY_2025, "SPY", start=day, end=day), "SPY")
