@@ -141,7 +141,8 @@ class Reconciled:
     open_orders: tuple[OrderSnapshot, ...] = ()
     entries_sent_today: int = 0  # highest entry number among our client_order_ids today
     trades_today: int = 0  # our entries that filled today
-    realized_pnl_today: float = 0.0  # from today's fills (the daily loss limit survives a restart)
+    # From today's fills at the broker (the daily loss limit survives a restart); None: unreadable.
+    realized_pnl_today: float | None = None
     recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
     equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
     avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
@@ -823,7 +824,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
         position_qty=event.position_qty,
         entries_sent_today=max(event.entries_sent_today, 0 if new_day else state.entries_sent_today),
         trades_today=max(event.trades_today, 0 if new_day else state.trades_today),
-        realized_pnl_today=event.realized_pnl_today if new_day else state.realized_pnl_today,
+        realized_pnl_today=_realized_after(state, event, new_day),
         equity=event.equity or state.equity,
     )
     if new_day:
@@ -926,6 +927,17 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
     if new_state.phase is Phase.SEARCHING and new_state.box is None:
         new_state, more = _maybe_form_box(new_state, more)
     return new_state, actions + more
+
+
+def _realized_after(state: State, event: Reconciled, new_day: bool) -> float:
+    """Today's realized P&L after a reconcile. A new day (or a restart) takes the broker's figure; later
+    the lower of ours and the broker's, as either may not have seen the latest fill yet: a loss seen by
+    one side only still counts against the daily limit."""
+    ours = 0.0 if new_day else state.realized_pnl_today
+    broker = event.realized_pnl_today
+    if broker is None:
+        return ours
+    return broker if new_day else min(ours, broker)
 
 
 def _entry_number(cid: str) -> int:

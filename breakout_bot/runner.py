@@ -325,14 +325,7 @@ class Runner:
                 self._sessions_done.add(session.date)
                 session = None
             day_start = datetime.combine(today, datetime.min.time(), NEW_YORK)
-            # Today's fills: the missed ones are recorded now; all of them give each symbol its realized
-            # P&L (the daily loss limit must survive a restart). Unreadable -> the reconcile retries.
-            todays_fills = [
-                a
-                for a in self.broker.fill_activities(day_start - timedelta(seconds=1))
-                if a.transaction_time >= day_start
-            ]
-            self._apply_fill_activities(todays_fills)
+            todays_fills = self._todays_fills(day_start)
             open_orders = self.broker.list_open_orders()
             equity = float(self.broker.get_account().equity) if self.params.risk_pct is not None else 0.0
             todays_orders = self.broker.list_orders_since(day_start - timedelta(hours=12))
@@ -366,6 +359,19 @@ class Runner:
         if self._next_poll is not None and self._next_poll <= now - BAR_LENGTH:
             self._next_poll = None
 
+    def _todays_fills(self, day_start: datetime) -> list[FillActivity] | None:
+        """Today's fills at the broker: the missed ones are recorded now, and all of them give each
+        symbol its realized P&L (the daily loss limit must survive a restart). None when unreadable:
+        the reconcile goes on (a position must still be managed), the P&L stays as the machine has it."""
+        try:
+            activities = self.broker.fill_activities(day_start - timedelta(seconds=1))
+        except BrokerError as exc:
+            log.warning("today's fills unreadable (%s): realized P&L unknown until the next reconcile", exc)
+            return None
+        todays = [a for a in activities if a.transaction_time >= day_start]
+        self._apply_fill_activities(todays)
+        return todays
+
     def _reconcile_symbol(
         self,
         symbol: str,
@@ -374,7 +380,7 @@ class Runner:
         next_open: datetime,
         open_orders: list[m.OrderSnapshot],
         todays_orders: list[m.OrderSnapshot],
-        todays_fills: list[FillActivity],
+        todays_fills: list[FillActivity] | None,
         equity: float = 0.0,
     ) -> None:
         ours_today = []
@@ -385,14 +391,17 @@ class Runner:
         entries_sent = max((n for n, _ in ours_today), default=0)
         trades = sum(1 for _, o in ours_today if o.filled_qty > 0)
         position = self.broker.get_position_qty(symbol)
-        realized, average = todays_realized(
-            [
-                FillLike(a.symbol, a.side, a.qty, a.price, a.transaction_time)
-                for a in todays_fills
-                if a.symbol == symbol
-            ],
-            position,
-        )
+        realized: Decimal | None = None
+        average: Decimal | None = None
+        if todays_fills is not None:
+            realized, average = todays_realized(
+                [
+                    FillLike(f.symbol, f.side, f.qty, f.price, f.transaction_time)
+                    for f in todays_fills
+                    if f.symbol == symbol
+                ],
+                position,
+            )
         self._cancel_strays(symbol, position, open_orders)
         last = self._last_bar.get(symbol)
         if last is not None and (session is None or last < session.open):
@@ -415,7 +424,7 @@ class Runner:
             open_orders=tuple(o for o in open_orders if o.symbol == symbol),
             entries_sent_today=entries_sent,
             trades_today=trades,
-            realized_pnl_today=float(realized),
+            realized_pnl_today=None if realized is None else float(realized),
             recent_bars=recent,
             equity=equity,
             avg_entry_price=average,

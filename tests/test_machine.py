@@ -639,6 +639,16 @@ def test_restart_keeps_the_days_realized_loss() -> None:
     assert not of(actions, SubmitBracket) and state.phase is Phase.DONE_FOR_THE_DAY
 
 
+def test_a_later_reconcile_keeps_the_larger_loss_of_ours_and_the_brokers() -> None:
+    """Stream and ledger may each lag a fill: the lower realized P&L counts (None: the ledger unread)."""
+    state, _ = _exit_with(Params(), "99.50")  # -130 seen on the stream
+    for broker, expected in ((-200.0, -200.0), (0.0, -130.0), (None, -130.0)):
+        after, _ = step(state, recon(at(9, 52), realized_pnl_today=broker))
+        assert after.realized_pnl_today == pytest.approx(expected)
+    restarted, _ = step(initial_state(SYM), recon(at(9, 52), realized_pnl_today=None))
+    assert restarted.realized_pnl_today == 0.0  # a restart with the ledger unread knows nothing more
+
+
 def test_restart_mid_trade_counts_the_exit_against_the_limit() -> None:
     """Restarted while holding: the entry price from today's fills makes the exit's P&L count."""
     params = Params(max_daily_loss=100.0)

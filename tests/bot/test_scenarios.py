@@ -355,3 +355,18 @@ def test_without_the_limit_the_second_breakout_trades(tmp_path, restart: bool) -
         assert len(entries) == 2
         assert ny(entries[1].created_at).time() < hm("10:52")  # sent in the minute after the 10:50 bar
         s.check_invariants()
+
+
+def test_restart_with_todays_fills_unreadable_still_manages_the_trade(tmp_path, caplog) -> None:
+    """The fills endpoint fails for the rest of the day after a restart mid-trade: the reconcile goes on
+    without today's P&L (a position must still be managed), the stream still journals every fill, and
+    the bot trades the day out (the second breakout, the flatten)."""
+    with session(tmp_path, _LOSS_THEN_BREAKOUT, after={"10:01": _SHORT_HOLD, "10:21": QUIET}) as s:
+        s.run(stop_when=lambda r: r.states[SYMBOL].position_qty != 0)
+        s.server.inject_http_fault(500, count=100_000, paths="/v2/account/activities")
+        with caplog.at_level("WARNING", logger="breakout_bot.runner"):
+            s.run()
+        assert "today's fills unreadable" in caplog.text
+        assert len(s.entries()) == 2
+        assert [r["leg"] for r in s.journal()] == ["entry", "stop_loss", "entry", "flatten"]
+        s.check_invariants()
