@@ -39,6 +39,7 @@ log = logging.getLogger("breakout_bot.runner")
 NEW_YORK = ZoneInfo("America/New_York")
 CLOSE_CHECKS = 6  # position reads after each close request ...
 CLOSE_CHECK_SECONDS = 5.0  # ... this far apart (clock seconds): a market close fills at the next trade
+LEDGER_DOWN_GRACE_S = 3.0  # wall seconds for the stream's last fills when the ledger is unreadable at exit
 GIVE_UP_AFTER_CLOSE = timedelta(minutes=10)  # a position still open this long after the close: exit anyway
 RECONCILE_RETRY = timedelta(seconds=15)  # after a failed reconcile (each call already retried with backoff)
 
@@ -181,13 +182,20 @@ class Runner:
     def _settled(self) -> bool:
         """Before exiting: sweep the ledger once more (the flatten's fill must reach the journal) and
         make sure we leave flat; a position still open keeps us here (bounded by the session close)."""
-        self._poll_fills()
+        ledger_read = self._poll_fills()
         now = self.clock.now()
         for symbol, state in self.states.items():
             if state.position_qty != 0:
                 self._poll_position(symbol, now)
         still_open = [s for s in self.states.values() if s.position_qty != 0]
         if not still_open:
+            if not ledger_read:
+                # Flat, but the ledger cannot confirm the last fill reached the journal: the stream may
+                # still be bringing it. Give it a moment; what it misses, the next start records.
+                self._handle_events_for(LEDGER_DOWN_GRACE_S)
+                log.warning(
+                    "exiting with the fills ledger unreadable; the next start records any fill missed"
+                )
             return True
         closes = [s.session.close for s in still_open if s.session is not None]
         if not closes or now >= max(closes) + GIVE_UP_AFTER_CLOSE:
@@ -276,6 +284,16 @@ class Runner:
             if self.options.bars_stream and last is not None and last >= closed_bar:
                 continue  # the websocket delivered it: no REST poll needed
             self._poll_bars(symbol, state.session, now)
+
+    def _handle_events_for(self, wall_seconds: float) -> None:
+        """Handle whatever the streams deliver during the next `wall_seconds` (wall time)."""
+        deadline = time.monotonic() + wall_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self._events.get(timeout=left)
+            except queue.Empty:
+                return
+            self._handle_queued(item)
 
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
@@ -445,7 +463,8 @@ class Runner:
     def _cancel_one(self, symbol: str, order_id: str) -> None:
         self._call(f"{symbol}: cancel stray order {order_id}", lambda: self.broker.cancel_order(order_id))
 
-    def _poll_fills(self) -> None:
+    def _poll_fills(self) -> bool:
+        """Record the fills the stream missed; False when the ledger could not be read."""
         start = self._activities_since
         if start is None:
             start = self.clock.now() - timedelta(hours=1)
@@ -453,8 +472,9 @@ class Runner:
             activities = self.broker.fill_activities(start - timedelta(seconds=1))
         except BrokerError as exc:
             log.warning("could not read fill activities: %s", exc)
-            return
+            return False
         self._apply_fill_activities(activities)
+        return True
 
     def _apply_fill_activities(self, activities: list[FillActivity]) -> None:
         """Hand the machines the fills they have not seen (the stream may have missed them)."""
