@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from shared_data import shared_minute_file
 
 from breakout_bot.cli import main
 
-SPY = next(
-    (
-        p / "lean_spy_1min.csv"
-        for p in (
-            Path("/work/shared/data/minute"),
-            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
-        )
-        if (p / "lean_spy_1min.csv").exists()
-    ),
-    None,
-)
+SPY = shared_minute_file("lean_spy_1min.csv")
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_minute_dir
 
 from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
@@ -23,17 +23,7 @@ from breakout_bot.broker.sim import SimBroker
 from breakout_bot.machine import Params, SubmitBracket
 from breakout_bot.sim.calendar import NY, xnys
 
-DATA = next(
-    (
-        p
-        for p in (
-            Path("/work/shared/data/minute"),
-            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
-        )
-        if p.is_dir()
-    ),
-    None,
-)
+DATA = shared_minute_dir()
 
 Q = 0.05  # half-range of the quiet bars
 OHLC = tuple[float, float, float, float]

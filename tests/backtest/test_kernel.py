@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from shared_data import shared_minute_file
 
 from breakout_bot.backtest import kernel
 from breakout_bot.backtest.kernel import (
@@ -267,20 +267,11 @@ def test_identity_on_realistic_sessions(params: Params) -> None:
     assert {t.exit_reason for t in trades} >= {"take_profit", "stop_loss"}
 
 
-def _real_file(name: str) -> Path | None:
-    here = Path(__file__).resolve()
-    for root in [*here.parents, Path("/work")]:
-        candidate = root / "shared" / "data" / "minute" / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 @pytest.mark.parametrize(
     "name", ["lean_spy_1min.csv", "lean_goog_1min.csv", "spy_1min_2025-07_yfinance.csv", "lean_aapl_1min.csv"]
 )
 def test_identity_on_real_bars(name: str) -> None:
-    path = _real_file(name)
+    path = shared_minute_file(name)
     if path is None:
         pytest.skip(f"{name} not available")
     from breakout_bot.backtest.data import load_bar_file

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from shared_data import shared_minute_file
 
 from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
@@ -21,17 +22,7 @@ from breakout_bot.timestamps import parse_time
 
 from .harness import NEW_YORK
 
-SPY_2025 = next(
-    (
-        p / "spy_1min_2025-07_yfinance.csv"
-        for p in (
-            Path("/work/shared/data/minute"),
-            Path(__file__).resolve().parents[3] / "shared" / "data" / "minute",
-        )
-        if (p / "spy_1min_2025-07_yfinance.csv").exists()
-    ),
-    None,
-)
+SPY_2025 = shared_minute_file("spy_1min_2025-07_yfinance.csv")
 
 Fill = tuple[str, str, Decimal, Decimal, str]  # leg, side, qty, price, minute (New York)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import pathlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -74,17 +72,3 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def shared_minute_dir() -> pathlib.Path | None:
-    """The shared real-data folder: $BREAKOUT_SHARED_DATA, else ../shared/data/minute beside the repo."""
-    env = os.environ.get("BREAKOUT_SHARED_DATA")
-    candidates = [pathlib.Path(env)] if env else []
-    repo = pathlib.Path(__file__).resolve().parents[2]
-    candidates += [repo.parent / "shared" / "data" / "minute", repo.parent / "shared" / "data"]
-    for c in candidates:
-        if (c / "lean_spy_1min.csv").is_file():
-            return c
-        if (c / "minute" / "lean_spy_1min.csv").is_file():
-            return c / "minute"
-    return None

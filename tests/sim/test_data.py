@@ -8,11 +8,10 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_minute_dir
 
 from breakout_bot.sim import load_bars, synthetic_day, xnys
 from breakout_bot.sim.data import FileSource
-
-from .conftest import shared_minute_dir
 
 
 def test_synthetic_is_deterministic_and_consistent() -> None:
