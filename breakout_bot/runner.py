@@ -285,10 +285,11 @@ class Runner:
                 continue  # the websocket delivered it: no REST poll needed
             self._poll_bars(symbol, state.session, now)
 
-    def _handle_events_for(self, wall_seconds: float) -> None:
-        """Handle whatever the streams deliver during the next `wall_seconds` (wall time)."""
+    def _handle_events_for(self, wall_seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Handle whatever the streams deliver during the next `wall_seconds` (wall time), or until
+        `until()` holds."""
         deadline = time.monotonic() + wall_seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while not until() and (left := deadline - time.monotonic()) > 0:
             try:
                 item = self._events.get(timeout=left)
             except queue.Empty:
@@ -298,17 +299,13 @@ class Runner:
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
         whatever arrives meanwhile; a bar still missing then is fetched over REST."""
-        deadline = time.monotonic() + wall_limit
         active = [s for s, st in self.states.items() if st.phase is not m.Phase.DONE_FOR_THE_DAY]
-        while any((self._last_bar.get(s) or closed_bar - BAR_LENGTH) < closed_bar for s in active):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                item = self._events.get(timeout=left)
-            except queue.Empty:
-                return
-            self._handle_queued(item)
+        self._handle_events_for(
+            wall_limit,
+            until=lambda: all(
+                (self._last_bar.get(s) or closed_bar - BAR_LENGTH) >= closed_bar for s in active
+            ),
+        )
 
     def _account_for_gate(self, max_age: timedelta) -> AccountInfo | None:
         """The account, read now unless a read younger than `max_age` is cached. None when unreadable."""
