@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .machine import parse_client_order_id
-from .timestamps import parse_optional_time
+from .timestamps import parse_optional_time, parse_time
 
 NEW_YORK = ZoneInfo("America/New_York")
 SAME_BREAKOUT_WINDOW = timedelta(minutes=10)
@@ -86,8 +86,7 @@ def position_timeline(fills: Sequence[Mapping[str, Any]], symbol: str) -> list[t
     for f in rows:
         qty = Decimal(str(f["qty"]))
         pos += qty if f["side"] == "buy" else -qty
-        ts = parse_optional_time(f["transaction_time"])
-        assert ts is not None
+        ts = parse_time(f["transaction_time"])
         if out and out[-1][0] == ts:
             out[-1] = (ts, pos)
         else:
@@ -125,8 +124,7 @@ def check_entries(
     entries.sort(key=lambda o: str(o["submitted_at"]))
     cutoff = close - timedelta(minutes=no_entry_minutes)
     for i, e in enumerate(entries):
-        sent = parse_optional_time(e["submitted_at"])
-        assert sent is not None
+        sent = parse_time(e["submitted_at"])
         if sent >= cutoff:
             out.append(
                 Violation("late_entry", f"{e['client_order_id']} submitted {_ny(sent)}, cutoff {_ny(cutoff)}")
