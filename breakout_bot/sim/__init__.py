@@ -8,13 +8,46 @@ matching engine over a virtual clock and the real NYSE calendar. See docs/simula
     server.stop()
 """
 
-from .calendar import MarketCalendar, Session, xnys
-from .clock import VirtualClock
-from .config import SimConfig
-from .data import DayBars, FileSource, SyntheticSource, load_bars, synthetic_day
-from .engine import Engine, RequestRecord
-from .errors import ApiError
-from .server import SimServer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .calendar import MarketCalendar, Session, xnys
+    from .clock import VirtualClock
+    from .config import SimConfig
+    from .data import DayBars, FileSource, SyntheticSource, load_bars, synthetic_day
+    from .engine import Engine, RequestRecord
+    from .errors import ApiError
+    from .server import SimServer
+
+# Imported on first use: the backtest needs only the calendar, and the server's web stack (aiohttp,
+# TLS contexts) takes ~1 s to import.
+_HOME = {
+    "ApiError": "errors",
+    "DayBars": "data",
+    "Engine": "engine",
+    "FileSource": "data",
+    "MarketCalendar": "calendar",
+    "RequestRecord": "engine",
+    "Session": "calendar",
+    "SimConfig": "config",
+    "SimServer": "server",
+    "SyntheticSource": "data",
+    "VirtualClock": "clock",
+    "load_bars": "data",
+    "synthetic_day": "data",
+    "xnys": "calendar",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "ApiError",
