@@ -369,12 +369,6 @@ def _advance(state: State, when: datetime) -> State:
     return _evolve(state, now=when) if state.now is None or when > state.now else state
 
 
-def _minutes_left(state: State) -> float | None:
-    if state.session is None or state.now is None:
-        return None
-    return (state.session.close - state.now).total_seconds() / 60.0
-
-
 def _market_open(state: State) -> bool:
     s = state.session
     return s is not None and state.now is not None and s.open <= state.now < s.close
@@ -428,8 +422,7 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
     now = state.now
     if session is None or now is None:
         return state, []
-    minutes_left = _minutes_left(state)
-    assert minutes_left is not None
+    minutes_left = (session.close - now).total_seconds() / 60.0
     if now >= session.close:
         exposed = state.position_qty != 0 or state.phase in (
             Phase.ORDER_SENT,

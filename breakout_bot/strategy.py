@@ -111,9 +111,19 @@ def tick_size(price: Decimal | float) -> Decimal:
     return PENNY if price >= 1 else SUB_DOLLAR_TICK
 
 
+def snap_noise(price: float) -> Decimal:
+    """`Decimal(repr(round(price, 6)))`: the price without float noise (the value; not always the
+    same digits: "123.450000" for 123.45)."""
+    if -1e8 < price < 1e8:
+        # ~3x cheaper: "%.6f" rounds as round(price, 6) does (correctly, half to even), and below 1e8
+        # (at most 14 significant digits) the float that round() returns reprs as exactly that value.
+        return Decimal(f"{price:.6f}")
+    return Decimal(repr(round(price, _NOISE_DECIMALS)))
+
+
 def round_to_tick(price: float, direction: Literal["down", "up"]) -> Decimal:
     """Round to a valid tick in the given direction, ignoring float noise."""
-    snapped = Decimal(repr(round(price, _NOISE_DECIMALS)))
+    snapped = snap_noise(price)
     rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
     tick = tick_size(snapped)
     rounded = snapped.quantize(tick, rounding=rounding)
@@ -147,7 +157,7 @@ def bracket_skip_reason(bracket: Bracket, last_price: float) -> str | None:
     $0.01 even for sub-dollar prices;
     a breakout bar that already closed at or beyond the take-profit makes the trade invalid: skip it.
     A stop price must also stay positive (a short on a cheap stock can push it to zero: skip then)."""
-    price = Decimal(repr(round(last_price, _NOISE_DECIMALS)))
+    price = snap_noise(last_price)
     # Alpaca's threshold is a flat $0.01 at every price level (also below $1, where the tick is
     # $0.0001): a sub-dollar take-profit one tick past the close is still rejected.
     step = MIN_LEG_DISTANCE
@@ -156,18 +166,25 @@ def bracket_skip_reason(bracket: Bracket, last_price: float) -> str | None:
     if bracket.side == "buy":
         if bracket.take_profit_price < price + step:
             return (
-                f"close {price} already within {step} of (or above) take-profit {bracket.take_profit_price}"
+                f"close {_shown(price)} already within {step} of (or above) take-profit "
+                f"{bracket.take_profit_price}"
             )
         if bracket.stop_price > price - step:
-            return f"stop {bracket.stop_price} not at least {step} below close {price}"
+            return f"stop {bracket.stop_price} not at least {step} below close {_shown(price)}"
     else:
         if bracket.take_profit_price > price - step:
             return (
-                f"close {price} already within {step} of (or below) take-profit {bracket.take_profit_price}"
+                f"close {_shown(price)} already within {step} of (or below) take-profit "
+                f"{bracket.take_profit_price}"
             )
         if bracket.stop_price < price + step:
-            return f"stop {bracket.stop_price} not at least {step} above close {price}"
+            return f"stop {bracket.stop_price} not at least {step} above close {_shown(price)}"
     return None
+
+
+def _shown(price: Decimal) -> Decimal:
+    """A snapped price with its shortest digits, for messages (123.45, not 123.450000)."""
+    return Decimal(repr(float(price)))
 
 
 def position_size(fixed_qty: int, risk_pct: float | None, equity: float, entry: float, stop: Decimal) -> int:

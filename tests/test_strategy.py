@@ -21,6 +21,7 @@ from breakout_bot.strategy import (
     compute_box,
     is_valid_bar,
     round_to_tick,
+    snap_noise,
     tick_size,
 )
 
@@ -390,3 +391,49 @@ def test_round_to_tick_properties(price: float, direction: str) -> None:
         assert float(got) <= price + 1e-9 and float(got) > price - tick - 1e-9
     else:
         assert float(got) >= price - 1e-9 and float(got) < price + tick + 1e-9
+
+
+def _snap_reference(price: float) -> Decimal:
+    """The noise snap's definition (what strategy.snap_noise computes faster)."""
+    return Decimal(repr(round(price, 6)))
+
+
+def _round_to_tick_reference(price: float, direction: str) -> Decimal:
+    from decimal import ROUND_CEILING, ROUND_FLOOR
+
+    snapped = _snap_reference(price)
+    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
+    rounded = snapped.quantize(tick_size(snapped), rounding=rounding)
+    return rounded.quantize(tick_size(rounded), rounding=rounding)
+
+
+# Prices as data gives them (few decimals, ties at the 7th), sums of them (float noise), and any float.
+_noisy_prices = st.one_of(
+    st.integers(min_value=-(10**14), max_value=10**14).map(lambda n: n / 10**6),
+    st.integers(min_value=1, max_value=10**10).map(lambda n: n / 10**7),
+    st.tuples(st.integers(1, 10**8), st.integers(1, 10**8)).map(lambda ab: ab[0] / 10**4 - ab[1] / 10**6),
+    st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+)
+
+
+@settings(max_examples=3000)
+@given(_noisy_prices, st.sampled_from(["down", "up"]))
+def test_fast_noise_snap_and_rounding_equal_their_definitions(price: float, direction: str) -> None:
+    assert snap_noise(price) == _snap_reference(price)
+    got = round_to_tick(price, direction)  # type: ignore[arg-type]
+    want = _round_to_tick_reference(price, direction)
+    assert str(got) == str(want)  # the same digits too: the order carries str(price)
+
+
+def test_fast_noise_snap_on_ties_and_noise() -> None:
+    for price in (
+        0.1 + 0.2,
+        2.675,
+        1.0000005,
+        1.0000015,
+        0.9999995,
+        123.4567895,
+        99999999.9999995,
+        1e8 - 1e-7,
+    ):
+        assert snap_noise(price) == _snap_reference(price), price
