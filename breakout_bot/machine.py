@@ -17,7 +17,6 @@ from enum import Enum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from .fastinit import fast_init
 from .strategy import (
     Bar,
     Box,
@@ -29,6 +28,7 @@ from .strategy import (
     is_valid_bar,
     position_size,
 )
+from .valuetype import value_type
 
 
 class Phase(str, Enum):
@@ -64,8 +64,7 @@ _CID_HEAD = f"{CLIENT_ORDER_PREFIX}-"
 _NEW_YORK = ZoneInfo("America/New_York")
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Params:
     lookback: int = 10
     min_range_pct: float = 0.3
@@ -77,16 +76,14 @@ class Params:
     risk_pct: float | None = None  # size each trade to lose this % of equity at the stop; None = qty
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Session:
     date: date
     open: datetime
     close: datetime
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderSnapshot:
     """What the machine needs of a broker order (adapter-neutral)."""
 
@@ -109,8 +106,7 @@ class OrderSnapshot:
         return self.status in OPEN_STATUSES
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Fill:
     """One execution, as recorded in past_trades.json (keyed by execution id)."""
 
@@ -129,8 +125,7 @@ class Fill:
 # ---------------------------------------------------------------- events
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Reconciled:
     """The broker's truth, read over REST: at start, after a stream reconnect, and on a timer."""
 
@@ -148,20 +143,17 @@ class Reconciled:
     avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Tick:
     now: datetime
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class BarClosed:
     bar: Bar
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class OrderUpdate:
     """A trade_updates event (or one synthesized from a REST order read)."""
 
@@ -173,8 +165,7 @@ class OrderUpdate:
     price: Decimal | None = None
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class SubmitFailed:
     """The broker refused the entry (422/403) or it provably never arrived."""
 
@@ -182,8 +173,7 @@ class SubmitFailed:
     reason: str
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class PositionChanged:
     """A successful positions read (a failed read is not proof of flat and must not be sent)."""
 
@@ -196,8 +186,7 @@ Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionCha
 # ---------------------------------------------------------------- actions
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class SubmitBracket:
     symbol: str
     side: Side
@@ -208,34 +197,29 @@ class SubmitBracket:
     box: Box | None = None  # None when rebuilt from the broker after a restart
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class CancelAll:
     symbol: str
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class CloseAll:
     symbol: str
     reason: str
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class RecordFill:
     fill: Fill
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class SleepUntil:
     when: datetime
     reason: str
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Log:
     """A line for the log. `text` is the message itself, or a str.format template of `args`:
     formatted only when read (a backtest makes millions of these and reads almost none)."""

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
-from .fastinit import fast_init
+from .valuetype import value_type
 
 Side = Literal["buy", "sell"]
 
@@ -29,8 +28,7 @@ MIN_LEG_DISTANCE = Decimal("0.01")
 _NOISE_DECIMALS = 6
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Bar:
     """One closed one-minute bar. `t` is the bar's start (tz-aware); it closes at t + 1 minute."""
 
@@ -46,8 +44,7 @@ class Bar:
         return self.t + BAR_LENGTH
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Box:
     """The range the search watches: frozen while searching, recomputed at each new search."""
 
@@ -60,8 +57,7 @@ class Box:
     end: datetime  # end (close time) of its last bar
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Bracket:
     side: Side
     stop_price: Decimal

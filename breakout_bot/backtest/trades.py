@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ..fastinit import fast_init
+from ..valuetype import value_type
 
 ExitReason = Literal["take_profit", "stop_loss", "flatten", "end_of_data"]
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class Trade:
     symbol: str
     side: Literal["buy", "sell"]  # the entry's side: buy = long, sell = short

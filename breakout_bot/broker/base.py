@@ -8,14 +8,13 @@ a failed read is never reported as "nothing there".
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from ..fastinit import fast_init
 from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
 from ..strategy import Bar
+from ..valuetype import value_type
 
 
 class BrokerError(Exception):
@@ -43,8 +42,7 @@ class BrokerUnavailableError(BrokerError):
     """429/5xx/timeouts persisted through the retries, or the host is unreachable."""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class MarketClock:
     timestamp: datetime
     is_open: bool
@@ -52,8 +50,7 @@ class MarketClock:
     next_close: datetime
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class AccountInfo:
     status: str
     equity: Decimal
@@ -64,8 +61,7 @@ class AccountInfo:
     account_number: str = ""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class AssetInfo:
     symbol: str
     status: str
@@ -75,8 +71,7 @@ class AssetInfo:
     fractionable: bool
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class FillActivity:
     """A FILL account activity (REST): the ledger the stream is reconciled against."""
 
@@ -93,8 +88,7 @@ class FillActivity:
     type: str  # fill | partial_fill
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@value_type
 class SubmitOutcome:
     """accepted: the broker has the order. rejected: it refused (do not resend).
     unknown: a timeout/5xx left it unclear; resolve with get_order_by_client_id, never by resending."""
