@@ -40,6 +40,15 @@ class Phase(str, Enum):
     DONE_FOR_THE_DAY = "done_for_the_day"
 
 
+# The phases as module constants for the hot path: on Python 3.11 every `Phase.X` read goes through
+# EnumType.__getattr__'s slow lookup hook (~150 ns, 4x a plain class attribute; gone in 3.12).
+WAITING_FOR_OPEN = Phase.WAITING_FOR_OPEN
+SEARCHING = Phase.SEARCHING
+ORDER_SENT = Phase.ORDER_SENT
+ORDER_SUBMITTED = Phase.ORDER_SUBMITTED
+ACTIVE_TRADE = Phase.ACTIVE_TRADE
+DONE_FOR_THE_DAY = Phase.DONE_FOR_THE_DAY
+
 # Order events of Alpaca's trade_updates stream that end an order's life.
 TERMINAL_WITHOUT_FILL = frozenset({"canceled", "expired", "rejected", "done_for_day", "stopped", "suspended"})
 FILL_EVENTS = frozenset({"fill", "partial_fill"})
@@ -242,7 +251,7 @@ Action = SubmitBracket | CancelAll | CloseAll | RecordFill | SleepUntil | Log
 class State:
     symbol: str
     params: Params = field(default_factory=Params)
-    phase: Phase = Phase.WAITING_FOR_OPEN
+    phase: Phase = WAITING_FOR_OPEN
     now: datetime | None = None
     session: Session | None = None
     next_open: datetime | None = None
@@ -362,13 +371,13 @@ def _done(state: State, reason: str) -> tuple[State, list[Action]]:
     actions: list[Action] = [Log("info", f"{state.symbol}: done for the day ({reason})")]
     if state.next_open is not None:
         actions.append(SleepUntil(state.next_open, "next session"))
-    return _evolve(state, phase=Phase.DONE_FOR_THE_DAY, box=None), actions
+    return _evolve(state, phase=DONE_FOR_THE_DAY, box=None), actions
 
 
 def _start_search(state: State, exit_time: datetime | None) -> State:
     return _evolve(
         state,
-        phase=Phase.SEARCHING,
+        phase=SEARCHING,
         box=None,
         box_not_before=exit_time,
         entry=None,
@@ -384,7 +393,7 @@ def _resume_search(
     no-entry window), then the box forms at once when the exit bar has already closed."""
     new_state, more = _on_time(_start_search(state, exit_time))
     actions = [*actions, *more]
-    if new_state.phase is Phase.SEARCHING and new_state.box is None:
+    if new_state.phase is SEARCHING and new_state.box is None:
         new_state, actions = _maybe_form_box(new_state, actions)
     return new_state, actions
 
@@ -409,30 +418,30 @@ def _on_time(state: State) -> tuple[State, list[Action]]:
     minutes_left = (session.close - now).total_seconds() / 60.0
     if now >= session.close:
         exposed = state.position_qty != 0 or state.phase in (
-            Phase.ORDER_SENT,
-            Phase.ORDER_SUBMITTED,
-            Phase.ACTIVE_TRADE,
+            ORDER_SENT,
+            ORDER_SUBMITTED,
+            ACTIVE_TRADE,
         )
         if exposed and not state.flattened:
             # The flatten window was skipped (no tick/bar between close - flatten_minutes and the close):
             # still cancel and close rather than go to sleep holding a position or a working entry.
             return _flatten(state, "session closed before the flatten")
-        if state.phase is not Phase.DONE_FOR_THE_DAY:
+        if state.phase is not DONE_FOR_THE_DAY:
             return _done(state, "session closed")
         return state, []
     if minutes_left <= p.flatten_minutes and not state.flattened:
         return _flatten(state, f"{p.flatten_minutes} minutes before the close")
-    if state.phase is Phase.WAITING_FOR_OPEN and now >= session.open:
+    if state.phase is WAITING_FOR_OPEN and now >= session.open:
         if state.position_qty != 0:
-            return _evolve(state, phase=Phase.ACTIVE_TRADE), [
+            return _evolve(state, phase=ACTIVE_TRADE), [
                 Log("info", f"{state.symbol}: market open holding {state.position_qty}; managing it")
             ]
         if minutes_left <= p.no_entry_minutes:
             return _done(state, "too close to the close to trade")
-        return _evolve(state, phase=Phase.SEARCHING, box=None, box_not_before=None), [
+        return _evolve(state, phase=SEARCHING, box=None, box_not_before=None), [
             Log("info", f"{state.symbol}: market open, searching")
         ]
-    if state.phase is Phase.SEARCHING and minutes_left <= p.no_entry_minutes:
+    if state.phase is SEARCHING and minutes_left <= p.no_entry_minutes:
         return _done(state, f"no new entry in the last {p.no_entry_minutes} minutes")
     if state.unprotected and _market_open(state) and state.position_qty != 0:
         return _protect(state)
@@ -459,7 +468,7 @@ def _on_bar(state: State, bar: Bar) -> tuple[State, list[Action]]:
     bars = (*state.bars, bar)[-state.params.lookback :]
     state = _evolve(state, bars=bars, now=_later(state.now, bar.end))
     state, actions = _on_time(state)
-    if state.phase is not Phase.SEARCHING:
+    if state.phase is not SEARCHING:
         return state, actions
     if state.box is None:
         return _maybe_form_box(state, actions)
@@ -494,7 +503,7 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
     if side is None:
         return state, actions
     if state.position_qty != 0:  # defensive: one position per symbol, whatever the path that got here
-        return _evolve(state, phase=Phase.ACTIVE_TRADE), [
+        return _evolve(state, phase=ACTIVE_TRADE), [
             *actions,
             Log("warning", f"{state.symbol}: holding {state.position_qty} while searching; not entering"),
         ]
@@ -527,7 +536,7 @@ def _check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[Stat
         client_order_id=client_order_id(state.symbol, session.date, number),
         box=box,
     )
-    return _evolve(state, phase=Phase.ORDER_SENT, entry=order, entries_sent_today=number), [
+    return _evolve(state, phase=ORDER_SENT, entry=order, entries_sent_today=number), [
         *actions,
         Log(
             "info",
@@ -625,20 +634,20 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
     phase = state.phase
     if is_our_entry:
         if fill is not None:
-            if phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED, Phase.SEARCHING):
-                state = _evolve(state, phase=Phase.ACTIVE_TRADE, trades_today=state.trades_today + 1)
+            if phase in (ORDER_SENT, ORDER_SUBMITTED, SEARCHING):
+                state = _evolve(state, phase=ACTIVE_TRADE, trades_today=state.trades_today + 1)
                 actions.append(
                     Log("info", "{}: entry filled {} @ {}; in trade", (state.symbol, fill.qty, fill.price))
                 )
             return _after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
-        if event.event in ACK_EVENTS and phase is Phase.ORDER_SENT:
-            return _evolve(state, phase=Phase.ORDER_SUBMITTED), [
+        if event.event in ACK_EVENTS and phase is ORDER_SENT:
+            return _evolve(state, phase=ORDER_SUBMITTED), [
                 *actions,
                 Log("info", "{}: entry {} accepted ({})", (state.symbol, order.client_order_id, event.event)),
             ]
-        if event.event in TERMINAL_WITHOUT_FILL and phase in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+        if event.event in TERMINAL_WITHOUT_FILL and phase in (ORDER_SENT, ORDER_SUBMITTED):
             if state.position_qty != 0:  # a partial fill then cancel: trade what filled
-                return _evolve(state, phase=Phase.ACTIVE_TRADE), [
+                return _evolve(state, phase=ACTIVE_TRADE), [
                     *actions,
                     Log("info", f"{state.symbol}: entry {event.event} after a partial fill; in trade"),
                 ]
@@ -658,7 +667,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
         and state.entry is None
         and event.event in ACK_EVENTS
         and order.is_open
-        and phase is Phase.SEARCHING
+        and phase is SEARCHING
         and state.position_qty == 0
         and _is_todays_entry(state, order.client_order_id)
     ):
@@ -667,7 +676,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
         number = _entry_number(order.client_order_id)
         return _evolve(
             state,
-            phase=Phase.ORDER_SUBMITTED,
+            phase=ORDER_SUBMITTED,
             entry=_entry_from_order(order, state),
             entries_sent_today=max(state.entries_sent_today, number),
         ), [
@@ -678,7 +687,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
         leg == "stop_loss"
         and event.event in TERMINAL_WITHOUT_FILL
         and state.position_qty != 0
-        and state.phase is Phase.ACTIVE_TRADE
+        and state.phase is ACTIVE_TRADE
         and not state.flattened
         and not state.closing
     ):
@@ -687,7 +696,7 @@ def _on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Acti
     return state, actions
 
 
-_PRE_TRADE = (Phase.WAITING_FOR_OPEN, Phase.SEARCHING, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED)
+_PRE_TRADE = (WAITING_FOR_OPEN, SEARCHING, ORDER_SENT, ORDER_SUBMITTED)
 
 
 def _grew(previous_qty: Decimal, state: State) -> bool:
@@ -709,8 +718,8 @@ def _after_position_change(
 ) -> tuple[State, list[Action]]:
     if state.position_qty != 0:
         if state.phase in _PRE_TRADE:
-            state = _evolve(state, phase=Phase.ACTIVE_TRADE)
-        elif state.phase is Phase.DONE_FOR_THE_DAY and state.flattened and grew:
+            state = _evolve(state, phase=ACTIVE_TRADE)
+        elif state.phase is DONE_FOR_THE_DAY and state.flattened and grew:
             # An entry filled after the flatten (its cancel lost the race): flatten again.
             actions = [
                 *actions,
@@ -719,7 +728,7 @@ def _after_position_change(
                 CloseAll(state.symbol, "still not flat after flatten"),
             ]
         return state, actions
-    if state.phase is Phase.ACTIVE_TRADE:
+    if state.phase is ACTIVE_TRADE:
         return _position_closed(state, actions, when)
     return state, actions
 
@@ -740,7 +749,7 @@ def _position_closed(state: State, actions: list[Action], when: datetime) -> tup
         )
         return new_state, actions + more
     new_state, actions = _resume_search(state, when, actions)
-    if new_state.phase is Phase.SEARCHING:
+    if new_state.phase is SEARCHING:
         actions.append(Log("info", f"{state.symbol}: searching for the next breakout"))
     return new_state, actions
 
@@ -748,7 +757,7 @@ def _position_closed(state: State, actions: list[Action], when: datetime) -> tup
 def _on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Action]]:
     if state.entry is None or event.client_order_id != state.entry.client_order_id:
         return state, []
-    if state.phase not in (Phase.ORDER_SENT, Phase.ORDER_SUBMITTED) or state.position_qty != 0:
+    if state.phase not in (ORDER_SENT, ORDER_SUBMITTED) or state.position_qty != 0:
         return state, [Log("warning", f"{state.symbol}: late submit failure ignored: {event.reason}")]
     return _resume_search(
         state,
@@ -769,16 +778,16 @@ def _on_position(state: State, event: PositionChanged) -> tuple[State, list[Acti
     previous = state.position_qty
     state = _evolve(state, position_qty=event.qty)
     actions: list[Action] = [Log("info", f"{state.symbol}: position {previous} -> {event.qty} (broker)")]
-    if event.qty == 0 and state.phase is Phase.ACTIVE_TRADE:
+    if event.qty == 0 and state.phase is ACTIVE_TRADE:
         return _position_closed(state, actions, event.now)
-    if event.qty != 0 and state.phase is Phase.DONE_FOR_THE_DAY and state.flattened:
+    if event.qty != 0 and state.phase is DONE_FOR_THE_DAY and state.flattened:
         return state, [
             *actions,
             CancelAll(state.symbol),
             CloseAll(state.symbol, "still not flat after flatten"),
         ]
     if event.qty != 0 and state.phase in _PRE_TRADE:
-        state = _evolve(state, phase=Phase.ACTIVE_TRADE)
+        state = _evolve(state, phase=ACTIVE_TRADE)
     more_state, more = _on_time(state)
     return more_state, actions + more
 
@@ -837,13 +846,13 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
             actions.append(
                 Log("warning", f"{state.symbol}: holding {event.position_qty} on a closed market day")
             )
-        new_state, more = _done(_evolve(base, phase=Phase.DONE_FOR_THE_DAY), "market closed today")
+        new_state, more = _done(_evolve(base, phase=DONE_FOR_THE_DAY), "market closed today")
         return new_state, actions + more
 
     if event.position_qty != 0:
         protected = _protected(event.position_qty, ours, state.symbol)
-        phase = Phase.DONE_FOR_THE_DAY if base.flattened else Phase.ACTIVE_TRADE
-        if state.phase is not Phase.ACTIVE_TRADE:
+        phase = DONE_FOR_THE_DAY if base.flattened else ACTIVE_TRADE
+        if state.phase is not ACTIVE_TRADE:
             actions.append(Log("info", f"{state.symbol}: broker holds {event.position_qty}; managing it"))
         base = _evolve(base, phase=phase, unprotected=not protected)
         if base.flattened:
@@ -858,7 +867,7 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
     base = _evolve(base, unprotected=False)
     if base.flattened:
         # Flattened today: stay done; an order still working (the CancelAll not yet through) is cancelled again.
-        base = _evolve(base, phase=Phase.DONE_FOR_THE_DAY)
+        base = _evolve(base, phase=DONE_FOR_THE_DAY)
         if any(o.is_open for o in ours):
             actions.append(CancelAll(state.symbol))
         return base, actions
@@ -869,11 +878,11 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
                 Log("info", f"{state.symbol}: entry {working_entry.client_order_id} is working; waiting")
             )
             entry = _entry_from_order(working_entry, base)
-        new_state, more = _on_time(_evolve(base, phase=Phase.ORDER_SUBMITTED, entry=entry))
+        new_state, more = _on_time(_evolve(base, phase=ORDER_SUBMITTED, entry=entry))
         return new_state, actions + more
 
     if (
-        base.phase is Phase.ORDER_SENT
+        base.phase is ORDER_SENT
         and base.entry is not None
         and event.entries_sent_today < _entry_number(base.entry.client_order_id)
     ):
@@ -886,22 +895,22 @@ def _on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]
             Log("info", f"{state.symbol}: entry {base.entry.client_order_id} not seen at the broker yet"),
             *more,
         ]
-    if base.phase in (Phase.ACTIVE_TRADE, Phase.ORDER_SENT, Phase.ORDER_SUBMITTED):
+    if base.phase in (ACTIVE_TRADE, ORDER_SENT, ORDER_SUBMITTED):
         # Flat with nothing working: the trade ended (or the entry never arrived) while we were not looking.
-        if base.phase is Phase.ACTIVE_TRADE:
+        if base.phase is ACTIVE_TRADE:
             return _position_closed(base, actions, event.now)
         base = _start_search(base, None)
         actions.append(Log("info", f"{state.symbol}: no working entry at the broker; searching"))
-    if base.phase is Phase.DONE_FOR_THE_DAY and not new_day:
+    if base.phase is DONE_FOR_THE_DAY and not new_day:
         return base, actions
-    if new_day or base.phase is Phase.DONE_FOR_THE_DAY:
-        base = _evolve(base, phase=Phase.WAITING_FOR_OPEN)
-    if base.phase is Phase.WAITING_FOR_OPEN:
+    if new_day or base.phase is DONE_FOR_THE_DAY:
+        base = _evolve(base, phase=WAITING_FOR_OPEN)
+    if base.phase is WAITING_FOR_OPEN:
         if event.now < event.session.open:
             return base, [*actions, SleepUntil(event.session.open, "market open")]
-        base = _evolve(base, phase=Phase.SEARCHING, box=None)
+        base = _evolve(base, phase=SEARCHING, box=None)
     new_state, more = _on_time(base)
-    if new_state.phase is Phase.SEARCHING and new_state.box is None:
+    if new_state.phase is SEARCHING and new_state.box is None:
         new_state, more = _maybe_form_box(new_state, more)
     return new_state, actions + more
 

@@ -58,7 +58,6 @@ from ..machine import (
     Fill,
     Log,
     Params,
-    Phase,
     Reconciled,
     RecordFill,
     SleepUntil,
@@ -378,11 +377,11 @@ class _Engine:
         flat = 0 if st.flattened else self.flatten_s
         k_limit = _INF
         c_lo, c_hi = _NEG_INF, _INF
-        if phase is Phase.DONE_FOR_THE_DAY:
+        if phase is machine.DONE_FOR_THE_DAY:
             t_limit = _INF if st.flattened else s_close - flat - 60
-        elif phase is Phase.ACTIVE_TRADE:
+        elif phase is machine.ACTIVE_TRADE:
             t_limit = s_close - flat - 60
-        elif phase is Phase.SEARCHING:
+        elif phase is machine.SEARCHING:
             t_limit = s_close - max(flat, self.no_entry_s) - 60
             box = st.box
             if box is not None:
