@@ -272,19 +272,21 @@ class State:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 _N_STATE_FIELDS = len(_STATE_FIELDS)
 
 
 def _evolve(state: State, **changes: Any) -> State:
     """dataclasses.replace for State, without its per-call overhead (the backtest's hot path).
     State is frozen: nothing mutates the copy after this function returns."""
-    new = object.__new__(State)
-    d = new.__dict__
-    d.update(state.__dict__)
+    d = state.__dict__.copy()  # a whole-table copy: ~2x cheaper than inserting key by key
     d.update(changes)
     # A misspelled field adds a key: checking the size is cheaper than a set difference per call.
     if len(d) != _N_STATE_FIELDS:
         raise TypeError(f"State has no field(s) {sorted(changes.keys() - _STATE_FIELDS)}")
+    new = _new_object(State)
+    _set_attribute(new, "__dict__", d)  # past State's frozen __setattr__
     return new
 
 
