@@ -1057,3 +1057,16 @@ def _simulate(rng: random.Random, params: Params, session: Session) -> None:
 )
 def test_random_interleavings_keep_the_invariants(seed: int, params: Params, session: Session) -> None:
     _simulate(random.Random(seed), params, session)
+
+
+def test_state_copies_are_independent_and_refuse_unknown_fields() -> None:
+    """machine._evolve (the hot path's dataclasses.replace): a new State, the old one untouched."""
+    state = initial_state("AAPL")
+    moved = machine_module._evolve(state, phase=Phase.SEARCHING, trades_today=2)
+    assert moved == replace(state, phase=Phase.SEARCHING, trades_today=2)
+    assert state.phase is Phase.WAITING_FOR_OPEN and state.trades_today == 0
+    assert moved.__dict__ is not state.__dict__
+    with pytest.raises(TypeError, match="phaze"):
+        machine_module._evolve(state, phaze=Phase.SEARCHING)
+    with pytest.raises(AttributeError):
+        moved.phase = Phase.DONE_FOR_THE_DAY  # type: ignore[misc]
