@@ -39,11 +39,11 @@ import datetime as dt
 import gc
 import logging
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -130,6 +130,16 @@ class _Arrays:
     lo: np.ndarray
     c: np.ndarray
     v: np.ndarray
+
+
+N = TypeVar("N", int, float)
+
+
+def _numbers(array: np.ndarray, kind: type[N]) -> Sequence[N]:
+    """The array as a sequence of Python ints or floats (a memoryview: no copy)."""
+    dtype = np.int64 if kind is int else np.float64
+    contiguous: Any = np.ascontiguousarray(array, dtype=dtype)  # a buffer (numpy's stubs do not say so)
+    return cast("Sequence[N]", memoryview(contiguous))
 
 
 def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
@@ -261,12 +271,15 @@ class _Engine:
             o, h, lo, c, v = o[valid], h[valid], lo[valid], c[valid], v[valid]
         epochs = idx.asi8 // 1_000_000_000
         local_days = idx.tz_localize(None).asi8 // (86_400 * 1_000_000_000)
-        self.t: list[int] = epochs.tolist()
-        self.o: list[float] = o.tolist()
+        # The scan reads every close (and the highs and lows in a trade): lists. The other columns are
+        # read for a bar the machine sees (a third of them): memoryviews, a Python number per read,
+        # cheaper than building (and freeing) a list of them all.
+        self.c: list[float] = c.tolist()
         self.h: list[float] = h.tolist()
         self.lo: list[float] = lo.tolist()
-        self.c: list[float] = c.tolist()
-        self.v: list[float] = v.tolist()
+        self.t = _numbers(epochs, int)
+        self.o = _numbers(o, float)
+        self.v = _numbers(v, float)
         # Indices of the bars that do not start where the previous one ended (gaps, new days).
         self._gaps: list[int] = (np.flatnonzero(np.diff(epochs) != 60) + 1).tolist()
         # Sessions: the bars of each local day that start inside its regular session (the index is
