@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -299,6 +300,7 @@ def client_order_id(symbol: str, session_date: date, entry_number: int) -> str:
     return f"{CLIENT_ORDER_PREFIX}-{symbol}-{_yyyymmdd(session_date)}-{entry_number}"
 
 
+@lru_cache(maxsize=16)  # a day's entries share it
 def _yyyymmdd(day: date) -> str:
     """`f"{day:%Y%m%d}"` without strftime (several times slower; one per entry of a backtest)."""
     return f"{day.year:04d}{day.month:02d}{day.day:02d}"

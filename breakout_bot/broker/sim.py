@@ -39,7 +39,13 @@ OrderKind = str  # entry | stop_loss | take_profit | flatten | end_of_data
 
 
 def to_price(value: float) -> Decimal:
-    """A bar price (float, maybe with float noise) as the Decimal a fill reports (4 decimals)."""
+    """A bar price (float, maybe with float noise) as the Decimal a fill reports (4 decimals):
+    `Decimal(repr(round(value, 4)))`, digits included."""
+    if -1e10 < value < 1e10:
+        # ~25 % cheaper: "%.4f" rounds as round(value, 4) does, and below 1e10 (at most 14 significant
+        # digits) repr of the rounded float is those digits without trailing zeros (one kept: "100.0").
+        digits = f"{value:.4f}".rstrip("0")
+        return Decimal(digits + "0" if digits[-1] == "." else digits)
     return Decimal(repr(round(value, 4)))
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from breakout_bot.broker.sim import NY, SimBroker
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from breakout_bot.broker.sim import NY, SimBroker, to_price
 from breakout_bot.machine import SubmitBracket
 
 NOW = dt.datetime(2024, 3, 5, 9, 40, tzinfo=NY)
@@ -33,3 +36,17 @@ def test_an_entry_snapshot_follows_its_legs_through_the_trade() -> None:
     assert done.status == "filled" and [leg.status for leg in done.legs] == ["filled", "canceled"]
     assert done.legs[0].filled_avg_price == Decimal("100.35")
     assert broker.list_open_orders("X") == [] and broker.get_position_qty("X") == 0
+
+
+@settings(max_examples=3000)
+@given(
+    st.one_of(
+        st.integers(min_value=-(10**14), max_value=10**14).map(lambda n: n / 10**4),
+        st.integers(min_value=1, max_value=10**12).map(lambda n: n / 10**6),
+        st.tuples(st.integers(1, 10**8), st.integers(1, 10**8)).map(lambda ab: ab[0] / 100 + ab[1] / 10**7),
+        st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    )
+)
+def test_fill_prices_have_the_digits_of_their_definition(price: float) -> None:
+    """to_price's fast path equals Decimal(repr(round(x, 4))), digits included (journal and reports show them)."""
+    assert str(to_price(price)) == str(Decimal(repr(round(price, 4))))
