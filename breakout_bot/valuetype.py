@@ -1,4 +1,5 @@
-"""`@value_type`: the project's immutable values (bars, boxes, orders, events, actions, fills, trades).
+"""`@value_type`: the trading core's immutable values (bars, boxes, orders, events, actions, fills,
+trades, and the broker interface's records).
 
 Frozen for the type checker: `dataclass_transform(frozen_default=True)` (PEP 681) makes mypy reject any
 assignment to a field, and CI runs mypy over the whole package. At run time a plain slotted dataclass,
@@ -7,7 +8,8 @@ with a frozen dataclass's equality, field hash, repr, `replace` and pickling.
 Why not `frozen=True` at run time as well: a frozen dataclass's `__init__` sets each field through
 `object.__setattr__` (its own `__setattr__` refuses), which costs ~2.5x the plain slot stores, and a
 backtest builds millions of these values; they were ~15 % of a replay's instructions. Nothing in the
-package assigns to them (mypy proves it), so the run-time guard only cost time.
+package assigns to them (mypy proves it), so the run-time guard only cost time. Records built a few
+times per run (options, retry failures) stay ordinary frozen dataclasses: there the guard is free.
 """
 
 from __future__ import annotations
