@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -285,11 +286,11 @@ class _Engine:
         # Sessions: the bars of each local day that start inside its regular session (the index is
         # sorted, so each day is one contiguous slice; bars outside the session are never visited).
         self.sessions: list[tuple[dt.date, float, float, int, int]] = []
-        day_nums = np.unique(local_days)
-        day_lo = np.searchsorted(local_days, day_nums, side="left")
-        day_hi = np.searchsorted(local_days, day_nums, side="right")
-        for day_num, d_lo, d_hi in zip(day_nums.tolist(), day_lo.tolist(), day_hi.tolist(), strict=True):
-            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(day_num))
+        # Day boundaries: where the (sorted) day number changes (np.unique would hash every bar).
+        edges = (np.flatnonzero(np.diff(local_days)) + 1).tolist()
+        bounds = [0, *edges, len(local_days)] if len(local_days) else []
+        for d_lo, d_hi in pairwise(bounds):
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(local_days[d_lo]))
             s = self.cal.session(day)
             if s is None:
                 continue

@@ -243,6 +243,14 @@ def test_bars_outside_the_session_and_holidays_are_ignored() -> None:
     assert (b.bars_processed, b.sessions) == (390, 1)
 
 
+def test_no_usable_bars_is_an_empty_result() -> None:
+    empty = make_day(DAY, LONG_ENTRY).iloc[:0]
+    nan_only = make_day(DAY, LONG_ENTRY).assign(close=np.nan)
+    for bars in (empty, nan_only):
+        result = run_backtest(bars, "TEST", P)
+        assert (result.trades, result.fills, result.sessions, result.bars_processed) == ([], [], 0, 0)
+
+
 def test_max_trades_per_day() -> None:
     bars = make_day(
         DAY,
