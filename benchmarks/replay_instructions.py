@@ -15,7 +15,6 @@ switches on just before the replay; the process exits right after it (no teardow
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -26,11 +25,12 @@ from pathlib import Path
 
 
 def inner(n_bars: int, seed: int) -> None:
-    from breakout_bot.backtest.data import synthetic_bars
+    from backtest_throughput import synthetic  # this directory's: the throughput benchmark's bars
+
     from breakout_bot.backtest.engine import run_backtest
     from breakout_bot.machine import Params
 
-    bars = synthetic_bars("BENCH", seed, n_bars // 385 + 2, start=dt.date(2010, 1, 4)).iloc[:n_bars]
+    bars = synthetic(n_bars, seed).iloc[:n_bars]
     params = Params()
     run_backtest(bars.iloc[: 390 * 3], "BENCH", params)  # imports, calendar, first-call caches
     print("ready", flush=True)
