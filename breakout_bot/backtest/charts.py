@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 CANDLE_LIMIT = 30_000  # more bars than this: a close line instead of candles (keeps the page light)
 
 
+def _box_price(value: float) -> str:
+    """A box level as the bars gave it (up to 4 decimals, no float noise, no exponent)."""
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
 def _equity(result: BacktestResult) -> tuple[list[dt.datetime], np.ndarray, np.ndarray]:
     """Equity after each trade (starting point: the first bar), and its drawdown in dollars."""
     times: list[dt.datetime] = []
@@ -86,7 +91,10 @@ def write_html_report(result: BacktestResult, bars: pd.DataFrame, path: str | pa
                     mode="markers",
                     marker=dict(symbol=symbol, size=11, color=color),
                     name=name,
-                    text=[f"box {t.box_low:g}-{t.box_high:g}, range {t.box_range:.4g}" for t in sel],
+                    text=[
+                        f"box {_box_price(t.box_low)}-{_box_price(t.box_high)}, range {_box_price(t.box_range)}"
+                        for t in sel
+                    ],
                 ),
                 row=1,
                 col=1,

@@ -148,6 +148,13 @@ def totals_rows(m: Metrics) -> list[tuple[str, str]]:
     ]
 
 
+def price_text(price: float) -> str:
+    """A price with its tick's decimals: 2 from $1 up, 4 below ("619.60", not "619.6"; never "6.2e+05")."""
+    if math.isnan(price):
+        return "n/a"
+    return f"{price:.2f}" if abs(price) >= 1 else f"{price:.4f}"
+
+
 def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
     """The trades (the last `max_rows`) and the totals, as rich tables rendered to text."""
     from rich.console import Console
@@ -180,14 +187,14 @@ def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 1
             "long" if t.side == "buy" else "short",
             str(t.qty),
             f"{t.entry_time:%Y-%m-%d %H:%M}",
-            f"{t.entry_price:.4g}" if t.entry_price < 1 else f"{t.entry_price:.2f}",
+            price_text(t.entry_price),
             f"{t.exit_time:%Y-%m-%d %H:%M}"
             if t.exit_time.date() != t.entry_time.date()
             else f"{t.exit_time:%H:%M}",
-            f"{t.exit_price:.4g}" if t.exit_price < 1 else f"{t.exit_price:.2f}",
+            price_text(t.exit_price),
             t.exit_reason,
-            f"{t.stop_price:g}",
-            f"{t.take_profit_price:g}",
+            price_text(t.stop_price),
+            price_text(t.take_profit_price),
             f"[green]{pnl:,.2f}[/]" if pnl > 0 else f"[red]{pnl:,.2f}[/]" if pnl < 0 else f"{pnl:.2f}",
         )
     totals = Table(title="totals", title_justify="left", show_header=False)

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +116,17 @@ def test_format_report_has_trades_and_totals() -> None:
         assert needle in text
     assert "no trades" in format_report(_result([]))
     assert "earlier trades not shown" in format_report(_result(TRADES), max_rows=2)
+
+
+def test_format_report_prices_keep_their_tick_decimals() -> None:
+    # Order prices print with their tick's decimals: "619.60", not "619.6"; cents kept at $600k
+    # (":g" printed 623330 for 623,329.99); four decimals below $1.
+    high = replace(trade(4, "buy", 623_329.99, 623_330.5), stop_price=619.6, take_profit_price=623_330.01)
+    penny = replace(trade(5, "sell", 0.5123, 0.4), stop_price=0.55, take_profit_price=float("nan"))
+    text = format_report(_result([high, penny]), width=200)
+    for needle in ("623329.99", "623330.50", "619.60", "623330.01", "0.5123", "0.4000", "0.5500", "n/a"):
+        assert needle in text
+    assert "619.6 " not in text and "e+05" not in text
 
 
 def test_write_trades_csv_and_json(tmp_path: Path) -> None:
