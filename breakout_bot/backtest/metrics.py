@@ -148,6 +148,10 @@ def totals_rows(m: Metrics) -> list[tuple[str, str]]:
     ]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def price_text(price: float) -> str:
     """A price with its tick's decimals: 2 from $1 up, 4 below ("619.60", not "619.6"; never "6.2e+05")."""
     if math.isnan(price):
@@ -210,8 +214,8 @@ def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 1
         console.print(f"{result.symbol}: no trades")
     console.print(totals)
     console.print(
-        f"{result.bars_processed} bars, {result.sessions} sessions"
-        + (f", {len(result.skipped)} breakouts skipped" if result.skipped else "")
+        f"{_count(result.bars_processed, 'bar')}, {_count(result.sessions, 'session')}"
+        + (f", {_count(len(result.skipped), 'breakout')} skipped" if result.skipped else "")
     )
     return buf.getvalue()
 

@@ -91,7 +91,7 @@ def test_trades_json_and_date_range(
     assert code == 0, err
     trades = json.loads((tmp_path / "t.json").read_text())
     assert trades and {t["entry_time"][:10] for t in trades} == {all_days[1]}
-    assert "1 sessions" in out
+    assert "390 bars, 1 session\n" in out
 
 
 def test_synthetic_default(capsys: pytest.CaptureFixture[str]) -> None:

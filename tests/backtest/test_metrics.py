@@ -127,6 +127,8 @@ def test_format_report_prices_keep_their_tick_decimals() -> None:
     for needle in ("623329.99", "623330.50", "619.60", "623330.01", "0.5123", "0.4000", "0.5500", "n/a"):
         assert needle in text
     assert "619.6 " not in text and "e+05" not in text
+    one = replace(_result(TRADES[:1]), sessions=1, bars_processed=390, skipped=["09:45 buy skipped"])
+    assert "390 bars, 1 session, 1 breakout skipped\n" in format_report(one)
 
 
 def test_write_trades_csv_and_json(tmp_path: Path) -> None:
