@@ -82,6 +82,17 @@ def load_bar_file(
     return df
 
 
+def _timestamp_problem(stamps: pd.Series, exc: Exception) -> str:
+    """Which value failed to parse, and where (data rows counted from 1, the header not counted)."""
+    for position, value in enumerate(stamps.tolist(), start=1):
+        try:
+            pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):
+            return f"unreadable timestamp {str(value)[:40]!r} in data row {position}"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"unreadable timestamps ({first[:120]})"
+
+
 def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = None) -> pd.DataFrame:
     """Any table of bars -> the canonical frame (see the module docstring). UserError on bad layouts."""
     if raw is None or not len(raw.columns) or not len(raw):
@@ -97,23 +108,23 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
         elif values.nunique() > 1:
             raise UserError(f"--data: {name} holds several symbols; choose one with --symbol")
     time_col = next((cols[c] for c in _TIME_ALIASES if c in cols), None)
+    if time_col is not None:
+        stamps = raw[time_col]
+    elif "date" in cols and "time" in cols:
+        stamps = raw[cols["date"]].astype(str) + " " + raw[cols["time"]].astype(str)
+    elif "time" in cols:
+        stamps = raw[cols["time"]]
+    elif "date" in cols:
+        stamps = raw[cols["date"]]
+    else:
+        raise UserError(
+            f"--data: {name}: no timestamp column (expected timestamp, datetime, t, time or date + time; "
+            f"found {', '.join(map(str, raw.columns[:8]))})"
+        )
     try:
-        if time_col is not None:
-            times = _parse_times(raw[time_col], NY_NAME)
-        elif "date" in cols and "time" in cols:
-            times = _parse_times(raw[cols["date"]].astype(str) + " " + raw[cols["time"]].astype(str), NY_NAME)
-        elif "time" in cols:
-            times = _parse_times(raw[cols["time"]], NY_NAME)
-        elif "date" in cols:
-            times = _parse_times(raw[cols["date"]], NY_NAME)
-        else:
-            raise UserError(
-                f"--data: {name}: no timestamp column (expected timestamp, datetime, t, time or date + time; "
-                f"found {', '.join(map(str, raw.columns[:8]))})"
-            )
+        times = _parse_times(stamps, NY_NAME)
     except (ValueError, TypeError, OverflowError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise UserError(f"--data: {name}: unreadable timestamps ({first[:120]})") from None
+        raise UserError(f"--data: {name}: {_timestamp_problem(stamps, exc)}") from None
     out: dict[str, np.ndarray] = {}
     for col, aliases in _ALIASES.items():
         src = next((cols[a] for a in aliases if a in cols), None)

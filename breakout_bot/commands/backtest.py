@@ -167,11 +167,32 @@ def load_bars(args: argparse.Namespace) -> tuple[Any, str]:
     return bars, symbol
 
 
+_SINGLE_RUN_FLAGS = (("trades_out", "--trades-out"), ("report", "--report"), ("png", "--png"))
+_SWEEP_FLAGS = (("sweep_out", "--sweep-out"), ("heatmap", "--heatmap"))
+
+
+def _check_output_flags(args: argparse.Namespace) -> None:
+    """A flag the chosen mode would silently ignore is a mistake: say so before any work."""
+    if args.sweep:
+        given = [flag for name, flag in _SINGLE_RUN_FLAGS if getattr(args, name, None) is not None]
+        if args.exact_events:
+            given.append("--exact-events")
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: for a single backtest, not a --sweep (a sweep writes --sweep-out and --heatmap)"
+            )
+    else:
+        given = [flag for name, flag in _SWEEP_FLAGS if getattr(args, name, None) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --sweep NAME=SPEC")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..backtest.engine import run_backtest
     from ..backtest.metrics import format_report, write_trades
 
     params = params_from_args(args)
+    _check_output_flags(args)
     bars, symbol = load_bars(args)
     if args.sweep:
         args.params = params  # the validated strategy flags: the base of the grid

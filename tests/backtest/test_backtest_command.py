@@ -131,6 +131,13 @@ def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
         (["--data", "{csv}", "--symbol", "ABC", "--risk-pct", "nan"], "--risk-pct"),
         (["--data", "{csv}", "--symbol", "ABC", "--risk-pct", "1", "--sweep", "lookback=5:6"], "--risk-pct"),
         (["--data", "{csv}", "--symbol", "ABC", "--trades-out", "x.txt"], ".csv or .json"),
+        (["--data", "{csv}", "--symbol", "ABC", "--sweep", "lookback=5:6", "--report", "r.html"], "--report"),
+        (
+            ["--data", "{csv}", "--symbol", "ABC", "--sweep", "lookback=5:6", "--exact-events"],
+            "--exact-events",
+        ),
+        (["--data", "{csv}", "--symbol", "ABC", "--heatmap", "h.png"], "only with --sweep"),
+        (["--data", "{badtime}", "--symbol", "ABC"], "unreadable timestamp 'xx' in data row 2"),
         (["--data", "{csv}"], "--symbol is required"),
     ],
 )
@@ -140,11 +147,13 @@ def test_bad_inputs_exit_2_with_one_line(
     (tmp_path / "bad.csv").write_text("when,price\n2024-01-02 09:30,1\n")
     (tmp_path / "noprice.csv").write_text("timestamp,open,low,close\n2024-01-02 09:30,1,1,1\n")
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "badtime.csv").write_text("time,o,h,l,c\n2024-01-02 09:30,1,2,0.5,1.5\nxx,1,2,0.5,1.5\n")
     files = {
         "{csv}": str(bars_csv),
         "{bad}": str(tmp_path / "bad.csv"),
         "{noprice}": str(tmp_path / "noprice.csv"),
         "{empty}": str(tmp_path / "empty.csv"),
+        "{badtime}": str(tmp_path / "badtime.csv"),
     }
     code, out, err = run(capsys, *[files.get(a, a) for a in args])
     assert code == 2
