@@ -7,8 +7,9 @@
                                                              #   backtrader, vectorbt (own venv)
 
 Peers live in their own venv (they pin other pandas/numpy versions); see benchmarks/README.md.
-Their runner (benchmarks/peers_runner.py) gets the bars as Parquet and returns its trades as JSON;
-agreement = share of our trades (entry time, side, exit time) that a peer reproduces.
+Their runner (benchmarks/peers_runner.py) gets the bars as Parquet and runs them slice by slice on
+request, each slice timed between two runs of ours on the same slice (paired timing), returning its
+trades as JSON; agreement = share of our trades (entry time, side, exit time) a peer reproduces.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from breakout_bot.sim.calendar import xnys
 HERE = Path(__file__).resolve().parent
 SPY = Path("/work/shared/data/minute/lean_spy_1min.csv")
 NY = "America/New_York"
+VECTORIZED = {"vectorbt"}
 
 
 def synthetic(n_bars: int, seed: int) -> pd.DataFrame:
@@ -129,7 +131,18 @@ def bench(name: str, bars: pd.DataFrame, params: Params, args: argparse.Namespac
     return row
 
 
+def session_slices(frame: pd.DataFrame, rounds: int) -> list[tuple[int, int]]:
+    """`rounds` consecutive row ranges of about equal size, each of whole sessions."""
+    starts = np.flatnonzero(np.r_[True, frame.index.date[1:] != frame.index.date[:-1]])
+    cuts = sorted({int(starts[min(len(starts) - 1, round(k * len(starts) / rounds))]) for k in range(rounds)})
+    return list(zip(cuts, [*cuts[1:], len(frame)], strict=True))
+
+
 def run_peers(bars: pd.DataFrame, params: Params, ours: list, args, row) -> dict:  # type: ignore[no-untyped-def]
+    """Each event-driven peer on the first --peer-bars bars in --rounds slices of whole sessions; each
+    slice is timed in the peer's process between two runs of our event path on the same slice
+    (paired: the machine's speed drifts by up to 2x within minutes, and a pair shares the moment).
+    Reported: the peer's bars/s over all slices, and the median (range) of the per-slice ratios."""
     n = min(len(bars), args.peer_bars)
     sub = bars.iloc[:n]
     # cut at a session boundary so that every framework sees whole days
@@ -137,73 +150,85 @@ def run_peers(bars: pd.DataFrame, params: Params, ours: list, args, row) -> dict
     if n < len(bars) and bars.index[n].date() == last_day:
         sub = sub[sub.index.date < last_day]
     n = len(sub)
+    slices = session_slices(sub, args.rounds)
     our_ids = {trade_id(t.entry_time, t.side, t.exit_time) for t in ours if t.exit_time <= sub.index[-1]}
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "bars.parquet"
-        out = Path(tmp) / "peers.json"
-        session_close = prepared_closes(sub)
-        frame = sub.copy()
-        frame["session_close"] = session_close
-        frame.to_parquet(data)
-        cmd = [
-            args.peers,
-            str(HERE / "peers_runner.py"),
-            str(data),
-            str(out),
-            "--lookback",
-            str(params.lookback),
-            "--min-range-pct",
-            str(params.min_range_pct),
-            "--qty",
-            str(params.qty),
-            "--no-entry-minutes",
-            str(params.no_entry_minutes),
-            "--flatten-minutes",
-            str(params.flatten_minutes),
-            "--timeout",
-            str(args.peer_timeout),
-            "--only",
-            *args.peer_names,
-        ]
-        print(f"peers on the first {n:,} bars ({args.peers}) ...", flush=True)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, timeout=args.peer_timeout * 4 + 120
-        )
-        if proc.returncode != 0 or not out.exists():
-            print(f"peers runner failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-            return {}
-        report = json.loads(out.read_text())
-    # our own speed on exactly these bars, for the ratios
     prepared = kernel.prepare_bars(sub)
     k_s, _ = timed(lambda: kernel.run_kernel(prepared, params), repeat=5)
-    ev_s = None
-    if not args.skip_event:
-        # The median of three short runs (a peer's one long run averages this shared machine's noise).
-        ev_s = statistics.median(timed(lambda: run_backtest(sub, "BENCH", params))[0] for _ in range(3))
-    results = {}
-    for name, r in report.items():
-        if "error" in r:
-            print(f"  {name:12s} skipped: {r['error']}")
-            results[name] = {"error": r["error"]}
-            continue
-        ids = {(int(a), s, int(b)) for a, s, b in r["trades"]}
-        agree = len(ids & our_ids) / max(len(our_ids), 1)
-        rate = n / r["seconds"]
-        line = (
-            f"  {name:12s} {rate / 1e3:10.1f} k bars/s  ({r['seconds']:.2f} s after a "
-            f"{r.get('warmup_s', 0.0):.2f} s warm-up, {len(ids):,} trades, "
-            f"agreement with ours {agree * 100:.1f}% of {len(our_ids):,})"
-        )
-        res = {"bars_per_s": rate, "trades": len(ids), "agreement": agree, "seconds": r["seconds"]}
-        if ev_s:
-            res["event_speedup"] = r["seconds"] / ev_s
-            line += f"; event path {r['seconds'] / ev_s:,.1f}x faster"
-        res["kernel_speedup"] = r["seconds"] / k_s
-        line += f"; kernel {r['seconds'] / k_s:,.0f}x faster"
-        print(line)
-        results[name] = res
+
+    def ours_on(a: int, b: int) -> float:
+        return timed(lambda: run_backtest(sub.iloc[a:b], "BENCH", params))[0]
+
+    results: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "bars.parquet"
+        frame = sub.copy()
+        frame["session_close"] = prepared_closes(sub)
+        frame.to_parquet(data)
+        cmd = [args.peers, str(HERE / "peers_runner.py"), str(data), "--timeout", str(args.peer_timeout)]
+        cmd += ["--lookback", str(params.lookback), "--min-range-pct", str(params.min_range_pct)]
+        cmd += ["--qty", str(params.qty), "--no-entry-minutes", str(params.no_entry_minutes)]
+        cmd += ["--flatten-minutes", str(params.flatten_minutes), "--only", *args.peer_names]
+        print(f"peers on the first {n:,} bars in {len(slices)} paired slices ({args.peers}) ...", flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        pipe = subprocess.PIPE
+        with (
+            open(Path(tmp) / "stderr.txt", "w+") as log,  # the peers' progress bars and warnings
+            subprocess.Popen(cmd, stdin=pipe, stdout=pipe, stderr=log, text=True, env=env) as proc,
+        ):
+            assert proc.stdin is not None and proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                log.seek(0)
+                print(f"peers runner failed ({proc.wait()}): {log.read().strip()[-800:]}")
+                return {}
+            ready = json.loads(line)["ready"]
+            ours_on(*slices[0])  # our warm-up, as the peers had theirs
+            for name, state in ready.items():
+                if "error" in state:
+                    print(f"  {name:12s} skipped: {state['error']}")
+                    results[name] = {"error": state["error"]}
+                    continue
+                # A vectorized peer pays a fixed cost per call: it gets the bars whole, as one pair.
+                parts = [(0, n)] if name in VECTORIZED else slices
+                results[name] = _paired(name, proc, parts, ours_on, our_ids, n, k_s, state["warmup_s"])
+            proc.stdin.close()
     return results
+
+
+def _paired(name, proc, slices, ours_on, our_ids, n, k_s, warmup_s) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    peer_total, ours_total, ratios, ids = 0.0, 0.0, [], set()
+    for a, b in slices:
+        before = ours_on(a, b)
+        proc.stdin.write(json.dumps({"peer": name, "start": a, "stop": b}) + "\n")
+        proc.stdin.flush()
+        answer = json.loads(proc.stdout.readline())
+        if "error" in answer:
+            print(f"  {name:12s} skipped: {answer['error']}")
+            return {"error": answer["error"]}
+        ours_s = (before + ours_on(a, b)) / 2
+        peer_total += answer["seconds"]
+        ours_total += ours_s
+        ratios.append(answer["seconds"] / ours_s)
+        ids |= {(int(x), side, int(y)) for x, side, y in answer["trades"]}
+    agree = len(ids & our_ids) / max(len(our_ids), 1)
+    rate = n / peer_total
+    print(
+        f"  {name:12s} {rate / 1e3:10.1f} k bars/s  ({peer_total:.2f} s after a {warmup_s:.2f} s warm-up, "
+        f"{len(ids):,} trades, agreement with ours {agree * 100:.1f}% of {len(our_ids):,}); event path "
+        f"{statistics.median(ratios):,.1f}x faster (median of {len(ratios)} paired slices, "
+        f"{min(ratios):,.1f}-{max(ratios):,.1f}x; {peer_total / ours_total:,.1f}x in all); "
+        f"kernel {peer_total / k_s:,.0f}x faster"
+    )
+    return {
+        "bars_per_s": rate,
+        "trades": len(ids),
+        "agreement": agree,
+        "seconds": peer_total,
+        "event_speedup": statistics.median(ratios),
+        "event_speedups": ratios,
+        "event_speedup_all": peer_total / ours_total,
+        "kernel_speedup": peer_total / k_s,
+    }
 
 
 def prepared_closes(frame: pd.DataFrame) -> np.ndarray:
@@ -226,7 +251,12 @@ def main() -> int:
     ap.add_argument("--skip-event", action="store_true", help="do not run the event path")
     ap.add_argument("--peers", metavar="PYTHON", help="python of the peers venv (e.g. /tmp/peers/bin/python)")
     ap.add_argument("--peer-bars", type=int, default=200_000, help="bars the peers run on (default 200,000)")
-    ap.add_argument("--peer-timeout", type=int, default=600, help="seconds per peer before it is skipped")
+    ap.add_argument(
+        "--rounds", type=int, default=5, help="paired slices the peers' bars are timed in (default 5)"
+    )
+    ap.add_argument(
+        "--peer-timeout", type=int, default=600, help="seconds per peer slice before it is skipped"
+    )
     ap.add_argument("--peer-names", nargs="+", default=["backtesting", "backtrader", "vectorbt"])
     ap.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args()

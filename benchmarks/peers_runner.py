@@ -2,10 +2,15 @@
 (python -m venv /tmp/peers && /tmp/peers/bin/pip install backtesting backtrader vectorbt pyarrow);
 never imports breakout_bot. Called by backtest_throughput.py:
 
-    peers_runner.py BARS.parquet OUT.json --lookback 10 --min-range-pct 0.3 ...
+    peers_runner.py BARS.parquet --lookback 10 --min-range-pct 0.3 ... --only backtesting backtrader
 
 BARS has open high low close volume, a tz-aware index of bar starts and session_close (epoch s).
-OUT: {peer: {"seconds": s, "trades": [[entry_epoch, side, exit_epoch], ...]}} or {peer: {"error": ...}}.
+It warms every peer up on the first three sessions, prints one JSON line
+{"ready": {peer: {"warmup_s": s} | {"error": ...}}}, then answers each request line read from stdin,
+{"peer": name, "start": i, "stop": j} (rows i..j-1 of BARS), with one JSON line
+{"seconds": s, "trades": [[entry_epoch, side, exit_epoch], ...]} or {"error": ...}, until stdin
+closes. The caller times its own engine between these requests: paired timings, which this shared
+machine's speed drift (up to 2x within minutes) would otherwise swamp.
 
 The rule (DESIGN.md, "The strategy, precisely") is written once (class Rule) in per-bar form and driven
 by each event-driven framework's own orders: a market bracket entry at the next open, its stop and
@@ -17,8 +22,10 @@ entries at the next open, stops as fractions of the entry price, exits at close 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
+import sys
 import time
 import traceback
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -275,10 +282,31 @@ def _alarm(signum, frame):
     raise _Timeout
 
 
+def _run(name: str, df: pd.DataFrame, a: argparse.Namespace) -> dict:
+    """One peer on `df`, timed; an error (not installed, timeout, failure) as {"error": ...}."""
+    signal.alarm(a.timeout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol only
+            t0 = time.perf_counter()
+            trades = PEERS[name](df, a)
+            return {"seconds": time.perf_counter() - t0, "trades": trades}
+    except ImportError as exc:
+        return {"error": f"not installed ({exc.name})"}
+    except _Timeout:
+        return {"error": f"took longer than {a.timeout} s"}
+    except Exception as exc:  # a peer's failure must not hide the others
+        return {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-1500:]}
+    finally:
+        signal.alarm(0)
+
+
+def _say(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("bars")
-    ap.add_argument("out")
     ap.add_argument("--lookback", type=int, default=10)
     ap.add_argument("--min-range-pct", type=float, default=0.3)
     ap.add_argument("--qty", type=int, default=100)
@@ -288,30 +316,17 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", default=list(PEERS))
     a = ap.parse_args()
     df = pd.read_parquet(a.bars)
-    report: dict = {}
     signal.signal(signal.SIGALRM, _alarm)
+    # Every peer warms up on the first sessions first (imports, numba compiles, caches), reported
+    # apart: the timed runs measure bars/s, not start-up (as for ours).
+    ready = {}
     for name in a.only:
-        fn = PEERS[name]
-        signal.alarm(a.timeout)
-        try:
-            # Every peer warms up on the first sessions first (imports, numba compiles, caches),
-            # reported separately: the timed run measures bars/s, not start-up (as for ours).
-            t0 = time.perf_counter()
-            fn(df.iloc[: 390 * 3], a)
-            warm = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            trades = fn(df, a)
-            report[name] = {"seconds": time.perf_counter() - t0, "warmup_s": warm, "trades": trades}
-        except ImportError as exc:
-            report[name] = {"error": f"not installed ({exc.name})"}
-        except _Timeout:
-            report[name] = {"error": f"took longer than {a.timeout} s"}
-        except Exception as exc:  # a peer's failure must not hide the others
-            report[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-1500:]}
-        finally:
-            signal.alarm(0)
-    with open(a.out, "w") as f:
-        json.dump(report, f)
+        warm = _run(name, df.iloc[: 390 * 3], a)
+        ready[name] = {"error": warm["error"]} if "error" in warm else {"warmup_s": warm["seconds"]}
+    _say({"ready": ready})
+    for line in sys.stdin:
+        request = json.loads(line)
+        _say(_run(request["peer"], df.iloc[request["start"] : request["stop"]], a))
     return 0
 
 
