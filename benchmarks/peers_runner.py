@@ -122,8 +122,11 @@ def run_backtesting(df: pd.DataFrame, a: argparse.Namespace) -> list:
 
         def next(self) -> None:
             d = self.data
-            exited = len(self.closed_trades) > self.n_closed
-            self.n_closed = len(self.closed_trades)
+            # The public `closed_trades` copies every closed trade into a new tuple on each call: O(trades)
+            # per bar, which made this strategy (not backtesting.py) slower the longer the run.
+            closed = len(self._broker.closed_trades)
+            exited = closed > self.n_closed
+            self.n_closed = closed
             act = self.rule.on_bar(
                 int(d.T[-1]),
                 float(d.High[-1]),
