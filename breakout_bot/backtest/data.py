@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import pathlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -83,12 +84,15 @@ def load_bar_file(
 
 
 def _timestamp_problem(stamps: pd.Series, exc: Exception) -> str:
-    """Which value failed to parse, and where (data rows counted from 1, the header not counted)."""
-    for position, value in enumerate(stamps.tolist(), start=1):
-        try:
-            pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError):
-            return f"unreadable timestamp {str(value)[:40]!r} in data row {position}"
+    """Which value failed to parse, and where (data rows counted from 1, the header not counted): the
+    first one that does not read in the format the column's other values set."""
+    text = stamps.astype(str)
+    with warnings.catch_warnings():  # "could not infer format": the point here is to find the odd one
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)
+    bad = np.flatnonzero(parsed.isna().to_numpy() & stamps.notna().to_numpy())
+    if len(bad):
+        return f"unreadable timestamp {text.iloc[bad[0]][:40]!r} in data row {bad[0] + 1}"
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"unreadable timestamps ({first[:120]})"
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import pathlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -190,7 +191,12 @@ def _parse_times(col: pd.Series, tz: str) -> pd.DatetimeIndex:
     if bool(has_offset.any()):
         # Mixed offsets (e.g. -04:00 and -05:00 in one file) only parse as UTC.
         return pd.DatetimeIndex(pd.to_datetime(text, utc=True)).tz_convert(tz)
-    return pd.DatetimeIndex(pd.to_datetime(text)).tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    with (
+        warnings.catch_warnings()
+    ):  # "could not infer format": dateutil per value is fine, the warning is noise
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text)
+    return pd.DatetimeIndex(parsed).tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
 
 
 def load_bars(

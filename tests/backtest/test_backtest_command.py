@@ -138,6 +138,10 @@ def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         (["--data", "{csv}", "--symbol", "ABC", "--heatmap", "h.png"], "only with --sweep"),
         (["--data", "{badtime}", "--symbol", "ABC"], "unreadable timestamp 'xx' in data row 2"),
+        (
+            ["--data", "{mixedtime}", "--symbol", "ABC"],
+            "unreadable timestamp '01/02/2024 09:32' in data row 3",
+        ),
         (["--data", "{csv}"], "--symbol is required"),
     ],
 )
@@ -148,12 +152,15 @@ def test_bad_inputs_exit_2_with_one_line(
     (tmp_path / "noprice.csv").write_text("timestamp,open,low,close\n2024-01-02 09:30,1,1,1\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "badtime.csv").write_text("time,o,h,l,c\n2024-01-02 09:30,1,2,0.5,1.5\nxx,1,2,0.5,1.5\n")
+    rows = "".join(f"{t},1,2,0.5,1.5\n" for t in ("2024-01-02 09:30", "2024-01-02 09:31", "01/02/2024 09:32"))
+    (tmp_path / "mixedtime.csv").write_text("time,o,h,l,c\n" + rows)
     files = {
         "{csv}": str(bars_csv),
         "{bad}": str(tmp_path / "bad.csv"),
         "{noprice}": str(tmp_path / "noprice.csv"),
         "{empty}": str(tmp_path / "empty.csv"),
         "{badtime}": str(tmp_path / "badtime.csv"),
+        "{mixedtime}": str(tmp_path / "mixedtime.csv"),
     }
     code, out, err = run(capsys, *[files.get(a, a) for a in args])
     assert code == 2
