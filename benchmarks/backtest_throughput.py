@@ -15,6 +15,7 @@ trades as JSON; agreement = share of our trades (entry time, side, exit time) a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -191,7 +192,8 @@ def run_peers(bars: pd.DataFrame, params: Params, ours: list, args, row) -> dict
                 # A vectorized peer pays a fixed cost per call: it gets the bars whole, as one pair.
                 parts = [(0, n)] if name in VECTORIZED else slices
                 results[name] = _paired(name, proc, parts, ours_on, our_ids, n, k_s, state["warmup_s"])
-            proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # a runner that died leaves our last request unsent
+                proc.stdin.close()
     return results
 
 
@@ -199,9 +201,13 @@ def _paired(name, proc, slices, ours_on, our_ids, n, k_s, warmup_s) -> dict[str,
     peer_total, ours_total, ratios, ids = 0.0, 0.0, [], set()
     for a, b in slices:
         before = ours_on(a, b)
-        proc.stdin.write(json.dumps({"peer": name, "start": a, "stop": b}) + "\n")
-        proc.stdin.flush()
-        answer = json.loads(proc.stdout.readline())
+        try:
+            proc.stdin.write(json.dumps({"peer": name, "start": a, "stop": b}) + "\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the runner has died: its stdout says so (EOF) just below
+        line = proc.stdout.readline()
+        answer = json.loads(line) if line else {"error": f"peers runner exited ({proc.wait()})"}
         if "error" in answer:
             print(f"  {name:12s} skipped: {answer['error']}")
             return {"error": answer["error"]}
