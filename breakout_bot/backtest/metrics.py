@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
+from ..strategy import tick_size
 from .trades import Trade
 
 if TYPE_CHECKING:
@@ -153,10 +154,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def price_text(price: float) -> str:
-    """A price with its tick's decimals: 2 from $1 up, 4 below ("619.60", not "619.6"; never "6.2e+05")."""
+    """A price with its tick's decimals (strategy.tick_size: 2 from $1 up, 4 below): "619.60", not
+    "619.6"; never "6.2e+05"."""
     if math.isnan(price):
         return "n/a"
-    return f"{price:.2f}" if abs(price) >= 1 else f"{price:.4f}"
+    decimals = -int(tick_size(price).as_tuple().exponent)
+    return f"{price:.{decimals}f}"
 
 
 def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
