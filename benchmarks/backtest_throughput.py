@@ -254,7 +254,11 @@ def main() -> int:
         action="store_true",
         help=f"also every real file in {SPY.parent} (22 sessions, 5 symbols) tiled",
     )
-    ap.add_argument("--skip-event", action="store_true", help="do not run the event path")
+    ap.add_argument(
+        "--skip-event",
+        action="store_true",
+        help="do not time the event path on all the bars (the peers' paired slices still run it)",
+    )
     ap.add_argument("--peers", metavar="PYTHON", help="python of the peers venv (e.g. /tmp/peers/bin/python)")
     ap.add_argument("--peer-bars", type=int, default=200_000, help="bars the peers run on (default 200,000)")
     ap.add_argument(
