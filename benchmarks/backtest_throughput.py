@@ -33,7 +33,7 @@ import pandas as pd
 from breakout_bot.backtest import kernel
 from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
-from breakout_bot.machine import Params
+from breakout_bot.core.params import Params
 from breakout_bot.sim.calendar import xnys
 
 HERE = Path(__file__).resolve().parent

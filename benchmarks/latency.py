@@ -51,19 +51,23 @@ from typing import Any
 
 from aiohttp import web
 
-from breakout_bot import machine
 from breakout_bot.commands.run import simulated_session
+from breakout_bot.core import machine
+from breakout_bot.core.events import Action, BarClosed, Event, SubmitBracket
+from breakout_bot.core.model import Bar
+from breakout_bot.core.params import Params
+from breakout_bot.core.state import State
+from breakout_bot.core.strategy import bracket_prices, compute_box
 from breakout_bot.journal import Journal
-from breakout_bot.runner import Runner, RunnerOptions
+from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.sim import server as sim_server
 from breakout_bot.sim import streams as sim_streams
 from breakout_bot.sim.calendar import NY, xnys
-from breakout_bot.strategy import Bar, bracket_prices, compute_box
 
 SYMBOL = "LATX"
 START = dt.date(2024, 3, 4)
-LOOKBACK = 10  # machine.Params default
-NO_ENTRY_MINUTES = 20  # machine.Params default
+LOOKBACK = 10  # Params default
+NO_ENTRY_MINUTES = 20  # Params default
 
 
 # --------------------------------------------------------------------------------------- data
@@ -90,7 +94,7 @@ def session_bars(minutes: int) -> tuple[list[tuple[float, float, float, float]],
     window = bars[-LOOKBACK:]
     t0 = dt.datetime(2000, 1, 3, 9, 30, tzinfo=NY)
     while True:
-        box = compute_box([Bar(t0, *(_cents(x) for x in b)) for b in window], machine.Params().min_range_pct)
+        box = compute_box([Bar(t0, *(_cents(x) for x in b)) for b in window], Params().min_range_pct)
         hi, lo = round(box.high * 100), round(box.low * 100)
         if len(bars) > LOOKBACK:  # quiet bars after the exit (the first box is the open's 10 bars)
             edge = (hi - 1, hi, hi - 2, hi - 1) if long else (lo + 1, lo + 2, lo, lo + 1)
@@ -186,11 +190,11 @@ def instrumented(p: Probes) -> Iterator[None]:
                 p.received.setdefault(cid, now)
         return await orig_mw(self, request, handler)
 
-    def step(state: machine.State, event: machine.Event) -> tuple[machine.State, list[machine.Action]]:
+    def step(state: State, event: Event) -> tuple[State, list[Action]]:
         new, actions = orig_step(state, event)
-        if isinstance(event, machine.BarClosed):
+        if isinstance(event, BarClosed):
             for a in actions:
-                if isinstance(a, machine.SubmitBracket):
+                if isinstance(a, SubmitBracket):
                     path = p.path[-1] if p.path else "?"
                     t = int(event.bar.t.timestamp())
                     p.decisions[a.client_order_id] = (a.symbol, t, path, time.perf_counter())
@@ -281,7 +285,7 @@ def main() -> int:
                     clock,
                     journal,
                     [SYMBOL],
-                    machine.Params(),
+                    Params(),
                     RunnerOptions(days=days, bars_stream=True),
                 )
                 code = runner.run()

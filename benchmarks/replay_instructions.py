@@ -28,7 +28,7 @@ def inner(n_bars: int, seed: int) -> None:
     from backtest_throughput import synthetic  # this directory's: the throughput benchmark's bars
 
     from breakout_bot.backtest.engine import run_backtest
-    from breakout_bot.machine import Params
+    from breakout_bot.core.params import Params
 
     bars = synthetic(n_bars, seed).iloc[:n_bars]
     params = Params()

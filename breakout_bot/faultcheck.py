@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .machine import parse_client_order_id
+from .core.ids import parse_client_order_id
 from .timestamps import parse_optional_time, parse_time
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -17,36 +17,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import breakout_bot.machine as machine_module
-import breakout_bot.strategy as strategy_module
-from breakout_bot.machine import (
+import breakout_bot.core
+from breakout_bot.core.events import (
     Action,
     BarClosed,
     CancelAll,
     CloseAll,
     Event,
     Log,
-    OrderSnapshot,
     OrderUpdate,
-    Params,
-    Phase,
     PositionChanged,
     Reconciled,
     RecordFill,
-    Session,
     SleepUntil,
-    State,
     SubmitBracket,
     SubmitFailed,
     Tick,
-    client_order_id,
-    initial_state,
-    order_leg,
-    parse_client_order_id,
-    status_line,
-    step,
 )
-from breakout_bot.strategy import Bar, Side
+from breakout_bot.core.ids import client_order_id, order_leg, parse_client_order_id
+from breakout_bot.core.machine import step
+from breakout_bot.core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session, Side
+from breakout_bot.core.params import Params
+from breakout_bot.core.state import Phase, State, evolve, initial_state
+from breakout_bot.live.status import status_line
 
 NY = ZoneInfo("America/New_York")
 DAY = date(2024, 3, 5)  # a Tuesday
@@ -105,8 +98,8 @@ def leg(kind: str, side: str = "sell", status: str = "held", price: Decimal | No
         client_order_id=f"leg-{kind}-uuid",
         symbol=SYM,
         side=side,  # type: ignore[arg-type]
-        type="stop" if stop else "limit",
-        status=status,
+        type=OrderType.STOP if stop else OrderType.LIMIT,
+        status=OrderStatus(status),
         qty=Decimal(100),
         stop_price=(price or STOP) if stop else None,
         limit_price=None if stop else (price or TP),
@@ -123,8 +116,8 @@ def entry_order(
         client_order_id=cid,
         symbol=SYM,
         side=side,  # type: ignore[arg-type]
-        type="market",
-        status=status,
+        type=OrderType.MARKET,
+        status=OrderStatus(status),
         qty=Decimal(100),
         filled_qty=Decimal(filled),
         filled_avg_price=Decimal("100.80") if filled else None,
@@ -142,7 +135,7 @@ def upd(
     price: str | None = None,
 ) -> OrderUpdate:
     return OrderUpdate(
-        event=event,
+        event=OrderEvent(event),
         order=order,
         timestamp=ts,
         execution_id=exec_id,
@@ -208,7 +201,7 @@ def order_sent(params: Params | None = None) -> State:
 
 
 def order_submitted(params: Params | None = None) -> State:
-    state, _ = step(order_sent(params), upd("new", entry_order(), at(9, 41, 1)))
+    state, _ = step(order_sent(params), upd("accepted", entry_order(), at(9, 41, 1)))
     assert state.phase is Phase.ORDER_SUBMITTED
     return state
 
@@ -448,7 +441,7 @@ def test_short_breakout_and_stop_fill() -> None:
     state, actions = run(
         state,
         [
-            upd("new", entry_order(side="sell"), at(9, 41, 1)),
+            upd("accepted", entry_order(side="sell"), at(9, 41, 1)),
             upd("fill", sell, at(9, 41, 2), "x1", 100, "99.20"),
         ],
     )
@@ -462,7 +455,7 @@ def test_short_breakout_and_stop_fill() -> None:
 
 def test_ack_then_partial_then_rest() -> None:
     state = order_sent()
-    state, actions = step(state, upd("new", entry_order(), at(9, 41, 1)))
+    state, actions = step(state, upd("accepted", entry_order(), at(9, 41, 1)))
     assert state.phase is Phase.ORDER_SUBMITTED and of(actions, SubmitBracket) == []
     state, actions = step(state, entry_fill(at(9, 41, 2), qty=40, cum=40, exec_id="p1"))
     assert state.phase is Phase.ACTIVE_TRADE and state.position_qty == 40 and state.trades_today == 1
@@ -549,7 +542,9 @@ def test_stop_leg_canceled_with_position_open_flattens_once() -> None:
         ],
     )
     assert kinds(actions) == []
-    flatten = OrderSnapshot("f", "close-uuid", SYM, "sell", "market", "filled", Decimal(100), Decimal(100))
+    flatten = OrderSnapshot(
+        "f", "close-uuid", SYM, "sell", OrderType.MARKET, OrderStatus.FILLED, Decimal(100), Decimal(100)
+    )
     state, actions = step(state, upd("fill", flatten, at(9, 45, 2), "xf", 100, "100.60"))
     assert state.phase is Phase.SEARCHING and state.position_qty == 0
     assert of(actions, RecordFill)[0].fill.leg == "flatten"
@@ -590,7 +585,7 @@ def test_flatten_at_close_minus_five() -> None:
 
 def test_early_close_flattens_at_1255() -> None:
     state = searching(session=EARLY)
-    state, actions = run(state, [BarClosed(up(at(9, 40))), upd("new", entry_order(), at(9, 41, 1))])
+    state, actions = run(state, [BarClosed(up(at(9, 40))), upd("accepted", entry_order(), at(9, 41, 1))])
     state, _ = step(state, entry_fill(at(9, 41, 2)))
     state, actions = step(state, Tick(at(12, 54)))
     assert state.phase is Phase.ACTIVE_TRADE and actions == []
@@ -812,7 +807,7 @@ def test_reconcile_after_flatten_with_entry_still_working_stays_done() -> None:
 
 def test_late_ack_of_an_entry_believed_dead_is_adopted() -> None:
     state, _ = step(order_sent(), SubmitFailed(CID1, "timeout, resolved as absent"))
-    state, actions = step(state, upd("new", entry_order(), at(9, 41, 3)))
+    state, actions = step(state, upd("accepted", entry_order(), at(9, 41, 3)))
     assert state.phase is Phase.ORDER_SUBMITTED and state.entry is not None
     state, actions = step(state, BarClosed(up(at(9, 41))))
     assert of(actions, SubmitBracket) == []
@@ -834,10 +829,13 @@ def test_helpers() -> None:
 # ---------------------------------------------------------------- purity
 
 
-@pytest.mark.parametrize("module", [machine_module, strategy_module])
-def test_pure_core_imports_no_io(module: object) -> None:
+CORE_MODULES = sorted(p for p in Path(breakout_bot.core.__file__).parent.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("path", CORE_MODULES, ids=[p.stem for p in CORE_MODULES])
+def test_pure_core_imports_no_io(path: Path) -> None:
     forbidden = {"alpaca_trade_api", "requests", "asyncio", "time", "socket", "threading"}
-    tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[attr-defined]
+    tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -878,7 +876,8 @@ class Broker:
                 return
             exit_side = "sell" if action.side == "buy" else "buy"
             self.entry = OrderSnapshot(
-                "id-" + action.client_order_id, action.client_order_id, SYM, action.side, "market", "new",
+                "id-" + action.client_order_id, action.client_order_id, SYM, action.side, OrderType.MARKET,
+                OrderStatus.NEW,
                 Decimal(action.qty), order_class="bracket",
             )  # fmt: skip
             self.legs = [
@@ -886,18 +885,20 @@ class Broker:
                 replace(leg("stop", exit_side, "held", action.stop_price), qty=Decimal(action.qty)),
             ]
             if self.rng.random() < 0.7:
-                self.pending.append(upd("new", self.entry, now))
+                self.pending.append(upd("accepted", self.entry, now))
         elif isinstance(action, CancelAll):
             if self.entry is not None:
-                self.pending.append(upd("canceled", replace(self.entry, status="canceled"), now))
+                self.pending.append(upd("canceled", replace(self.entry, status=OrderStatus.CANCELED), now))
                 self.entry = None
             for order in self.legs:
-                self.pending.append(upd("canceled", replace(order, status="canceled"), now))
+                self.pending.append(upd("canceled", replace(order, status=OrderStatus.CANCELED), now))
             self.legs = []
         elif isinstance(action, CloseAll) and self.position:
             side: Side = "sell" if self.position > 0 else "buy"
             qty = abs(self.position)
-            order = OrderSnapshot("close", "close-uuid", SYM, side, "market", "filled", qty, qty)
+            order = OrderSnapshot(
+                "close", "close-uuid", SYM, side, OrderType.MARKET, OrderStatus.FILLED, qty, qty
+            )
             self.pending.append(upd("fill", order, now, self.exec_id(), int(qty), "100.00"))
             self.position = Decimal(0)
 
@@ -907,7 +908,7 @@ class Broker:
         px = f"{price:.2f}"
         if self.entry is not None:
             e = self.entry
-            if r < 0.15 and e.status == "new":
+            if r < 0.15 and e.status is OrderStatus.NEW:
                 self.pending.append(upd("accepted", e, now))
             elif r < 0.75:
                 left = int(e.qty - e.filled_qty)
@@ -915,20 +916,20 @@ class Broker:
                 if e.filled_qty == 0:
                     self.trades += 1
                 cum = e.filled_qty + q
-                status = "filled" if cum == e.qty else "partially_filled"
+                status = OrderStatus.FILLED if cum == e.qty else OrderStatus.PARTIALLY_FILLED
                 e = replace(e, filled_qty=cum, status=status, filled_avg_price=Decimal(px))
                 self.position += q if e.side == "buy" else -q
-                event = "fill" if status == "filled" else "partial_fill"
+                event = "fill" if status is OrderStatus.FILLED else "partial_fill"
                 self.pending.append(upd(event, e, now, self.exec_id(), q, px))
-                self.entry = None if status == "filled" else e
-                self.legs = [replace(o, status="new", qty=cum) for o in self.legs]
+                self.entry = None if status is OrderStatus.FILLED else e
+                self.legs = [replace(o, status=OrderStatus.NEW, qty=cum) for o in self.legs]
             else:
                 event = self.rng.choice(["canceled", "rejected", "expired"])
-                self.pending.append(upd(event, replace(e, status=event), now))
+                self.pending.append(upd(event, replace(e, status=OrderStatus(event)), now))
                 self.entry = None
                 if e.filled_qty == 0:
                     for o in self.legs:
-                        self.pending.append(upd("canceled", replace(o, status="canceled"), now))
+                        self.pending.append(upd("canceled", replace(o, status=OrderStatus.CANCELED), now))
                     self.legs = []
         elif self.position and self.legs:
             if r < 0.8:
@@ -937,7 +938,7 @@ class Broker:
                 self.pending.append(
                     upd(
                         "fill",
-                        replace(hit, status="filled", filled_qty=qty),
+                        replace(hit, status=OrderStatus.FILLED, filled_qty=qty),
                         now,
                         self.exec_id(),
                         int(qty),
@@ -947,13 +948,13 @@ class Broker:
                 self.position = Decimal(0)
                 for o in self.legs:
                     if o is not hit:
-                        self.pending.append(upd("canceled", replace(o, status="canceled"), now))
+                        self.pending.append(upd("canceled", replace(o, status=OrderStatus.CANCELED), now))
                 self.legs = []
             else:  # the stop leg vanishes (canceled by someone/something)
-                stops = [o for o in self.legs if o.type == "stop"]
+                stops = [o for o in self.legs if o.type is OrderType.STOP]
                 for o in stops:
-                    self.pending.append(upd("canceled", replace(o, status="canceled"), now))
-                self.legs = [o for o in self.legs if o.type != "stop"]
+                    self.pending.append(upd("canceled", replace(o, status=OrderStatus.CANCELED), now))
+                self.legs = [o for o in self.legs if o.type is not OrderType.STOP]
 
     def open_orders(self) -> tuple[OrderSnapshot, ...]:
         if self.entry is not None:
@@ -1060,13 +1061,13 @@ def test_random_interleavings_keep_the_invariants(seed: int, params: Params, ses
 
 
 def test_state_copies_are_independent_and_refuse_unknown_fields() -> None:
-    """machine._evolve (the hot path's dataclasses.replace): a new State, the old one untouched."""
+    """evolve (the hot path's dataclasses.replace): a new State, the old one untouched."""
     state = initial_state("AAPL")
-    moved = machine_module._evolve(state, phase=Phase.SEARCHING, trades_today=2)
+    moved = evolve(state, phase=Phase.SEARCHING, trades_today=2)
     assert moved == replace(state, phase=Phase.SEARCHING, trades_today=2)
     assert state.phase is Phase.WAITING_FOR_OPEN and state.trades_today == 0
     assert moved.__dict__ is not state.__dict__
     with pytest.raises(TypeError, match="phaze"):
-        machine_module._evolve(state, phaze=Phase.SEARCHING)
+        evolve(state, phaze=Phase.SEARCHING)
     with pytest.raises(AttributeError):
         moved.phase = Phase.DONE_FOR_THE_DAY  # type: ignore[misc]

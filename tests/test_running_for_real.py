@@ -11,7 +11,7 @@ import pytest
 
 from breakout_bot.broker.alpaca import AlpacaBroker
 from breakout_bot.cli import main
-from breakout_bot.halt import halt_path
+from breakout_bot.live.halt import halt_path
 from breakout_bot.sim import SimConfig, SimServer
 
 START = "2024-03-04"

@@ -10,8 +10,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakout_bot import machine as m
-from breakout_bot.strategy import Bar, position_size
+from breakout_bot.core.events import Action, BarClosed, Reconciled, SubmitBracket, Tick
+from breakout_bot.core.machine import step
+from breakout_bot.core.model import Bar, Session
+from breakout_bot.core.params import Params
+from breakout_bot.core.state import initial_state
+from breakout_bot.core.strategy import position_size
 
 NY = ZoneInfo("America/New_York")
 
@@ -47,18 +51,18 @@ def test_risk_never_exceeds_budget(equity: float, risk: float, entry: float, dis
         assert (qty + 1) * distance > equity * risk / 100 - 1e-6
 
 
-def _session() -> m.Session:
+def _session() -> Session:
     day = date(2024, 3, 4)
-    return m.Session(day, datetime(2024, 3, 4, 9, 30, tzinfo=NY), datetime(2024, 3, 4, 16, 0, tzinfo=NY))
+    return Session(day, datetime(2024, 3, 4, 9, 30, tzinfo=NY), datetime(2024, 3, 4, 16, 0, tzinfo=NY))
 
 
 def test_machine_sizes_entries_by_equity() -> None:
     session = _session()
-    params = m.Params(risk_pct=1.0)
-    state = m.initial_state("AAPL", params)
-    state, _ = m.step(
+    params = Params(risk_pct=1.0)
+    state = initial_state("AAPL", params)
+    state, _ = step(
         state,
-        m.Reconciled(
+        Reconciled(
             now=session.open - timedelta(minutes=5),
             session=session,
             next_open=session.open + timedelta(days=1),
@@ -66,14 +70,14 @@ def test_machine_sizes_entries_by_equity() -> None:
             equity=100_000.0,
         ),
     )
-    actions: list[m.Action] = []
+    actions: list[Action] = []
     for i in range(11):
         t = session.open + timedelta(minutes=i)
         close = 101.0 if i == 10 else 100.0  # ten quiet bars 99.5-100.5, then a close above the high
-        state, actions = m.step(state, m.BarClosed(Bar(t, 100.0, 100.5 if i < 10 else 101.0, 99.5, close)))
-        state, more = m.step(state, m.Tick(t + timedelta(minutes=1)))
+        state, actions = step(state, BarClosed(Bar(t, 100.0, 100.5 if i < 10 else 101.0, 99.5, close)))
+        state, more = step(state, Tick(t + timedelta(minutes=1)))
         actions += more
-    orders = [a for a in actions if isinstance(a, m.SubmitBracket)]
+    orders = [a for a in actions if isinstance(a, SubmitBracket)]
     assert len(orders) == 1
     order = orders[0]
     # Box 99.5-100.5, range 1.0: long stop = 99.50, 1 % of 100,000 at risk / 1.00 = 1,000 shares.

@@ -11,19 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakout_bot.strategy import (
-    Bar,
-    Box,
-    Bracket,
+from breakout_bot.core.model import Bar, Box, Bracket
+from breakout_bot.core.strategy import (
     bracket_prices,
     bracket_skip_reason,
     breakout_signal,
     compute_box,
     is_valid_bar,
-    round_to_tick,
-    snap_noise,
-    tick_size,
 )
+from breakout_bot.core.ticks import round_to_tick, snap_noise, tick_size
 
 NY = ZoneInfo("America/New_York")
 T0 = datetime(2024, 3, 5, 9, 30, tzinfo=NY)

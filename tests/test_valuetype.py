@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot import machine, strategy
 from breakout_bot.backtest import trades
 from breakout_bot.broker import base
-from breakout_bot.valuetype import value_type
+from breakout_bot.core import events, model
+from breakout_bot.core.params import Params
+from breakout_bot.core.valuetype import value_type
 
 
 @value_type
@@ -56,7 +57,7 @@ def test_the_type_checker_refuses_assignments(tmp_path: Path) -> None:
     snippet.write_text(
         textwrap.dedent(
             """
-            from breakout_bot.valuetype import value_type
+            from breakout_bot.core.valuetype import value_type
 
             @value_type
             class Price:
@@ -72,9 +73,10 @@ def test_the_type_checker_refuses_assignments(tmp_path: Path) -> None:
 
 
 def test_the_projects_values_use_it() -> None:
-    classes = [strategy.Bar, strategy.Box, strategy.Bracket, machine.Params, machine.Session]
-    classes += [machine.OrderSnapshot, machine.OrderUpdate, machine.Fill, machine.Reconciled, machine.Tick]
-    classes += [machine.BarClosed, machine.Log, machine.SubmitBracket, machine.RecordFill, machine.CloseAll]
+    classes = [model.Bar, model.Box, model.Bracket, Params, model.Session]
+    classes += [model.OrderSnapshot, events.OrderUpdate, model.Fill, events.Reconciled, events.Tick]
+    classes += [events.BarClosed, events.Log, events.SubmitBracket, events.RecordFill, events.CloseAll]
+    classes += [events.CancelOrder]
     classes += [base.FillActivity, trades.Trade]
     for cls in classes:
         params = cls.__dataclass_params__  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ Per NYSE session (holidays and early closes from XNYS):
       `OrderUpdate("fill")` stamped bar.t with a deterministic execution id; a filled entry
       activates its bracket legs;
    2. active legs are checked against bar k (the entry bar too): stop first when both are touched;
-      a leg fills at its price, or at the open when the bar opened beyond it (broker/sim.py);
+      a leg fills at its price, or at the open when the bar opened beyond it (broker.py);
    3. `BarClosed(bar)`; 4. `Tick(bar.end)`.
    The machine's actions run at once: SubmitBracket -> a pending market entry (acknowledged `new`),
    CancelAll -> working orders canceled, CloseAll -> a market close at the next bar's open (so the
@@ -27,9 +27,10 @@ Per NYSE session (holidays and early closes from XNYS):
 Speed: `machine.step` costs ~10-40 us per event, so stepping every bar tops out near 25-40k bars/s.
 Most bars change nothing but the machine's bar window and clock (searching inside the box, in a
 trade whose legs the bar did not touch, done for the day). By default (`exact=False`) the engine
-recognises exactly those bars (`plan` says which, `next_to_process` finds the first bar that
-matters with one scan) and hands the machine its updated window and clock in one State copy before
-that bar; every decision is still made by `machine.step`. `exact=True` steps every event; tests
+recognises exactly those bars (`plan`, from the machine's own `quiet_bars` and the broker's leg
+bounds, says which; `next_to_process` finds the first bar that matters with one scan) and hands the
+machine its updated window and clock (`machine.absorb_quiet_bars`) before that bar; every decision is
+still made by `machine.step`. `exact=True` steps every event; tests
 assert both give identical fills. The replay pauses the cycle collector (`_gc_paused`).
 """
 
@@ -45,32 +46,31 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, TypeVar, cast
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from .. import machine
-from ..broker.sim import SimBroker
-from ..machine import (
+from ..core import machine
+from ..core.events import (
     BarClosed,
     CancelAll,
+    CancelOrder,
     CloseAll,
-    Fill,
+    Event,
     Log,
-    Params,
     Reconciled,
     RecordFill,
     SleepUntil,
     SubmitBracket,
     Tick,
 )
-from ..strategy import Bar
+from ..core.model import NEW_YORK, Bar, Fill, Session
+from ..core.params import Params
+from .broker import BacktestBroker
 from .trades import ExitReason, Trade
 
 log = logging.getLogger(__name__)
 
-NY = ZoneInfo("America/New_York")
 _MINUTE = dt.timedelta(minutes=1)
 _ZERO = Decimal(0)
 _INF = float("inf")
@@ -161,7 +161,7 @@ def _prepare(bars: pd.DataFrame) -> _Arrays:
     o, h, lo, c = (_column(bars, cols[name]) for name in ("open", "high", "low", "close"))
     v = np.nan_to_num(_column(bars, cols["volume"])) if "volume" in cols else np.zeros(len(bars))
     idx = bars.index
-    idx = (idx.tz_localize(NY) if idx.tz is None else idx.tz_convert(NY)).as_unit("ns")
+    idx = (idx.tz_localize(NEW_YORK) if idx.tz is None else idx.tz_convert(NEW_YORK)).as_unit("ns")
     if not (idx.is_monotonic_increasing and idx.is_unique):
         # Stable sort, then keep the last of each timestamp (the file's latest correction).
         order = np.argsort(idx.asi8, kind="stable")
@@ -241,7 +241,7 @@ class _Engine:
         self.progress = progress
         self.initial_equity = initial_equity
         self.exact = exact
-        self.broker = SimBroker(symbol, slippage_per_share=slippage)
+        self.broker = BacktestBroker(symbol, slippage_per_share=slippage)
         self.state = machine.initial_state(symbol, params)
         self.fills: list[Fill] = []
         self.entries: dict[str, SubmitBracket] = {}
@@ -252,7 +252,6 @@ class _Engine:
         self._fills_in_equity = 0  # fills already counted in _equity
         self._debug = log.isEnabledFor(logging.DEBUG)
         self.flatten_s = params.flatten_minutes * 60
-        self.no_entry_s = params.no_entry_minutes * 60
 
         o, h, lo, c, v, idx = frame.o, frame.h, frame.lo, frame.c, frame.v, frame.index
         with np.errstate(invalid="ignore"):
@@ -300,10 +299,10 @@ class _Engine:
             if b > a:
                 self.sessions.append((day, s[0], s[1], a, b))
         # The current session's open, as epoch seconds and as a datetime (set by run()): a bar's start
-        # is open_dt + its offset, ~10x cheaper than datetime.fromtimestamp(t, NY) and the same datetime
+        # is open_dt + its offset, ~10x cheaper than datetime.fromtimestamp(t, NEW_YORK) and the same
         # (no DST change falls inside a regular session).
         self._open_s = 0
-        self._open_dt = dt.datetime.fromtimestamp(0, NY)
+        self._open_dt = dt.datetime.fromtimestamp(0, NEW_YORK)
         self._offsets: dict[int, dt.timedelta] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -315,7 +314,7 @@ class _Engine:
             delta = self._offsets[offset] = dt.timedelta(seconds=offset)
         return Bar(self._open_dt + delta, self.o[k], self.h[k], self.lo[k], self.c[k], self.v[k])
 
-    def dispatch(self, events: Iterable[machine.Event]) -> None:
+    def dispatch(self, events: Iterable[Event]) -> None:
         """Step the machine through `events` and everything its actions cause, in order."""
         queue = list(events)
         broker = self.broker
@@ -347,9 +346,12 @@ class _Engine:
                 elif kind is CloseAll:
                     assert isinstance(action, CloseAll)
                     queue += broker.close_position(action.symbol, self._now())
-                elif kind is SleepUntil and self._debug:
-                    assert isinstance(action, SleepUntil)
-                    log.debug("sleep until %s (%s)", action.when, action.reason)
+                elif kind is SleepUntil:
+                    if self._debug:
+                        assert isinstance(action, SleepUntil)
+                        log.debug("sleep until %s (%s)", action.when, action.reason)
+                elif kind is CancelOrder:  # a stray order: the engine's Reconciled lists none
+                    raise RuntimeError(f"a backtest has no stray orders to cancel: {action}")
 
     def _note(self, action: Log) -> None:
         """A skipped breakout or a warning the report lists."""
@@ -363,51 +365,21 @@ class _Engine:
         assert now is not None
         return now
 
-    def catch_up(self, start: int, stop: int) -> None:
-        """Bars start..stop-1 closed without changing anything but the machine's window and clock:
-        apply exactly what `machine.step(BarClosed)` + `Tick` would have for each of them."""
-        lookback = self.params.lookback
-        bar = self.bar
-        new = [bar(j) for j in range(max(start, stop - lookback), stop)]
-        st = self.state
-        end = new[-1].end
-        now = end if st.now is None or end > st.now else st.now
-        # machine._evolve: the machine's own cheap State copy (dataclasses.replace costs ~3x more).
-        bars = tuple(new) if len(new) == lookback else (*st.bars, *new)[-lookback:]
-        self.state = machine._evolve(st, bars=bars, now=now)
-
     def plan(self, k0: int, s_close: float) -> tuple[float, float, float, float, float, float]:
         """Which of the next bars change nothing but the machine's bar window and clock, given the
         state after bar k0: (t_limit, k_limit, c_lo, c_hi, l_min, h_max) such that a bar k following
         without a gap, starting before t_limit, k < k_limit, with c_lo <= close <= c_hi, low > l_min
         and high < h_max, would make BarClosed + Tick only append it and move the clock, and make
-        the broker fill nothing. Mirrors machine._on_bar / _on_time / _maybe_form_box /
-        _check_breakout; when in doubt it skips nothing (tests hold the fast path equal to exact)."""
-        st = self.state
+        the broker fill nothing: the machine's `quiet_bars` and the broker's leg bounds. When in
+        doubt it skips nothing (tests hold the fast path equal to exact)."""
         broker = self.broker
-        if st.unprotected or broker.pending:
+        if broker.pending:
             return _NO_SKIP
-        phase = st.phase
-        flat = 0 if st.flattened else self.flatten_s
-        k_limit = _INF
-        c_lo, c_hi = _NEG_INF, _INF
-        if phase is machine.DONE_FOR_THE_DAY:
-            t_limit = _INF if st.flattened else s_close - flat - 60
-        elif phase is machine.ACTIVE_TRADE:
-            t_limit = s_close - flat - 60
-        elif phase is machine.SEARCHING:
-            t_limit = s_close - max(flat, self.no_entry_s) - 60
-            box = st.box
-            if box is not None:
-                c_lo, c_hi = box.low, box.high
-            elif st.box_not_before is not None:
-                return _NO_SKIP
-            else:
-                k_limit = k0 + self.params.lookback - len(st.bars)
-        else:
+        quiet = machine.quiet_bars(self.state, s_close)
+        if quiet is None:
             return _NO_SKIP
-        l_min, h_max = broker.leg_bounds()
-        return t_limit, k_limit, c_lo, c_hi, l_min, h_max
+        t_limit, box_in, c_lo, c_hi = quiet
+        return t_limit, k0 + box_in, c_lo, c_hi, broker.leg_low, broker.leg_high
 
     def next_to_process(self, start: int, stop: int, plan: tuple[float, ...]) -> int:
         """The first bar in start..stop-1 that `plan` does not let the engine defer (stop if none):
@@ -443,14 +415,17 @@ class _Engine:
         t, o, h, lo, c = self.t, self.o, self.h, self.lo, self.c
         broker = self.broker
         exact = self.exact
+        bar_at = self.bar
+        lookback = p.lookback
+        absorb = machine.absorb_quiet_bars
         for day, s_open, s_close, a, b in self.sessions:
             session_minutes += int((s_close - s_open) // 60)
-            open_dt = dt.datetime.fromtimestamp(s_open, NY)
+            open_dt = dt.datetime.fromtimestamp(s_open, NEW_YORK)
             self._open_s = int(s_open)  # whole seconds, as the bars' starts: offsets stay exact
-            self._open_dt = dt.datetime.fromtimestamp(self._open_s, NY)
-            close_dt = dt.datetime.fromtimestamp(s_close, NY)
-            session = machine.Session(day, open_dt, close_dt)
-            next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NY)
+            self._open_dt = dt.datetime.fromtimestamp(self._open_s, NEW_YORK)
+            close_dt = dt.datetime.fromtimestamp(s_close, NEW_YORK)
+            session = Session(day, open_dt, close_dt)
+            next_open = dt.datetime.fromtimestamp(self.cal.next_open(day, s_open), NEW_YORK)
             self.dispatch(
                 [
                     Reconciled(
@@ -468,10 +443,14 @@ class _Engine:
             while k < b:
                 tk = t[k]
                 if lag_start >= 0:
-                    self.catch_up(lag_start, k)
+                    # Bars lag_start..k-1 closed without changing anything but the machine's window
+                    # and clock: exactly what BarClosed + Tick would have made of each of them.
+                    self.state = absorb(
+                        self.state, [bar_at(j) for j in range(max(lag_start, k - lookback), k)]
+                    )
                     lag_start = -1
                 if tk > prev_end:  # the open, or a gap: the clock moved without a bar
-                    self.dispatch([Tick(dt.datetime.fromtimestamp(tk, NY))])
+                    self.dispatch([Tick(dt.datetime.fromtimestamp(tk, NEW_YORK))])
                 plan = _NO_SKIP
                 if broker.busy and (updates := broker.on_bar(tk, o[k], h[k], lo[k])):
                     self.dispatch(updates)
@@ -500,7 +479,7 @@ class _Engine:
                 prev_end = t[nxt - 1] + 60
                 k = nxt
             if lag_start >= 0:
-                self.catch_up(lag_start, b)
+                self.state = absorb(self.state, [bar_at(j) for j in range(max(lag_start, b - lookback), b)])
             self._end_session(b - 1, s_close, close_dt)
             done += b - a
             if self.progress is not None:
@@ -537,8 +516,8 @@ class _Engine:
 
     def _end_session(self, last: int, s_close: float, close_dt: dt.datetime) -> None:
         broker = self.broker
-        last_end = dt.datetime.fromtimestamp(self.t[last] + 60, NY)
-        flat_dt = dt.datetime.fromtimestamp(s_close - self.flatten_s, NY)
+        last_end = dt.datetime.fromtimestamp(self.t[last] + 60, NEW_YORK)
+        flat_dt = dt.datetime.fromtimestamp(s_close - self.flatten_s, NEW_YORK)
         if self._now() < flat_dt:
             self.dispatch([Tick(flat_dt)])  # the data ended early: the clock still reaches the flatten
         if broker.pending:
@@ -560,9 +539,9 @@ class _Engine:
     def _trades(self) -> list[Trade]:
         trades: list[Trade] = []
         entry: Fill | None = None
-        kind_of = self.broker.kind_of
+        orders = self.broker.orders
         for fill in self.fills:
-            kind = kind_of(fill.order_id)
+            kind = orders[fill.order_id].kind
             if kind == "entry":
                 entry = fill
                 continue
@@ -598,7 +577,7 @@ class _Engine:
 def _daily(trades: list[Trade], days: list[dt.date], initial_equity: float) -> pd.DataFrame:
     pnl: dict[dt.date, float] = dict.fromkeys(days, 0.0)
     for tr in trades:
-        day = tr.exit_time.astimezone(NY).date()
+        day = tr.exit_time.astimezone(NEW_YORK).date()
         pnl[day] = pnl.get(day, 0.0) + tr.net_pnl
     dates = sorted(pnl)
     values = np.array([pnl[d] for d in dates], dtype=np.float64)

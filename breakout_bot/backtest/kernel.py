@@ -38,7 +38,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pandas as pd
 
-from ..machine import Params
+from ..core.params import Params
 from .trades import ExitReason, Trade
 
 F = TypeVar("F", bound=Callable[..., Any])

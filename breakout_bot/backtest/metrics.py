@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.ticks import tick_size
 from ..errors import UserError
-from ..strategy import tick_size
 from .trades import Trade
 
 if TYPE_CHECKING:

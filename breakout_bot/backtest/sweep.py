@@ -28,8 +28,8 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from ..core.params import Params
 from ..errors import UserError
-from ..machine import Params
 from . import kernel
 
 # Sweep name -> Params field. Ints stay ints.

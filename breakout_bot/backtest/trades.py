@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from ..valuetype import value_type
+from ..core.valuetype import value_type
 
 ExitReason = Literal["take_profit", "stop_loss", "flatten", "end_of_data"]
 

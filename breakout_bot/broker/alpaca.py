@@ -40,8 +40,8 @@ from alpaca_trade_api.stream import DataStream, TradingStream
 from websockets.exceptions import ConnectionClosed
 
 from ..config import Settings
-from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
-from ..strategy import Bar
+from ..core.events import OrderUpdate, SubmitBracket
+from ..core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session
 from ..timestamps import parse_time
 from .base import (
     AccountInfo,
@@ -102,6 +102,49 @@ def _side(value: object) -> Any:
     raise ValueError(f"unknown order side {value!r}")
 
 
+# Alpaca's trade_updates events, statuses and order types in the core's vocabulary (anything else is
+# OTHER / ENDED). Sources: trading-api.json OrderStatus and the trade_updates event list (docs
+# api-references/trading-api/streaming.md).
+EVENTS: dict[str, OrderEvent] = {
+    "new": OrderEvent.ACCEPTED,
+    "accepted": OrderEvent.ACCEPTED,
+    "pending_new": OrderEvent.ACCEPTED,
+    "held": OrderEvent.ACCEPTED,
+    "replaced": OrderEvent.ACCEPTED,
+    "partial_fill": OrderEvent.PARTIAL_FILL,
+    "fill": OrderEvent.FILL,
+    "canceled": OrderEvent.CANCELED,
+    "stopped": OrderEvent.CANCELED,
+    "suspended": OrderEvent.CANCELED,
+    "expired": OrderEvent.EXPIRED,
+    "done_for_day": OrderEvent.EXPIRED,
+    "rejected": OrderEvent.REJECTED,
+}
+STATUSES: dict[str, OrderStatus] = {
+    "new": OrderStatus.NEW,
+    "accepted": OrderStatus.NEW,
+    "pending_new": OrderStatus.NEW,
+    "accepted_for_bidding": OrderStatus.NEW,
+    "calculated": OrderStatus.NEW,
+    "pending_replace": OrderStatus.NEW,
+    "held": OrderStatus.HELD,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "pending_cancel": OrderStatus.PENDING_CANCEL,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+    "replaced": OrderStatus.REPLACED,
+}
+TYPES: dict[str, OrderType] = {
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+    "trailing_stop": OrderType.TRAILING_STOP,
+}
+
+
 def order_from_dict(d: Mapping[str, Any]) -> OrderSnapshot:
     """An Alpaca Order object (REST or trade_updates) as an OrderSnapshot, legs included."""
     legs = d.get("legs") or ()
@@ -110,8 +153,8 @@ def order_from_dict(d: Mapping[str, Any]) -> OrderSnapshot:
         client_order_id=str(d.get("client_order_id") or ""),
         symbol=str(d.get("symbol") or ""),
         side=_side(d.get("side")),
-        type=str(d.get("type") or d.get("order_type") or ""),
-        status=str(d.get("status") or ""),
+        type=TYPES.get(str(d.get("type") or d.get("order_type") or ""), OrderType.OTHER),
+        status=STATUSES.get(str(d.get("status") or ""), OrderStatus.ENDED),
         qty=_opt_decimal(d.get("qty")) or Decimal(0),
         filled_qty=_opt_decimal(d.get("filled_qty")) or Decimal(0),
         filled_avg_price=_opt_decimal(d.get("filled_avg_price")),
@@ -127,7 +170,7 @@ def trade_update_from_dict(data: Mapping[str, Any], received_at: datetime | None
     order = data["order"]
     ts = data.get("timestamp") or order.get("updated_at")
     return OrderUpdate(
-        event=str(data["event"]),
+        event=EVENTS.get(str(data["event"]), OrderEvent.OTHER),
         order=order_from_dict(order),
         timestamp=parse_time(ts) if ts else (received_at or datetime.now(UTC)),
         execution_id=str(data["execution_id"]) if data.get("execution_id") else None,

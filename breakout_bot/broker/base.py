@@ -12,9 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from ..machine import OrderSnapshot, OrderUpdate, Session, SubmitBracket
-from ..strategy import Bar
-from ..valuetype import value_type
+from ..core.events import OrderUpdate, SubmitBracket
+from ..core.model import Bar, OrderSnapshot, Session
+from ..core.valuetype import value_type
 
 
 class BrokerError(Exception):

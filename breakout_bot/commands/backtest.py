@@ -19,8 +19,8 @@ from typing import Any
 
 from ..backtest.sweep import add_sweep_arguments, run_sweep
 from ..config import parse_date_flag
+from ..core.params import Params
 from ..errors import UserError
-from ..machine import Params
 
 _DEFAULTS = Params()
 

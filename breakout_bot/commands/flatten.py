@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from ..broker.base import BrokerAuthError, BrokerError
 from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
 from ..errors import AuthError, BrokerUnavailable, ConfigError
-from ..halt import engage, halt_path
+from ..live.halt import engage, halt_path
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
-from ..clock import Clock, SimulatorClock, WallClock
 from ..config import (
     Settings,
     add_connection_arguments,
@@ -24,12 +23,13 @@ from ..config import (
     parse_date_flag,
     settings_from_args,
 )
+from ..core.params import Params
 from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
 from ..journal import Journal
+from ..live.clock import Clock, SimulatorClock, WallClock
+from ..live.runner import Runner, RunnerOptions
+from ..live.status import StatusDisplay
 from ..logging_setup import setup_logging
-from ..machine import Params
-from ..runner import Runner, RunnerOptions
-from ..status import StatusDisplay
 
 if TYPE_CHECKING:
     from ..broker.alpaca import AlpacaBroker
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 def _remote_sim_clock(base_url: str) -> Clock:
     import requests
 
-    from ..clock import RemoteSimulatorClock
+    from ..live.clock import RemoteSimulatorClock
 
     if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError("--sim-clock: APCA_API_BASE_URL must be a simulator on loopback (127.0.0.1)")

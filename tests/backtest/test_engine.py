@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 from shared_data import shared_minute_dir
 
+from breakout_bot.backtest.broker import BacktestBroker
 from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.backtest.trades import Trade
-from breakout_bot.broker.sim import SimBroker
-from breakout_bot.machine import Params, SubmitBracket
+from breakout_bot.core.events import SubmitBracket
+from breakout_bot.core.model import OrderEvent, OrderStatus
+from breakout_bot.core.params import Params
 from breakout_bot.sim.calendar import NY, xnys
 
 DATA = shared_minute_dir()
@@ -420,21 +422,21 @@ def test_goog_half_day_flattens_before_1300() -> None:
 # ------------------------------------------------------------------------------------- broker
 
 
-def test_sim_broker_bracket_lifecycle() -> None:
+def test_backtest_broker_bracket_lifecycle() -> None:
     from decimal import Decimal
 
-    b = SimBroker("X")
+    b = BacktestBroker("X")
     now = at(DAY, 9, 40)
     req = SubmitBracket("X", "buy", 10, Decimal("99"), Decimal("101"), "bb-X-20240305-1")
     (ack,) = b.submit_bracket(req, now)
-    assert ack.event == "new" and ack.order.legs[0].status == "held"
+    assert ack.event is OrderEvent.ACCEPTED and ack.order.legs[0].status is OrderStatus.HELD
     assert [o.client_order_id for o in b.list_open_orders("X")] == ["bb-X-20240305-1"]
     t = int(at(DAY, 9, 41).timestamp())
     (fill,) = b.on_bar(t, 100.0, 100.5, 99.5)
-    assert fill.event == "fill" and fill.price == Decimal("100.0") and b.position == 10
+    assert fill.event is OrderEvent.FILL and fill.price == Decimal("100.0") and b.position == 10
     assert b.get_position_qty("X") == 10 and b.busy
     assert b.on_bar(t + 60, 100.0, 100.9, 99.1) == []
     fill2, cancel = b.on_bar(t + 120, 100.0, 101.2, 99.5)
-    assert (fill2.event, fill2.price, cancel.event) == ("fill", Decimal("101"), "canceled")
+    assert (fill2.event, fill2.price, cancel.event) == (OrderEvent.FILL, Decimal("101"), OrderEvent.CANCELED)
     assert b.position == 0 and not b.busy and b.list_open_orders() == []
     assert len(b.fill_activities(now)) == 2

@@ -1,6 +1,6 @@
 """The fast kernel is the event path, trade for trade.
 
-* Its integer tick arithmetic is strategy.round_to_tick / bracket_skip_reason / broker.sim.to_price
+* Its integer tick arithmetic is ticks.round_to_tick / strategy.bracket_skip_reason / ticks.fill_price
   exactly (hypothesis, against the Decimal originals).
 * On random bars (hypothesis: 1-3 sessions, random walks with jumps, sub-dollar prices, gaps, data
   starting late / ending early, early closes, pre-market and invalid rows) and on realistic synthetic
@@ -35,10 +35,12 @@ from breakout_bot.backtest.kernel import (
     sweep_stats,
 )
 from breakout_bot.backtest.trades import Trade
-from breakout_bot.broker.sim import to_price
-from breakout_bot.machine import Params
-from breakout_bot.sim.calendar import NY, xnys
-from breakout_bot.strategy import Bracket, bracket_skip_reason, round_to_tick
+from breakout_bot.core.model import NEW_YORK as NY
+from breakout_bot.core.model import Bracket
+from breakout_bot.core.params import Params
+from breakout_bot.core.strategy import bracket_skip_reason
+from breakout_bot.core.ticks import fill_price, round_to_tick
+from breakout_bot.sim.calendar import xnys
 
 engine = pytest.importorskip("breakout_bot.backtest.engine")
 run_backtest = engine.run_backtest
@@ -89,7 +91,7 @@ def test_tick_rounding_is_round_to_tick(price: float) -> None:
 def test_snaps_are_pythons_round(price: float) -> None:
     assert Decimal(snap_micro(price)) / 10**6 == Decimal(repr(round(price, 6)))
     if price > 0:
-        assert Decimal(fill_price_u8(price)) / 10**8 == to_price(price)
+        assert Decimal(fill_price_u8(price)) / 10**8 == fill_price(price)
 
 
 @settings(max_examples=1000)

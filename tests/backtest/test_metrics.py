@@ -15,8 +15,8 @@ import pytest
 from breakout_bot.backtest.engine import BacktestResult
 from breakout_bot.backtest.metrics import compute_metrics, format_report, write_trades
 from breakout_bot.backtest.trades import Trade
+from breakout_bot.core.params import Params
 from breakout_bot.errors import UserError
-from breakout_bot.machine import Params
 from breakout_bot.sim.calendar import NY
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from breakout_bot.backtest import sweep as sw
 from breakout_bot.backtest.kernel import fast_backtest, prepare_bars
+from breakout_bot.core.params import Params
 from breakout_bot.errors import UserError
-from breakout_bot.machine import Params
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from breakout_bot import machine as m
 from breakout_bot.broker.alpaca import AlpacaBroker
-from breakout_bot.clock import SimulatorClock
 from breakout_bot.commands.run import simulated_session
+from breakout_bot.core.ids import parse_client_order_id
+from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal
-from breakout_bot.runner import Runner, RunnerOptions
+from breakout_bot.live.clock import SimulatorClock
+from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.sim import SimServer
 from breakout_bot.sim.models import TERMINAL, Order
 
@@ -76,7 +77,7 @@ class Session:
     broker: AlpacaBroker
     clock: SimulatorClock
     journal_path: Path
-    params: m.Params = field(default_factory=m.Params)
+    params: Params = field(default_factory=Params)
     runners: list[Runner] = field(default_factory=list)
 
     def runner(
@@ -109,7 +110,7 @@ class Session:
         return sorted(self.server.engine.orders.values(), key=lambda o: o.seq)
 
     def entries(self) -> list[Order]:
-        return [o for o in self.orders if m.parse_client_order_id(o.client_order_id) is not None]
+        return [o for o in self.orders if parse_client_order_id(o.client_order_id) is not None]
 
     def legs(self, entry: Order) -> dict[str, Order]:
         """{"take_profit": limit leg, "stop_loss": stop leg} of a bracket entry."""
@@ -184,7 +185,7 @@ def session(
     base: OHLC = QUIET,
     after: Mapping[str, OHLC] | None = None,
     partial_fills: bool = False,
-    params: m.Params | None = None,
+    params: Params | None = None,
 ) -> Iterator[Session]:
     data = write_day(tmp_path / "bars.csv", bars, base=base, after=after)
     with simulated_session([SYMBOL], start=DAY, speed=0.0, data=data, partial_fills=partial_fills) as (
@@ -192,4 +193,4 @@ def session(
         clock,
         server,
     ):
-        yield Session(server, broker, clock, tmp_path / "past_trades.json", params or m.Params())
+        yield Session(server, broker, clock, tmp_path / "past_trades.json", params or Params())

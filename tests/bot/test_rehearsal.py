@@ -15,9 +15,9 @@ from shared_data import shared_minute_file
 from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.commands.run import simulated_session
+from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal
-from breakout_bot.machine import Params
-from breakout_bot.runner import Runner, RunnerOptions
+from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.timestamps import parse_time
 
 from .harness import NEW_YORK

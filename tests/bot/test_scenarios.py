@@ -11,16 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from breakout_bot import machine as m
-from breakout_bot import strategy
-from breakout_bot.strategy import Bar
+from breakout_bot.core import strategy
+from breakout_bot.core.model import Bar, Box
+from breakout_bot.core.params import Params
 
 from .harness import DAY, QUIET, SYMBOL, hm, ny, session
 
 ENTRY_1 = f"bb-{SYMBOL}-20240304-1"
 
 
-def _box(base: tuple[float, float, float, float] = QUIET, pct: float = 0.3) -> strategy.Box:
+def _box(base: tuple[float, float, float, float] = QUIET, pct: float = 0.3) -> Box:
     import datetime as dt
 
     o, h, lo, c = base
@@ -28,7 +28,7 @@ def _box(base: tuple[float, float, float, float] = QUIET, pct: float = 0.3) -> s
     return strategy.compute_box([Bar(t, o, h, lo, c)] * 10, pct)
 
 
-def _assert_bracket(entry, legs, side: str, box: strategy.Box) -> None:
+def _assert_bracket(entry, legs, side: str, box: Box) -> None:
     expected = strategy.bracket_prices(box, side)  # type: ignore[arg-type]
     assert entry.side == side and entry.qty == 100 and entry.order_class == "bracket"
     assert entry.type == "market" and entry.time_in_force == "day"
@@ -293,7 +293,7 @@ def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkey
     force a fresh read."""
     import datetime as dt
 
-    from breakout_bot import machine as m
+    from breakout_bot.core.events import SubmitBracket
 
     with session(tmp_path) as s:
         runner = s.runner()
@@ -304,7 +304,7 @@ def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkey
         runner._account_for_gate(max_age=dt.timedelta(0))
         assert len(reads) == 1
         monkeypatch.setattr(s.clock, "now", lambda: read_at + dt.timedelta(seconds=61))
-        order = m.SubmitBracket(SYMBOL, "buy", 100, Decimal("99.5"), Decimal("101.5"), ENTRY_1, _box())
+        order = SubmitBracket(SYMBOL, "buy", 100, Decimal("99.5"), Decimal("101.5"), ENTRY_1, _box())
         assert runner._risk_gate(order) is None
         assert len(reads) == 1  # the prefetched read served the gate
         assert runner._risk_gate(order) is None
@@ -333,7 +333,7 @@ def test_restart_keeps_the_daily_loss_limit(tmp_path, crash: str) -> None:
         tmp_path,
         _LOSS_THEN_BREAKOUT,
         after={"10:01": _SHORT_HOLD, "10:21": QUIET},
-        params=m.Params(max_daily_loss=100.0),
+        params=Params(max_daily_loss=100.0),
     ) as s:
         s.run(stop_when=crashed)
         s.run()  # a new Runner: it learns today's realized P&L (and the open trade's entry) from the fills

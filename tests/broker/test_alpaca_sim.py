@@ -15,7 +15,8 @@ from breakout_bot.broker import alpaca as alpaca_mod
 from breakout_bot.broker.alpaca import AlpacaBroker
 from breakout_bot.broker.base import BrokerAuthError, BrokerNotFound, BrokerUnavailableError
 from breakout_bot.broker.ratelimit import RateLimiter
-from breakout_bot.machine import OrderUpdate, SubmitBracket
+from breakout_bot.core.events import OrderUpdate, SubmitBracket
+from breakout_bot.core.model import OrderEvent, OrderStatus
 
 from .conftest import KEY, SECRET, Events, Sim, make_broker
 
@@ -137,12 +138,12 @@ def test_bracket_lifecycle_over_the_stream(sim: Sim, broker: AlpacaBroker, event
     assert len(out.order.legs) == 2
 
     def leg_filled(u: OrderUpdate) -> bool:
-        return u.event == "fill" and u.order.id != out.order.id  # type: ignore[union-attr]
+        return u.event is OrderEvent.FILL and u.order.id != out.order.id  # type: ignore[union-attr]
 
     got = updates_until(events, leg_filled, sim)
     entry = [u for u in got if u.order.id == out.order.id]
-    assert [u.event for u in entry][:1] == ["new"]
-    fills = [u for u in entry if u.event in ("fill", "partial_fill")]
+    assert [u.event for u in entry][:1] == [OrderEvent.ACCEPTED]
+    fills = [u for u in entry if u.event in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL)]
     assert fills and sum(u.qty or 0 for u in fills) == Decimal(100)
     assert all(u.execution_id and u.price and u.timestamp.tzinfo for u in fills)
     # order: the entry fills before any leg fills
@@ -156,7 +157,7 @@ def test_bracket_lifecycle_over_the_stream(sim: Sim, broker: AlpacaBroker, event
     assert broker.get_position_qty("AAPL") == 0
     orders = broker.list_orders_since(sim.server.clock.now() - timedelta(hours=3))
     assert [o.client_order_id for o in orders] == ["bb-AAPL-life-1"]
-    assert broker.get_order(out.order.id).status == "filled"
+    assert broker.get_order(out.order.id).status is OrderStatus.FILLED
     assert handle.last_message_at > 0
     handle.stop()
     assert not handle.alive  # type: ignore[attr-defined]
@@ -267,8 +268,10 @@ def test_stream_drop_reconnects_and_keeps_delivering(sim: Sim, broker: AlpacaBro
     out = broker.submit_bracket(bracket(px, "bb-AAPL-drop-1"))
     assert out.status == "accepted" and out.order is not None
     oid = out.order.id
-    got = updates_until(events, lambda u: u.order.id == oid and u.event == "fill", sim, max_minutes=5)
-    assert got[0].event == "new"
+    got = updates_until(
+        events, lambda u: u.order.id == oid and u.event is OrderEvent.FILL, sim, max_minutes=5
+    )
+    assert got[0].event is OrderEvent.ACCEPTED
     handle.stop()
 
 
@@ -295,7 +298,7 @@ def test_cancel_orders_and_close_position(sim: Sim, broker: AlpacaBroker) -> Non
     assert broker.list_positions() == {"AAPL": Decimal(100)}
     # entry filled: Alpaca's nested list drops the bracket; the working legs must still be seen
     open_orders = broker.list_open_orders("AAPL")
-    assert sorted(o.type for o in open_orders) == ["limit", "stop"]
+    assert sorted(o.type.value for o in open_orders) == ["limit", "stop"]
     assert all(o.side == "sell" and o.is_open and o.legs == () for o in open_orders)
     broker.cancel_orders("AAPL")
     assert broker.list_open_orders("AAPL") == []
@@ -392,9 +395,11 @@ def test_partial_fills_carry_their_own_qty(sim: Sim, broker: AlpacaBroker, event
     out = broker.submit_bracket(bracket(px, "bb-AAPL-partial-1", tp="5.00", sl="5.00"))
     assert out.status == "accepted" and out.order is not None
     oid = out.order.id
-    got = updates_until(events, lambda u: u.order.id == oid and u.event == "fill", sim, max_minutes=30)
-    execs = [u for u in got if u.order.id == oid and u.event in ("partial_fill", "fill")]
-    assert len(execs) >= 2 and execs[0].event == "partial_fill"
+    got = updates_until(
+        events, lambda u: u.order.id == oid and u.event is OrderEvent.FILL, sim, max_minutes=30
+    )
+    execs = [u for u in got if u.order.id == oid and u.event in (OrderEvent.PARTIAL_FILL, OrderEvent.FILL)]
+    assert len(execs) >= 2 and execs[0].event is OrderEvent.PARTIAL_FILL
     assert sum(u.qty or 0 for u in execs) == Decimal(100)  # never the cumulative filled_qty
     assert execs[-1].order.filled_qty == Decimal(100)
     assert len({u.execution_id for u in execs}) == len(execs)

@@ -22,7 +22,8 @@ from breakout_bot.broker.alpaca import (
     session_from_dict,
     trade_update_from_dict,
 )
-from breakout_bot.machine import SubmitBracket
+from breakout_bot.core.events import SubmitBracket
+from breakout_bot.core.model import OPEN_STATUSES, OrderEvent, OrderStatus, OrderType
 from breakout_bot.timestamps import parse_optional_time, parse_time
 
 NY = ZoneInfo("America/New_York")
@@ -69,7 +70,7 @@ def test_order_example() -> None:
     o = order_from_dict(ORDER)
     assert o.id == "7b08df51-c1ac-453c-99f9-323a5f075f0d"
     assert o.client_order_id == "5680c4bc-9ac1-4a12-a44c-df427ba53032"
-    assert (o.symbol, o.side, o.type, o.status) == ("AAPL", "buy", "limit", "accepted")
+    assert (o.symbol, o.side, o.type, o.status) == ("AAPL", "buy", OrderType.LIMIT, OrderStatus.NEW)
     assert o.qty == Decimal("2") and o.filled_qty == Decimal("0")
     assert o.limit_price == Decimal("150") and o.stop_price is None and o.filled_avg_price is None
     assert o.legs == () and o.order_class == "" and o.is_open
@@ -115,11 +116,15 @@ def test_bracket_with_nested_legs() -> None:
 
 def test_trade_update_example_uses_event_qty_and_price() -> None:
     u = trade_update_from_dict(TRADE_UPDATE["data"])
-    assert u.event == "fill"
+    assert u.event is OrderEvent.FILL
     assert u.execution_id == "2f63ea93-423d-4169-b3f6-3fdafc10c418"
     assert u.qty == Decimal("1790.86") and u.price == Decimal("105.8988475")
     assert u.timestamp == datetime(2022, 4, 19, 17, 45, 5, 24916, tzinfo=UTC)
-    assert u.order.status == "filled" and u.order.side == "sell" and u.order.filled_qty == Decimal("1790.86")
+    assert (
+        u.order.status is OrderStatus.FILLED
+        and u.order.side == "sell"
+        and u.order.filled_qty == Decimal("1790.86")
+    )
 
 
 def test_trade_update_without_execution() -> None:
@@ -308,4 +313,34 @@ def test_bracket_body_sends_strings() -> None:
         "take_profit": {"limit_price": "148.10"},
         "stop_loss": {"stop_price": "151.26"},
         "client_order_id": "bb-AAPL-20240102-1",
+    }
+
+
+# Alpaca's vocabulary, as the machine used to read it raw: the mapping keeps every distinction it made.
+ALPACA_ACKS = ("new", "accepted", "pending_new", "held", "replaced")
+ALPACA_ENDS = ("canceled", "expired", "rejected", "done_for_day", "stopped", "suspended")
+ALPACA_OPEN = ("new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding",
+               "pending_replace", "pending_cancel", "calculated")  # fmt: skip
+
+
+def test_alpaca_events_statuses_and_types_map_to_the_cores_vocabulary() -> None:
+    def event(raw: str) -> OrderEvent:
+        return trade_update_from_dict({"event": raw, "order": ORDER}).event
+
+    assert {event(e) for e in ALPACA_ACKS} == {OrderEvent.ACCEPTED}
+    assert {event(e) for e in ALPACA_ENDS} <= {OrderEvent.CANCELED, OrderEvent.EXPIRED, OrderEvent.REJECTED}
+    assert (event("fill"), event("partial_fill")) == (OrderEvent.FILL, OrderEvent.PARTIAL_FILL)
+    assert event("pending_cancel") is event("order_replace_rejected") is OrderEvent.OTHER
+    for raw in (*ALPACA_OPEN, "filled", "canceled", "expired", "rejected", "replaced", "stopped", "", "odd"):
+        status = order_from_dict(dict(ORDER, status=raw)).status
+        assert (status in OPEN_STATUSES) == (raw in ALPACA_OPEN), raw
+    kinds = {raw: order_from_dict(dict(ORDER, type=raw, order_type=raw)).type for raw in
+             ("market", "limit", "stop", "stop_limit", "trailing_stop", "odd")}  # fmt: skip
+    assert kinds == {
+        "market": OrderType.MARKET,
+        "limit": OrderType.LIMIT,
+        "stop": OrderType.STOP,
+        "stop_limit": OrderType.STOP_LIMIT,
+        "trailing_stop": OrderType.TRAILING_STOP,
+        "odd": OrderType.OTHER,
     }

@@ -1,67 +1,18 @@
-"""The breakout strategy's arithmetic: box, signal, bracket prices, ticks. Pure: no I/O, no clock.
+"""The breakout strategy's arithmetic: box, signal, bracket prices, sizing. Pure: no I/O, no clock.
 
-Semantics follow DESIGN.md, "The strategy, precisely". Bar prices are floats (fast, as data arrives);
-order prices are Decimals on a valid tick, because Alpaca rejects sub-penny prices and float noise
-(e.g. 100.5 - 0.3 = 100.19999999999999) must not move a price by a whole tick.
+Semantics follow DESIGN.md, "The strategy, precisely". Prices reach the tick through core/ticks.py.
+The fast backtest kernel (backtest/kernel.py) mirrors `compute_box`, `bracket_prices` and
+`bracket_skip_reason`; its parity tests hold it to these.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Literal
+from decimal import Decimal
 
-from .valuetype import value_type
-
-Side = Literal["buy", "sell"]
-
-BAR_LENGTH = timedelta(minutes=1)
-PENNY = Decimal("0.01")
-SUB_DOLLAR_TICK = Decimal("0.0001")
-# Alpaca: take_profit.limit_price >= base_price + 0.01 and stop_loss.stop_price <= base_price - 0.01 (buy;
-# mirrored for a sell), whatever the price level.
-MIN_LEG_DISTANCE = Decimal("0.01")
-# Snapping to 1e-6 before directional rounding removes float noise (|noise| ~ 1e-12) while keeping
-# every real sub-tick digit (ticks are >= 1e-4).
-_NOISE_DECIMALS = 6
-
-
-@value_type
-class Bar:
-    """One closed one-minute bar. `t` is the bar's start (tz-aware); it closes at t + 1 minute."""
-
-    t: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0
-
-    @property
-    def end(self) -> datetime:
-        return self.t + BAR_LENGTH
-
-
-@value_type
-class Box:
-    """The range the search watches: frozen while searching, recomputed at each new search."""
-
-    high: float
-    low: float
-    range: float  # max(high - low, floor): the bracket's distance
-    last_close: float
-    floored: bool  # True when the 0.3 % floor widened the range
-    start: datetime  # first bar of the box
-    end: datetime  # end (close time) of its last bar
-
-
-@value_type
-class Bracket:
-    side: Side
-    stop_price: Decimal
-    take_profit_price: Decimal
+from .model import Bar, Box, Bracket, Side
+from .ticks import MIN_LEG_DISTANCE, round_to_tick, snap_noise
 
 
 def compute_box(bars: Sequence[Bar], min_range_pct: float) -> Box:
@@ -99,34 +50,6 @@ def breakout_signal(box: Box, close: float) -> Side | None:
     if close < box.low:
         return "sell"
     return None
-
-
-def tick_size(price: Decimal | float) -> Decimal:
-    """Alpaca's minimum increment: $0.01 at or above $1.00, $0.0001 below."""
-    # A float compares with 1 exactly as its shortest repr (the Decimal the order carries) does.
-    return PENNY if price >= 1 else SUB_DOLLAR_TICK
-
-
-def snap_noise(price: float) -> Decimal:
-    """`Decimal(repr(round(price, 6)))`: the price without float noise (the value; not always the
-    same digits: "123.450000" for 123.45)."""
-    if -1e8 < price < 1e8:
-        # ~3x cheaper: "%.6f" rounds as round(price, 6) does (correctly, half to even), and below 1e8
-        # (at most 14 significant digits) the float that round() returns reprs as exactly that value.
-        return Decimal(f"{price:.6f}")
-    return Decimal(repr(round(price, _NOISE_DECIMALS)))
-
-
-def round_to_tick(price: float, direction: Literal["down", "up"]) -> Decimal:
-    """Round to a valid tick in the given direction, ignoring float noise."""
-    snapped = snap_noise(price)
-    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
-    tick = tick_size(snapped)
-    rounded = snapped.quantize(tick, rounding=rounding)
-    if tick_size(rounded) is not tick:
-        # Rounding crossed $1 (0.99995 -> 1.0000): re-quantize on the tick of the result.
-        rounded = rounded.quantize(tick_size(rounded), rounding=rounding)
-    return rounded
 
 
 def bracket_prices(box: Box, side: Side) -> Bracket:

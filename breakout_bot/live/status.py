@@ -9,7 +9,25 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ..core.model import NEW_YORK
+from ..core.state import State
+
 COLUMNS = ("symbol", "phase", "last_bar", "box", "position", "realized", "entries")
+
+
+def status_line(state: State) -> dict[str, str]:
+    """One machine's row of the panel."""
+    box = state.box
+    last = state.bars[-1] if state.bars else None
+    return {
+        "symbol": state.symbol,
+        "phase": state.phase.value,
+        "last_bar": f"{last.t.astimezone(NEW_YORK):%H:%M} c={last.close}" if last else "-",
+        "box": f"{box.low:.2f}-{box.high:.2f} r={box.range:.2f}" if box else "-",
+        "position": str(state.position_qty),
+        "realized": f"{state.realized_pnl_today:.2f}",
+        "entries": str(state.entries_sent_today),
+    }
 
 
 class StatusDisplay:

@@ -17,8 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from . import machine as m
-from .broker.base import (
+from ..broker.base import (
     AccountInfo,
     Broker,
     BrokerAuthError,
@@ -29,11 +28,27 @@ from .broker.base import (
     StreamHandle,
     StreamStatus,
 )
+from ..core import events as ev
+from ..core import machine
+from ..core.ids import parse_client_order_id
+from ..core.model import (
+    BAR_LENGTH,
+    DEAD_STATUSES,
+    FILL_EVENTS,
+    Bar,
+    Fill,
+    OrderEvent,
+    OrderSnapshot,
+    OrderStatus,
+    Session,
+)
+from ..core.params import Params
+from ..core.state import Phase, State, initial_state
+from ..journal import FillRecord, Journal
+from ..roundtrips import FillLike, todays_realized
 from .clock import Clock
 from .halt import halt_path, halted_on
-from .journal import FillRecord, Journal
-from .roundtrips import FillLike, todays_realized
-from .strategy import BAR_LENGTH, Bar
+from .status import status_line
 
 log = logging.getLogger("breakout_bot.runner")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -71,7 +86,7 @@ class _BarEvent:
     bar: Bar
 
 
-QueueItem = m.OrderUpdate | _StreamEvent | _BarEvent
+QueueItem = ev.OrderUpdate | _StreamEvent | _BarEvent
 
 
 StatusSink = Callable[[list[dict[str, str]], str], None]
@@ -90,7 +105,7 @@ class Runner:
         clock: Clock,
         journal: Journal,
         symbols: Iterable[str],
-        params: m.Params,
+        params: Params,
         options: RunnerOptions | None = None,
         status: StatusSink | None = None,
     ) -> None:
@@ -99,14 +114,14 @@ class Runner:
         self.journal = journal
         self.params = params
         self.options = options or RunnerOptions()
-        self.states: dict[str, m.State] = {s: m.initial_state(s, params) for s in symbols}
+        self.states: dict[str, State] = {s: initial_state(s, params) for s in symbols}
         self._status = status
         self._events: queue.Queue[QueueItem] = queue.Queue()
         self._stream: StreamHandle | None = None
         self._bar_stream: StreamHandle | None = None
         self._stream_up = not self.options.stream
         self._seen_fills: set[str] = set()
-        self._orders: dict[str, m.OrderSnapshot] = {}
+        self._orders: dict[str, OrderSnapshot] = {}
         self._sleep_until: datetime | None = None
         self._last_bar: dict[str, datetime] = {}
         self._next_poll: datetime | None = None
@@ -210,7 +225,7 @@ class Runner:
         if days is None:
             return False
         if len(self._sessions_done) < days or not all(
-            s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()
+            s.phase is Phase.DONE_FOR_THE_DAY for s in self.states.values()
         ):
             return False
         # Done for the day is not the end while a flatten is still working: stay (polling fills and the
@@ -246,7 +261,7 @@ class Runner:
         return min(candidates)
 
     def _trading_phases(self) -> bool:
-        return any(s.phase is not m.Phase.DONE_FOR_THE_DAY for s in self.states.values()) or any(
+        return any(s.phase is not Phase.DONE_FOR_THE_DAY for s in self.states.values()) or any(
             s.position_qty != 0 for s in self.states.values()
         )
 
@@ -254,7 +269,7 @@ class Runner:
         now = self.clock.now()
         if self._sleep_until is not None and now >= self._sleep_until:
             self._sleep_until = None
-            if all(s.phase is m.Phase.DONE_FOR_THE_DAY for s in self.states.values()):
+            if all(s.phase is Phase.DONE_FOR_THE_DAY for s in self.states.values()):
                 self._need_reconcile = True  # a new session: read the broker afresh
                 return
         if self._next_reconcile is not None and now >= self._next_reconcile:
@@ -264,7 +279,7 @@ class Runner:
             self._next_poll = _next_minute(now) + self.options.poll_delay
             self._minute(now)
         for symbol in self.states:
-            self._step(symbol, m.Tick(now))
+            self._step(symbol, ev.Tick(now))
 
     def _minute(self, now: datetime) -> None:
         """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
@@ -273,12 +288,12 @@ class Runner:
             self._await_streamed_bars(closed_bar)
         self._poll_fills()
         for symbol, state in self.states.items():
-            if state.phase is m.Phase.ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
+            if state.phase is Phase.ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
                 self._poll_position(symbol, now)
-        if any(s.phase is m.Phase.SEARCHING for s in self.states.values()):
+        if any(s.phase is Phase.SEARCHING for s in self.states.values()):
             self._account_for_gate(max_age=timedelta(0))
         for symbol, state in self.states.items():
-            if state.session is None or state.phase is m.Phase.DONE_FOR_THE_DAY:
+            if state.session is None or state.phase is Phase.DONE_FOR_THE_DAY:
                 continue
             last = self._last_bar.get(symbol)
             if self.options.bars_stream and last is not None and last >= closed_bar:
@@ -299,7 +314,7 @@ class Runner:
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
         whatever arrives meanwhile; a bar still missing then is fetched over REST."""
-        active = [s for s, st in self.states.items() if st.phase is not m.Phase.DONE_FOR_THE_DAY]
+        active = [s for s, st in self.states.items() if st.phase is not Phase.DONE_FOR_THE_DAY]
         self._handle_events_for(
             wall_limit,
             until=lambda: all(
@@ -322,7 +337,7 @@ class Runner:
     def _prefetch_account(self) -> None:
         """A fill made the cached account stale and a symbol is searching again: read it now, while
         nothing waits on it, so that the next entry's risk gate sends the order without a request first."""
-        if self._account is None and any(s.phase is m.Phase.SEARCHING for s in self.states.values()):
+        if self._account is None and any(s.phase is Phase.SEARCHING for s in self.states.values()):
             self._account_for_gate(max_age=timedelta(0))
 
     # ------------------------------------------------------------------ reads
@@ -391,16 +406,16 @@ class Runner:
         self,
         symbol: str,
         now: datetime,
-        session: m.Session | None,
+        session: Session | None,
         next_open: datetime,
-        open_orders: list[m.OrderSnapshot],
-        todays_orders: list[m.OrderSnapshot],
+        open_orders: list[OrderSnapshot],
+        todays_orders: list[OrderSnapshot],
         todays_fills: list[FillActivity] | None,
         equity: float = 0.0,
     ) -> None:
         ours_today = []
         for order in todays_orders:
-            parsed = m.parse_client_order_id(order.client_order_id)
+            parsed = parse_client_order_id(order.client_order_id)
             if parsed and parsed[0] == symbol and session is not None and parsed[1] == session.date:
                 ours_today.append((parsed[2], order))
         entries_sent = max((n for n, _ in ours_today), default=0)
@@ -417,7 +432,6 @@ class Runner:
                 ],
                 position,
             )
-        self._cancel_strays(symbol, position, open_orders)
         last = self._last_bar.get(symbol)
         if last is not None and (session is None or last < session.open):
             del self._last_bar[symbol]  # yesterday's bars say nothing about today's box
@@ -431,7 +445,7 @@ class Runner:
             recent = tuple(b for b in self.broker.get_bars(symbol, start, now) if b.end <= now)
             if recent:
                 self._last_bar[symbol] = recent[-1].t
-        event = m.Reconciled(
+        event = ev.Reconciled(
             now=now,
             session=session,
             next_open=next_open,
@@ -445,17 +459,6 @@ class Runner:
             avg_entry_price=average,
         )
         self._step(symbol, event)
-
-    def _cancel_strays(self, symbol: str, position: Decimal, open_orders: list[m.OrderSnapshot]) -> None:
-        """Open orders on our symbol that we did not send (and that do not protect a position) go."""
-        closing_side = "sell" if position > 0 else "buy"
-        for order in open_orders:
-            if order.symbol != symbol or m.parse_client_order_id(order.client_order_id) is not None:
-                continue
-            if position != 0 and order.side == closing_side:
-                continue  # an exit leg of the trade we hold (legs carry broker-made ids)
-            log.warning("%s: canceling stray open order %s (%s)", symbol, order.id, order.client_order_id)
-            self._cancel_one(symbol, order.id)
 
     def _cancel_one(self, symbol: str, order_id: str) -> None:
         self._call(f"{symbol}: cancel stray order {order_id}", lambda: self.broker.cancel_order(order_id))
@@ -487,7 +490,7 @@ class Runner:
             if update is not None:
                 self._handle_update(update, source="rest")
 
-    def _update_from_activity(self, activity: FillActivity) -> m.OrderUpdate | None:
+    def _update_from_activity(self, activity: FillActivity) -> ev.OrderUpdate | None:
         order = self._orders.get(activity.order_id)
         if order is None:
             try:
@@ -496,13 +499,14 @@ class Runner:
                 log.warning("fill %s: order %s unreadable: %s", activity.id, activity.order_id, exc)
                 return None
             self._orders[order.id] = order
+        done = activity.leaves_qty == 0
         order = replace(
             order,
             filled_qty=activity.cum_qty,
-            status="filled" if activity.leaves_qty == 0 else "partially_filled",
+            status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
         )
-        return m.OrderUpdate(
-            event="fill" if activity.leaves_qty == 0 else "partial_fill",
+        return ev.OrderUpdate(
+            event=OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL,
             order=order,
             timestamp=activity.transaction_time,
             execution_id=activity.execution_id,
@@ -517,9 +521,9 @@ class Runner:
             # A failed read is not proof of flat: tell the machine nothing.
             log.warning("%s: position read failed: %s", symbol, exc)
             return
-        self._step(symbol, m.PositionChanged(now, qty))
+        self._step(symbol, ev.PositionChanged(now, qty))
 
-    def _poll_bars(self, symbol: str, session: m.Session, now: datetime) -> None:
+    def _poll_bars(self, symbol: str, session: Session, now: datetime) -> None:
         last = self._last_bar.get(symbol)
         start = session.open if last is None else last + BAR_LENGTH
         if start >= now:
@@ -533,7 +537,7 @@ class Runner:
             if bar.end > now or (last is not None and bar.t <= last):
                 continue  # a bar still forming is not closed
             self._last_bar[symbol] = last = bar.t
-            self._step(symbol, m.BarClosed(bar))
+            self._step(symbol, ev.BarClosed(bar))
 
     # ------------------------------------------------------------------ stream
 
@@ -545,7 +549,7 @@ class Runner:
         if last is not None and bar.t > last + BAR_LENGTH:
             self._poll_bars(symbol, state.session, bar.t)  # a gap: fetch the missing bars first, in order
         self._last_bar[symbol] = bar.t
-        self._step(symbol, m.BarClosed(bar))
+        self._step(symbol, ev.BarClosed(bar))
 
     def _on_stream_status(self, status: StreamStatus, detail: str) -> None:
         self._events.put(_StreamEvent(status, detail))
@@ -570,8 +574,8 @@ class Runner:
             self._handle_update(item, source="stream")
             self._prefetch_account()
 
-    def _handle_update(self, update: m.OrderUpdate, source: str) -> None:
-        if update.event in m.FILL_EVENTS:
+    def _handle_update(self, update: ev.OrderUpdate, source: str) -> None:
+        if update.event in FILL_EVENTS:
             execution = update.execution_id or ""
             if self._fill_seen(update.order.id, update.order.filled_qty or None, execution):
                 return
@@ -597,30 +601,32 @@ class Runner:
 
     # ------------------------------------------------------------------ machine
 
-    def _step(self, symbol: str, event: m.Event, source: str = "rest") -> None:
+    def _step(self, symbol: str, event: ev.Event, source: str = "rest") -> None:
         before = self.states[symbol]
-        state, actions = m.step(before, event)
+        state, actions = machine.step(before, event)
         self.states[symbol] = state
         if state.phase is not before.phase:
             log.info("%s: %s -> %s", symbol, before.phase.value, state.phase.value)
         for action in actions:
             self._execute(symbol, action, source)
-        if state.phase is m.Phase.DONE_FOR_THE_DAY and state.session is not None:
+        if state.phase is Phase.DONE_FOR_THE_DAY and state.session is not None:
             self._sessions_done.add(state.session.date)
         self._publish_status()
 
-    def _execute(self, symbol: str, action: m.Action, source: str) -> None:
-        if isinstance(action, m.Log):
+    def _execute(self, symbol: str, action: ev.Action, source: str) -> None:
+        if isinstance(action, ev.Log):
             log.log(logging.getLevelName(action.level.upper()), action.message)
-        elif isinstance(action, m.RecordFill):
+        elif isinstance(action, ev.RecordFill):
             self._record(action.fill, source)
-        elif isinstance(action, m.SubmitBracket):
+        elif isinstance(action, ev.SubmitBracket):
             self._submit(symbol, action)
-        elif isinstance(action, m.CancelAll):
+        elif isinstance(action, ev.CancelOrder):
+            self._cancel_one(symbol, action.order_id)
+        elif isinstance(action, ev.CancelAll):
             self._call(f"{symbol}: cancel orders", lambda: self.broker.cancel_orders(action.symbol))
-        elif isinstance(action, m.CloseAll):
+        elif isinstance(action, ev.CloseAll):
             self._close(action)
-        elif isinstance(action, m.SleepUntil):
+        elif isinstance(action, ev.SleepUntil):
             if (
                 self._sleep_until is None
                 or action.when < self._sleep_until
@@ -629,7 +635,7 @@ class Runner:
                 self._sleep_until = action.when
             log.info("%s: sleeping until %s (%s)", symbol, action.when.astimezone(NEW_YORK), action.reason)
 
-    def _record(self, fill: m.Fill, source: str) -> None:
+    def _record(self, fill: Fill, source: str) -> None:
         self._account = None  # a fill changes cash and buying power
         record = FillRecord(
             id=fill.execution_id,
@@ -656,14 +662,14 @@ class Runner:
                 source,
             )
 
-    def _submit(self, symbol: str, order: m.SubmitBracket) -> None:
+    def _submit(self, symbol: str, order: ev.SubmitBracket) -> None:
         if not self._stream_up:
             log.warning("%s: trade stream down; entry blocked until it reconnects", symbol)
-            self._step(symbol, m.SubmitFailed(order.client_order_id, "trade stream down"))
+            self._step(symbol, ev.SubmitFailed(order.client_order_id, "trade stream down"))
             return
         reason = self._risk_gate(order)
         if reason is not None:
-            self._step(symbol, m.SubmitFailed(order.client_order_id, reason))
+            self._step(symbol, ev.SubmitFailed(order.client_order_id, reason))
             return
         try:
             outcome = self.broker.submit_bracket(order)
@@ -674,11 +680,15 @@ class Runner:
             self._need_reconcile = True  # the broker will tell us whether it arrived
             return
         if outcome.status == "rejected":
-            self._step(symbol, m.SubmitFailed(order.client_order_id, outcome.reason))
+            self._step(symbol, ev.SubmitFailed(order.client_order_id, outcome.reason))
         elif outcome.status == "accepted" and outcome.order is not None:
             log.info("%s: entry %s accepted as %s", symbol, order.client_order_id, outcome.order.id)
             self._handle_update(
-                m.OrderUpdate(event=outcome.order.status, order=outcome.order, timestamp=self.clock.now()),
+                ev.OrderUpdate(
+                    event=OrderEvent.ACCEPTED if outcome.order.is_open else OrderEvent.OTHER,
+                    order=outcome.order,
+                    timestamp=self.clock.now(),
+                ),
                 source="rest",
             )
         else:
@@ -690,7 +700,7 @@ class Runner:
             )
             self._need_reconcile = True
 
-    def _risk_gate(self, order: m.SubmitBracket) -> str | None:
+    def _risk_gate(self, order: ev.SubmitBracket) -> str | None:
         """Every order passes here: account must trade, buying power must cover it."""
         # Read afresh after every order and fill (they set it to None) and prefetched once a minute
         # while searching, after that minute's bars: a 2-minute bound lets the entry use that read
@@ -715,7 +725,7 @@ class Runner:
             return "shorting is not enabled on this account"
         return None
 
-    def _close(self, action: m.CloseAll) -> None:
+    def _close(self, action: ev.CloseAll) -> None:
         """Close the position and wait (bounded, on this clock) until the broker reports it flat.
 
         A market close fills at the next trade, seconds away: re-sending DELETE /v2/positions while it
@@ -723,10 +733,10 @@ class Runner:
         symbol = action.symbol
         attempt = 0
         for attempt in range(1, self.options.verify_flat_attempts + 1):
-            order: m.OrderSnapshot | None = None
+            order: OrderSnapshot | None = None
             try:
                 order = self.broker.close_position(symbol)
-                if order is not None and order.status == "rejected":
+                if order is not None and order.status is OrderStatus.REJECTED:
                     # Refused outright: nothing is working, so waiting would only let the close slip.
                     log.warning("%s: close order %s rejected; sending another", symbol, order.id)
                     continue
@@ -758,7 +768,7 @@ class Runner:
             status = self.broker.get_order(order_id).status
         except BrokerError:
             return False  # unknown: keep waiting for the position to change
-        return status in ("rejected", "canceled", "expired")
+        return status in DEAD_STATUSES
 
     def _call(self, what: str, fn: Callable[[], object]) -> None:
         try:
@@ -774,7 +784,7 @@ class Runner:
     def _publish_status(self) -> None:
         if self._status is None:
             return
-        rows = [m.status_line(s) for s in self.states.values()]
+        rows = [status_line(s) for s in self.states.values()]
         stream = "stream up" if self._stream_up else "stream DOWN"
         self._status(rows, f"{self.clock.now().astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S} ET · {stream}")
 

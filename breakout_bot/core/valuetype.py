@@ -1,5 +1,6 @@
 """`@value_type`: the trading core's immutable values (bars, boxes, orders, events, actions, fills,
-trades, and the broker interface's records).
+trades, and the broker interface's records); `IdentityEnum`: the core's vocabularies (order events,
+statuses and types).
 
 Frozen for the type checker: `dataclass_transform(frozen_default=True)` (PEP 681) makes mypy reject any
 assignment to a field, and CI runs mypy over the whole package. At run time a plain slotted dataclass,
@@ -15,6 +16,7 @@ times per run (options, retry failures) stay ordinary frozen dataclasses: there 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -32,3 +34,11 @@ T = TypeVar("T")
 def value_type(cls: type[T]) -> type[T]:
     """Decorate an immutable value class (fields as for a dataclass; no default factories needed)."""
     return dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+class IdentityEnum(enum.Enum):
+    """An Enum hashed by identity. Enum's own `__hash__` is a Python function (`hash(self._name_)`,
+    ~60 ns), and the machine looks order events and statuses up in sets on every order update; an
+    Enum's equality is identity already, so identity hashing is consistent with it."""
+
+    __hash__ = object.__hash__

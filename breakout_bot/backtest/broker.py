@@ -1,8 +1,8 @@
-"""In-process simulated broker for backtests: Alpaca-like orders, filled bar by bar.
+"""The backtest's broker: Alpaca-like orders for one symbol, filled bar by bar.
 
 The backtest engine (backtest/engine.py) drives it: the machine's actions become orders here, and each
-bar produces the trade updates Alpaca would have sent, as `machine.OrderUpdate` events. Fill rules
-(DESIGN.md, "The strategy, precisely"):
+bar produces the trade updates Alpaca would have sent, as `OrderUpdate` events. Fill rules (DESIGN.md,
+"The strategy, precisely"; the level-or-gap rule is market/fills.py's, shared with the simulator):
 
 * A market order (the entry, or a close) fills at the open of the next bar, adverse slippage
   included (buy: open + slippage, sell: open - slippage).
@@ -26,53 +26,48 @@ import datetime as dt
 import operator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from ..machine import OrderSnapshot, OrderUpdate, SubmitBracket
-from ..strategy import Side
-from .base import BrokerNotFound, FillActivity
+from ..broker.base import BrokerNotFound, FillActivity
+from ..core.events import OrderUpdate, SubmitBracket
+from ..core.model import NEW_YORK, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Side
+from ..core.ticks import fill_price
+from ..market.fills import touches
 
-NY = ZoneInfo("America/New_York")
 _ZERO = Decimal(0)
+_NO_LOW, _NO_HIGH = float("-inf"), float("inf")
+# Module constants for the hot path (EnumType.__getattr__ is slow on Python 3.11).
+NEW, HELD, FILLED, CANCELED = OrderStatus.NEW, OrderStatus.HELD, OrderStatus.FILLED, OrderStatus.CANCELED
+MARKET, LIMIT, STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+ACCEPTED, FILL = OrderEvent.ACCEPTED, OrderEvent.FILL
 
 OrderKind = str  # entry | stop_loss | take_profit | flatten | end_of_data
 
 
-def to_price(value: float) -> Decimal:
-    """A bar price (float, maybe with float noise) as the Decimal a fill reports (4 decimals):
-    `Decimal(repr(round(value, 4)))`, digits included."""
-    if -1e10 < value < 1e10:
-        # ~25 % cheaper: "%.4f" rounds as round(value, 4) does, and below 1e10 (at most 14 significant
-        # digits) repr of the rounded float is those digits without trailing zeros (one kept: "100.0").
-        digits = f"{value:.4f}".rstrip("0")
-        return Decimal(digits + "0" if digits[-1] == "." else digits)
-    return Decimal(repr(round(value, 4)))
-
-
 @dataclass(slots=True, eq=False)
-class SimOrder:
+class BacktestOrder:
     id: str
     client_order_id: str
     symbol: str
     side: Side
-    type: str  # market | stop | limit
+    type: OrderType  # market | stop | limit
     qty: Decimal  # whole shares, kept as the Decimal every snapshot reports
     kind: OrderKind
     submitted_at: dt.datetime
-    status: str = "new"  # new | held | filled | canceled | expired
+    status: OrderStatus = OrderStatus.NEW  # new | held | filled | canceled | expired
     stop_price: Decimal | None = None
     limit_price: Decimal | None = None
     order_class: str = ""
-    legs: list[SimOrder] = field(default_factory=list)
+    legs: list[BacktestOrder] = field(default_factory=list)
     filled_qty: Decimal = _ZERO
     filled_avg_price: Decimal | None = None
     # The last snapshot (every change of an order here changes its status: a fill sets filled_qty and
-    # filled_avg_price together with "filled").
+    # filled_avg_price together with FILLED).
     _snap: OrderSnapshot | None = field(default=None, repr=False)
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("new", "held")
+        status = self.status
+        return status is NEW or status is HELD
 
     def snapshot(self) -> OrderSnapshot:
         # One snapshot per trade update, several per backtest trade (the hot path): built positionally,
@@ -100,7 +95,7 @@ class SimOrder:
         return snap
 
 
-class SimBroker:
+class BacktestBroker:
     """Orders and one position for one symbol; fills come from bars (see the module docstring)."""
 
     def __init__(self, symbol: str, *, slippage_per_share: float = 0.0, id_prefix: str = "sim") -> None:
@@ -111,16 +106,20 @@ class SimBroker:
         self._prefix = id_prefix
         self._seq = 0
         self.position = 0  # signed shares
-        self.orders: dict[str, SimOrder] = {}
-        self._open: dict[str, SimOrder] = {}  # open orders only (cancel stays O(open), not O(history))
-        self._by_cid: dict[str, SimOrder] = {}
-        self.pending: list[SimOrder] = []  # market orders waiting for the next bar's open
-        self._stop: SimOrder | None = None  # active bracket legs (after the entry filled)
-        self._take: SimOrder | None = None
+        self.orders: dict[str, BacktestOrder] = {}
+        self._open: dict[str, BacktestOrder] = {}  # open orders only (cancel stays O(open), not O(history))
+        self._by_cid: dict[str, BacktestOrder] = {}
+        self.pending: list[BacktestOrder] = []  # market orders waiting for the next bar's open
+        self._stop: BacktestOrder | None = None  # active bracket legs (after the entry filled)
+        self._take: BacktestOrder | None = None
         self._stop_f = 0.0
         self._take_f = 0.0
         self._long = True
-        self._fills: list[tuple[SimOrder, str, dt.datetime]] = []  # (order, execution id, time)
+        # A bar with low > leg_low and high < leg_high touches no active leg (attributes, not a method:
+        # the engine reads them before every scan).
+        self.leg_low = _NO_LOW
+        self.leg_high = _NO_HIGH
+        self._fills: list[tuple[BacktestOrder, str, dt.datetime]] = []  # (order, execution id, time)
 
     # ------------------------------------------------------------------ state the engine polls
     @property
@@ -128,20 +127,12 @@ class SimBroker:
         """Something can fill on the next bar (a pending market order or active legs)."""
         return bool(self.pending) or self._stop is not None
 
-    def leg_bounds(self) -> tuple[float, float]:
-        """(l_min, h_max): a bar with low > l_min and high < h_max touches no active leg."""
-        if self._stop is None:
-            return float("-inf"), float("inf")
-        if self._long:
-            return self._stop_f, self._take_f
-        return self._take_f, self._stop_f
-
     # ------------------------------------------------------------------ orders
     def _new_id(self) -> str:
         self._seq += 1
         return f"{self._prefix}-{self._seq:06d}"
 
-    def _add(self, order: SimOrder) -> SimOrder:
+    def _add(self, order: BacktestOrder) -> BacktestOrder:
         self.orders[order.id] = order
         self._open[order.id] = order
         self._by_cid[order.client_order_id] = order
@@ -155,20 +146,20 @@ class SimBroker:
         closing: Side = "sell" if side == "buy" else "buy"
         qty = Decimal(int(request.qty))
         symbol = self.symbol
-        # Positional (the field order of SimOrder): one bracket per backtest trade. Ids in the order
+        # Positional (the field order of BacktestOrder): one bracket per backtest trade. Ids in the order
         # entry, take-profit, stop; both legs are held until the entry fills.
-        entry = SimOrder(
-            self._new_id(), request.client_order_id, symbol, side, "market", qty, "entry", now, "new",
+        entry = BacktestOrder(
+            self._new_id(), request.client_order_id, symbol, side, MARKET, qty, "entry", now, NEW,
             None, None, "bracket",
         )  # fmt: skip
         take_id = self._new_id()
-        take = SimOrder(
-            take_id, f"{take_id}-tp", symbol, closing, "limit", qty, "take_profit", now, "held",
+        take = BacktestOrder(
+            take_id, f"{take_id}-tp", symbol, closing, LIMIT, qty, "take_profit", now, HELD,
             None, request.take_profit_price, "bracket",
         )  # fmt: skip
         stop_id = self._new_id()
-        stop = SimOrder(
-            stop_id, f"{stop_id}-sl", symbol, closing, "stop", qty, "stop_loss", now, "held",
+        stop = BacktestOrder(
+            stop_id, f"{stop_id}-sl", symbol, closing, STOP, qty, "stop_loss", now, HELD,
             request.stop_price, None, "bracket",
         )  # fmt: skip
         entry.legs = [take, stop]
@@ -176,26 +167,28 @@ class SimBroker:
         self._add(stop)
         self._add(entry)
         self.pending.append(entry)
-        return [OrderUpdate("new", entry.snapshot(), now)]
+        return [OrderUpdate(ACCEPTED, entry.snapshot(), now)]
 
     def cancel_orders(self, symbol: str, now: dt.datetime) -> list[OrderUpdate]:
         """Cancel every open order of `symbol` (a bracket's legs too)."""
-        return self._end_open_orders(symbol, now, "canceled")
+        return self._end_open_orders(symbol, now, OrderStatus.CANCELED, OrderEvent.CANCELED)
 
     def expire_day_orders(self, now: dt.datetime) -> list[OrderUpdate]:
         """Time-in-force day: what is still open at the close expires."""
-        return self._end_open_orders(self.symbol, now, "expired")
+        return self._end_open_orders(self.symbol, now, OrderStatus.EXPIRED, OrderEvent.EXPIRED)
 
-    def _end_open_orders(self, symbol: str, now: dt.datetime, status: str) -> list[OrderUpdate]:
+    def _end_open_orders(
+        self, symbol: str, now: dt.datetime, status: OrderStatus, event: OrderEvent
+    ) -> list[OrderUpdate]:
         if symbol != self.symbol:
             return []
         events = []
         for order in self._open.values():
             order.status = status
-            events.append(OrderUpdate(status, order.snapshot(), now))
+            events.append(OrderUpdate(event, order.snapshot(), now))
         self._open.clear()
         self.pending.clear()
-        self._stop = self._take = None
+        self._end_legs()
         return events
 
     def close_position(self, symbol: str, now: dt.datetime, kind: OrderKind = "flatten") -> list[OrderUpdate]:
@@ -207,40 +200,47 @@ class SimBroker:
             return []
         oid = self._new_id()
         order = self._add(
-            SimOrder(
+            BacktestOrder(
                 id=oid,
                 client_order_id=f"{oid}-close",
                 symbol=self.symbol,
                 side="sell" if self.position > 0 else "buy",
-                type="market",
+                type=MARKET,
                 qty=Decimal(abs(self.position)),
                 kind=kind,
                 submitted_at=now,
             )
         )
         self.pending.append(order)
-        return [OrderUpdate("new", order.snapshot(), now)]
+        return [OrderUpdate(ACCEPTED, order.snapshot(), now)]
 
     # ------------------------------------------------------------------ fills
-    def _fill(self, order: SimOrder, price: Decimal, when: dt.datetime) -> OrderUpdate:
-        order.status = "filled"
+    def _fill(self, order: BacktestOrder, price: Decimal, when: dt.datetime) -> OrderUpdate:
+        order.status = FILLED
         self._open.pop(order.id, None)
         qty = order.filled_qty = order.qty
         order.filled_avg_price = price
         self.position += int(qty) if order.side == "buy" else -int(qty)
         execution_id = f"{order.id}-1"
         self._fills.append((order, execution_id, when))
-        return OrderUpdate("fill", order.snapshot(), when, execution_id, qty, price)
+        return OrderUpdate(FILL, order.snapshot(), when, execution_id, qty, price)
 
-    def _activate_legs(self, entry: SimOrder) -> None:
+    def _activate_legs(self, entry: BacktestOrder) -> None:
         take, stop = entry.legs  # submit_bracket adds the take-profit, then the stop
-        if not take.is_open or not stop.is_open:
+        if take.status is not HELD or stop.status is not HELD:  # canceled with the entry: nothing to do
             return
-        take.status = stop.status = "new"
+        take.status = stop.status = NEW
         assert stop.stop_price is not None and take.limit_price is not None
         self._stop, self._take = stop, take
         self._stop_f, self._take_f = float(stop.stop_price), float(take.limit_price)
         self._long = entry.side == "buy"
+        self.leg_low, self.leg_high = (
+            (self._stop_f, self._take_f) if self._long else (self._take_f, self._stop_f)
+        )
+
+    def _end_legs(self) -> None:
+        self._stop = self._take = None
+        self.leg_low, self.leg_high = _NO_LOW, _NO_HIGH
 
     def on_bar(self, t: int, o: float, h: float, low: float) -> list[OrderUpdate]:
         """Bar starting at epoch second `t`: (1) pending market orders fill at its open, (2) active legs
@@ -248,10 +248,10 @@ class SimBroker:
         events: list[OrderUpdate] = []
         when: dt.datetime | None = None
         if self.pending:
-            when = dt.datetime.fromtimestamp(t, NY)
+            when = dt.datetime.fromtimestamp(t, NEW_YORK)
             pending, self.pending = self.pending, []
             for order in pending:
-                price = to_price(o)
+                price = fill_price(o)
                 price = price + self.slippage if order.side == "buy" else price - self.slippage
                 events.append(self._fill(order, price, when))
                 if order.kind == "entry":
@@ -270,23 +270,23 @@ class SimBroker:
         if not (stop_hit or take_hit):
             return events
         if when is None:
-            when = dt.datetime.fromtimestamp(t, NY)
-        self._stop = self._take = None
-        if stop_hit:  # both touched: the stop first (conservative)
+            when = dt.datetime.fromtimestamp(t, NEW_YORK)
+        self._end_legs()
+        # A touched leg fills at its level, or at the open when the bar opened beyond it (market/fills.py:
+        # the open is the first trade after the gap); both touched: the stop first (conservative).
+        if stop_hit:
             assert stop.stop_price is not None
-            gapped = o <= self._stop_f if self._long else o >= self._stop_f
-            price = to_price(o) if gapped else stop.stop_price
+            price = fill_price(o) if touches(self._stop_f, o, not self._long) else stop.stop_price
             price = price - self.slippage if self._long else price + self.slippage
             filled, sibling = stop, take
         else:
             assert take.limit_price is not None
-            gapped = o >= self._take_f if self._long else o <= self._take_f
-            price = to_price(o) if gapped else take.limit_price
+            price = fill_price(o) if touches(self._take_f, o, self._long) else take.limit_price
             filled, sibling = take, stop
         events.append(self._fill(filled, price, when))
-        sibling.status = "canceled"
+        sibling.status = CANCELED
         self._open.pop(sibling.id, None)
-        events.append(OrderUpdate("canceled", sibling.snapshot(), when))
+        events.append(OrderUpdate(OrderEvent.CANCELED, sibling.snapshot(), when))
         return events
 
     def fill_closes_at(self, price: float, when: dt.datetime) -> list[OrderUpdate]:
@@ -297,16 +297,13 @@ class SimBroker:
         keep = []
         for order in self.pending:
             if order.kind in ("flatten", "end_of_data"):
-                events.append(self._fill(order, to_price(price), max(when, order.submitted_at)))
+                events.append(self._fill(order, fill_price(price), max(when, order.submitted_at)))
             else:
                 keep.append(order)
         self.pending = keep
         return events
 
     # ------------------------------------------------------------------ reads (Broker-protocol style)
-    def kind_of(self, order_id: str) -> OrderKind:
-        return self.orders[order_id].kind
-
     def get_position_qty(self, symbol: str) -> Decimal:
         return Decimal(self.position) if symbol == self.symbol else _ZERO
 
@@ -341,7 +338,7 @@ class SimBroker:
         pass
 
 
-def _activity(order: SimOrder, execution_id: str, when: dt.datetime) -> FillActivity:
+def _activity(order: BacktestOrder, execution_id: str, when: dt.datetime) -> FillActivity:
     assert order.filled_avg_price is not None
     return FillActivity(
         id=f"{when:%Y%m%d%H%M%S}::{execution_id}",

@@ -1,0 +1,135 @@
+"""What the machine hears (events) and what it asks for (actions). Plain values, no behaviour.
+
+The live runner turns the world into events and executes the actions (live/executor.py); the backtest
+engine does the same against its simulated broker (backtest/engine.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from .model import Bar, Box, Fill, OrderEvent, OrderSnapshot, Session, Side
+from .valuetype import value_type
+
+# ---------------------------------------------------------------- events
+
+
+@value_type
+class Reconciled:
+    """The broker's truth, read over REST: at start, after a stream reconnect, and on a timer."""
+
+    now: datetime
+    session: Session | None  # today's regular session; None when the market does not open today
+    next_open: datetime
+    position_qty: Decimal  # signed: short < 0
+    open_orders: tuple[OrderSnapshot, ...] = ()
+    entries_sent_today: int = 0  # highest entry number among our client_order_ids today
+    trades_today: int = 0  # our entries that filled today
+    # From today's fills at the broker (the daily loss limit survives a restart); None: unreadable.
+    realized_pnl_today: float | None = None
+    recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
+    equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
+    avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
+
+
+@value_type
+class Tick:
+    now: datetime
+
+
+@value_type
+class BarClosed:
+    bar: Bar
+
+
+@value_type
+class OrderUpdate:
+    """A trade_updates event (or one synthesized from a REST order read)."""
+
+    event: OrderEvent
+    order: OrderSnapshot
+    timestamp: datetime
+    execution_id: str | None = None
+    qty: Decimal | None = None  # this execution's own size (never the cumulative filled_qty)
+    price: Decimal | None = None
+
+
+@value_type
+class SubmitFailed:
+    """The broker refused the entry (422/403) or it provably never arrived."""
+
+    client_order_id: str
+    reason: str
+
+
+@value_type
+class PositionChanged:
+    """A successful positions read (a failed read is not proof of flat and must not be sent)."""
+
+    now: datetime
+    qty: Decimal
+
+
+Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged
+
+# ---------------------------------------------------------------- actions
+
+
+@value_type
+class SubmitBracket:
+    symbol: str
+    side: Side
+    qty: int
+    stop_price: Decimal
+    take_profit_price: Decimal
+    client_order_id: str
+    box: Box | None = None  # None when rebuilt from the broker after a restart
+
+
+@value_type
+class CancelAll:
+    symbol: str
+
+
+@value_type
+class CancelOrder:
+    """Cancel one order (an open order on our symbol that we did not send)."""
+
+    symbol: str
+    order_id: str
+
+
+@value_type
+class CloseAll:
+    symbol: str
+    reason: str
+
+
+@value_type
+class RecordFill:
+    fill: Fill
+
+
+@value_type
+class SleepUntil:
+    when: datetime
+    reason: str
+
+
+@value_type
+class Log:
+    """A line for the log. `text` is the message itself, or a str.format template of `args`:
+    formatted only when read (a backtest makes millions of these and reads almost none)."""
+
+    level: Literal["debug", "info", "warning", "error"]
+    text: str
+    args: tuple[object, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return self.text.format(*self.args) if self.args else self.text
+
+
+Action = SubmitBracket | CancelAll | CancelOrder | CloseAll | RecordFill | SleepUntil | Log
