@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from breakout_bot.backtest import kernel
-from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.core.params import Params
-from breakout_bot.sim.calendar import xnys
+from breakout_bot.market.bars import load_bars
+from breakout_bot.market.calendar import xnys
+from breakout_bot.market.synthetic import synthetic_bars
 
 HERE = Path(__file__).resolve().parent
 SPY = Path("/work/shared/data/minute/lean_spy_1min.csv")
@@ -57,7 +58,7 @@ def tiled_real(n_bars: int, paths: list[Path]) -> pd.DataFrame:
     full-length XNYS sessions. Each day starts flat, so the joins between symbols change nothing."""
     days = []
     for path in paths:
-        real = load_bar_file(path)[["open", "high", "low", "close", "volume"]]
+        real = load_bars(path)[["open", "high", "low", "close", "volume"]]
         minute = real.index.hour * 60 + real.index.minute
         real = real[(minute >= 9 * 60 + 30) & (minute < 16 * 60)]  # the files have extended hours too
         days += [g for _, g in real.groupby(real.index.date) if len(g) == 390]

@@ -54,15 +54,16 @@ from aiohttp import web
 from breakout_bot.commands.run import simulated_session
 from breakout_bot.core import machine
 from breakout_bot.core.events import Action, BarClosed, Event, SubmitBracket
+from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.core.model import Bar
 from breakout_bot.core.params import Params
 from breakout_bot.core.state import State
 from breakout_bot.core.strategy import bracket_prices, compute_box
 from breakout_bot.journal import Journal
 from breakout_bot.live.runner import Runner, RunnerOptions
+from breakout_bot.market.calendar import xnys
 from breakout_bot.sim import server as sim_server
 from breakout_bot.sim import streams as sim_streams
-from breakout_bot.sim.calendar import NY, xnys
 
 SYMBOL = "LATX"
 START = dt.date(2024, 3, 4)

@@ -20,6 +20,12 @@ class ConfigError(UserError):
     exit_code = 2
 
 
+class DataError(UserError, ValueError):
+    """A bar file (or cache) that cannot be read as one-minute bars. A ValueError too: it is bad input."""
+
+    exit_code = 2
+
+
 class AuthError(UserError):
     """The broker refused our credentials (HTTP 401/403)."""
 

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import requests
 
-from breakout_bot import bars_cache
 from breakout_bot.cli import main
+from breakout_bot.errors import DataError
+from breakout_bot.market import cache as bars_cache
+from breakout_bot.market.bars import load_bars
 
 KEY = "PKBARSTEST000001"
 SECRET = "bars-secret-0123456789"
@@ -88,20 +90,17 @@ def test_pages_are_all_fetched(sim: Any, tmp_path: Path, monkeypatch: pytest.Mon
     assert len(pd.read_parquet(cache / "AAPL" / "2024-03-04.parquet")) == 390
 
 
-def test_read_cache_for_the_backtester(sim: Any, tmp_path: Path) -> None:
+def test_the_bar_loader_reads_the_cache(sim: Any, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     assert run_bars(cache, "2024-03-04", "2024-03-05") == 0
-    df = bars_cache.read_cache(cache, "AAPL")
+    df = load_bars(cache, "AAPL")
     assert list(df.columns) == ["open", "high", "low", "close", "volume"]
     assert str(df.index.tz) == "America/New_York" and df.index.name == "timestamp"
     assert len(df) == 780 and df.index.is_monotonic_increasing and df.index.is_unique
     assert df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
-    assert len(bars_cache.read_cache(cache / "AAPL", "AAPL")) == 780  # the symbol folder works too
-    assert len(bars_cache.read_cache(cache / "AAPL" / "2024-03-05.parquet", "AAPL")) == 390
-    from breakout_bot.backtest.data import load_bar_file
-
-    loaded = load_bar_file(cache, "AAPL")
-    assert len(loaded) == 780
+    assert len(load_bars(cache / "AAPL", "AAPL")) == 780  # the symbol folder works too
+    assert len(load_bars(cache / "AAPL" / "2024-03-05.parquet", "AAPL")) == 390
+    assert len(load_bars(cache)) == 780  # one symbol cached: no need to name it
 
 
 def test_weekend_range_and_bad_range(sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,6 +146,6 @@ def test_write_day_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert bars_cache.cached_days(tmp_path, "AAPL") == [dt.date(2024, 3, 4)]
 
 
-def test_read_cache_empty(tmp_path: Path) -> None:
-    df = bars_cache.read_cache(tmp_path, "AAPL")
-    assert df.empty and str(df.index.tz) == "America/New_York"
+def test_an_empty_cache_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"holds no \.parquet bar files"):
+        load_bars(tmp_path, "AAPL")

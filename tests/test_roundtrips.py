@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.roundtrips import FillLike, todays_realized
-from breakout_bot.sim.calendar import NY
 
 T0 = datetime(2024, 3, 5, 9, 41, tzinfo=NY)
 

@@ -107,7 +107,7 @@ class _Calendar:
 
     def __init__(self, calendar: Any | None) -> None:
         if calendar is None:
-            from ..sim.calendar import xnys
+            from ..market.calendar import xnys
 
             calendar = xnys()
         self.cal = calendar

@@ -469,7 +469,7 @@ def prepare_bars(bars: pd.DataFrame) -> PreparedBars:
     honoured) and are valid OHLC (strategy.is_valid_bar); sort; split by session.
 
     `bars`: indexed by tz-aware bar start (naive = New York time), columns open high low close."""
-    from ..sim.calendar import xnys
+    from ..market.calendar import xnys
 
     if not isinstance(bars.index, pd.DatetimeIndex):
         raise ValueError("bars must be indexed by a DatetimeIndex of bar starts")
@@ -624,7 +624,7 @@ def fast_backtest(
 ) -> list[Trade]:
     """The event path's trades (same rules, same fills), from the compiled kernel.
 
-    `bars` is a frame as backtest.data loads it (tz-aware bar starts, open high low close), or the
+    `bars` is a frame as market.bars loads it (tz-aware bar starts, open high low close), or the
     PreparedBars of one (prepare once when running many parameter sets)."""
     prepared = bars if isinstance(bars, PreparedBars) else prepare_bars(bars)
     arrays = run_kernel(prepared, params, slippage_per_share=slippage_per_share)

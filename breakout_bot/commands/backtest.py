@@ -141,9 +141,10 @@ def params_from_args(args: argparse.Namespace) -> Params:
     )
 
 
-def load_bars(args: argparse.Namespace) -> tuple[Any, str]:
+def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     """The bars the arguments name, and the symbol to trade."""
-    from ..backtest.data import load_bar_file, synthetic_bars
+    from ..market.bars import load_bars
+    from ..market.synthetic import synthetic_bars
 
     start = _date(args.date_from, "--from")
     end = _date(args.date_to, "--to")
@@ -161,7 +162,7 @@ def load_bars(args: argparse.Namespace) -> tuple[Any, str]:
             symbol = None
         else:
             raise UserError("--symbol is required with --data FILE")
-    bars = load_bar_file(path, symbol, start=start, end=end)
+    bars = load_bars(path, symbol, start=start, end=end)
     if symbol is None:
         symbol = Path(str(bars.attrs.get("source", path))).name.upper()
     return bars, symbol
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     _check_output_flags(args)
-    bars, symbol = load_bars(args)
+    bars, symbol = bars_from_args(args)
     if args.sweep:
         args.params = params  # the validated strategy flags: the base of the grid
         return run_sweep(args, bars)

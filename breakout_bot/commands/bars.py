@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..bars_cache import cache_path, write_day
 from ..broker.base import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected
 from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
 from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
+from ..market.cache import cache_path, write_day
 
 if TYPE_CHECKING:
     from ..broker.alpaca import AlpacaBroker

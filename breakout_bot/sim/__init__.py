@@ -14,31 +14,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .calendar import MarketCalendar, Session, xnys
     from .clock import VirtualClock
     from .config import SimConfig
-    from .data import DayBars, FileSource, SyntheticSource, load_bars, synthetic_day
     from .engine import Engine, RequestRecord
     from .errors import ApiError
     from .server import SimServer
 
-# Imported on first use: the backtest needs only the calendar, and the server's web stack (aiohttp,
-# TLS contexts) takes ~1 s to import.
+# Imported on first use: a SimConfig needs none of the server's web stack (aiohttp, TLS contexts), which
+# takes ~1 s to import.
 _HOME = {
     "ApiError": "errors",
-    "DayBars": "data",
     "Engine": "engine",
-    "FileSource": "data",
-    "MarketCalendar": "calendar",
     "RequestRecord": "engine",
-    "Session": "calendar",
     "SimConfig": "config",
     "SimServer": "server",
-    "SyntheticSource": "data",
     "VirtualClock": "clock",
-    "load_bars": "data",
-    "synthetic_day": "data",
-    "xnys": "calendar",
 }
 
 
@@ -49,19 +39,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = [
-    "ApiError",
-    "DayBars",
-    "Engine",
-    "FileSource",
-    "MarketCalendar",
-    "RequestRecord",
-    "Session",
-    "SimConfig",
-    "SimServer",
-    "SyntheticSource",
-    "VirtualClock",
-    "load_bars",
-    "synthetic_day",
-    "xnys",
-]
+__all__ = ["ApiError", "Engine", "RequestRecord", "SimConfig", "SimServer", "VirtualClock"]

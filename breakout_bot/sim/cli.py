@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 
 from ..config import parse_date_flag
-from ..errors import UserError
+from ..errors import DataError, UserError
 from .config import SimConfig
 from .server import SimServer
 
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     try:
         server = SimServer(cfg)
+    except DataError:
+        raise  # its own one line ("--data: ...")
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load --data {cfg.data}: {e}") from None
     try:

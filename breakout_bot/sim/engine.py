@@ -16,11 +16,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.model import NEW_YORK
+from ..market.calendar import CalendarSession, MarketCalendar
+from ..market.days import BarSource, DayBars
 from . import wire
 from .assets import NOSHORT, Asset, build_universe
-from .calendar import NY, MarketCalendar, Session
 from .config import SimConfig
-from .data import BarSource, DayBars
 from .errors import ApiError, forbidden, invalid, not_found, unprocessable
 from .models import WORKING, Execution, Order, Position
 from .orders import OrderRequest, check_bracket_prices, parse_order_request, parse_price, parse_qty
@@ -92,14 +93,14 @@ class Engine:
         self.last: dict[str, float] = {}
         self.last_trade: dict[str, tuple[float, float, int]] = {}  # symbol -> (t, price, size)
         self.lastday: dict[str, float] = {}
-        self._session: Session | None = None
+        self._session: CalendarSession | None = None
         self._days: dict[str, DayBars] = {}
         self._events: list[Event] = []
         self._i = 0
-        start_day = dt.datetime.fromtimestamp(start, NY).date()
+        start_day = dt.datetime.fromtimestamp(start, NEW_YORK).date()
         self._next_date: dt.date | None = self.calendar.session_on_or_after(start_day).date
         self._seed_prices(start_day)
-        self.now = dt.datetime.combine(start_day, dt.time(0, 0), NY).timestamp()
+        self.now = dt.datetime.combine(start_day, dt.time(0, 0), NEW_YORK).timestamp()
         self.sync(start)
 
     # ------------------------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class Engine:
                 return None
 
     @property
-    def session(self) -> Session | None:
+    def session(self) -> CalendarSession | None:
         return self._session
 
     def _apply(self, ev: Event) -> None:
@@ -451,7 +452,7 @@ class Engine:
             shorts = sum(p.qty * self._mark(s) for s, p in self.positions.items() if p.qty < 0)
             eq = self.equity()
             bp = self.buying_power()
-            day = dt.datetime.fromtimestamp(self.now, NY).date().isoformat()
+            day = dt.datetime.fromtimestamp(self.now, NEW_YORK).date().isoformat()
             return {
                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "breakout-bot-sim/" + self.cfg.key)),
                 "admin_configurations": {},
@@ -866,7 +867,7 @@ class Engine:
         with self._lock:
             rows = list(self.executions)
             if date is not None:
-                rows = [e for e in rows if dt.datetime.fromtimestamp(e.time, NY).date() == date]
+                rows = [e for e in rows if dt.datetime.fromtimestamp(e.time, NEW_YORK).date() == date]
             if after is not None:
                 rows = [e for e in rows if e.time > after]
             if until is not None:
@@ -887,8 +888,8 @@ class Engine:
     def visible_bars(self, symbol: str, start: float, end: float) -> list[tuple[DayBars, int, int]]:
         """(DayBars, lo, hi) slices of bars with start <= t <= end that have closed by now."""
         out: list[tuple[DayBars, int, int]] = []
-        sd = dt.datetime.fromtimestamp(start, NY).date()
-        ed = dt.datetime.fromtimestamp(min(end, self.now), NY).date()
+        sd = dt.datetime.fromtimestamp(start, NEW_YORK).date()
+        ed = dt.datetime.fromtimestamp(min(end, self.now), NEW_YORK).date()
         for s in self.calendar.sessions_between(sd, ed):
             bars = self.source.day(symbol, s)
             if not len(bars):

@@ -8,8 +8,8 @@ import datetime as dt
 import json
 import re
 
+from ..core.model import NEW_YORK
 from . import wire
-from .calendar import NY
 from .engine import Engine
 from .errors import ApiError
 
@@ -29,7 +29,7 @@ def parse_time(text: str | None, default: float) -> float:
         return default
     try:
         if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0, 0), NY).timestamp()
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0, 0), NEW_YORK).timestamp()
         d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise bad_request(f"invalid time {text}") from None
@@ -62,7 +62,7 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
     )
     if unit == "Min" and n == 1:
         for b, lo, hi in slices:
-            out.extend(b.json_rows()[lo:hi])
+            out.extend(wire.bar_rows(b)[lo:hi])
         return out
     width = n * (60 if unit == "Min" else 3600)
     agg: dict[float, list[float]] = {}
@@ -71,7 +71,7 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
             t = float(b.t[i])
             if unit == "Day":
                 key = dt.datetime.combine(
-                    dt.datetime.fromtimestamp(t, NY).date(), dt.time(0, 0), NY
+                    dt.datetime.fromtimestamp(t, NEW_YORK).date(), dt.time(0, 0), NEW_YORK
                 ).timestamp()
             else:
                 key = t - (t % width)
@@ -119,8 +119,8 @@ def bars(engine: Engine, symbols: list[str], query: dict[str, str], multi: bool)
     """GET /v2/stocks/{symbol}/bars and /v2/stocks/bars?symbols= with limit/page_token/sort.
     Returns the response body as JSON text (assembled from cached per-bar JSON)."""
     n, unit = parse_timeframe(query.get("timeframe"))
-    today = dt.datetime.fromtimestamp(engine.now, NY).date()
-    start = parse_time(query.get("start"), dt.datetime.combine(today, dt.time(0, 0), NY).timestamp())
+    today = dt.datetime.fromtimestamp(engine.now, NEW_YORK).date()
+    start = parse_time(query.get("start"), dt.datetime.combine(today, dt.time(0, 0), NEW_YORK).timestamp())
     end = min(parse_time(query.get("end"), engine.now), engine.now)
     try:
         limit = int(query.get("limit") or DEFAULT_LIMIT)

@@ -17,12 +17,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..core.model import NEW_YORK
+from ..market.bars import FileSource
+from ..market.calendar import xnys
+from ..market.days import BarSource
+from ..market.synthetic import SyntheticSource
 from . import marketdata, wire
 from .assets import asset_json
-from .calendar import NY, xnys
 from .clock import VirtualClock
 from .config import SimConfig
-from .data import BarSource, FileSource, SyntheticSource
 from .engine import Engine, RequestRecord
 from .errors import ApiError, invalid
 from .faults import FaultState, HttpFault
@@ -50,7 +53,7 @@ def _parse_ts(text: str | None) -> float | None:
         return None
     try:
         if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0, 0), NY).timestamp()
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0, 0), NEW_YORK).timestamp()
         d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise invalid(f"invalid timestamp {text}") from None
@@ -79,8 +82,8 @@ def resolve_start(cfg: SimConfig, source: BarSource) -> dt.datetime:
     if day is None:
         day = source.first_session_date()
     if day is None:
-        day = cal.session_on_or_after(dt.datetime.now(NY).date()).date
-    return dt.datetime.combine(day, cfg.start_time, NY)
+        day = cal.session_on_or_after(dt.datetime.now(NEW_YORK).date()).date
+    return dt.datetime.combine(day, cfg.start_time, NEW_YORK)
 
 
 class SimServer:
@@ -671,7 +674,7 @@ class SimServer:
             if "advance_to" in body:
                 when = dt.datetime.fromisoformat(str(body["advance_to"]).replace("Z", "+00:00"))
                 await asyncio.to_thread(
-                    self.clock.advance_to, when if when.tzinfo else when.replace(tzinfo=NY)
+                    self.clock.advance_to, when if when.tzinfo else when.replace(tzinfo=NEW_YORK)
                 )
             if "speed" in body:
                 self.clock.set_speed(float(body["speed"]))

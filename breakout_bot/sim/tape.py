@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .calendar import Session
-from .data import DayBars
+from ..market.calendar import CalendarSession
+from ..market.days import DayBars
 
 TICK_OFFSETS = (10, 25, 40, 59)
 BAR_CLOSE_OFFSET = 60
@@ -48,7 +48,7 @@ def tick_size(bars: DayBars, i: int) -> int:
     return max(1, int(bars.v[i]) // 4)
 
 
-def day_events(session: Session, days: dict[str, DayBars]) -> list[Event]:
+def day_events(session: CalendarSession, days: dict[str, DayBars]) -> list[Event]:
     """All tape events of one session, sorted by (time, kind, symbol): a total, deterministic order."""
     events: list[Event] = []
     for sym in sorted(days):

@@ -7,11 +7,14 @@ trading-API money and quantities are strings (trading-api.json).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import msgpack
 
-from .calendar import NY, Session
+from ..core.model import NEW_YORK
+from ..market.calendar import CalendarSession
+from ..market.days import DayBars
 from .models import Execution, Order, Position
 
 UTC = dt.timezone.utc
@@ -40,7 +43,7 @@ def ts_bar(epoch: float) -> str:
 
 def ts_ny(epoch: float, fraction: bool = True) -> str:
     """RFC3339 with the America/New_York offset (GET /v2/clock)."""
-    d = dt.datetime.fromtimestamp(epoch, NY)
+    d = dt.datetime.fromtimestamp(epoch, NEW_YORK)
     return d.isoformat(timespec="microseconds" if fraction else "seconds")
 
 
@@ -113,7 +116,7 @@ def activity_id(ex: Execution) -> str:
     """'<New York time, YYYYmmddHHMMSSmmm>::<execution_id>' like trading-api.json TradingActivities
     example "20220202135509981::2d7be4ff-…" (transaction_time 18:55:09.981Z = 13:55:09.981 New York).
     The part after '::' IS the trade_updates execution_id, so stream and REST fills dedupe on it."""
-    local = dt.datetime.fromtimestamp(ex.time, NY)
+    local = dt.datetime.fromtimestamp(ex.time, NEW_YORK)
     return local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}::{ex.execution_id}"
 
 
@@ -177,7 +180,7 @@ def clock_json(now: float, is_open: bool, next_open: float, next_close: float) -
     }
 
 
-def calendar_json(s: Session, settlement: dt.date) -> dict[str, object]:
+def calendar_json(s: CalendarSession, settlement: dt.date) -> dict[str, object]:
     """GET /v2/calendar row (trading-api.json components.schemas.Calendar + session_open/close)."""
     return {
         "date": s.date.isoformat(),
@@ -200,3 +203,28 @@ def msgpack_timestamp(epoch: float) -> msgpack.Timestamp:
     """The msgpack Timestamp ext type alpaca-trade-api's stream._cast expects for `t`."""
     ns = round(epoch * 1e9)
     return msgpack.Timestamp.from_unix_nano(ns)
+
+
+def bar_rows(bars: DayBars) -> list[str]:
+    """Each bar as market-data-api.json stock_bar JSON text, built once per day (kept in the day's memo):
+    serving bars is then a string join (the simulator answers a bars poll every virtual minute, often
+    at 600x)."""
+    rows = bars.memo.get("json_rows")
+    if rows is None:
+        rows = [
+            json.dumps({"t": ts_bar(t), "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw})
+            for t, o, h, low, c, v, n, vw in zip(
+                bars.t.tolist(),
+                bars.o.tolist(),
+                bars.h.tolist(),
+                bars.low.tolist(),
+                bars.c.tolist(),
+                bars.v.tolist(),
+                bars.n.tolist(),
+                bars.vw.tolist(),
+                strict=True,
+            )
+        ]
+        bars.memo["json_rows"] = rows
+    assert isinstance(rows, list)
+    return rows

@@ -17,7 +17,7 @@ SPY = shared_minute_file("lean_spy_1min.csv")
 @pytest.fixture
 def bars_csv(tmp_path: Path) -> Path:
     """A small file in a different layout (date + time columns, short names, naive times)."""
-    from breakout_bot.backtest.data import synthetic_bars
+    from breakout_bot.market.synthetic import synthetic_bars
 
     df = synthetic_bars("ABC", 4, 3)
     local = df.index.tz_localize(None)

@@ -17,13 +17,15 @@ import pytest
 from shared_data import shared_minute_dir
 
 from breakout_bot.backtest.broker import BacktestBroker
-from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.backtest.trades import Trade
 from breakout_bot.core.events import SubmitBracket
+from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.core.model import OrderEvent, OrderStatus
 from breakout_bot.core.params import Params
-from breakout_bot.sim.calendar import NY, xnys
+from breakout_bot.market.bars import load_bars
+from breakout_bot.market.calendar import xnys
+from breakout_bot.market.synthetic import synthetic_bars
 
 DATA = shared_minute_dir()
 
@@ -389,7 +391,7 @@ def test_real_files_end_to_end(name: str, symbol: str) -> None:
     path = DATA / name
     if not path.exists():
         pytest.skip(f"{name} not available")
-    bars = load_bar_file(path)
+    bars = load_bars(path)
     for params in (P, Params(min_range_pct=0.1, lookback=5)):
         r = run_backtest(bars, symbol, params, commission_per_share=0.005, slippage_per_share=0.01)
         assert r.sessions >= 3 and r.trades
@@ -411,7 +413,7 @@ def test_goog_half_day_flattens_before_1300() -> None:
     path = DATA / "lean_goog_1min.csv"
     if not path.exists():
         pytest.skip("GOOG file not available")
-    r = run_backtest(load_bar_file(path), "GOOG", P)
+    r = run_backtest(load_bars(path), "GOOG", P)
     half = [t for t in r.trades if t.entry_time.date() == dt.date(2015, 12, 24)]
     assert half, "expected a trade on the half day"
     assert all(t.exit_time <= at(dt.date(2015, 12, 24), 12, 55) for t in half)

@@ -40,7 +40,7 @@ from breakout_bot.core.model import Bracket
 from breakout_bot.core.params import Params
 from breakout_bot.core.strategy import bracket_skip_reason
 from breakout_bot.core.ticks import fill_price, round_to_tick
-from breakout_bot.sim.calendar import xnys
+from breakout_bot.market.calendar import xnys
 
 engine = pytest.importorskip("breakout_bot.backtest.engine")
 run_backtest = engine.run_backtest
@@ -245,7 +245,7 @@ def test_identity_on_random_bars(bars: pd.DataFrame, params: Params, slippage: f
 
 
 def _synthetic(days: int, seed: int) -> pd.DataFrame:
-    from breakout_bot.backtest.data import synthetic_bars
+    from breakout_bot.market.synthetic import synthetic_bars
 
     return synthetic_bars(SYMBOL, seed, days, start=dt.date(2024, 11, 20))  # includes the 11-29 half day
 
@@ -276,9 +276,9 @@ def test_identity_on_real_bars(name: str) -> None:
     path = shared_minute_file(name)
     if path is None:
         pytest.skip(f"{name} not available")
-    from breakout_bot.backtest.data import load_bar_file
+    from breakout_bot.market.bars import load_bars
 
-    bars = load_bar_file(path)
+    bars = load_bars(path)
     for params in SWEEP_LIKE[:4]:
         assert_same_trades(bars, params, slippage=0.01)
 

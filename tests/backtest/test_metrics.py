@@ -15,9 +15,9 @@ import pytest
 from breakout_bot.backtest.engine import BacktestResult
 from breakout_bot.backtest.metrics import compute_metrics, format_report, write_trades
 from breakout_bot.backtest.trades import Trade
+from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.core.params import Params
 from breakout_bot.errors import UserError
-from breakout_bot.sim.calendar import NY
 
 
 def trade(

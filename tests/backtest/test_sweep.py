@@ -20,7 +20,7 @@ from breakout_bot.errors import UserError
 
 @pytest.fixture(scope="module")
 def bars() -> pd.DataFrame:
-    from breakout_bot.backtest.data import synthetic_bars
+    from breakout_bot.market.synthetic import synthetic_bars
 
     return synthetic_bars("SWP", 4, 12, start=dt.date(2024, 5, 1))
 

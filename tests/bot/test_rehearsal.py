@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from shared_data import shared_minute_file
 
-from breakout_bot.backtest.data import load_bar_file, synthetic_bars
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.commands.run import simulated_session
 from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal
 from breakout_bot.live.runner import Runner, RunnerOptions
+from breakout_bot.market.bars import load_bars
+from breakout_bot.market.synthetic import synthetic_bars
 from breakout_bot.timestamps import parse_time
 
 from .harness import NEW_YORK
@@ -68,4 +69,4 @@ def test_live_and_backtest_fill_alike_on_a_real_day_with_gaps(tmp_path: Path) ->
     day = dt.date(2025, 7, 10)
     live = _live(tmp_path, "SPY", day, data=SPY_2025)
     assert live
-    assert live == _backtest(load_bar_file(SPY_2025, "SPY", start=day, end=day), "SPY")
+    assert live == _backtest(load_bars(SPY_2025, "SPY", start=day, end=day), "SPY")

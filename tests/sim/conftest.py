@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from breakout_bot.sim import DayBars, Engine, Session, SimConfig, SimServer, xnys
-from breakout_bot.sim.calendar import NY
+from breakout_bot.core.model import NEW_YORK as NY
+from breakout_bot.market.calendar import CalendarSession, xnys
+from breakout_bot.market.days import DayBars
+from breakout_bot.sim import Engine, SimConfig, SimServer
 
 DAY = dt.date(2024, 3, 4)  # a Monday, regular session 09:30-16:00
 
@@ -24,7 +26,7 @@ class FakeSource:
         self.day_ = day
         self.flat = flat
 
-    def day(self, symbol: str, session: Session) -> DayBars:
+    def day(self, symbol: str, session: CalendarSession) -> DayBars:
         rows = list(self.bars.get(symbol, []))
         if session.date != self.day_:
             if session.date < self.day_ and rows:

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from breakout_bot.sim import VirtualClock, xnys
-from breakout_bot.sim.calendar import NY
+from breakout_bot.core.model import NEW_YORK as NY
+from breakout_bot.market.calendar import xnys
+from breakout_bot.sim import VirtualClock
 
 
 def test_holidays_and_early_close() -> None:

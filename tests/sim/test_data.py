@@ -1,4 +1,4 @@
-"""Bar sources: the seeded synthetic generator and the CSV/Parquet loader."""
+"""Bar sources: the seeded synthetic generator, and the bar loader as the simulator uses it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from shared_data import shared_minute_dir
 
-from breakout_bot.sim import load_bars, synthetic_day, xnys
-from breakout_bot.sim.data import FileSource
+from breakout_bot.market.bars import FileSource, load_bars, regular_session
+from breakout_bot.market.calendar import xnys
+from breakout_bot.market.synthetic import synthetic_day
 
 
 def test_synthetic_is_deterministic_and_consistent() -> None:
@@ -49,11 +50,15 @@ def test_csv_naive_new_york_and_regular_session(tmp_path: pathlib.Path) -> None:
             "2024-03-04 16:00:00,1,1,1,1,10",  # after the close: dropped
         ],
     )
-    df = load_bars(p)
+    df = regular_session(load_bars(p))
     assert list(df.columns) == ["open", "high", "low", "close", "volume"]
     assert str(df.index.tz) == "America/New_York"
     assert df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
-    assert len(df) == 2 and df["close"].iloc[-1] == 10.55 and df["volume"].dtype == np.int64
+    assert len(df) == 2 and df["close"].iloc[-1] == 10.55
+    s = xnys().session(dt.date(2024, 3, 4))
+    assert s is not None
+    day = FileSource(p, ("AAPL",)).day("AAPL", s)  # what the simulator serves: whole-share volumes
+    assert day.v.dtype == np.int64 and day.v.tolist() == [100, 60] and day.c.tolist() == [10.5, 10.55]
 
 
 def test_csv_aliases_aware_times_and_symbol_column(tmp_path: pathlib.Path) -> None:
@@ -66,7 +71,7 @@ def test_csv_aliases_aware_times_and_symbol_column(tmp_path: pathlib.Path) -> No
             "AAPL,2024-03-04T14:31:00+00:00,10.5,10.6,10.4,10.45,50",
         ],
     )
-    df = load_bars(p, symbol="AAPL")
+    df = regular_session(load_bars(p, symbol="AAPL"))
     assert len(df) == 2 and df.index[0] == pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
     with pytest.raises(ValueError):
         load_bars(p)  # two symbols, none chosen
@@ -75,7 +80,7 @@ def test_csv_aliases_aware_times_and_symbol_column(tmp_path: pathlib.Path) -> No
         "Date,Time,Open,High,Low,Close,Volume",
         ["2015-12-24,12:59,1,1,1,1,1", "2015-12-24,13:00,1,1,1,1,1"],
     )  # early close 13:00
-    assert len(load_bars(p2)) == 1
+    assert len(regular_session(load_bars(p2))) == 1
 
 
 def test_parquet_and_file_source(tmp_path: pathlib.Path) -> None:
@@ -103,10 +108,12 @@ SHARED = shared_minute_dir()
 @pytest.mark.skipif(SHARED is None, reason="shared sample data not present")
 def test_shared_real_files() -> None:
     assert SHARED is not None
-    goog = load_bars(SHARED / "lean_goog_1min.csv")
+    goog = regular_session(load_bars(SHARED / "lean_goog_1min.csv"))
     per_day = goog.groupby(goog.index.date).size()
     assert per_day[dt.date(2015, 12, 24)] == 210  # the half day stops at 13:00
     assert per_day[dt.date(2015, 12, 23)] == 390
-    yf = load_bars(SHARED / "spy_1min_2025-07_yfinance.csv")  # -04:00 offsets, extra columns, gaps
+    yf = regular_session(
+        load_bars(SHARED / "spy_1min_2025-07_yfinance.csv")
+    )  # -04:00 offsets, extra columns, gaps
     assert yf.index[0] == pd.Timestamp("2025-07-08 09:30", tz="America/New_York")
     assert yf.groupby(yf.index.date).size().tolist() == [388, 390, 383, 389, 390]

@@ -16,8 +16,8 @@ from alpaca_trade_api.common import URL
 from alpaca_trade_api.rest import REST, APIError, TimeFrame
 from alpaca_trade_api.stream import Stream
 
+from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.sim import SimServer
-from breakout_bot.sim.calendar import NY
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,8 @@
 
 Why a wrapper: exchange-calendars is slow to build (~1 s) and its pandas API is slow per call; the
 simulator asks "is the market open?" on every request, so we build the schedule once into plain
-dicts of epoch seconds and answer with a bisect.
+dicts of epoch seconds and answer with a bisect. (The machine's `core.model.Session` is the same
+session as datetimes; a `CalendarSession` holds epoch seconds, the calendar's own axis.)
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import bisect
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-NY = ZoneInfo("America/New_York")
-UTC = dt.timezone.utc
+from ..core.model import NEW_YORK
 
 
 @dataclass(frozen=True)
-class Session:
+class CalendarSession:
     """One regular session. open/close are epoch seconds (UTC)."""
 
     date: dt.date
@@ -27,11 +26,11 @@ class Session:
 
     @property
     def open_dt(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.open, NY)
+        return dt.datetime.fromtimestamp(self.open, NEW_YORK)
 
     @property
     def close_dt(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.close, NY)
+        return dt.datetime.fromtimestamp(self.close, NEW_YORK)
 
     @property
     def minutes(self) -> int:
@@ -49,8 +48,8 @@ class MarketCalendar:
         self._dates: list[dt.date] = [ts.date() for ts in sched.index]
         opens = [ts.timestamp() for ts in sched["open"]]
         closes = [ts.timestamp() for ts in sched["close"]]
-        self._sessions: dict[dt.date, Session] = {
-            d: Session(d, o, c) for d, o, c in zip(self._dates, opens, closes, strict=True)
+        self._sessions: dict[dt.date, CalendarSession] = {
+            d: CalendarSession(d, o, c) for d, o, c in zip(self._dates, opens, closes, strict=True)
         }
         self._opens = opens
         self._closes = closes
@@ -63,30 +62,30 @@ class MarketCalendar:
     def last_date(self) -> dt.date:
         return self._dates[-1]
 
-    def session(self, day: dt.date) -> Session | None:
+    def session(self, day: dt.date) -> CalendarSession | None:
         """The session on `day`, or None when the exchange is closed that day."""
         return self._sessions.get(day)
 
     def is_session(self, day: dt.date) -> bool:
         return day in self._sessions
 
-    def session_on_or_after(self, day: dt.date) -> Session:
+    def session_on_or_after(self, day: dt.date) -> CalendarSession:
         i = bisect.bisect_left(self._dates, day)
         if i >= len(self._dates):
             raise ValueError(f"{day} is beyond the XNYS calendar ({self.last_date})")
         return self._sessions[self._dates[i]]
 
-    def session_before(self, day: dt.date) -> Session | None:
+    def session_before(self, day: dt.date) -> CalendarSession | None:
         i = bisect.bisect_left(self._dates, day) - 1
         return self._sessions[self._dates[i]] if i >= 0 else None
 
-    def session_after(self, day: dt.date) -> Session:
+    def session_after(self, day: dt.date) -> CalendarSession:
         i = bisect.bisect_right(self._dates, day)
         if i >= len(self._dates):
             raise ValueError(f"no XNYS session after {day}")
         return self._sessions[self._dates[i]]
 
-    def sessions_between(self, start: dt.date, end: dt.date) -> list[Session]:
+    def sessions_between(self, start: dt.date, end: dt.date) -> list[CalendarSession]:
         """Sessions with start <= date <= end (inclusive, like GET /v2/calendar)."""
         lo = bisect.bisect_left(self._dates, start)
         hi = bisect.bisect_right(self._dates, end)

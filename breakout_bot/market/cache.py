@@ -1,4 +1,4 @@
-"""The local minute-bar cache written by `breakout-bot bars` and read by the backtester.
+"""The local minute-bar cache written by `breakout-bot bars` (market/bars.py reads it).
 
 Layout: ``<cache>/<SYMBOL>/<YYYY-MM-DD>.parquet``, one file per symbol per trading day, columns
 ``timestamp`` (bar start, tz UTC), ``open high low close volume trade_count vwap``. A file exists only
@@ -18,8 +18,6 @@ from typing import Any
 import pandas as pd
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "trade_count", "vwap")
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-NEW_YORK = "America/New_York"
 
 
 def cache_path(cache_dir: Path, symbol: str, day: dt.date) -> Path:
@@ -95,36 +93,3 @@ def write_day(cache_dir: Path, symbol: str, day: dt.date, records: Iterable[Any]
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _files(path_or_dir: Path, symbol: str) -> list[Path]:
-    p = Path(path_or_dir)
-    if p.is_file():
-        return [p]
-    if (p / symbol.upper()).is_dir():
-        p = p / symbol.upper()
-    return sorted(f for f in p.glob("*.parquet") if f.is_file())
-
-
-def read_cache(path_or_dir: Path | str, symbol: str) -> pd.DataFrame:
-    """Bars of `symbol` from a cache dir (``<dir>/<SYMBOL>/*.parquet``), a symbol folder, or one file.
-
-    Index: bar start, tz-aware America/New_York, named "timestamp"; columns open high low close
-    volume (float64); sorted, unique. An empty frame when nothing is cached.
-    """
-    frames = [pd.read_parquet(f) for f in _files(Path(path_or_dir), symbol)]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        empty = pd.DataFrame(
-            {c: pd.Series(dtype="float64") for c in PRICE_COLUMNS},
-            index=pd.DatetimeIndex([], tz=NEW_YORK, name="timestamp"),
-        )
-        return empty
-    df = pd.concat(frames, ignore_index=True)
-    ts = pd.to_datetime(df["timestamp"], utc=True).dt.tz_convert(NEW_YORK)
-    out = pd.DataFrame(
-        {c: df[c].astype("float64").to_numpy() for c in PRICE_COLUMNS}, index=pd.DatetimeIndex(ts)
-    )
-    out.index.name = "timestamp"
-    out = out[~out.index.duplicated(keep="last")].sort_index()
-    return out

@@ -1,0 +1,318 @@
+"""One-minute bar files: CSV, Parquet, or the `breakout-bot bars` cache; one loader for every reader.
+
+`load_bars` returns one shape: a DataFrame indexed by the bar's start (tz-aware, America/New_York,
+named "timestamp"), columns open high low close volume (float64), sorted, unique, invalid rows dropped.
+The backtester reads it as is; the simulator keeps the regular session and splits it into `DayBars`
+per session (`FileSource`), so a file means the same thing to `backtest`, `run --data` and `sim --data`.
+Bad input raises DataError with one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import pathlib
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..core.model import NEW_YORK
+from ..errors import DataError
+from .calendar import CalendarSession, xnys
+from .days import DayBars
+
+log = logging.getLogger(__name__)
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+_TIME_ALIASES = ("timestamp", "datetime", "date_time", "time_stamp", "t")
+_ALIASES = {
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "vol", "v"),
+}
+_SYMBOL_ALIASES = ("symbol", "ticker", "s")
+
+
+def load_bars(
+    path: str | pathlib.Path,
+    symbol: str | None = None,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> pd.DataFrame:
+    """Load one-minute bars from a CSV/Parquet file or a `breakout-bot bars` cache directory
+    (`<dir>/<SYMBOL>/<YYYY-MM-DD>.parquet`).
+
+    Columns match case-insensitively: timestamp|datetime|t (or date + time, or time alone),
+    open|o, high|h, low|l, close|c, volume|vol|v (optional: 0 when absent); a symbol column selects
+    `symbol`'s rows. Naive timestamps are New York time, tz-aware ones are converted. Duplicate
+    timestamps keep the last row. Rows with a NaN/non-positive price, high < low, or an open/close
+    outside [low, high] are dropped; their count is in `df.attrs["dropped_rows"]` (and logged).
+    `start`/`end` (inclusive New York dates) restrict the range. Raises DataError with one line.
+    """
+    p = pathlib.Path(path)
+    if p.is_dir():
+        raw, name = _read_cache_dir(p, symbol, start, end)
+    else:
+        raw, name = read_table(p), p.name
+    df = normalize_bars(raw, name, symbol)
+    if start is not None or end is not None:
+        days = pd.DatetimeIndex(df.index).date
+        keep = np.ones(len(df), dtype=bool)
+        if start is not None:
+            keep &= days >= start
+        if end is not None:
+            keep &= days <= end
+        dropped = df.attrs.get("dropped_rows", 0)
+        df = df[keep]
+        df.attrs["dropped_rows"] = dropped
+        if not len(df):
+            raise DataError(
+                f"--data: {name} has no bars between {start or 'the start'} and {end or 'the end'}"
+            )
+    return df
+
+
+def read_table(p: pathlib.Path) -> pd.DataFrame:
+    """A CSV or Parquet file as read, or one DataError line."""
+    if not p.exists():
+        raise DataError(f"--data: no such file or directory: {p}")
+    try:
+        return pd.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"--data: {p.name} is empty") from None
+    except Exception as exc:  # pyarrow / parser / decoding errors all mean "cannot read this"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"--data: cannot read {p.name}: {first}") from None
+
+
+def parse_times(col: pd.Series) -> pd.DatetimeIndex:
+    """Naive timestamps are New York time; tz-aware ones are converted; numbers are epoch s or ms (UTC)."""
+    if pd.api.types.is_numeric_dtype(col):
+        values = col.to_numpy(dtype=np.float64)
+        scale = 1_000_000 if float(np.nanmax(np.abs(values))) > 1e11 else 1_000_000_000  # ms or s -> ns
+        return pd.DatetimeIndex((values * scale).astype("int64"), tz="UTC").tz_convert(NEW_YORK)
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return pd.DatetimeIndex(col).tz_convert(NEW_YORK)
+    text = col.astype(str)
+    has_offset = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
+    if bool(has_offset.any()):
+        # Mixed offsets (e.g. -04:00 and -05:00 in one file) only parse as UTC.
+        return pd.DatetimeIndex(pd.to_datetime(text, utc=True)).tz_convert(NEW_YORK)
+    with (
+        warnings.catch_warnings()
+    ):  # "could not infer format": dateutil per value is fine, the warning is noise
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text)
+    return pd.DatetimeIndex(parsed).tz_localize(NEW_YORK, ambiguous="NaT", nonexistent="NaT")
+
+
+def _timestamp_problem(stamps: pd.Series, exc: Exception) -> str:
+    """Which value failed to parse, and where (data rows counted from 1, the header not counted): the
+    first one that does not read in the format the column's other values set."""
+    text = stamps.astype(str)
+    with warnings.catch_warnings():  # "could not infer format": the point here is to find the odd one
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)
+    bad = np.flatnonzero(parsed.isna().to_numpy() & stamps.notna().to_numpy())
+    if len(bad):
+        return f"unreadable timestamp {text.iloc[bad[0]][:40]!r} in data row {bad[0] + 1}"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"unreadable timestamps ({first[:120]})"
+
+
+def symbol_column(raw: pd.DataFrame) -> pd.Series | None:
+    """The table's symbol column (upper case), or None when it has none."""
+    cols = {str(c).strip().lower(): c for c in raw.columns}
+    col = next((cols[c] for c in _SYMBOL_ALIASES if c in cols), None)
+    return None if col is None else raw[col].astype(str).str.strip().str.upper()
+
+
+def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = None) -> pd.DataFrame:
+    """Any table of bars -> the canonical frame (see the module docstring). DataError on bad layouts."""
+    if raw is None or not len(raw.columns) or not len(raw):
+        raise DataError(f"--data: {name} is empty")
+    cols = {str(c).strip().lower(): c for c in raw.columns}
+    values = symbol_column(raw)
+    if values is not None:
+        if symbol is not None:
+            raw = raw[(values == symbol.upper()).to_numpy()]
+            if not len(raw):
+                raise DataError(f"--data: {name} has no rows for symbol {symbol.upper()}")
+        elif values.nunique() > 1:
+            raise DataError(f"--data: {name} holds several symbols; choose one with --symbol")
+    time_col = next((cols[c] for c in _TIME_ALIASES if c in cols), None)
+    if time_col is not None:
+        stamps = raw[time_col]
+    elif "date" in cols and "time" in cols:
+        stamps = raw[cols["date"]].astype(str) + " " + raw[cols["time"]].astype(str)
+    elif "time" in cols:
+        stamps = raw[cols["time"]]
+    elif "date" in cols:
+        stamps = raw[cols["date"]]
+    else:
+        raise DataError(
+            f"--data: {name}: no timestamp column (expected timestamp, datetime, t, time or date + time; "
+            f"found {', '.join(map(str, raw.columns[:8]))})"
+        )
+    try:
+        times = parse_times(stamps)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"--data: {name}: {_timestamp_problem(stamps, exc)}") from None
+    out: dict[str, np.ndarray] = {}
+    for col, aliases in _ALIASES.items():
+        src = next((cols[a] for a in aliases if a in cols), None)
+        if src is None:
+            if col == "volume":
+                out[col] = np.zeros(len(raw))
+                continue
+            raise DataError(
+                f"--data: {name}: no {col!r} column (expected one of {', '.join(aliases)}; "
+                f"found {', '.join(map(str, raw.columns[:8]))})"
+            )
+        out[col] = pd.to_numeric(raw[src], errors="coerce").to_numpy(dtype=np.float64)
+    for col in PRICE_COLUMNS:
+        out[col] = np.round(out[col], 4)  # float noise (yfinance) must not move a price
+    o, h, lo, c = (out[k] for k in PRICE_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        good = (
+            ~np.asarray(times.isna())
+            & np.isfinite(o)
+            & np.isfinite(h)
+            & np.isfinite(lo)
+            & np.isfinite(c)
+            & (lo > 0)
+            & (h >= lo)
+            & (np.minimum(o, c) >= lo)
+            & (np.maximum(o, c) <= h)
+        )
+    out["volume"] = np.nan_to_num(out["volume"], nan=0.0)
+    df = pd.DataFrame(out, index=times)
+    df.index.name = "timestamp"
+    dropped = int((~good).sum())
+    df = df[good]
+    df = df[~df.index.duplicated(keep="last")].sort_index()
+    if dropped:
+        log.warning("%s: dropped %d rows with missing or inconsistent prices", name, dropped)
+    if not len(df):
+        raise DataError(f"--data: {name} holds no valid bars")
+    df.attrs["dropped_rows"] = dropped
+    df.attrs["source"] = name
+    return df
+
+
+def _read_cache_dir(
+    root: pathlib.Path, symbol: str | None, start: dt.date | None, end: dt.date | None
+) -> tuple[pd.DataFrame, str]:
+    """The `bars` command's cache: <root>/<SYMBOL>/<YYYY-MM-DD>.parquet (root may be the symbol dir)."""
+    folder = root
+    if symbol is not None and (root / symbol.upper()).is_dir():
+        folder = root / symbol.upper()
+    elif not any(root.glob("*.parquet")):
+        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and any(d.glob("*.parquet")))
+        if not subdirs:
+            raise DataError(f"--data: {root} holds no .parquet bar files")
+        if symbol is not None:
+            raise DataError(
+                f"--data: no {symbol.upper()} folder in {root} (found {', '.join(d.name for d in subdirs[:8])})"
+            )
+        if len(subdirs) > 1:
+            raise DataError(f"--data: {root} caches several symbols; choose one with --symbol")
+        folder = subdirs[0]
+    files = []
+    for f in sorted(folder.glob("*.parquet")):
+        try:
+            day = dt.date.fromisoformat(f.stem)
+        except ValueError:
+            day = None
+        if day is not None and ((start and day < start) or (end and day > end)):
+            continue
+        files.append(f)
+    name = f"{folder}"
+    if not files:
+        raise DataError(
+            f"--data: {folder} has no cached days between {start or 'the start'} and {end or 'the end'}"
+        )
+    try:
+        frames = [pd.read_parquet(f) for f in files]
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"--data: cannot read the cache in {folder}: {first}") from None
+    frames = [f if "timestamp" in f.columns or f.index.name is None else f.reset_index() for f in frames]
+    return pd.concat(frames, ignore_index=True), name
+
+
+def regular_session(df: pd.DataFrame) -> pd.DataFrame:
+    """The bars that start inside the XNYS regular session of their date (09:30 <= start < close,
+    early closes honoured)."""
+    if not len(df):
+        return df
+    index = pd.DatetimeIndex(df.index)
+    cal = xnys()
+    epochs = index.as_unit("s").asi8.astype(np.float64)
+    days = index.tz_convert(NEW_YORK).date
+    mask = np.zeros(len(index), dtype=bool)
+    for i, (day, ts) in enumerate(zip(days, epochs, strict=True)):
+        s = cal.session(day)
+        mask[i] = s is not None and s.open <= ts < s.close
+    return df[mask]
+
+
+def frame_to_days(df: pd.DataFrame, symbol: str) -> dict[dt.date, DayBars]:
+    """Split a loaded frame into per-session DayBars (whole-share volumes, trade counts and VWAP
+    estimated from them)."""
+    result: dict[dt.date, DayBars] = {}
+    if not len(df):
+        return result
+    idx = pd.DatetimeIndex(df.index)
+    epochs = idx.as_unit("s").asi8.astype(np.int64)
+    days = np.array(idx.tz_convert(NEW_YORK).date)
+    volume = np.round(df["volume"].to_numpy(dtype=np.float64)).astype(np.int64)
+    for day in sorted(set(days)):
+        m = days == day
+        o, h, lo, c = (df[k].to_numpy(dtype=np.float64)[m] for k in ("open", "high", "low", "close"))
+        v = volume[m]
+        result[day] = DayBars(
+            symbol,
+            epochs[m],
+            o,
+            h,
+            lo,
+            c,
+            v,
+            np.maximum(1, v // 80).astype(np.int64),
+            np.round((h + lo + c) / 3.0, 4),
+        )
+    return result
+
+
+class FileSource:
+    """Bars from a CSV/Parquet file for the simulator. A file without a symbol column serves its bars
+    for every configured symbol; with a symbol column, each symbol gets its own rows (none: no tape)."""
+
+    def __init__(self, path: pathlib.Path, symbols: tuple[str, ...]) -> None:
+        self.path = path
+        raw = read_table(path)
+        symbol_of = symbol_column(raw)
+        self._days: dict[str, dict[dt.date, DayBars]] = {}
+        if symbol_of is None:
+            shared = regular_session(normalize_bars(raw, path.name))
+            self._days = {sym: frame_to_days(shared, sym) for sym in symbols}
+        else:
+            present = set(symbol_of.unique())
+            for sym in symbols:
+                rows = regular_session(normalize_bars(raw, path.name, sym)) if sym in present else None
+                self._days[sym] = {} if rows is None else frame_to_days(rows, sym)
+        if not any(self._days.values()):
+            raise DataError(f"--data: {path.name}: no regular-session bars for {', '.join(symbols)}")
+
+    def day(self, symbol: str, session: CalendarSession) -> DayBars:
+        bars = self._days.get(symbol, {}).get(session.date)
+        return bars if bars is not None else DayBars.empty(symbol)
+
+    def first_session_date(self) -> dt.date | None:
+        dates = [d for days in self._days.values() for d in days]
+        return min(dates) if dates else None
