@@ -9,8 +9,9 @@ implements them. A command module exposes::
 Modules are imported lazily, only for the command being run, so ``--help`` stays fast and a command
 whose module does not exist yet answers "not built yet" instead of breaking the others.
 
-Errors: a UserError prints ``error: <message>`` and exits with its code; anything else prints one
-``internal error: ...`` line and exits 1, with the traceback in the log file only.
+Errors: a BotError (errors.py) prints ``error: <message>`` (`user_message`) and exits with its code;
+anything else prints one ``internal error: ...`` line and exits 1, with the traceback in the log
+file only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from types import ModuleType
 from typing import NamedTuple
 
 from breakout_bot import __version__
-from breakout_bot.errors import UserError
+from breakout_bot.errors import BotError, BrokerAuthError, BrokerUnavailable, UserError
 
 log = logging.getLogger("breakout_bot.cli")
 
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         assert module is not None  # parse_args accepted a command, so it is one of COMMANDS
         return int(module.run(args))
-    except UserError as exc:
-        for line in (_redact(str(exc)) or type(exc).__name__).splitlines():
+    except BotError as exc:
+        for line in (_redact(user_message(exc)) or type(exc).__name__).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -142,6 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         return _internal_error(exc)
+
+
+def user_message(exc: BotError) -> str:
+    """What the user reads for an error: the one place where errors become sentences."""
+    if isinstance(exc, BrokerAuthError):
+        return f"Alpaca refused the API keys ({exc}); check APCA_API_KEY_ID / APCA_API_SECRET_KEY"
+    if isinstance(exc, BrokerUnavailable):
+        return f"broker unreachable: {exc}"
+    return str(exc)
 
 
 def _internal_error(exc: Exception) -> int:

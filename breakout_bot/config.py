@@ -29,6 +29,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from breakout_bot.errors import ConfigError
+from breakout_bot.redaction import Redactor, mask_key_id
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -89,7 +90,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """All fields, keys redacted: safe to print (``breakout-bot check``) or log."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["key_id"] = redact_key_id(self.key_id)
+        out["key_id"] = mask_key_id(self.key_id)
         out["secret_key"] = "***" if self.secret_key else None
         return out
 
@@ -98,13 +99,6 @@ class Settings:
         return f"Settings({inner})"
 
     __str__ = __repr__
-
-
-def redact_key_id(key_id: str | None) -> str | None:
-    """'PKAB…(redacted)': enough to tell paper (PK) from live (AK) keys apart, no more."""
-    if not key_id:
-        return None
-    return f"{key_id[:4]}…(redacted)" if len(key_id) >= 8 else "***"
 
 
 def is_live_url(base_url: str) -> bool:
@@ -362,12 +356,12 @@ def load_settings(
 
     # Key values are never printed, but a key pasted into the wrong variable would be echoed as that
     # variable's bad value: every raw key value seen in any source is redacted from every message.
-    secrets = [
+    redact = Redactor(
         str(src.get(name) or "")
         for spec in _SPECS
         if spec.secret
         for src, name in ((overrides, spec.name), (env, spec.env or ""), (dot, spec.env or ""))
-    ]
+    )
 
     def dot_label(var: str) -> str:
         return f"{var} ({dotenv_path} line {dot_lines.get(var, '?')})"
@@ -393,7 +387,7 @@ def load_settings(
             values[spec.name] = spec.parse(raw)
             explicit.add(spec.name)
         except ValueError as exc:
-            shown = "" if spec.secret else f", got {_shorten(_redact(str(raw), secrets))!r}"
+            shown = "" if spec.secret else f", got {_shorten(redact(str(raw)))!r}"
             problems.append(f"{label}: {exc}{shown}")
             failed.add(spec.name)
 
@@ -430,20 +424,13 @@ def load_settings(
         problems.append("--live needs APCA_API_KEY_ID and APCA_API_SECRET_KEY (live keys)")
 
     if problems:
-        raise ConfigError("\n".join(_redact(p, secrets) for p in problems))
+        raise ConfigError("\n".join(redact(p) for p in problems))
     return Settings(**merged)  # type: ignore[arg-type]
 
 
 def _shorten(raw: object) -> str:
     s = raw if isinstance(raw, str) else str(raw)
     return s if len(s) <= 60 else s[:57] + "..."
-
-
-def _redact(message: str, secrets: Sequence[str]) -> str:
-    for secret in sorted({s.strip() for s in secrets}, key=len, reverse=True):
-        if len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return message
 
 
 # --------------------------------------------------------------------------------------------------

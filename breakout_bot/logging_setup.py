@@ -16,25 +16,20 @@ from datetime import datetime
 from pathlib import Path
 
 from breakout_bot.errors import ConfigError
+from breakout_bot.redaction import Redactor
 
 LOG_NAME = "breakout-bot.log"
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _MARK = "_breakout_bot_handler"  # tags our handlers so a second setup_logging replaces them
 
-_secrets: tuple[str, ...] = ()
+_redactor = Redactor()
 _log_file: Path | None = None
 _root_level_before: int | None = None  # restored by teardown_logging
 
 
-def redact(text: str, secrets: Sequence[str] | None = None) -> str:
-    """Replace every secret (default: those given to setup_logging) with ***."""
-    return _redact(text, _prepare(secrets) if secrets is not None else _secrets)
-
-
-def _redact(text: str, prepared: tuple[str, ...]) -> str:
-    for secret in prepared:
-        text = text.replace(secret, "***")
-    return text
+def redact(text: str) -> str:
+    """`text` without the secrets given to setup_logging."""
+    return _redactor(text)
 
 
 def current_log_file() -> Path | None:
@@ -42,36 +37,30 @@ def current_log_file() -> Path | None:
     return _log_file
 
 
-def _prepare(secrets: Sequence[str]) -> tuple[str, ...]:
-    # Longest first so a secret containing another is replaced whole. Very short strings are
-    # skipped: redacting "a" would shred every line and protect nothing.
-    return tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
-
-
 class RedactingFilter(logging.Filter):
     """Rewrites a record so that none of ``secrets`` appears in its message, args or traceback."""
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
-        self.secrets = _prepare(secrets)
+        self.redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not self.redact.secrets:
             return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: let the handler report it as logging does
             return True
         # Freeze the formatted message: args may be objects whose str() holds a secret.
-        record.msg = _redact(message, self.secrets)
+        record.msg = self.redact(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             # Format the traceback now, so the handler's formatter uses our redacted copy.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = _redact(record.exc_text, self.secrets)
+            record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
-            record.stack_info = _redact(record.stack_info, self.secrets)
+            record.stack_info = self.redact(record.stack_info)
         return True
 
 
@@ -127,7 +116,7 @@ def setup_logging(
     ``extra={"console": False}`` goes to the file only. Calling setup_logging again replaces the
     handlers it installed before (tests, or a command that re-reads its settings).
     """
-    global _secrets, _log_file, _root_level_before
+    global _redactor, _log_file, _root_level_before
     path = Path(log_file) if log_file is not None else Path(log_dir) / LOG_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,20 +149,20 @@ def setup_logging(
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
-    _secrets = redactor.secrets
+    _redactor = redactor.redact
     _log_file = path
     return path
 
 
 def teardown_logging() -> None:
     """Remove and close the handlers setup_logging installed (tests; clean shutdown)."""
-    global _secrets, _log_file, _root_level_before
+    global _redactor, _log_file, _root_level_before
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(old)
         old.close()
     if _root_level_before is not None:
         root.setLevel(_root_level_before)
-    _secrets = ()
+    _redactor = Redactor()
     _log_file = None
     _root_level_before = None

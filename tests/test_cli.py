@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from breakout_bot import __version__, cli, logging_setup
-from breakout_bot.errors import ConfigError, JournalError, UserError
+from breakout_bot.errors import (
+    BotError,
+    BrokerAuthError,
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigError,
+    JournalError,
+    UserError,
+)
 from breakout_bot.logging_setup import RedactingFilter, setup_logging, teardown_logging
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,6 +196,36 @@ def test_user_error_is_one_line(
     captured = capsys.readouterr()
     assert captured.err == f"error: {exc}\n"
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (
+            BrokerAuthError("GET /v2/account: request is not authorized (HTTP 401)"),
+            3,
+            "Alpaca refused the API keys (GET /v2/account: request is not authorized (HTTP 401)); "
+            "check APCA_API_KEY_ID / APCA_API_SECRET_KEY",
+        ),
+        (BrokerUnavailable("GET /v2/clock: timeout"), 4, "broker unreachable: GET /v2/clock: timeout"),
+        (
+            BrokerRejected("POST /v2/orders: sub-penny (HTTP 422)", status=422),
+            1,
+            "POST /v2/orders: sub-penny (HTTP 422)",
+        ),
+    ],
+)
+def test_broker_errors_become_one_line_at_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], exc: BotError, code: int, line: str
+) -> None:
+    """The error tree's types carry the exit code; the CLI alone words them (cli.user_message)."""
+
+    def run(args: argparse.Namespace) -> int:
+        raise exc
+
+    fake_command(monkeypatch, "bars", run)
+    assert cli.main(["bars"]) == code
+    assert capsys.readouterr().err == f"error: {line}\n"
 
 
 def test_multi_line_user_error_prefixes_each_line(

@@ -99,7 +99,7 @@ def test_repr_and_str_hide_the_keys() -> None:
     broker = AlpacaBroker(KEY, SECRET, base_url="http://127.0.0.1:9", data_url="http://127.0.0.1:9")
     try:
         texts = [repr(settings), str(settings), repr(broker), str(broker), f"{settings}", f"{broker!r}"]
-        texts += [repr(settings.redacted()), broker.scrub(f"auth {KEY}:{SECRET}")]
+        texts += [repr(settings.redacted()), broker.redact(f"auth {KEY}:{SECRET}")]
         for text in texts:
             _assert_clean(text, KEY, SECRET)
     finally:

@@ -27,10 +27,11 @@ import operator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..broker.base import BrokerNotFound, FillActivity
+from ..broker.base import FillActivity
 from ..core.events import OrderUpdate, SubmitBracket
 from ..core.model import NEW_YORK, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Side
 from ..core.ticks import fill_price
+from ..errors import BrokerNotFound
 from ..market.fills import touches
 
 _ZERO = Decimal(0)

@@ -42,21 +42,12 @@ from websockets.exceptions import ConnectionClosed
 from ..config import Settings
 from ..core.events import OrderUpdate, SubmitBracket
 from ..core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, OrderOutcomeUnknown
+from ..redaction import Redactor
 from ..timestamps import parse_time
-from .base import (
-    AccountInfo,
-    AssetInfo,
-    BrokerAuthError,
-    BrokerError,
-    BrokerNotFound,
-    BrokerRejected,
-    FillActivity,
-    MarketClock,
-    StreamStatus,
-    SubmitOutcome,
-)
+from .base import AccountInfo, AssetInfo, FillActivity, MarketClock, StreamStatus, SubmitOutcome
 from .ratelimit import RateLimiter
-from .retry import OrderOutcomeUnknown, call_with_retries
+from .retry import call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +441,7 @@ class AlpacaBroker:
         self._rng = rng or random.random
         self._rest = _Rest(key_id, secret_key, self.base_url, self.data_url, self.limiter, timeout)
         self._streams: list[_StreamThread] = []
+        self.redact = Redactor([secret_key, key_id])  # our keys out of every message we build
 
     # -- hygiene --------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -459,13 +451,6 @@ class AlpacaBroker:
 
     def __getstate__(self) -> None:
         raise TypeError("AlpacaBroker holds credentials and live connections: it cannot be pickled")
-
-    def scrub(self, text: str) -> str:
-        """`text` with our key id and secret replaced by ***."""
-        for secret in (self._secret_key, self._key_id):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
 
     @property
     def requests_sent(self) -> int:
@@ -480,7 +465,7 @@ class AlpacaBroker:
             max_attempts=self._max_attempts,
             sleep=self._sleep,
             rng=self._rng,
-            scrub=self.scrub,
+            scrub=self.redact,
         )
 
     def _get(self, what: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -812,7 +797,7 @@ class AlpacaBroker:
                 failures += 1
                 delay = _reconnect_delay(failures)
                 _emit(
-                    on_status, "reconnecting", self.scrub(f"{name}: {_describe(exc)}; retry in {delay:.1f}s")
+                    on_status, "reconnecting", self.redact(f"{name}: {_describe(exc)}; retry in {delay:.1f}s")
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -836,7 +821,7 @@ class AlpacaBroker:
             await _close_quietly(stream)
             if h.stopped:
                 return
-            _emit(on_status, "disconnected", self.scrub(f"{name}: {detail}"))
+            _emit(on_status, "disconnected", self.redact(f"{name}: {detail}"))
             failures = 1 if time.monotonic() - opened > 10 else failures + 1
             await asyncio.sleep(_reconnect_delay(failures))
 

@@ -1,8 +1,8 @@
 """The Broker protocol: everything the runner needs from Alpaca (or the in-process simulated broker).
 
 Adapters translate wire objects into these plain types, so nothing above this layer imports
-alpaca-trade-api. Every method either returns the broker's truth or raises a BrokerError subclass:
-a failed read is never reported as "nothing there".
+alpaca-trade-api. Every method either returns the broker's truth or raises a BrokerError subclass
+(errors.py): a failed read is never reported as "nothing there".
 """
 
 from __future__ import annotations
@@ -15,31 +15,6 @@ from typing import Literal, Protocol
 from ..core.events import OrderUpdate, SubmitBracket
 from ..core.model import Bar, OrderSnapshot, Session
 from ..core.valuetype import value_type
-
-
-class BrokerError(Exception):
-    """A broker call failed after the adapter's bounded retries."""
-
-
-class BrokerAuthError(BrokerError):
-    """401/403: keys wrong, or the account may not do this. Never retried."""
-
-
-class BrokerRejected(BrokerError):
-    """422 (or 403 for buying power / shortability): the request is invalid; do not resend it."""
-
-    def __init__(self, message: str, status: int, code: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class BrokerNotFound(BrokerError):
-    """404: no such order / position / asset."""
-
-
-class BrokerUnavailableError(BrokerError):
-    """429/5xx/timeouts persisted through the retries, or the host is unreachable."""
 
 
 @value_type

@@ -1,9 +1,10 @@
-"""Bounded retries for broker calls, and the mapping of HTTP failures to our BrokerError types.
+"""Bounded retries for broker calls, and the mapping of HTTP failures to the error tree (errors.py).
 
 Policy (DESIGN.md "Lessons from the bugs of peers"):
 
-* 429, 500, 502, 503, 504, timeouts and connection errors are transient: an *idempotent* call is
-  retried with jittered exponential backoff (honouring Retry-After / X-Ratelimit-Reset, capped).
+* 429, 500, 502, 503, 504, timeouts and connection errors are transient (TransientBrokerError): an
+  *idempotent* call is retried with jittered exponential backoff (honouring Retry-After /
+  X-Ratelimit-Reset, capped); the type decides, not the call site.
 * 401, and 403 without Alpaca's rejection code, are authentication failures: BrokerAuthError at once.
 * 403 with code 40310000 (buying power, qty, not shortable...) is a BrokerRejected, never retried.
 * 404 is BrokerNotFound; 400/422 are BrokerRejected; none is retried.
@@ -28,7 +29,15 @@ from typing import Any, TypeVar
 
 import requests
 
-from .base import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, BrokerUnavailableError
+from ..errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    OrderOutcomeUnknown,
+    TransientBrokerError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +45,6 @@ T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REJECTION_CODE_403 = 40310000
-
-
-class OrderOutcomeUnknown(BrokerError):
-    """A non-idempotent request (order submission) hit a timeout, 5xx or 429: it may or may not have
-    reached the broker. Resolve with a lookup by client_order_id; never by blindly sending again."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,8 @@ class Failure:
 
     @property
     def transient(self) -> bool:
-        if self.kind in ("timeout", "connection"):
-            return True
-        return self.kind == "http" and self.status in RETRY_STATUSES
+        """Would another try help? The error type says (TransientBrokerError)."""
+        return isinstance(to_broker_error(self), TransientBrokerError)
 
 
 def _response_of(exc: BaseException) -> Any:
@@ -147,7 +146,7 @@ def classify(exc: BaseException, epoch_now: Callable[[], float] = time.time) -> 
 
 
 def to_broker_error(f: Failure, what: str = "") -> BrokerError:
-    """The BrokerError for a non-transient (or exhausted) failure."""
+    """The BrokerError of a failure: its type says whether another try may help (TransientBrokerError)."""
     prefix = f"{what}: " if what else ""
     detail = f"{prefix}{f.message}" if f.message else f"{prefix}{f.kind}"
     if f.status is not None:
@@ -168,12 +167,12 @@ def to_broker_error(f: Failure, what: str = "") -> BrokerError:
         if f.status in (400, 409, 422):
             return BrokerRejected(detail, status=f.status, code=f.code)
         if f.status in RETRY_STATUSES:
-            return BrokerUnavailableError(detail)
+            return TransientBrokerError(detail)
         if 400 <= f.status < 500:
             return BrokerRejected(detail, status=f.status, code=f.code)
-        return BrokerUnavailableError(detail)
+        return BrokerUnavailable(detail)
     if f.kind in ("timeout", "connection"):
-        return BrokerUnavailableError(detail)
+        return TransientBrokerError(detail)
     return BrokerError(detail)
 
 
@@ -229,14 +228,13 @@ def call_with_retries(
                 scrub(failure.message),
                 failure.retry_after,
             )
-            if not failure.transient:
-                raise to_broker_error(failure, scrub(what)) from None
+            err = to_broker_error(failure, scrub(what))
+            if not isinstance(err, TransientBrokerError):
+                raise err from None
             if not idempotent:
-                err = to_broker_error(failure, scrub(what))
                 raise OrderOutcomeUnknown(f"outcome unknown: {err}", status=failure.status) from None
             if attempt >= max_attempts:
-                err = to_broker_error(failure, scrub(what))
-                raise BrokerUnavailableError(f"{err} (gave up after {attempt} attempts)") from None
+                raise BrokerUnavailable(f"{err} (gave up after {attempt} attempts)") from None
             delay = backoff_delay(attempt, failure, base_delay=base_delay, max_delay=max_delay, rng=rng)
             log.warning(
                 "%s failed (%s); retry %d/%d in %.2fs",

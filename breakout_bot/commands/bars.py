@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..broker.base import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected
 from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, ConfigError, UserError
 from ..market.cache import cache_path, write_day
 
 if TYPE_CHECKING:
@@ -64,14 +63,14 @@ def run(args: argparse.Namespace) -> int:
     cache_dir: Path = args.cache_dir
     try:
         return _download(broker, settings.symbols, args.start, args.end, cache_dir, settings.feed)
-    except BrokerAuthError as exc:
-        raise AuthError(f"Alpaca refused the API keys ({exc})") from None
+    except BrokerAuthError:
+        raise  # the CLI says which keys to check
     except BrokerRejected as exc:
         hint = " (free plans: use --feed iex for recent data)" if settings.feed == "sip" else ""
         raise UserError(f"the data API refused the request: {exc}{hint}", exit_code=1) from None
     except BrokerError as exc:
-        raise BrokerUnavailable(
-            f"download interrupted: {exc}; run the same command again to resume"
+        raise BrokerError(
+            f"download interrupted: {exc}; run the same command again to resume", exit_code=4
         ) from None
     finally:
         broker.close()

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ..broker.base import BrokerAuthError, BrokerError, BrokerNotFound
-from ..config import add_connection_arguments, add_symbol_argument, redact_key_id, settings_from_args
+from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound
+from ..redaction import mask_key_id
 
 if TYPE_CHECKING:
     from ..broker.alpaca import AlpacaBroker
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     broker = broker_from_settings(settings, max_attempts=2)
     symbols = settings.symbols or (DEFAULT_SYMBOL,)
     try:
-        _checks(broker, report, settings.mode, redact_key_id(settings.key_id) or "", symbols, settings.feed)
+        _checks(broker, report, settings.mode, mask_key_id(settings.key_id) or "", symbols, settings.feed)
     finally:
         broker.close()
     print(f"{'all checks passed' if not report.failed else f'{report.failed} check(s) failed'}")

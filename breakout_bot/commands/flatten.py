@@ -6,9 +6,8 @@ import argparse
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from ..broker.base import BrokerAuthError, BrokerError
 from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..errors import AuthError, BrokerUnavailable, ConfigError
+from ..errors import BrokerAuthError, BrokerError, ConfigError
 from ..live.halt import engage, halt_path
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -41,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
             broker.close_position(symbol)
             print(f"{symbol}: orders canceled, position closed")
         remaining = {s: broker.get_position_qty(s) for s in sorted(set(symbols) | set(held))}
-    except BrokerAuthError as exc:
-        raise AuthError(f"Alpaca refused the API keys ({exc})") from None
+    except BrokerAuthError:
+        raise  # the CLI says which keys to check
     except BrokerError as exc:
-        raise BrokerUnavailable(f"flatten incomplete: {exc}; run it again") from None
+        raise BrokerError(f"flatten incomplete: {exc}; run it again", exit_code=4) from None
     finally:
         broker.close()
     open_left = {s: q for s, q in remaining.items() if q != 0}

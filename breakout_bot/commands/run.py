@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..broker.base import Broker, BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailableError
+from ..broker.base import Broker
 from ..config import (
     Settings,
     add_connection_arguments,
@@ -24,7 +24,7 @@ from ..config import (
     settings_from_args,
 )
 from ..core.params import Params
-from ..errors import AuthError, BrokerUnavailable, ConfigError, UserError
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
 from ..journal import Journal
 from ..live.clock import Clock, SimulatorClock, WallClock
 from ..live.runner import Runner, RunnerOptions
@@ -195,12 +195,6 @@ def _trade(
         )
         with display:
             return runner.run()
-    except BrokerAuthError as exc:
-        raise AuthError(
-            f"Alpaca refused the API keys ({exc}); check APCA_API_KEY_ID / APCA_API_SECRET_KEY"
-        ) from None
-    except BrokerUnavailableError as exc:
-        raise BrokerUnavailable(f"broker unreachable: {exc}") from None
     finally:
         broker.close()
 
@@ -212,9 +206,7 @@ def _preflight(broker: Broker, settings: Settings) -> None:
     except BrokerAuthError:
         raise
     except BrokerError as exc:
-        raise BrokerUnavailable(
-            f"broker unreachable at {settings.base_url}: cannot read the account: {exc}"
-        ) from None
+        raise BrokerUnavailable(f"cannot read the account at {settings.base_url}: {exc}") from None
     if account.trading_blocked or account.status.upper() != "ACTIVE":
         raise UserError(
             f"account is not able to trade (status {account.status}, blocked={account.trading_blocked})"

@@ -17,17 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from ..broker.base import (
-    AccountInfo,
-    Broker,
-    BrokerAuthError,
-    BrokerError,
-    BrokerNotFound,
-    BrokerRejected,
-    FillActivity,
-    StreamHandle,
-    StreamStatus,
-)
+from ..broker.base import AccountInfo, Broker, FillActivity, StreamHandle, StreamStatus
 from ..core import events as ev
 from ..core import machine
 from ..core.ids import parse_client_order_id
@@ -44,6 +34,7 @@ from ..core.model import (
 )
 from ..core.params import Params
 from ..core.state import Phase, State, initial_state
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected
 from ..journal import FillRecord, Journal
 from ..roundtrips import FillLike, todays_realized
 from .clock import Clock

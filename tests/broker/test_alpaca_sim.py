@@ -13,10 +13,10 @@ import pytest
 
 from breakout_bot.broker import alpaca as alpaca_mod
 from breakout_bot.broker.alpaca import AlpacaBroker
-from breakout_bot.broker.base import BrokerAuthError, BrokerNotFound, BrokerUnavailableError
 from breakout_bot.broker.ratelimit import RateLimiter
 from breakout_bot.core.events import OrderUpdate, SubmitBracket
 from breakout_bot.core.model import OrderEvent, OrderStatus
+from breakout_bot.errors import BrokerAuthError, BrokerNotFound, BrokerUnavailable
 
 from .conftest import KEY, SECRET, Events, Sim, make_broker
 
@@ -224,7 +224,7 @@ def test_persistent_5xx_gives_up(sim: Sim) -> None:
     b = make_broker(sim, max_attempts=3)
     try:
         sim.faults(http_status=502, count=10, paths="/v2/clock")
-        with pytest.raises(BrokerUnavailableError):
+        with pytest.raises(BrokerUnavailable):
             b.get_clock()
         assert sim.count("GET", "/v2/clock") == 3
     finally:

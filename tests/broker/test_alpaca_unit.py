@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from breakout_bot.broker.alpaca import AlpacaBroker
-from breakout_bot.broker.base import BrokerUnavailableError
+from breakout_bot.errors import BrokerUnavailable
 
 KEY = "PKLEAKCHECK1234567"
 SECRET = "s3cr3t-DO-NOT-PRINT-abcdef0123456789"
@@ -41,16 +41,16 @@ def test_cannot_be_pickled() -> None:
 def test_errors_never_carry_keys(caplog: pytest.LogCaptureFixture) -> None:
     b = make(max_attempts=2)
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(BrokerUnavailableError) as info:
+    with pytest.raises(BrokerUnavailable) as info:
         b.get_account()
     for text in (str(info.value), repr(info.value), caplog.text):
         assert KEY not in text and SECRET not in text
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_scrub() -> None:
+def test_redact() -> None:
     b = make()
-    assert b.scrub(f"key={KEY} secret={SECRET}") == "key=*** secret=***"
+    assert b.redact(f"key={KEY} secret={SECRET}") == "key=*** secret=***"
 
 
 def test_library_retries_and_env_are_neutralised(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +66,7 @@ def test_library_retries_and_env_are_neutralised(monkeypatch: pytest.MonkeyPatch
 
 def test_requests_have_a_timeout_and_take_a_limiter_slot() -> None:
     b = make(max_attempts=1)
-    with pytest.raises(BrokerUnavailableError):
+    with pytest.raises(BrokerUnavailable):
         b.get_clock()
     assert b.limiter.total == 1 and b.requests_sent == 1
 

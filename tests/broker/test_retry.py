@@ -10,18 +10,15 @@ import pytest
 import requests
 from alpaca_trade_api.rest import APIError
 
-from breakout_bot.broker.base import (
+from breakout_bot.broker.retry import backoff_delay, call_with_retries, classify, to_broker_error
+from breakout_bot.errors import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
-    BrokerUnavailableError,
-)
-from breakout_bot.broker.retry import (
+    BrokerUnavailable,
     OrderOutcomeUnknown,
-    backoff_delay,
-    call_with_retries,
-    classify,
+    TransientBrokerError,
 )
 
 
@@ -91,7 +88,7 @@ def test_backoff_grows_and_is_capped() -> None:
 
 def test_gives_up_after_max_attempts() -> None:
     fn = Script(*[http_error(503) for _ in range(10)])
-    with pytest.raises(BrokerUnavailableError, match="gave up after 3 attempts"):
+    with pytest.raises(BrokerUnavailable, match="gave up after 3 attempts"):
         run(fn, max_attempts=3)
     assert fn.calls == 3
 
@@ -176,7 +173,7 @@ def test_non_idempotent_is_never_retried(exc: BaseException) -> None:
         run(fn, idempotent=False)
     assert fn.calls == 1
     assert isinstance(info.value, BrokerError)
-    assert not isinstance(info.value, BrokerUnavailableError)  # distinguishable from "gave up"
+    assert not isinstance(info.value, BrokerUnavailable)  # distinguishable from "gave up"
 
 
 def test_non_idempotent_definitive_errors_keep_their_type() -> None:
@@ -223,3 +220,21 @@ def test_backoff_delay_bounds() -> None:
         for r in (0.0, 0.3, 0.999):
             d = backoff_delay(attempt, None, base_delay=0.5, max_delay=8.0, rng=lambda r=r: r)
             assert 0 < d <= 8.0
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(429, TransientBrokerError), (500, TransientBrokerError), (503, TransientBrokerError),
+     (501, BrokerUnavailable), (422, BrokerRejected), (404, BrokerNotFound), (401, BrokerAuthError)],
+)  # fmt: skip
+def test_retryability_is_the_error_type(status: int, kind: type) -> None:
+    """Only a TransientBrokerError is tried again; a 501 is 'unavailable' but not worth a retry."""
+    err = to_broker_error(classify(http_error(status, {"code": status * 100_000, "message": "x"})))
+    assert type(err) is kind
+    fn = Script(http_error(status, {"code": status * 100_000, "message": "x"}))
+    if kind is TransientBrokerError:
+        assert run(fn)[0] == "ok" and fn.calls == 2
+    else:
+        with pytest.raises(kind):
+            run(fn)
+        assert fn.calls == 1
