@@ -283,6 +283,7 @@ def main() -> int:
             try:
                 runner = Runner(
                     broker,
+                    broker.market_data,
                     clock,
                     journal,
                     [SYMBOL],

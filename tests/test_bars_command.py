@@ -81,9 +81,9 @@ def test_download_then_resume(sim: Any, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_pages_are_all_fetched(sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from breakout_bot.broker import alpaca
+    from breakout_bot.broker.alpaca import marketdata
 
-    monkeypatch.setattr(alpaca, "BARS_PAGE", 100)
+    monkeypatch.setattr(marketdata, "BARS_PAGE", 100)
     cache = tmp_path / "cache"
     assert run_bars(cache, "2024-03-04", "2024-03-04") == 0
     assert bar_requests(sim.url) == 4  # 390 bars in pages of 100

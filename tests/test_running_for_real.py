@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.broker.alpaca import AlpacaBroker
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.cli import main
 from breakout_bot.live.halt import halt_path
 from breakout_bot.sim import SimConfig, SimServer

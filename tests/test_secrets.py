@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from breakout_bot import cli
-from breakout_bot.broker.alpaca import AlpacaBroker
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.config import Settings
 from breakout_bot.sim import SimConfig, SimServer
 

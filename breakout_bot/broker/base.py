@@ -1,13 +1,14 @@
-"""The Broker protocol: everything the runner needs from Alpaca (or the in-process simulated broker).
+"""What the bot needs from a broker, as two protocols: `Broker` (trading) and `MarketData` (bars), so
+that execution and data can come from different places.
 
-Adapters translate wire objects into these plain types, so nothing above this layer imports
-alpaca-trade-api. Every method either returns the broker's truth or raises a BrokerError subclass
-(errors.py): a failed read is never reported as "nothing there".
+Adapters (broker/alpaca/ today) translate their wire objects into these plain types and the core's
+vocabularies, so nothing above this layer imports an SDK. Every method either returns the broker's
+truth or raises a BrokerError subclass (errors.py): a failed read is never reported as "nothing there".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -86,6 +87,21 @@ class StreamHandle(Protocol):
 
 
 class Broker(Protocol):
+    """Trading at one account. An adapter implements:
+
+    Required by the trading loop (live/):
+        get_clock, get_sessions, get_account, get_position_qty, list_open_orders, list_orders_since,
+        get_order, submit_bracket, cancel_order, cancel_orders, close_position, fill_activities,
+        stream_trade_updates, close
+    Required by the commands: get_asset (run's preflight, check), list_positions (flatten)
+    Optional (not part of this protocol; callers check for them):
+        get_order_by_client_id -- an adapter resolves an unknown submission with it (inside
+            submit_bracket); the backtest's broker offers it too
+        requests_sent -- HTTP requests sent so far (the bars command reports it)
+
+    `submit_bracket` never resends blindly: its SubmitOutcome says accepted, rejected or unknown.
+    """
+
     def get_clock(self) -> MarketClock: ...
 
     def get_sessions(self, start: date, end: date) -> list[Session]: ...
@@ -112,8 +128,6 @@ class Broker(Protocol):
 
     def get_order(self, order_id: str) -> OrderSnapshot: ...
 
-    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None: ...
-
     def submit_bracket(self, order: SubmitBracket) -> SubmitOutcome: ...
 
     def cancel_order(self, order_id: str) -> None:
@@ -130,10 +144,6 @@ class Broker(Protocol):
 
     def fill_activities(self, since: datetime) -> list[FillActivity]: ...
 
-    def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
-        """Closed one-minute bars with start <= t < end, oldest first (all pages)."""
-        ...
-
     def stream_trade_updates(
         self,
         on_update: Callable[[OrderUpdate], None],
@@ -143,13 +153,31 @@ class Broker(Protocol):
         reports every (re)connection through on_status so the runner can reconcile over REST."""
         ...
 
+    def close(self) -> None: ...
+
+
+class MarketData(Protocol):
+    """One-minute bars. An adapter implements:
+
+    Required: get_bars (the trading loop polls it every minute and reads the box's history with it)
+    Required by `check`: get_latest_bar
+    Optional: stream_bars (`run --bars stream`; an adapter without a stream raises BrokerError and the
+        minute poll carries on)
+    """
+
+    def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Closed one-minute bars with start <= t < end, oldest first (all pages)."""
+        ...
+
+    def get_latest_bar(self, symbol: str) -> Bar | None:
+        """The feed's latest one-minute bar (None when it has none)."""
+        ...
+
     def stream_bars(
         self,
-        symbols: list[str],
+        symbols: Sequence[str],
         on_bar: Callable[[str, Bar], None],
         on_status: Callable[[StreamStatus, str], None],
     ) -> StreamHandle:
-        """Minute bars from the market-data websocket, on its own thread (reconnects by itself)."""
+        """Minute bars from a websocket, on its own thread (reconnects by itself)."""
         ...
-
-    def close(self) -> None: ...

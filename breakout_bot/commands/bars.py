@@ -18,7 +18,7 @@ from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejecte
 from ..market.cache import cache_path, write_day
 
 if TYPE_CHECKING:
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca.broker import AlpacaBroker
 
 DEFAULT_CACHE = Path("data/cache")
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not settings.symbols:
         raise ConfigError("--symbol is required")
-    from ..broker.alpaca import broker_from_settings
+    from ..broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings)
     cache_dir: Path = args.cache_dir
@@ -99,7 +99,7 @@ def _download(
             before = broker.requests_sent
             t0 = time.monotonic()
             try:
-                records = broker.bar_records(symbol, session.open, session.close, feed=feed)
+                records = broker.market_data.bar_records(symbol, session.open, session.close, feed=feed)
             except BrokerNotFound as exc:
                 raise UserError(f"{symbol}: no such symbol at the data API ({exc})", exit_code=1) from None
             rows = [r for r in records if session.open <= _bar_start(r) < session.close]
@@ -115,6 +115,6 @@ def _download(
 
 
 def _bar_start(record: dict[str, object]) -> dt.datetime:
-    from ..broker.alpaca import parse_time
+    from ..broker.timestamps import parse_time
 
     return parse_time(record["t"])

@@ -17,7 +17,7 @@ from ..errors import BrokerAuthError, BrokerError, BrokerNotFound
 from ..redaction import mask_key_id
 
 if TYPE_CHECKING:
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca.broker import AlpacaBroker
 
 NEW_YORK = ZoneInfo("America/New_York")
 OK = "✔"
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             " get paper keys at https://app.alpaca.markets to trade Alpaca's paper account"
         )
         return 1
-    from ..broker.alpaca import broker_from_settings
+    from ..broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings, max_attempts=2)
     symbols = settings.symbols or (DEFAULT_SYMBOL,)
@@ -136,7 +136,7 @@ def _checks(
     # 5. market data feed
     for symbol in symbols:
         try:
-            bar = broker.get_latest_bar(symbol)
+            bar = broker.market_data.get_latest_bar(symbol)
         except BrokerError as exc:
             hint = " (free plans: use --feed iex)" if feed == "sip" else ""
             report.line(False, f"data feed {feed}", f"{symbol}: {exc}{hint}")

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no Alpaca keys configured: nothing to flatten (the built-in simulator lives inside `breakout-bot run`)"
         )
-    from ..broker.alpaca import broker_from_settings
+    from ..broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings)
     today = dt.datetime.now(NEW_YORK).date()

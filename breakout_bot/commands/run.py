@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..broker.base import Broker
+from ..broker.base import Broker, MarketData
 from ..config import (
     Settings,
     add_connection_arguments,
@@ -32,7 +32,7 @@ from ..live.status import StatusDisplay
 from ..logging_setup import setup_logging
 
 if TYPE_CHECKING:
-    from ..broker.alpaca import AlpacaBroker
+    from ..broker.alpaca.broker import AlpacaBroker
     from ..sim import SimServer
 
 log = logging.getLogger("breakout_bot.run")
@@ -128,16 +128,16 @@ def run(args: argparse.Namespace) -> int:
         return _run_simulated(args, settings, params, journal, display, log_path)
     if settings.mode == "live":
         _confirm_live(args, settings)
-    from ..broker.alpaca import broker_from_settings
-    from ..broker.ratelimit import RateLimiter
+    from ..broker.alpaca.factory import broker_from_settings
+    from ..broker.throttle import RequestThrottle
 
     clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
-    broker = broker_from_settings(settings, limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep))
+    broker = broker_from_settings(settings, throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep))
     display.print(
         f"breakout-bot · {settings.mode.upper()} trading {', '.join(settings.symbols)} · log {log_path}"
     )
     days = 1 if args.once else args.days
-    return _trade(broker, clock, journal, settings, params, display, days)
+    return _trade(broker, broker.market_data, clock, journal, settings, params, display, days)
 
 
 def _remote_sim_clock(base_url: str) -> Clock:
@@ -175,6 +175,7 @@ def _confirm_live(args: argparse.Namespace, settings: Settings) -> None:
 
 def _trade(
     broker: Broker,
+    data: MarketData,
     clock: Clock,
     journal: Journal,
     settings: Settings,
@@ -186,6 +187,7 @@ def _trade(
         _preflight(broker, settings)
         runner = Runner(
             broker,
+            data,
             clock,
             journal,
             settings.symbols,
@@ -253,7 +255,7 @@ def _run_simulated(
         )
         days = 1 if args.once else (args.days or settings.days or 1)
         first_new = len(journal)
-        code = _trade(broker, clock, journal, settings, params, display, days)
+        code = _trade(broker, broker.market_data, clock, journal, settings, params, display, days)
         _print_summary(display, journal, settings, first_new)
         if args.sim_report is not None:
             _write_sim_report(args.sim_report, server)
@@ -273,8 +275,8 @@ def simulated_session(
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
     """The built-in simulator on loopback plus an AlpacaBroker on its virtual clock (fresh random keys).
     Used by `run` without keys and by the bot's integration tests."""
-    from ..broker.alpaca import AlpacaBroker
-    from ..broker.ratelimit import RateLimiter
+    from ..broker.alpaca.broker import AlpacaBroker
+    from ..broker.throttle import RequestThrottle
     from ..sim import SimConfig, SimServer
 
     key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_hex(20)
@@ -299,7 +301,7 @@ def simulated_session(
             data_url=base_url,
             data_stream_url=base_url,
             feed=feed,
-            limiter=RateLimiter(now=clock.monotonic, sleep=clock.sleep),
+            throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep),
             clock=clock.monotonic,
             sleep=clock.sleep,
         )

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from ..broker.base import AccountInfo, Broker, FillActivity, StreamHandle, StreamStatus
+from ..broker.base import AccountInfo, Broker, FillActivity, MarketData, StreamHandle, StreamStatus
 from ..core import events as ev
 from ..core import machine
 from ..core.ids import parse_client_order_id
@@ -93,6 +93,7 @@ class Runner:
     def __init__(
         self,
         broker: Broker,
+        data: MarketData,
         clock: Clock,
         journal: Journal,
         symbols: Iterable[str],
@@ -101,6 +102,7 @@ class Runner:
         status: StatusSink | None = None,
     ) -> None:
         self.broker = broker
+        self.data = data
         self.clock = clock
         self.journal = journal
         self.params = params
@@ -139,7 +141,7 @@ class Runner:
             self._stream = self.broker.stream_trade_updates(self._events.put, self._on_stream_status)
             self._await_stream()
         if self.options.bars_stream:
-            self._bar_stream = self.broker.stream_bars(
+            self._bar_stream = self.data.stream_bars(
                 list(self.states),
                 lambda symbol, bar: self._events.put(_BarEvent(symbol, bar)),
                 lambda status, detail: self._events.put(_StreamEvent(status, detail, "bars")),
@@ -433,7 +435,7 @@ class Runner:
         # history would never be acted on.
         if session is not None and session.open < now and last is None:
             start = max(session.open, now - timedelta(minutes=self.params.lookback + 5))
-            recent = tuple(b for b in self.broker.get_bars(symbol, start, now) if b.end <= now)
+            recent = tuple(b for b in self.data.get_bars(symbol, start, now) if b.end <= now)
             if recent:
                 self._last_bar[symbol] = recent[-1].t
         event = ev.Reconciled(
@@ -520,7 +522,7 @@ class Runner:
         if start >= now:
             return
         try:
-            bars = self.broker.get_bars(symbol, start, now)
+            bars = self.data.get_bars(symbol, start, now)
         except BrokerError as exc:
             log.warning("%s: bars unavailable: %s", symbol, exc)
             return

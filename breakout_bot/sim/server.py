@@ -29,7 +29,7 @@ from .config import SimConfig
 from .engine import Engine, RequestRecord
 from .errors import ApiError, invalid
 from .faults import FaultState, HttpFault
-from .ratelimit import RateLimiter
+from .quota import RequestQuota
 from .streams import Conn, apply_subscription, decode, is_text_or_binary, subscription_message, wants_msgpack
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -100,7 +100,7 @@ class SimServer:
         self.engine.publishing = True
         self.faults = FaultState()
         self.faults.latency_ms = cfg.latency_ms
-        self.limiter = RateLimiter(cfg.rate_limit)
+        self.limiter = RequestQuota(cfg.rate_limit)
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from breakout_bot.broker.alpaca import AlpacaBroker
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.commands.run import simulated_session
 from breakout_bot.core.ids import parse_client_order_id
 from breakout_bot.core.params import Params
@@ -90,6 +90,7 @@ class Session:
         journal.load()
         runner = Runner(
             self.broker,
+            self.broker.market_data,
             self.clock,
             journal,
             [SYMBOL],

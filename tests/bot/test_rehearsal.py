@@ -13,13 +13,13 @@ import pytest
 from shared_data import shared_minute_file
 
 from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.broker.timestamps import parse_time
 from breakout_bot.commands.run import simulated_session
 from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal
 from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.market.bars import load_bars
 from breakout_bot.market.synthetic import synthetic_bars
-from breakout_bot.timestamps import parse_time
 
 from .harness import NEW_YORK
 
@@ -36,7 +36,12 @@ def _live(tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path |
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
     with simulated_session([symbol], start=day, seed=seed, data=data) as (broker, clock, _):
-        assert Runner(broker, clock, journal, [symbol], Params(), RunnerOptions(days=1)).run() == 0
+        assert (
+            Runner(
+                broker, broker.market_data, clock, journal, [symbol], Params(), RunnerOptions(days=1)
+            ).run()
+            == 0
+        )
     return [
         (r.leg, r.side, Decimal(r.qty), Decimal(r.price), _minute(parse_time(r.timestamp)))
         for r in journal.records()

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from breakout_bot.broker.alpaca import AlpacaBroker
-from breakout_bot.broker.ratelimit import RateLimiter
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
+from breakout_bot.broker.throttle import RequestThrottle
 
 KEY = "PKSIMTESTKEY0001"
 SECRET = "simsecret-0123456789abcdef"
@@ -95,16 +95,16 @@ def sim() -> Iterator[Sim]:
 
 
 def make_broker(sim: Sim, key: str = KEY, secret: str = SECRET, **kw: Any) -> AlpacaBroker:
-    """A broker on the simulator's virtual time: limiter and backoff sleep advance the sim clock."""
+    """A broker on the simulator's virtual time: throttle and backoff sleep advance the sim clock."""
     clock = sim.server.clock
-    limiter = kw.pop("limiter", None) or RateLimiter(now=clock.timestamp, sleep=clock.advance)
+    throttle = kw.pop("throttle", None) or RequestThrottle(now=clock.timestamp, sleep=clock.advance)
     return AlpacaBroker(
         key,
         secret,
         base_url=sim.url,
         data_url=sim.url,
         data_stream_url=sim.url,
-        limiter=limiter,
+        throttle=throttle,
         clock=clock.timestamp,
         sleep=kw.pop("sleep", clock.advance),
         timeout=kw.pop("timeout", 5.0),

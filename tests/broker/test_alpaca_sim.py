@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from breakout_bot.broker import alpaca as alpaca_mod
-from breakout_bot.broker.alpaca import AlpacaBroker
-from breakout_bot.broker.ratelimit import RateLimiter
+from breakout_bot.broker.alpaca import marketdata as alpaca_marketdata
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
+from breakout_bot.broker.throttle import RequestThrottle
 from breakout_bot.core.events import OrderUpdate, SubmitBracket
 from breakout_bot.core.model import OrderEvent, OrderStatus
 from breakout_bot.errors import BrokerAuthError, BrokerNotFound, BrokerUnavailable
@@ -27,7 +27,7 @@ TICK = Decimal("0.01")
 
 def last_close(broker: AlpacaBroker, sim: Sim) -> Decimal:
     now = sim.server.clock.now()
-    bars = broker.get_bars("AAPL", now - timedelta(minutes=30), now)
+    bars = broker.market_data.get_bars("AAPL", now - timedelta(minutes=30), now)
     return Decimal(str(bars[-1].close)).quantize(TICK)
 
 
@@ -69,19 +69,19 @@ def test_get_bars_across_pages(sim: Sim, broker: AlpacaBroker, monkeypatch: pyte
     open_market(sim)
     now = sim.server.clock.now()
     start = now - timedelta(hours=2)
-    one_page = broker.get_bars("AAPL", start, now)
+    one_page = broker.market_data.get_bars("AAPL", start, now)
     assert len(one_page) >= 50
     assert all(b.t.tzinfo is not None for b in one_page)
     assert all(a.t < b.t for a, b in itertools.pairwise(one_page))
     assert all(b.end <= now for b in one_page)  # only closed bars
     before = sim.count("GET", "/v2/stocks/AAPL/bars")
-    monkeypatch.setattr(alpaca_mod, "BARS_PAGE", 7)
-    paged = broker.get_bars("AAPL", start, now)
+    monkeypatch.setattr(alpaca_marketdata, "BARS_PAGE", 7)
+    paged = broker.market_data.get_bars("AAPL", start, now)
     pages = sim.count("GET", "/v2/stocks/AAPL/bars") - before
     assert paged == one_page
-    assert broker.limiter.total == broker.requests_sent  # every page took a rate-limit slot
+    assert broker.throttle.total == broker.requests_sent  # every page took a rate-limit slot
     assert pages == -(-len(one_page) // 7)  # ceil: every page was fetched, each one request
-    records = broker.bar_records("AAPL", start, now)
+    records = broker.market_data.bar_records("AAPL", start, now)
     assert {"t", "o", "h", "l", "c", "v", "n", "vw"} <= set(records[0])
 
 
@@ -93,10 +93,10 @@ def test_env_cannot_redirect_data_or_enable_library_retries(
     monkeypatch.setenv("APCA_API_OAUTH_TOKEN", "not-ours")
     b = make_broker(sim)
     try:
-        assert b._rest._retry == 0 and b._rest._oauth is None
+        assert b.rest.sdk.retries == 0 and b.rest.sdk.oauth is None
         open_market(sim)
         now = sim.server.clock.now()
-        assert b.get_bars("AAPL", now - timedelta(minutes=10), now)
+        assert b.market_data.get_bars("AAPL", now - timedelta(minutes=10), now)
         sim.faults(http_status=504, count=1, paths="/v2/account")
         b.get_account()  # our retry, not the library's: one retry, two requests
         assert sim.count("GET", "/v2/account") == 2
@@ -335,15 +335,15 @@ def test_limiter_keeps_the_sim_under_200_per_minute(sim: Sim) -> None:
             while t - stamps[j] >= 60.0:
                 j += 1
             assert i - j + 1 <= 190
-        assert b.limiter.waited > 0
+        assert b.throttle.waited > 0
     finally:
         b.close()
 
 
 def test_limiter_is_shared_across_threads(sim: Sim) -> None:
     clock = sim.server.clock
-    shared = RateLimiter(20, 60.0, now=clock.timestamp, sleep=clock.advance)
-    brokers = [make_broker(sim, limiter=shared) for _ in range(3)]
+    shared = RequestThrottle(20, 60.0, now=clock.timestamp, sleep=clock.advance)
+    brokers = [make_broker(sim, throttle=shared) for _ in range(3)]
     errors: list[BaseException] = []
 
     def work(b: AlpacaBroker) -> None:
@@ -365,7 +365,7 @@ def test_limiter_is_shared_across_threads(sim: Sim) -> None:
 
 
 def test_bar_stream(sim: Sim, broker: AlpacaBroker, events: Events) -> None:
-    handle = broker.stream_bars(["AAPL"], events.on_bar, events.on_status)
+    handle = broker.market_data.stream_bars(["AAPL"], events.on_bar, events.on_status)
     wait_connected(events)
     time.sleep(0.2)  # let the subscription land
     open_market(sim)
@@ -380,7 +380,7 @@ def test_bar_stream(sim: Sim, broker: AlpacaBroker, events: Events) -> None:
 
 def test_bar_stream_bad_keys(sim: Sim, events: Events) -> None:
     bad = make_broker(sim, secret="nope-nope-nope")
-    handle = bad.stream_bars(["AAPL"], events.on_bar, events.on_status)
+    handle = bad.market_data.stream_bars(["AAPL"], events.on_bar, events.on_status)
     assert events.status()[0] == "auth_failed"
     handle.stop()
     bad.close()

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from breakout_bot.broker.alpaca import AlpacaBroker
+from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.errors import BrokerUnavailable
 
 KEY = "PKLEAKCHECK1234567"
@@ -28,7 +28,7 @@ def make(**kw: object) -> AlpacaBroker:
 
 def test_repr_and_str_hide_keys() -> None:
     b = make()
-    for text in (repr(b), str(b), f"{b}", repr(b._rest), repr(b.limiter)):
+    for text in (repr(b), str(b), f"{b}", repr(b.rest), repr(b.throttle), repr(b.market_data)):
         assert KEY not in text and SECRET not in text
     assert "127.0.0.1" in repr(b)
 
@@ -59,16 +59,16 @@ def test_library_retries_and_env_are_neutralised(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("APCA_API_DATA_URL", "https://data.alpaca.markets")
     monkeypatch.setenv("APCA_API_VERSION", "v1")
     b = make()
-    assert b._rest._retry == 0 and b._rest._retry_codes == []
-    assert b._rest._oauth is None and b._rest._api_version == "v2"
-    assert b._rest._data_url == b.data_url
+    assert b.rest.sdk.retries == 0 and b.rest.sdk.retry_codes == []
+    assert b.rest.sdk.oauth is None and b.rest.sdk.api_version == "v2"
+    assert b.rest.sdk.data_url == b.data_url
 
 
 def test_requests_have_a_timeout_and_take_a_limiter_slot() -> None:
     b = make(max_attempts=1)
     with pytest.raises(BrokerUnavailable):
         b.get_clock()
-    assert b.limiter.total == 1 and b.requests_sent == 1
+    assert b.throttle.total == 1 and b.requests_sent == 1
 
 
 def test_needs_keys() -> None:

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import msgpack
 import pytest
 
-from breakout_bot.broker.alpaca import (
-    AlpacaBroker,
+from breakout_bot.broker.alpaca.convert import (
     account_from_dict,
     asset_from_dict,
     bar_from_dict,
+    bracket_body,
     clock_from_dict,
     fill_from_dict,
     order_from_dict,
@@ -22,9 +22,9 @@ from breakout_bot.broker.alpaca import (
     session_from_dict,
     trade_update_from_dict,
 )
+from breakout_bot.broker.timestamps import parse_optional_time, parse_time
 from breakout_bot.core.events import SubmitBracket
 from breakout_bot.core.model import OPEN_STATUSES, OrderEvent, OrderStatus, OrderType
-from breakout_bot.timestamps import parse_optional_time, parse_time
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -300,7 +300,7 @@ def test_rfc3339_requires_tz() -> None:
 
 
 def test_bracket_body_sends_strings() -> None:
-    body = AlpacaBroker.bracket_body(
+    body = bracket_body(
         SubmitBracket("AAPL", "sell", 100, Decimal("151.26"), Decimal("148.10"), "bb-AAPL-20240102-1")
     )
     assert body == {

@@ -1,4 +1,4 @@
-"""RateLimiter: never more than N acquisitions in any window, over random schedules (virtual time)."""
+"""RequestThrottle: never more than N acquisitions in any window, over random schedules (virtual time)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakout_bot.broker.ratelimit import RateLimiter
+from breakout_bot.broker.throttle import RequestThrottle
 
 
 class FakeClock:
@@ -38,7 +38,7 @@ def max_in_window(stamps: list[float], window: float) -> int:
     return best
 
 
-def run_schedule(limiter: RateLimiter, clock: FakeClock, arrivals: list[float]) -> list[float]:
+def run_schedule(limiter: RequestThrottle, clock: FakeClock, arrivals: list[float]) -> list[float]:
     """One caller per arrival time, served in order; returns the acquisition times."""
     out = []
     for a in sorted(arrivals):
@@ -54,7 +54,7 @@ def run_schedule(limiter: RateLimiter, clock: FakeClock, arrivals: list[float]) 
 )
 def test_never_more_than_n_in_any_window(n: int, gaps: list[float]) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(n, 60.0, now=clock.now, sleep=clock.sleep)
+    limiter = RequestThrottle(n, 60.0, now=clock.now, sleep=clock.sleep)
     arrivals, t = [], clock.t
     for g in gaps:
         t += g
@@ -74,7 +74,7 @@ def test_never_more_than_n_in_any_window(n: int, gaps: list[float]) -> None:
 
 def test_bursts_of_190_default() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(now=clock.now, sleep=clock.sleep)
+    limiter = RequestThrottle(now=clock.now, sleep=clock.sleep)
     stamps = run_schedule(limiter, clock, [clock.t] * 1000)
     assert max_in_window(stamps, 60.0) == 190
     # 1000 requests need at least 5 full windows
@@ -84,7 +84,7 @@ def test_bursts_of_190_default() -> None:
 
 def test_immediate_when_free_and_try_acquire() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(3, 10.0, now=clock.now, sleep=clock.sleep)
+    limiter = RequestThrottle(3, 10.0, now=clock.now, sleep=clock.sleep)
     assert limiter.try_acquire() and limiter.try_acquire() and limiter.try_acquire()
     assert not limiter.try_acquire()
     assert clock.slept == []
@@ -95,7 +95,7 @@ def test_immediate_when_free_and_try_acquire() -> None:
 
 def test_pause_until_holds_everyone() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(100, 60.0, now=clock.now, sleep=clock.sleep)
+    limiter = RequestThrottle(100, 60.0, now=clock.now, sleep=clock.sleep)
     limiter.pause_until(clock.t + 5)
     limiter.acquire()
     assert clock.t == pytest.approx(1005.0)
@@ -103,9 +103,9 @@ def test_pause_until_holds_everyone() -> None:
 
 def test_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError):
-        RateLimiter(0)
+        RequestThrottle(0)
     with pytest.raises(ValueError):
-        RateLimiter(5, 0)
+        RequestThrottle(5, 0)
 
 
 def test_thread_safe_under_contention() -> None:
@@ -120,7 +120,7 @@ def test_thread_safe_under_contention() -> None:
         with lock:
             stamps.append(t)
 
-    limiter = RateLimiter(5, 0.4, now=now, sleep=time.sleep, on_acquire=record)
+    limiter = RequestThrottle(5, 0.4, now=now, sleep=time.sleep, on_acquire=record)
 
     def worker() -> None:
         for _ in range(5):

@@ -1,4 +1,4 @@
-"""Alpaca's REST rate limit: 200 requests per minute per API key (alpaca-docs trading-api/_index.md
+"""The simulator's server-side request quota, Alpaca's REST rate limit: 200 requests per minute per API key (alpaca-docs trading-api/_index.md
 "Rate Limit"), here a sliding window of 60 *virtual* seconds, one window per (key, API): the trading
 API and the market-data API count separately, as on Alpaca. Rejected (429) requests do not count."""
 
@@ -28,7 +28,7 @@ class Verdict:
         }
 
 
-class RateLimiter:
+class RequestQuota:
     def __init__(self, limit: int = 200) -> None:
         self.limit = limit
         self._hits: dict[tuple[str, str], deque[float]] = {}

@@ -1,4 +1,5 @@
-"""Alpaca timestamps as tz-aware datetimes: one parser for the broker adapter and the fault checker."""
+"""Alpaca's timestamps as tz-aware datetimes: one parser for every adapter (and the fault checker,
+which reads the simulator's JSON)."""
 
 from __future__ import annotations
 

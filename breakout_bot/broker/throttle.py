@@ -1,4 +1,5 @@
-"""A thread-safe sliding-window rate limiter shared by every broker call of a process.
+"""The client-side request throttle: a thread-safe sliding window shared by every broker call of a
+process (the simulator's server-side quota is sim/quota.py).
 
 Alpaca allows 200 requests per minute per API key (NOTES.md §4). We stay under it with a margin
 (190 by default) so that a clock skew or a request we do not see (another tool on the same key)
@@ -21,7 +22,7 @@ DEFAULT_WINDOW = 60.0
 MIN_WAIT = 1e-6
 
 
-class RateLimiter:
+class RequestThrottle:
     """At most ``max_requests`` acquisitions in any ``window`` seconds; ``acquire`` blocks until a slot frees."""
 
     def __init__(
@@ -108,4 +109,4 @@ class RateLimiter:
             return len(self._stamps)
 
     def __repr__(self) -> str:
-        return f"RateLimiter(max_requests={self.max_requests}, window={self.window})"
+        return f"RequestThrottle(max_requests={self.max_requests}, window={self.window})"

@@ -1,0 +1,109 @@
+"""AlpacaMarketData: the MarketData protocol over Alpaca's market data v2 (REST bars and the bar stream)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from ...core.model import Bar
+from ...errors import BrokerError
+from .convert import bar_from_dict, rfc3339
+from .rest import AlpacaRest
+from .streams import OnStatus, StreamThread, start_bars
+
+BARS_PAGE = 10_000  # Alpaca's maximum `limit` for bars
+
+
+class AlpacaMarketData:
+    """One-minute bars of a feed (iex or sip), polled over REST or pushed by the websocket."""
+
+    def __init__(
+        self, rest: AlpacaRest, data_url: str, stream_url: str | None, feed: str, key_id: str, secret_key: str
+    ) -> None:
+        self.rest = rest
+        self.data_url = data_url
+        self.stream_url = stream_url
+        self.feed = feed
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self.streams: list[StreamThread] = []
+
+    def __repr__(self) -> str:
+        return f"AlpacaMarketData(data_url={self.data_url!r}, feed={self.feed!r})"
+
+    def __getstate__(self) -> None:
+        raise TypeError("AlpacaMarketData holds credentials and live connections: it cannot be pickled")
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far by this account's clients (trading and data)."""
+        return self.rest.requests_sent
+
+    def bar_records(
+        self, symbol: str, start: datetime, end: datetime, feed: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Raw v2 one-minute bars (dicts with t,o,h,l,c,v,n,vw) for start..end, all pages."""
+        path = f"/stocks/{symbol}/bars"
+        base: dict[str, Any] = {
+            "timeframe": "1Min",
+            "start": rfc3339(start),
+            "end": rfc3339(end),
+            "adjustment": "raw",
+            "limit": BARS_PAGE,
+            "feed": feed or self.feed,
+        }
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        tokens: set[str] = set()
+        while True:
+            params = dict(base)
+            if token:
+                params["page_token"] = token
+            resp = self.rest.data_get(f"GET /v2/stocks/{symbol}/bars", path, params)
+            out.extend(resp.get("bars") or [])
+            token = resp.get("next_page_token")
+            if not token:
+                return out
+            if token in tokens:
+                raise BrokerError(f"bars pagination for {symbol} repeats a page token")
+            tokens.add(token)
+
+    def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        bars = [bar_from_dict(r) for r in self.bar_records(symbol, start, end)]
+        bars = [b for b in bars if start <= b.t < end]
+        bars.sort(key=lambda b: b.t)
+        return bars
+
+    def get_latest_bar(self, symbol: str) -> Bar | None:
+        """The latest one-minute bar of the feed (None when the feed has none)."""
+        resp = self.rest.data_get(
+            f"GET /v2/stocks/{symbol}/bars/latest", f"/stocks/{symbol}/bars/latest", {"feed": self.feed}
+        )
+        bar = (resp or {}).get("bar")
+        return bar_from_dict(bar) if bar else None
+
+    def stream_bars(
+        self, symbols: Sequence[str], on_bar: Callable[[str, Bar], None], on_status: OnStatus
+    ) -> StreamThread:
+        """Minute bars of `symbols` from the market-data websocket (msgpack), on a daemon thread."""
+        if not self.stream_url:
+            raise BrokerError("no market data stream URL configured")
+        handle = start_bars(
+            self._key_id,
+            self._secret_key,
+            self.stream_url,
+            self.feed,
+            [s.upper() for s in symbols],
+            self.rest.timeout,
+            on_bar,
+            on_status,
+            self.rest.redact,
+        )
+        self.streams.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for s in list(self.streams):
+            s.stop()
+        self.streams.clear()

@@ -1,0 +1,133 @@
+"""The one place that reaches into alpaca-trade-api 3.2's internals (its privates change without notice).
+
+What we change in the library's behaviour, and why:
+
+* REST (`SdkRest`): its own retries are off (``_retry = 0``: it would blindly re-POST orders on
+  429/504), its HTTP session is ours (rest.py: throttle and timeout on every request), the market data
+  URL is the constructor's (the library reads APCA_API_DATA_URL from the environment on every call),
+  and the environment cannot switch it to OAuth behind our back. Retries are ours (broker/retry.py).
+* Streams (`open_trade_updates`, `open_bars`): the library's ``_run_forever`` loops reconnect without
+  backoff, swallow every non-websocket error (an auth failure becomes a reconnect storm every 10 ms)
+  and tell nobody that a connection was lost. We reuse only its connect/authenticate/listen (and
+  subscribe) handshakes and read the socket ourselves (streams.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from alpaca_trade_api.common import URL
+from alpaca_trade_api.rest import REST
+from alpaca_trade_api.stream import DataStream, TradingStream
+
+# websockets.connect parameters: ping every 10 s, a dead peer is noticed within 30 s.
+WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024}
+
+
+class SdkRest(REST):
+    """alpaca_trade_api.REST with our URLs and HTTP session, and none of its own retries."""
+
+    def __init__(
+        self, key_id: str, secret_key: str, base_url: str, data_url: str, session: requests.Session
+    ) -> None:
+        super().__init__(key_id, secret_key, base_url.rstrip("/"), api_version="v2", raw_data=True)
+        self._oauth = None  # the library picks APCA_API_OAUTH_TOKEN from the environment: never
+        self._retry = 0  # the library would re-POST orders on 429/504; retries are ours
+        self._retry_codes: list[int] = []
+        self._data_url = URL(data_url.rstrip("/"))
+        self._session.close()
+        self._session: requests.Session = session
+
+    def data_get(
+        self, path: str, data: dict[str, Any] | None = None, feed: str | None = None, api_version: str = "v1"
+    ) -> Any:
+        # The library reads APCA_API_DATA_URL from the environment here; we use the constructor's URL.
+        if feed:
+            data = dict(data or {})
+            data["feed"] = feed
+        return self._request("GET", path, data, base_url=self._data_url, api_version=api_version)
+
+    # What we set, read back (diagnostics and the adapter's tests).
+    @property
+    def retries(self) -> int:
+        return int(self._retry)
+
+    @property
+    def retry_codes(self) -> list[int]:
+        return list(self._retry_codes)
+
+    @property
+    def oauth(self) -> object:
+        return self._oauth
+
+    @property
+    def api_version(self) -> str:
+        return str(self._api_version)
+
+    @property
+    def data_url(self) -> str:
+        return str(self._data_url)
+
+    def __repr__(self) -> str:
+        return f"<SdkRest {self._base_url}>"
+
+
+class SdkStream:
+    """One open websocket of the library, past its handshakes: its endpoint, the next raw message, close."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._stream._endpoint)
+
+    async def recv(self) -> str | bytes:
+        message: str | bytes = await self._stream._ws.recv()
+        return message
+
+    async def close(self) -> None:
+        """Close without raising (bounded: a dead peer does not hold us)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stream.close(), 5)
+
+
+async def _handshake(stream: Any, timeout: float, subscribe: bool = False) -> SdkStream:
+    """Connect and authenticate within `timeout` (the trading stream also listens), then subscribe."""
+    opened = SdkStream(stream)
+    try:
+        await asyncio.wait_for(stream._start_ws(), timeout)
+        if subscribe:
+            await stream._subscribe_all()
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
+async def _unused(_: object) -> None:  # the library only sends "listen"/"subscribe" for set handlers
+    return None
+
+
+async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeout: float) -> SdkStream:
+    """A trade_updates websocket: connected, authenticated and listening."""
+    ts = TradingStream(
+        key_id, secret_key, URL(base_url), raw_data=True, websocket_params=dict(WEBSOCKET_PARAMS)
+    )
+    ts._trade_updates_handler = _unused
+    return await _handshake(ts, timeout)
+
+
+async def open_bars(
+    key_id: str, secret_key: str, url: str, feed: str, symbols: Sequence[str], timeout: float
+) -> SdkStream:
+    """A market-data websocket: connected, authenticated and subscribed to `symbols`' minute bars."""
+    ds = DataStream(
+        key_id, secret_key, URL(url), raw_data=True, feed=feed, websocket_params=dict(WEBSOCKET_PARAMS)
+    )
+    ds._handlers["bars"] = {s: _unused for s in symbols}
+    return await _handshake(ds, timeout, subscribe=True)
