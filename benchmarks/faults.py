@@ -5,7 +5,7 @@ starts `breakout-bot run --sim-clock --days 1` against it, and injects faults at
 (seeded RNG) while watching the simulator's virtual time: kill -9 + restart (sometimes with a corrupt
 or half-written journal while the bot is down), trading/data websocket drops, 429 and 5xx bursts
 (also "after": the order arrived but the response failed), latency, partial fills, rejected orders,
-clock jumps. After the session the simulator's own records are checked (breakout_bot.faultcheck).
+clock jumps. After the session the simulator's own records are checked (breakout_bot.testkit.faultcheck).
 
     .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from breakout_bot.faultcheck import INVARIANTS, Violation, check_day
+from breakout_bot.testkit.faultcheck import INVARIANTS, Violation, check_day
 
 NEW_YORK = ZoneInfo("America/New_York")
 KEY, SECRET = "FAULTKEY", "faultsecret"

@@ -55,11 +55,12 @@ from breakout_bot.commands.run import simulated_session
 from breakout_bot.core import machine
 from breakout_bot.core.events import Action, BarClosed, Event, SubmitBracket
 from breakout_bot.core.model import NEW_YORK as NY
-from breakout_bot.core.model import Bar
+from breakout_bot.core.model import Bar, Session
 from breakout_bot.core.params import Params
 from breakout_bot.core.state import State
 from breakout_bot.core.strategy import bracket_prices, compute_box
 from breakout_bot.journal import Journal
+from breakout_bot.live.feed import BarFeed
 from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.market.calendar import xnys
 from breakout_bot.sim import server as sim_server
@@ -160,7 +161,8 @@ class Probes:
         self.push: dict[tuple[str, int], float] = {}  # (symbol, bar start epoch s) -> first push
         self.received: dict[str, float] = {}  # client_order_id -> first POST /v2/orders
         self.decisions: dict[str, tuple[str, int, str, float]] = {}  # cid -> (symbol, bar t, path, when)
-        self.path: list[str] = []  # the runner's current bar path (runner thread only)
+        self.origin: dict[tuple[str, int], str] = {}  # (symbol, bar start) -> how the feed got it
+        self.streaming = False  # inside BarFeed.streamed: its REST reads fill a gap (runner thread only)
 
 
 @contextmanager
@@ -168,8 +170,8 @@ def instrumented(p: Probes) -> Iterator[None]:
     orig_send = sim_streams.Conn.send_data
     orig_mw = sim_server.SimServer._middleware
     orig_step = machine.step
-    orig_streamed = Runner._on_streamed_bar
-    orig_poll = Runner._poll_bars
+    orig_streamed = BarFeed.streamed
+    orig_poll = BarFeed.poll
 
     async def send_data(self: Any, msgs: list[dict[str, object]]) -> None:
         now = time.perf_counter()
@@ -196,38 +198,40 @@ def instrumented(p: Probes) -> Iterator[None]:
         if isinstance(event, BarClosed):
             for a in actions:
                 if isinstance(a, SubmitBracket):
-                    path = p.path[-1] if p.path else "?"
                     t = int(event.bar.t.timestamp())
+                    path = p.origin.get((a.symbol, t), "?")
                     p.decisions[a.client_order_id] = (a.symbol, t, path, time.perf_counter())
         return new, actions
 
-    def on_streamed(self: Runner, symbol: str, bar: Any) -> None:
-        p.path.append("stream")
+    def streamed(self: BarFeed, symbol: str, bar: Bar, session: Session) -> list[Bar]:
+        p.streaming = True
         try:
-            orig_streamed(self, symbol, bar)
+            bars = orig_streamed(self, symbol, bar, session)
         finally:
-            p.path.pop()
+            p.streaming = False
+        if bars:
+            p.origin[(symbol, int(bars[-1].t.timestamp()))] = "stream"
+        return bars
 
-    def poll_bars(self: Runner, *args: Any) -> None:
-        p.path.append("gap-poll" if p.path else "poll")
-        try:
-            orig_poll(self, *args)
-        finally:
-            p.path.pop()
+    def poll(self: BarFeed, symbol: str, session: Session, now: dt.datetime) -> list[Bar]:
+        bars = orig_poll(self, symbol, session, now)
+        for b in bars:
+            p.origin[(symbol, int(b.t.timestamp()))] = "gap-poll" if p.streaming else "poll"
+        return bars
 
     sim_streams.Conn.send_data = send_data  # type: ignore[method-assign]
     sim_server.SimServer._middleware = middleware  # type: ignore[method-assign]
     machine.step = step  # type: ignore[assignment]
-    Runner._on_streamed_bar = on_streamed  # type: ignore[method-assign]
-    Runner._poll_bars = poll_bars  # type: ignore[method-assign]
+    BarFeed.streamed = streamed  # type: ignore[method-assign]
+    BarFeed.poll = poll  # type: ignore[method-assign]
     try:
         yield
     finally:
         sim_streams.Conn.send_data = orig_send  # type: ignore[method-assign]
         sim_server.SimServer._middleware = orig_mw  # type: ignore[method-assign]
         machine.step = orig_step
-        Runner._on_streamed_bar = orig_streamed  # type: ignore[method-assign]
-        Runner._poll_bars = orig_poll  # type: ignore[method-assign]
+        BarFeed.streamed = orig_streamed  # type: ignore[method-assign]
+        BarFeed.poll = orig_poll  # type: ignore[method-assign]
 
 
 def session_speed_keeper(server: Any, speed: float, stop: threading.Event) -> None:

@@ -193,7 +193,7 @@ def _trade(
             settings.symbols,
             params,
             RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream"),
-            status=display,
+            observers=[display],
         )
         with display:
             return runner.run()

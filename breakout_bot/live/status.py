@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from ..core.model import NEW_YORK
 from ..core.state import State
+
+if TYPE_CHECKING:
+    from .runner import RunnerStatus
 
 COLUMNS = ("symbol", "phase", "last_bar", "box", "position", "realized", "entries")
 
@@ -47,7 +50,11 @@ class StatusDisplay:
         if self._live is not None:
             self._live.stop()
 
-    def __call__(self, rows: list[dict[str, str]], footer: str) -> None:
+    def __call__(self, status: RunnerStatus) -> None:
+        """A runner observer: the panel (or the changed phases) after a step."""
+        rows = [status_line(s) for s in status.states]
+        stream = "stream up" if status.stream_up else "stream DOWN"
+        footer = f"{status.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S} ET · {stream}"
         if self._live is not None:
             table = Table(title="breakout-bot", caption=footer)
             for column in COLUMNS:

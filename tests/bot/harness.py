@@ -27,6 +27,7 @@ from breakout_bot.live.clock import SimulatorClock
 from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.sim import SimServer
 from breakout_bot.sim.models import TERMINAL, Order
+from breakout_bot.testkit.crash import stop_when as crash_when
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY = dt.date(2024, 3, 4)  # a Monday, regular session 09:30-16:00
@@ -95,8 +96,10 @@ class Session:
             journal,
             [SYMBOL],
             self.params,
-            RunnerOptions(days=1, stop_when=stop_when, **options),
+            RunnerOptions(days=1, **options),
         )
+        if stop_when is not None:
+            crash_when(runner, stop_when)
         self.runners.append(runner)
         return runner
 

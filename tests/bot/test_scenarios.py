@@ -301,13 +301,13 @@ def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkey
         real_get_account = s.broker.get_account
         monkeypatch.setattr(s.broker, "get_account", lambda: reads.append(1) or real_get_account())
         read_at = s.clock.now()
-        runner._account_for_gate(max_age=dt.timedelta(0))
+        runner.gate.account(max_age=dt.timedelta(0))
         assert len(reads) == 1
         monkeypatch.setattr(s.clock, "now", lambda: read_at + dt.timedelta(seconds=61))
         order = SubmitBracket(SYMBOL, "buy", 100, Decimal("99.5"), Decimal("101.5"), ENTRY_1, _box())
-        assert runner._risk_gate(order) is None
+        assert runner.gate.refusal(order) is None
         assert len(reads) == 1  # the prefetched read served the gate
-        assert runner._risk_gate(order) is None
+        assert runner.gate.refusal(order) is None
         assert len(reads) == 2  # the order made it stale: read afresh
 
 
@@ -364,7 +364,7 @@ def test_restart_with_todays_fills_unreadable_still_manages_the_trade(tmp_path, 
     with session(tmp_path, _LOSS_THEN_BREAKOUT, after={"10:01": _SHORT_HOLD, "10:21": QUIET}) as s:
         s.run(stop_when=lambda r: r.states[SYMBOL].position_qty != 0)
         s.server.inject_http_fault(500, count=100_000, paths="/v2/account/activities")
-        with caplog.at_level("WARNING", logger="breakout_bot.runner"):
+        with caplog.at_level("WARNING", logger="breakout_bot.live"):
             s.run()
         assert "today's fills unreadable" in caplog.text
         assert len(s.entries()) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from breakout_bot.faultcheck import check_day
+from breakout_bot.testkit.faultcheck import check_day
 
 CLOSE = datetime(2024, 3, 4, 21, 0, tzinfo=timezone.utc)  # 16:00 New York
 END = CLOSE + timedelta(minutes=5)

@@ -28,8 +28,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .broker.timestamps import parse_optional_time, parse_time
-from .core.ids import parse_client_order_id
+from ..broker.timestamps import parse_optional_time, parse_time
+from ..core.ids import parse_client_order_id
 
 NEW_YORK = ZoneInfo("America/New_York")
 SAME_BREAKOUT_WINDOW = timedelta(minutes=10)
