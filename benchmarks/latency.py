@@ -63,8 +63,8 @@ from breakout_bot.journal import Journal
 from breakout_bot.live.feed import BarFeed
 from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.market.calendar import xnys
-from breakout_bot.sim import server as sim_server
-from breakout_bot.sim import streams as sim_streams
+from breakout_bot.sim import app as sim_app
+from breakout_bot.sim import websockets as sim_websockets
 
 SYMBOL = "LATX"
 START = dt.date(2024, 3, 4)
@@ -167,8 +167,8 @@ class Probes:
 
 @contextmanager
 def instrumented(p: Probes) -> Iterator[None]:
-    orig_send = sim_streams.Conn.send_data
-    orig_mw = sim_server.SimServer._middleware
+    orig_send = sim_websockets.Conn.send_data
+    orig_mw = sim_app.SimServer.guard
     orig_step = machine.step
     orig_streamed = BarFeed.streamed
     orig_poll = BarFeed.poll
@@ -219,16 +219,16 @@ def instrumented(p: Probes) -> Iterator[None]:
             p.origin[(symbol, int(b.t.timestamp()))] = "gap-poll" if p.streaming else "poll"
         return bars
 
-    sim_streams.Conn.send_data = send_data  # type: ignore[method-assign]
-    sim_server.SimServer._middleware = middleware  # type: ignore[method-assign]
+    sim_websockets.Conn.send_data = send_data  # type: ignore[method-assign]
+    sim_app.SimServer.guard = middleware  # type: ignore[method-assign]
     machine.step = step  # type: ignore[assignment]
     BarFeed.streamed = streamed  # type: ignore[method-assign]
     BarFeed.poll = poll  # type: ignore[method-assign]
     try:
         yield
     finally:
-        sim_streams.Conn.send_data = orig_send  # type: ignore[method-assign]
-        sim_server.SimServer._middleware = orig_mw  # type: ignore[method-assign]
+        sim_websockets.Conn.send_data = orig_send  # type: ignore[method-assign]
+        sim_app.SimServer.guard = orig_mw  # type: ignore[method-assign]
         machine.step = orig_step
         BarFeed.streamed = orig_streamed  # type: ignore[method-assign]
         BarFeed.poll = orig_poll  # type: ignore[method-assign]
@@ -299,7 +299,7 @@ def main() -> int:
                 stop.set()
                 if keeper is not None:
                     keeper.join()
-            fills = len(server.engine.executions)
+            fills = len(server.exchange.executions)
         wall = time.perf_counter() - t0
 
     by_path: dict[str, list[float]] = {}

@@ -13,6 +13,7 @@ from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.cli import main
 from breakout_bot.live.halt import halt_path
 from breakout_bot.sim import SimConfig, SimServer
+from breakout_bot.sim.orders import parse_order_request
 
 START = "2024-03-04"
 
@@ -81,7 +82,7 @@ def test_flatten_command_cancels_closes_and_halts(
     base = sim.base_url
     broker = AlpacaBroker("FLATKEY", "FLATSECRET", base_url=base, data_url=base, data_stream_url=base)
     body = {"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market", "time_in_force": "day"}
-    sim.engine.submit_order(body)
+    sim.exchange.submit(parse_order_request(body))
     sim.clock.advance(60)
     assert broker.get_position_qty("AAPL") == 10
     for name, value in {

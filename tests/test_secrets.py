@@ -67,8 +67,8 @@ def test_full_session_never_writes_the_keys(
 ) -> None:
     _env(monkeypatch, tmp_path, sim.base_url, KEY, SECRET)
     # Error paths log the failing request: make some happen (5xx on orders, a 429, a stream drop).
-    sim.inject_http_fault(503, count=2, paths="/v2/orders")
-    sim.inject_http_fault(429, count=2, paths="/v2/account")
+    sim.control.inject_http_fault(503, count=2, paths="/v2/orders")
+    sim.control.inject_http_fault(429, count=2, paths="/v2/account")
     code = cli.main(
         ["run", "--symbol", "AAPL", "--sim-clock", "--days", "1", "--journal", "past_trades.json",
          "--log-dir", "logs", "--verbose"]

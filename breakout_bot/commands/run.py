@@ -326,7 +326,7 @@ def _write_sim_report(path: Path, server: SimServer) -> None:
             "qty": str(e.qty),
             "price": str(e.price),
         }
-        for e in server.engine.executions
+        for e in server.exchange.executions
     ]
     path.write_text(json.dumps({"fills": fills}, indent=1))
 

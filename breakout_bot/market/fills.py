@@ -14,10 +14,8 @@ bar, where the bar's open is the first trade after a gap (backtest/broker.py). T
 
 from __future__ import annotations
 
-from ..core.model import Side
 
-
-def rising(side: Side, is_stop: bool) -> bool:
+def rising(side: str, is_stop: bool) -> bool:
     """Whether an order triggers on prices reaching its level from below: a buy stop, or a sell limit."""
     return (side == "buy") == is_stop
 

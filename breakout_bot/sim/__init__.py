@@ -6,6 +6,11 @@ matching engine over a virtual clock and the real NYSE calendar. See docs/simula
     base_url = server.start()   # "http://127.0.0.1:PORT"
     server.clock.advance(60)
     server.stop()
+
+The parts: app.py (the server: lifecycle, the pump, every request's guard), exchange.py with book.py
+and account.py (orders, matching, the account: models, no JSON), wire.py (all JSON), routes_trading.py,
+routes_data.py, websockets.py, control.py (/sim/* and the fault API), tape.py (ticks from bars),
+clock.py (virtual time), orders.py (order requests), assets.py, faults.py, quota.py, config.py.
 """
 
 from __future__ import annotations
@@ -14,20 +19,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .app import SimServer
     from .clock import VirtualClock
     from .config import SimConfig
-    from .engine import Engine, RequestRecord
     from .errors import ApiError
-    from .server import SimServer
+    from .exchange import Exchange, RequestRecord
 
 # Imported on first use: a SimConfig needs none of the server's web stack (aiohttp, TLS contexts), which
 # takes ~1 s to import.
 _HOME = {
     "ApiError": "errors",
-    "Engine": "engine",
-    "RequestRecord": "engine",
+    "Exchange": "exchange",
+    "RequestRecord": "exchange",
     "SimConfig": "config",
-    "SimServer": "server",
+    "SimServer": "app",
     "VirtualClock": "clock",
 }
 
@@ -39,4 +44,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["ApiError", "Engine", "RequestRecord", "SimConfig", "SimServer", "VirtualClock"]
+__all__ = ["ApiError", "Exchange", "RequestRecord", "SimConfig", "SimServer", "VirtualClock"]

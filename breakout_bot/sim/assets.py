@@ -37,24 +37,3 @@ def build_universe(symbols: tuple[str, ...]) -> dict[str, Asset]:
         HALTED, tradable=False, shortable=False, easy_to_borrow=False, name="Not tradable (sim)"
     )
     return assets
-
-
-def asset_json(a: Asset) -> dict[str, object]:
-    """trading-api.json components.schemas.Assets (JSON key `class`, booleans as booleans)."""
-    return {
-        "id": a.id,
-        "class": "us_equity",
-        "exchange": "NASDAQ",
-        "symbol": a.symbol,
-        "name": a.name,
-        "status": "active",
-        "tradable": a.tradable,
-        "marginable": True,
-        "maintenance_margin_requirement": 30,
-        "margin_requirement_long": "30",
-        "margin_requirement_short": "100",
-        "shortable": a.shortable,
-        "easy_to_borrow": a.easy_to_borrow,
-        "fractionable": False,
-        "attributes": [],
-    }

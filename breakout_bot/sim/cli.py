@@ -11,8 +11,8 @@ from types import FrameType
 
 from ..config import parse_date_flag
 from ..errors import DataError, UserError
+from .app import SimServer
 from .config import SimConfig
-from .server import SimServer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""The simulator's API error: rendered as Alpaca's error body {"code","message", ...context}."""
+"""The simulator's refusals, as Alpaca words them (sim/wire.py renders the body {"code","message", ...})."""
 
 from __future__ import annotations
 
@@ -11,30 +11,25 @@ class ApiError(Exception):
     `extra` fields are merged into the body, as Alpaca does (e.g. base_price, buying_power).
     """
 
-    def __init__(self, status: int, code: int, message: str, **extra: str) -> None:
+    def __init__(self, status: int, code: int, message: str, **extra: str | float) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
-        self.extra = extra
-
-    def body(self) -> dict[str, object]:
-        out: dict[str, object] = {"code": self.code, "message": self.message}
-        out.update(self.extra)
-        return out
+        self.extra = extra  # money as numbers: the wire writes them as Alpaca's decimal strings
 
 
-def invalid(message: str, **extra: str) -> ApiError:
+def invalid(message: str, **extra: str | float) -> ApiError:
     """422 with the generic validation code."""
     return ApiError(422, 40010001, message, **extra)
 
 
-def unprocessable(message: str, **extra: str) -> ApiError:
+def unprocessable(message: str, **extra: str | float) -> ApiError:
     """422 with the pricing/unprocessable code (sub-penny, bracket legs, not cancelable...)."""
     return ApiError(422, 42210000, message, **extra)
 
 
-def forbidden(message: str, **extra: str) -> ApiError:
+def forbidden(message: str, **extra: str | float) -> ApiError:
     return ApiError(403, 40310000, message, **extra)
 
 

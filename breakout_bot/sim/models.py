@@ -1,8 +1,11 @@
-"""Mutable state records of the simulated broker: orders, positions, executions."""
+"""The simulated broker's records: orders, positions and executions (mutable, the exchange's state), and
+what it publishes (immutable copies, for the wire)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..market.days import DayBars
 
 # Statuses after which an order never changes again (trading-api.json components.schemas.OrderStatus).
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "stopped", "suspended"})
@@ -82,3 +85,45 @@ class Execution:
     leaves_qty: int
     order_status: str
     kind: str  # fill | partial_fill
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order with the legs shown nested under it (a bracket's or OCO's parent), as of one moment."""
+
+    order: Order
+    legs: tuple[Order, ...] = ()
+
+
+@dataclass(frozen=True)
+class TradeEvent:
+    """One trade_updates event, as it happened: the order (and its legs) copied at that moment."""
+
+    event: str  # Alpaca's event name: new, fill, partial_fill, canceled, expired, replaced, rejected
+    order: Order
+    legs: tuple[Order, ...]  # nested under the order in the message (a bracket's parent only)
+    t: float
+    execution: Execution | None
+    position_qty: int
+
+
+@dataclass(frozen=True)
+class TapePrint:
+    """One trade of the tape (the data stream also quotes around it)."""
+
+    symbol: str
+    t: float
+    price: float
+    size: int
+
+
+@dataclass(frozen=True)
+class BarPrint:
+    """A bar that just closed: bar `index` of the symbol's day."""
+
+    symbol: str
+    day: DayBars
+    index: int
+
+
+Published = TradeEvent | TapePrint | BarPrint  # what the websockets send, in the exchange's order

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from ..core.ticks import MIN_LEG_DISTANCE, decimals_allowed
 from .errors import ApiError, invalid, unprocessable
 
 SIDES = ("buy", "sell")
@@ -40,6 +41,22 @@ class OrderRequest:
     stop_loss_stop: Price | None
     stop_loss_limit: Price | None
     extended_hours: bool
+
+    @classmethod
+    def market(cls, symbol: str, qty: int, side: str) -> OrderRequest:
+        """A simple market day order (what DELETE /v2/positions/{symbol} sends)."""
+        return cls(symbol, qty, side, "market", "day", None, None, None, "", None, None, None, False)
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """PATCH /v2/orders/{id}: what changes (None: as before)."""
+
+    qty: int | None
+    limit_price: Price | None
+    stop_price: Price | None
+    time_in_force: str | None
+    client_order_id: str | None
 
 
 def parse_qty(raw: object) -> int:
@@ -75,7 +92,7 @@ def parse_price(raw: object, field: str) -> Price | None:
         raise unprocessable(f"invalid {field}: must be > 0")
     exponent = d.normalize().as_tuple().exponent
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if decimals > (2 if d >= 1 else 4):
+    if decimals > decimals_allowed(d):
         raise unprocessable(
             f"invalid {field} {text}. sub-penny increment does not fulfill minimum pricing criteria"
         )
@@ -175,11 +192,22 @@ def parse_order_request(body: object) -> OrderRequest:
     )
 
 
+def parse_replace_request(body: dict[str, object]) -> ReplaceRequest:
+    qty = parse_qty(body["qty"]) if body.get("qty") not in (None, "") else None
+    limit_price = parse_price(body.get("limit_price"), "limit_price")
+    stop_price = parse_price(body.get("stop_price"), "stop_price")
+    tif = str(body.get("time_in_force") or "") or None
+    coid = body.get("client_order_id")
+    if coid is not None and not isinstance(coid, str):
+        raise invalid("client_order_id must be unique")
+    return ReplaceRequest(qty, limit_price, stop_price, tif, coid)
+
+
 def check_bracket_prices(req: OrderRequest, base: float) -> None:
     """Leg prices vs the base price (alpaca-docs orders.md "Threshold on stop price of stop-loss
     orders"; third-party logs for the messages). Decimal arithmetic: 0.01 steps must be exact."""
     b = Decimal(str(round(base, 4)))
-    step = Decimal("0.01")
+    step = MIN_LEG_DISTANCE
     extra = {"base_price": str(b)}
     tp = Decimal(req.take_profit.text) if req.take_profit else None
     sl = Decimal(req.stop_loss_stop.text) if req.stop_loss_stop else None

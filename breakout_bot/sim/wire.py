@@ -1,5 +1,6 @@
-"""JSON shapes exactly as Alpaca sends them: decimals as strings, RFC3339 times, UUID ids.
+"""All of the simulator's JSON, exactly as Alpaca sends it: decimals as strings, RFC3339 times, UUID ids.
 
+The exchange works on models (sim/models.py, sim/account.py); everything a client reads is shaped here.
 Each function cites the schema it follows. Market-data prices are JSON numbers (market-data spec);
 trading-API money and quantities are strings (trading-api.json).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from decimal import Decimal
 
 import msgpack
@@ -15,7 +17,10 @@ import msgpack
 from ..core.model import NEW_YORK
 from ..market.calendar import CalendarSession
 from ..market.days import DayBars
-from .models import Execution, Order, Position
+from .account import AccountView
+from .assets import Asset
+from .errors import ApiError
+from .models import BarPrint, Execution, Order, OrderView, Position, TapePrint, TradeEvent
 
 UTC = dt.timezone.utc
 
@@ -90,6 +95,16 @@ def order_json(o: Order, legs: list[Order] | None = None, stream: bool = False) 
         # The streaming example (docs streaming.md) also carries cancel_requested_at.
         out["cancel_requested_at"] = ts_utc(o.canceled_at)
     return out
+
+
+def order_view_json(view: OrderView, stream: bool = False) -> dict[str, object]:
+    return order_json(view.order, list(view.legs) or None, stream=stream)
+
+
+def trade_update_json(ev: TradeEvent) -> dict[str, object]:
+    """A trade_updates event's `data`, with the order (and legs) as they were at the event."""
+    order = order_json(ev.order, list(ev.legs) or None, stream=True)
+    return trade_update(ev.event, order, ev.t, ev.execution, ev.position_qty)
 
 
 def trade_update(
@@ -199,10 +214,28 @@ def bar_json(
     return {"t": ts_bar(t), "o": o, "h": h, "l": low, "c": c, "v": v, "n": n, "vw": vw}
 
 
+def bar_text(t: float, o: float, h: float, low: float, c: float, v: int, n: int, vw: float) -> str:
+    return json.dumps(bar_json(t, o, h, low, c, v, n, vw))
+
+
 def msgpack_timestamp(epoch: float) -> msgpack.Timestamp:
     """The msgpack Timestamp ext type alpaca-trade-api's stream._cast expects for `t`."""
     ns = round(epoch * 1e9)
     return msgpack.Timestamp.from_unix_nano(ns)
+
+
+def bars_text(rows: list[str], symbol: str, token: str | None) -> str:
+    """GET /v2/stocks/{symbol}/bars (stock_bars_resp_single) from bar rows already written as JSON."""
+    return f'{{"bars": [{",".join(rows)}], "symbol": {json.dumps(symbol)}, "next_page_token": {json.dumps(token)}}}'
+
+
+def multi_bars_text(page: list[tuple[str, str]], token: str | None) -> str:
+    """GET /v2/stocks/bars (stock_bars_resp_multi) from (symbol, bar row JSON) in order."""
+    grouped: dict[str, list[str]] = {}
+    for sym, r in page:
+        grouped.setdefault(sym, []).append(r)
+    parts = ", ".join(f"{json.dumps(sym)}: [{','.join(rows)}]" for sym, rows in grouped.items())
+    return f'{{"bars": {{{parts}}}, "next_page_token": {json.dumps(token)}}}'
 
 
 def bar_rows(bars: DayBars) -> list[str]:
@@ -228,3 +261,155 @@ def bar_rows(bars: DayBars) -> list[str]:
         bars.memo["json_rows"] = rows
     assert isinstance(rows, list)
     return rows
+
+
+def error_json(e: ApiError) -> dict[str, object]:
+    """trading-api.json components.schemas.Error: code, message, and Alpaca's context fields (money as
+    decimal strings)."""
+    out: dict[str, object] = {"code": e.code, "message": e.message}
+    for key, value in e.extra.items():
+        out[key] = value if isinstance(value, str) else (dec(value) or "0")
+    return out
+
+
+def account_json(a: AccountView, key: str, now: float) -> dict[str, object]:
+    """trading-api.json components.schemas.Account (example field set, strings for money)."""
+    eq, bp, longs, shorts = a.equity, a.buying_power, a.long_value, a.short_value
+    day = dt.datetime.fromtimestamp(now, NEW_YORK).date().isoformat()
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "breakout-bot-sim/" + key)),
+        "admin_configurations": {},
+        "user_configurations": None,
+        "account_number": "PSIM00001",
+        "status": "ACTIVE",
+        "crypto_status": "INACTIVE",
+        "currency": "USD",
+        "buying_power": dec(round(bp, 2)),
+        "regt_buying_power": dec(round(max(0.0, 2 * eq - (longs - shorts)), 2)),
+        "daytrading_buying_power": dec(round(bp, 2)),
+        "options_buying_power": "0",
+        "effective_buying_power": dec(round(bp, 2)),
+        "non_marginable_buying_power": dec(round(max(0.0, a.cash), 2)),
+        "bod_dtbp": "0",
+        "cash": dec(round(a.cash, 2)),
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
+        "portfolio_value": dec(round(eq, 2)),
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "created_at": "2024-01-02T14:30:00.000000Z",
+        "trade_suspended_by_user": False,
+        "multiplier": dec(a.multiplier),
+        "shorting_enabled": True,
+        "equity": dec(round(eq, 2)),
+        "last_equity": dec(round(a.last_equity, 2)),
+        "long_market_value": dec(round(longs, 2)),
+        "short_market_value": dec(round(shorts, 2)),
+        "position_market_value": dec(round(longs - shorts, 2)),
+        "initial_margin": dec(round((longs - shorts) * 0.5, 2)),
+        "maintenance_margin": dec(round((longs - shorts) * 0.3, 2)),
+        "last_maintenance_margin": "0",
+        "sma": dec(round(eq, 2)),
+        "daytrade_count": 0,
+        "balance_asof": day,
+        "crypto_tier": 0,
+        "options_trading_level": 0,
+        "options_approved_level": 0,
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+    }
+
+
+ACCOUNT_CONFIGURATIONS: dict[str, object] = {  # trading-api.json components.schemas.AccountConfigurations
+    "dtbp_check": "entry",
+    "trade_confirm_email": "none",
+    "suspend_trade": False,
+    "no_shorting": False,
+    "fractional_trading": False,
+    "max_margin_multiplier": "4",
+    "pdt_check": "entry",
+}
+
+
+def asset_json(a: Asset) -> dict[str, object]:
+    """trading-api.json components.schemas.Assets (JSON key `class`, booleans as booleans)."""
+    return {
+        "id": a.id,
+        "class": "us_equity",
+        "exchange": "NASDAQ",
+        "symbol": a.symbol,
+        "name": a.name,
+        "status": "active",
+        "tradable": a.tradable,
+        "marginable": True,
+        "maintenance_margin_requirement": 30,
+        "margin_requirement_long": "30",
+        "margin_requirement_short": "100",
+        "shortable": a.shortable,
+        "easy_to_borrow": a.easy_to_borrow,
+        "fractionable": False,
+        "attributes": [],
+    }
+
+
+def trade_json(t: float, price: float, size: int) -> dict[str, object]:
+    """market-data-api.json stock_trade: t, x, p, s, c, i, z."""
+    return {"t": ts_utc(t), "x": "V", "p": price, "s": size, "c": ["@"], "i": int(t), "z": "C"}
+
+
+def quote_json(t: str | None, price: float) -> dict[str, object]:
+    """market-data-api.json stock_quote: one cent either side of the last trade."""
+    return {"t": t, **_quote(price)}
+
+
+def _quote(price: float) -> dict[str, object]:
+    return {
+        "bx": "V",
+        "bp": round(price - 0.01, 4),
+        "bs": 1,
+        "ax": "V",
+        "ap": round(price + 0.01, 4),
+        "as": 1,
+        "c": ["R"],
+        "z": "C",
+    }
+
+
+def stream_messages(item: TapePrint | BarPrint) -> list[dict[str, object]]:
+    """The data stream's messages for a tape trade (a `t` and a `q`) or a closed bar (a `b`), docs
+    realtime.md. `t` stays epoch seconds here: each connection's codec writes it (stream_time)."""
+    if isinstance(item, BarPrint):
+        b, i = item.day, item.index
+        return [
+            {
+                "T": "b",
+                "S": item.symbol,
+                "o": float(b.o[i]),
+                "h": float(b.h[i]),
+                "l": float(b.low[i]),
+                "c": float(b.c[i]),
+                "v": int(b.v[i]),
+                "t": float(b.t[i]),
+                "n": int(b.n[i]),
+                "vw": float(b.vw[i]),
+            }
+        ]
+    sym, t, p = item.symbol, item.t, item.price
+    return [
+        {"T": "t", "S": sym, "i": int(t), "x": "V", "p": p, "s": item.size, "c": ["@"], "z": "C", "t": t},
+        {"T": "q", "S": sym, **_quote(p), "t": t},
+    ]
+
+
+def stream_time(msg: dict[str, object], msgpack_time: bool) -> dict[str, object]:
+    """A data-stream message with its epoch `t` written for the connection's codec: a msgpack
+    Timestamp, or RFC 3339 text (whole seconds for bars)."""
+    t = msg.get("t")
+    if not isinstance(t, float):
+        return msg
+    out = dict(msg)
+    out["t"] = msgpack_timestamp(t) if msgpack_time else (ts_bar(t) if msg.get("T") == "b" else ts_utc(t))
+    return out

@@ -111,7 +111,7 @@ class Session:
     # -- the simulator's own records --------------------------------------------------------------
     @property
     def orders(self) -> list[Order]:
-        return sorted(self.server.engine.orders.values(), key=lambda o: o.seq)
+        return sorted(self.server.exchange.orders.values(), key=lambda o: o.seq)
 
     def entries(self) -> list[Order]:
         return [o for o in self.orders if parse_client_order_id(o.client_order_id) is not None]
@@ -120,7 +120,7 @@ class Session:
         """{"take_profit": limit leg, "stop_loss": stop leg} of a bracket entry."""
         out = {}
         for leg_id in entry.legs:
-            leg = self.server.engine.orders[leg_id]
+            leg = self.server.exchange.orders[leg_id]
             out["take_profit" if leg.type == "limit" else "stop_loss"] = leg
         return out
 
@@ -130,12 +130,12 @@ class Session:
         return list(json.loads(self.journal_path.read_text()))
 
     def position(self, symbol: str = SYMBOL) -> int:
-        pos = self.server.engine.positions.get(symbol)
+        pos = self.server.exchange.positions.get(symbol)
         return 0 if pos is None else pos.qty
 
     def check_invariants(self) -> None:
         """What every scenario asserts: one entry at a time, each execution journaled once, flat at the end."""
-        engine = self.server.engine
+        engine = self.server.exchange
         # each sim execution exactly once in the journal, and nothing else there
         journal = self.journal()
         ids = [r["id"] for r in journal]
@@ -172,7 +172,7 @@ class Session:
                 assert qty == 0, f"{entry.client_order_id} sent at {ny(entry.created_at)} while holding {qty}"
 
     def max_requests_per_minute(self) -> int:
-        times = sorted(r.t for r in self.server.engine.requests)
+        times = sorted(r.t for r in self.server.exchange.requests)
         worst, lo = 0, 0
         for hi, t in enumerate(times):
             while times[lo] <= t - 60:

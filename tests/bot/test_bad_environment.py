@@ -48,10 +48,10 @@ def test_unwritable_log_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_forbidden_account(sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sim.set_forbidden(True)
+    sim.control.set_forbidden(True)
     code, err = _run(capsys, "--symbol", "AAPL")
     _one_clear_line(code, err, cwd, "refused", exit_code=3)
-    assert len(sim.engine.requests) <= 5  # no retry storm on 403
+    assert len(sim.exchange.requests) <= 5  # no retry storm on 403
 
 
 def test_holiday_start_sleeps_to_the_next_session(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,7 +52,7 @@ def _one_clear_line(code: int, err: str, cwd: Path, *words: str, exit_code: int 
 def test_asset_problems(sim: SimServer, cwd: Path, capsys, symbol: str, words: tuple[str, ...]) -> None:
     code, err = _run(capsys, "--symbol", symbol)
     _one_clear_line(code, err, cwd, *words)
-    assert not sim.engine.orders
+    assert not sim.exchange.orders
 
 
 def test_lowercase_symbol_is_accepted(cwd: Path, capsys) -> None:
@@ -76,7 +76,7 @@ def test_bad_keys_against_the_simulator(sim: SimServer, cwd: Path, capsys, monke
     assert time.monotonic() - started < 10
     _one_clear_line(code, err, cwd, "key", exit_code=3)
     assert "wrong-secret" not in err
-    assert len(sim.engine.requests) <= 5, sim.engine.requests
+    assert len(sim.exchange.requests) <= 5, sim.exchange.requests
 
 
 def test_missing_secret(cwd: Path, capsys, monkeypatch) -> None:

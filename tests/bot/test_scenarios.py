@@ -14,6 +14,7 @@ import pytest
 from breakout_bot.core import strategy
 from breakout_bot.core.model import Bar, Box
 from breakout_bot.core.params import Params
+from breakout_bot.sim.orders import parse_order_request
 
 from .harness import DAY, QUIET, SYMBOL, hm, ny, session
 
@@ -128,21 +129,25 @@ def test_flatten_five_minutes_before_the_close(tmp_path) -> None:
 
 
 def _buy_before_start(s, stop: float | None) -> None:
-    engine, clock = s.server.engine, s.server.clock
+    exchange, clock = s.server.exchange, s.server.clock
     clock.advance(10 * 60)  # 09:35
-    engine.submit_order(
-        {"symbol": SYMBOL, "qty": "100", "side": "buy", "type": "market", "time_in_force": "day"}
+    exchange.submit(
+        parse_order_request(
+            {"symbol": SYMBOL, "qty": "100", "side": "buy", "type": "market", "time_in_force": "day"}
+        )
     )
     if stop is not None:
-        engine.submit_order(
-            {
-                "symbol": SYMBOL,
-                "qty": "100",
-                "side": "sell",
-                "type": "stop",
-                "stop_price": str(stop),
-                "time_in_force": "day",
-            }
+        exchange.submit(
+            parse_order_request(
+                {
+                    "symbol": SYMBOL,
+                    "qty": "100",
+                    "side": "sell",
+                    "type": "stop",
+                    "stop_price": str(stop),
+                    "time_in_force": "day",
+                }
+            )
         )
     clock.advance(60)
     assert s.position() == 100
@@ -152,7 +157,7 @@ def test_existing_unprotected_position_is_flattened(tmp_path) -> None:
     bars = {"10:00": (100.0, 100.7, 99.9, 100.6)}
     with session(tmp_path, bars) as s:
         _buy_before_start(s, stop=None)
-        start = s.server.engine.now
+        start = s.server.exchange.now
         s.run()
         closes = [o for o in s.orders if o.side == "sell" and o.created_at >= start]
         assert closes and ny(closes[0].created_at) < ny(start) + __import__("datetime").timedelta(minutes=2)
@@ -201,7 +206,7 @@ def test_fill_while_the_trade_stream_is_down(tmp_path) -> None:
 
         def drop_after_entry(r) -> bool:
             if not dropped and r.states[SYMBOL].position_qty != 0:
-                dropped.append(s.server.drop_streams("trading"))
+                dropped.append(s.server.control.drop_streams("trading"))
             return False
 
         s.run(stop_when=drop_after_entry)
@@ -224,13 +229,13 @@ def test_429_storm(tmp_path) -> None:
 
         def storm(r) -> bool:
             if not injected and s.clock.now() >= storm_at:
-                s.server.inject_http_fault(429, count=20)
+                s.server.control.inject_http_fault(429, count=20)
                 injected.append(True)
             return False
 
         s.run(stop_when=storm)
         assert injected
-        assert sum(1 for r in s.server.engine.requests if r.status == 429) == 20
+        assert sum(1 for r in s.server.exchange.requests if r.status == 429) == 20
         entries = s.entries()
         assert [e.client_order_id for e in entries] == [ENTRY_1]
         assert s.max_requests_per_minute() <= 200
@@ -243,7 +248,7 @@ def test_partial_fills_of_the_entry(tmp_path) -> None:
         s.run()
         entries = s.entries()
         assert [e.client_order_id for e in entries] == [ENTRY_1]
-        pieces = [e for e in s.server.engine.executions if e.order_id == entries[0].id]
+        pieces = [e for e in s.server.exchange.executions if e.order_id == entries[0].id]
         assert len(pieces) >= 2
         journal = s.journal()
         entry_records = [r for r in journal if r["leg"] == "entry"]
@@ -363,7 +368,7 @@ def test_restart_with_todays_fills_unreadable_still_manages_the_trade(tmp_path, 
     the bot trades the day out (the second breakout, the flatten)."""
     with session(tmp_path, _LOSS_THEN_BREAKOUT, after={"10:01": _SHORT_HOLD, "10:21": QUIET}) as s:
         s.run(stop_when=lambda r: r.states[SYMBOL].position_qty != 0)
-        s.server.inject_http_fault(500, count=100_000, paths="/v2/account/activities")
+        s.server.control.inject_http_fault(500, count=100_000, paths="/v2/account/activities")
         with caplog.at_level("WARNING", logger="breakout_bot.live"):
             s.run()
         assert "today's fills unreadable" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakout_bot.sim import ApiError
+from breakout_bot.sim import ApiError, wire
 
 from .conftest import make_engine, ny
 
@@ -232,14 +232,14 @@ def test_validation_errors_use_alpaca_shapes() -> None:
     with pytest.raises(ApiError) as err:
         e.submit_order(bracket(tp=100.0))
     assert err.value.message == "take_profit.limit_price must be >= base_price + 0.01"
-    assert err.value.body()["base_price"] == "100.0"
+    assert wire.error_json(err.value)["base_price"] == "100.0"
     with pytest.raises(ApiError) as err:
         e.submit_order(bracket(side="sell", tp=99.0, sl=100.0))
     assert err.value.message == "stop_loss.stop_price must be >= base_price + 0.01"
     e.submit_order(bracket(client_order_id="abc"))
     with pytest.raises(ApiError) as err:
         e.submit_order(bracket(client_order_id="abc"))
-    assert err.value.body() == {"code": 40010001, "message": "client_order_id must be unique"}
+    assert wire.error_json(err.value) == {"code": 40010001, "message": "client_order_id must be unique"}
     with pytest.raises(ApiError) as err:
         e.submit_order(
             {"symbol": "AAPL", "qty": 100_000, "side": "buy", "type": "market", "time_in_force": "day"}

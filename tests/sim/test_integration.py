@@ -62,7 +62,7 @@ class StreamRunner:
 
     def stop(self) -> None:
         self.stream.stop()
-        self.server.drop_streams("all")  # wakes the client's 5 s recv wait
+        self.server.control.drop_streams("all")  # wakes the client's 5 s recv wait
         self.thread.join(10)
 
     def collect(self, n: int, q: queue.Queue[Any] | None = None, timeout: float = 10.0) -> list[Any]:
@@ -115,10 +115,10 @@ def test_bars_only_closed_and_paginated(api: REST, server: SimServer) -> None:
     assert today[-1].t == dt.datetime(2024, 3, 4, 9, 34, tzinfo=NY)
     latest = api.get_latest_bar("AAPL")
     assert latest.c == today[-1].c
-    n_before = len(server.engine.requests)
+    n_before = len(server.exchange.requests)
     many = api.get_bars("AAPL", TimeFrame.Minute, start="2024-01-02", limit=12_000)
     assert len(many) == 12_000
-    pages = [r for r in server.engine.requests[n_before:] if r.path.endswith("/bars")]
+    pages = [r for r in server.exchange.requests[n_before:] if r.path.endswith("/bars")]
     assert len(pages) == 2  # 10 000 + 2 000 through next_page_token
     ts = [b.t for b in many]
     assert ts == sorted(ts) and len(set(ts)) == len(ts)
@@ -134,7 +134,7 @@ def _bracket_run(
 ) -> list[Any]:
     stream.stream.subscribe_trade_updates(stream.on_update)
     stream.start()
-    wait_for(lambda: any(c.listening for c in server._trading))
+    wait_for(lambda: any(c.listening for c in server.sockets.trading))
     server.clock.advance_to(dt.datetime(2024, 3, 4, 9, 45, tzinfo=NY))
     p = api.get_latest_trade("AAPL").p
     parent = api.submit_order(
@@ -185,7 +185,7 @@ def test_bracket_stop_fills_then_take_profit_canceled(
 def test_data_stream_pushes_closed_bars(api: REST, server: SimServer, stream: StreamRunner) -> None:
     stream.stream.subscribe_bars(stream.on_bar, "AAPL")
     stream.start()
-    wait_for(lambda: any(c.subs["bars"] for c in server._data))
+    wait_for(lambda: any(c.subs["bars"] for c in server.sockets.data))
     server.clock.advance_to(dt.datetime(2024, 3, 4, 9, 33, 30, tzinfo=NY))
     got = stream.collect(3, stream.bars)
     rest = api.get_bars("AAPL", TimeFrame.Minute)

@@ -1,17 +1,22 @@
-"""Market data v2 reads over the bars (market-data-api.json: stock_bars_resp_single / _multi,
-latest bars/trades/quotes). Only bars that have closed on the virtual clock are ever served."""
+"""The market-data routes: v2 bars over the bars (market-data-api.json: stock_bars_resp_single /
+_multi) and the latest bar, trade and quote. Only bars that have closed on the virtual clock are
+ever served."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
 
 from ..core.model import NEW_YORK
 from . import wire
-from .engine import Engine
 from .errors import ApiError
+from .exchange import Exchange
+from .queries import query_symbols, query_time
+from .responses import json_response, raw_json
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
@@ -23,19 +28,9 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, 40010001, message)
 
 
-def parse_time(text: str | None, default: float) -> float:
-    """RFC3339 or YYYY-MM-DD (a date means New York midnight)."""
-    if not text:
-        return default
-    try:
-        if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0, 0), NEW_YORK).timestamp()
-        d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"invalid time {text}") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    return d.timestamp()
+def _time(text: str | None, default: float) -> float:
+    t = query_time(text, lambda bad: bad_request(f"invalid time {bad}"))
+    return default if t is None else t
 
 
 def parse_timeframe(text: str | None) -> tuple[int, str]:
@@ -53,7 +48,7 @@ def parse_timeframe(text: str | None) -> tuple[int, str]:
     return n, unit
 
 
-def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end: float) -> list[str]:
+def _bars_for(engine: Exchange, symbol: str, n: int, unit: str, start: float, end: float) -> list[str]:
     """Bars (as JSON text) with start <= t <= end, aggregated to the timeframe (buckets aligned to the
     clock; daily bars stamped at New York midnight like Alpaca's)."""
     out: list[str] = []
@@ -98,9 +93,7 @@ def _bars_for(engine: Engine, symbol: str, n: int, unit: str, start: float, end:
         if not start <= key <= end:
             continue
         o, h, low, c, v, cnt, pv = agg[key]
-        out.append(
-            json.dumps(wire.bar_json(key, o, h, low, c, int(v), int(cnt), round(pv / v, 4) if v else c))
-        )
+        out.append(wire.bar_text(key, o, h, low, c, int(v), int(cnt), round(pv / v, 4) if v else c))
     return out
 
 
@@ -115,13 +108,13 @@ def _decode(token: str) -> int:
         raise bad_request("invalid page_token") from None
 
 
-def bars(engine: Engine, symbols: list[str], query: dict[str, str], multi: bool) -> str:
+def bars(engine: Exchange, symbols: list[str], query: dict[str, str], multi: bool) -> str:
     """GET /v2/stocks/{symbol}/bars and /v2/stocks/bars?symbols= with limit/page_token/sort.
     Returns the response body as JSON text (assembled from cached per-bar JSON)."""
     n, unit = parse_timeframe(query.get("timeframe"))
     today = dt.datetime.fromtimestamp(engine.now, NEW_YORK).date()
-    start = parse_time(query.get("start"), dt.datetime.combine(today, dt.time(0, 0), NEW_YORK).timestamp())
-    end = min(parse_time(query.get("end"), engine.now), engine.now)
+    start = _time(query.get("start"), dt.datetime.combine(today, dt.time(0, 0), NEW_YORK).timestamp())
+    end = min(_time(query.get("end"), engine.now), engine.now)
     try:
         limit = int(query.get("limit") or DEFAULT_LIMIT)
     except ValueError:
@@ -140,18 +133,12 @@ def bars(engine: Engine, symbols: list[str], query: dict[str, str], multi: bool)
     offset = _decode(query["page_token"]) if query.get("page_token") else 0
     page = flat[offset : offset + limit]
     token = _encode(offset + limit) if offset + limit < len(flat) else None
-    tail = f'"next_page_token": {json.dumps(token)}'
     if not multi:
-        body = ",".join(r for _, r in page)
-        return f'{{"bars": [{body}], "symbol": {json.dumps(symbols[0])}, {tail}}}'
-    grouped: dict[str, list[str]] = {}
-    for sym, r in page:
-        grouped.setdefault(sym, []).append(r)
-    parts = ", ".join(f"{json.dumps(sym)}: [{','.join(rows)}]" for sym, rows in grouped.items())
-    return f'{{"bars": {{{parts}}}, {tail}}}'
+        return wire.bars_text([r for _, r in page], symbols[0], token)
+    return wire.multi_bars_text(page, token)
 
 
-def latest_bar(engine: Engine, symbol: str) -> dict[str, object] | None:
+def latest_bar(engine: Exchange, symbol: str) -> dict[str, object] | None:
     slices = engine.visible_bars(symbol, engine.now - 14 * 86_400, engine.now)
     if not slices:
         return None
@@ -169,32 +156,65 @@ def latest_bar(engine: Engine, symbol: str) -> dict[str, object] | None:
     )
 
 
-def latest_trade(engine: Engine, symbol: str) -> dict[str, object] | None:
-    """market-data-api.json stock_trade: t, x, p, s, c, i, z."""
+def latest_trade(engine: Exchange, symbol: str) -> dict[str, object] | None:
     lt = engine.last_trade.get(symbol)
     if lt is None:
         price = engine.price(symbol)
         if price is None:
             return None
         lt = (engine.now, price, 100)
-    t, p, s = lt
-    return {"t": wire.ts_utc(t), "x": "V", "p": p, "s": s, "c": ["@"], "i": int(t), "z": "C"}
+    return wire.trade_json(*lt)
 
 
-def latest_quote(engine: Engine, symbol: str) -> dict[str, object] | None:
-    """market-data-api.json stock_quote: one cent either side of the last trade."""
+def latest_quote(engine: Exchange, symbol: str) -> dict[str, object] | None:
     tr = latest_trade(engine, symbol)
     if tr is None:
         return None
-    p = float(str(tr["p"]))
-    return {
-        "t": tr["t"],
-        "ax": "V",
-        "ap": round(p + 0.01, 4),
-        "as": 1,
-        "bx": "V",
-        "bp": round(p - 0.01, 4),
-        "bs": 1,
-        "c": ["R"],
-        "z": "C",
-    }
+    return wire.quote_json(str(tr["t"]), float(str(tr["p"])))
+
+
+LATEST = {"bar": latest_bar, "trade": latest_trade, "quote": latest_quote}
+
+
+class DataRoutes:
+    """GET /v2/stocks/...: bars (one symbol or many) and the latest bar, trade and quote."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def register(self, r: web.UrlDispatcher) -> None:
+        r.add_get("/v2/stocks/bars", self.bars_multi)
+        for what in LATEST:
+            r.add_get(f"/v2/stocks/{what}s/latest", self._latest_multi(what))
+        r.add_get("/v2/stocks/{symbol}/bars", self.bars_single)
+        for what in LATEST:
+            r.add_get(f"/v2/stocks/{{symbol}}/{what}s/latest", self._latest_single(what))
+
+    async def bars_single(self, request: web.Request) -> web.Response:
+        sym = request.match_info["symbol"].upper()
+        return raw_json(bars(self.exchange, [sym], dict(request.query), multi=False))
+
+    async def bars_multi(self, request: web.Request) -> web.Response:
+        syms = query_symbols(request.query.get("symbols"))
+        if not syms:
+            raise bad_request("symbols is required")
+        return raw_json(bars(self.exchange, syms, dict(request.query), multi=True))
+
+    def _latest_single(self, what: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        fn = LATEST[what]
+
+        async def handler(request: web.Request) -> web.Response:
+            sym = request.match_info["symbol"].upper()
+            return json_response({"symbol": sym, what: fn(self.exchange, sym)})
+
+        return handler
+
+    def _latest_multi(self, what: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        fn = LATEST[what]
+
+        async def handler(request: web.Request) -> web.Response:
+            syms = query_symbols(request.query.get("symbols"))
+            out = {s: v for s in syms if (v := fn(self.exchange, s)) is not None}
+            return json_response({f"{what}s": out})
+
+        return handler
