@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from breakout_bot.commands.run import simulated_session
+from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core import machine
 from breakout_bot.core.events import Action, BarClosed, Event, SubmitBracket
 from breakout_bot.core.model import NEW_YORK as NY

@@ -2,6 +2,6 @@
 
 import sys
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 
 sys.exit(main())

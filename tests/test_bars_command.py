@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 from breakout_bot.errors import DataError
 from breakout_bot.market import cache as bars_cache
 from breakout_bot.market.bars import load_bars

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 
 KEY = "PKCHECKTEST00001"
 SECRET = "check-secret-0123456789"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot import __version__, cli, logging_setup
+from breakout_bot import __version__, logging_setup
+from breakout_bot.cli import main as cli
 from breakout_bot.errors import (
     BotError,
     BrokerAuthError,
@@ -60,14 +61,14 @@ def fake_command(
 
 
 EXPECTED = {
-    "run": "breakout_bot.commands.run",
-    "check": "breakout_bot.commands.check",
-    "backtest": "breakout_bot.commands.backtest",
-    "bars": "breakout_bot.commands.bars",
-    "trades": "breakout_bot.commands.trades",
-    "sim": "breakout_bot.sim.cli",
-    "flatten": "breakout_bot.commands.flatten",
-    "schedule": "breakout_bot.commands.schedule",
+    "run": "breakout_bot.cli.commands.run",
+    "check": "breakout_bot.cli.commands.check",
+    "backtest": "breakout_bot.cli.commands.backtest",
+    "bars": "breakout_bot.cli.commands.bars",
+    "trades": "breakout_bot.cli.commands.trades",
+    "sim": "breakout_bot.cli.commands.sim",
+    "flatten": "breakout_bot.cli.commands.flatten",
+    "schedule": "breakout_bot.cli.commands.schedule",
 }
 
 
@@ -102,7 +103,9 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_not_built_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "run", cli.CommandSpec("trade", "breakout_bot.commands.no_such_module"))
+    monkeypatch.setitem(
+        cli.COMMANDS, "run", cli.CommandSpec("trade", "breakout_bot.cli.commands.no_such_module")
+    )
     assert cli.main(["run", "--symbol", "AAPL"]) == 2
     captured = capsys.readouterr()
     assert captured.err == "breakout-bot run: not built yet\n"
@@ -161,17 +164,19 @@ def test_command_runs_with_its_args(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_only_the_selected_command_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_command(monkeypatch, "trades", lambda args: 0)
-    monkeypatch.setitem(cli.COMMANDS, "run", cli.CommandSpec("trade", "breakout_bot.commands.no_such_module"))
+    monkeypatch.setitem(
+        cli.COMMANDS, "run", cli.CommandSpec("trade", "breakout_bot.cli.commands.no_such_module")
+    )
     assert cli.main(["trades"]) == 0  # the unbuilt `run` does not get in the way
 
 
 def test_help_imports_no_command_module() -> None:
     code = (
         "import sys, contextlib, io\n"
-        "from breakout_bot.cli import main\n"
+        "from breakout_bot.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    rc = main(['--help'])\n"
-        "mods = [m for m in sys.modules if m.startswith(('breakout_bot.commands.', 'breakout_bot.sim'))]\n"
+        "mods = [m for m in sys.modules if m.startswith(('breakout_bot.cli.commands.', 'breakout_bot.sim'))]\n"
         "print(rc, mods)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.config import (
-    LIVE_URL,
-    PAPER_URL,
-    Settings,
+from breakout_bot.cli.args import (
     add_connection_arguments,
     add_strategy_arguments,
     add_symbol_argument,
-    is_live_url,
-    load_settings,
     overrides_from_args,
     settings_from_args,
 )
+from breakout_bot.config.settings import LIVE_URL, PAPER_URL, Settings, is_live_url, load_settings
 from breakout_bot.errors import ConfigError
 
 KEY = "PKDISTINCTKEYID12345"
@@ -52,9 +48,20 @@ def problems(
 def test_defaults_without_anything(tmp_path: Path) -> None:
     s = load(tmp_path)
     assert s == Settings()
-    assert (s.base_url, s.feed, s.qty, s.lookback, s.min_range_pct) == (PAPER_URL, "iex", 100, 10, 0.3)
-    assert (s.no_entry_minutes, s.flatten_minutes, s.max_trades, s.max_daily_loss) == (20, 5, 0, 0.0)
-    assert s.risk_pct is None and s.symbols == () and not s.live
+    assert (s.base_url, s.feed, s.params.qty, s.params.lookback, s.params.min_range_pct) == (
+        PAPER_URL,
+        "iex",
+        100,
+        10,
+        0.3,
+    )
+    assert (
+        s.params.no_entry_minutes,
+        s.params.flatten_minutes,
+        s.params.max_trades,
+        s.params.max_daily_loss,
+    ) == (20, 5, 0, 0.0)
+    assert s.params.risk_pct is None and s.symbols == () and not s.live
     assert s.journal_path == Path("past_trades.json") and s.log_dir == Path("logs")
     assert s.mode == "simulator" and not s.has_keys
 
@@ -63,19 +70,19 @@ def test_precedence_flag_over_env_over_dotenv_over_default(tmp_path: Path) -> No
     dotenv = "BREAKOUT_QTY=10\nBREAKOUT_LOOKBACK=12\nBREAKOUT_FEED=sip\n"
     env = {"BREAKOUT_QTY": "20", "BREAKOUT_LOOKBACK": "15"}
     s = load(tmp_path, dotenv, env, qty=30)
-    assert s.qty == 30  # flag
-    assert s.lookback == 15  # env beats .env
+    assert s.params.qty == 30  # flag
+    assert s.params.lookback == 15  # env beats .env
     assert s.feed == "sip"  # .env beats default
-    assert s.min_range_pct == 0.3  # default
-    assert load(tmp_path, dotenv, env).qty == 20
-    assert load(tmp_path, dotenv).qty == 10
+    assert s.params.min_range_pct == 0.3  # default
+    assert load(tmp_path, dotenv, env).params.qty == 20
+    assert load(tmp_path, dotenv).params.qty == 10
 
 
 def test_none_override_means_not_given_and_empty_env_means_unset(tmp_path: Path) -> None:
     s = load(
         tmp_path, "BREAKOUT_QTY=7\nAPCA_API_KEY_ID=\nAPCA_API_SECRET_KEY=\n", {"BREAKOUT_QTY": " "}, qty=None
     )
-    assert s.qty == 7 and not s.has_keys
+    assert s.params.qty == 7 and not s.has_keys
 
 
 def test_dotenv_is_not_loaded_into_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +90,7 @@ def test_dotenv_is_not_loaded_into_os_environ(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.delenv("BREAKOUT_QTY", raising=False)
     (tmp_path / ".env").write_text("BREAKOUT_QTY=42\n")
-    assert load_settings({}, env=None, dotenv_path=tmp_path / ".env").qty == 42
+    assert load_settings({}, env=None, dotenv_path=tmp_path / ".env").params.qty == 42
     assert "BREAKOUT_QTY" not in os.environ
 
 
@@ -99,8 +106,8 @@ def test_dotenv_syntax_export_quotes_comments(tmp_path: Path) -> None:
 
 
 def test_missing_dotenv_is_fine_but_required_one_is_not(tmp_path: Path) -> None:
-    assert load_settings({}, env={}, dotenv_path=tmp_path / "nope.env").qty == 100
-    assert load_settings({}, env={}, dotenv_path=None).qty == 100
+    assert load_settings({}, env={}, dotenv_path=tmp_path / "nope.env").params.qty == 100
+    assert load_settings({}, env={}, dotenv_path=None).params.qty == 100
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings({}, env={}, dotenv_path=tmp_path / "nope.env", dotenv_required=True)
 
@@ -154,7 +161,7 @@ def test_valid_edge_values(tmp_path: Path) -> None:
     }
     s = load(tmp_path, env=env)
     assert s.symbols == ("BRK.B", "RDS-A", "AAPL")  # upper-cased, de-duplicated, order kept
-    assert s.feed == "sip" and s.json_logs and s.risk_pct == 0.5 and s.lookback == 390
+    assert s.feed == "sip" and s.json_logs and s.params.risk_pct == 0.5 and s.params.lookback == 390
     assert s.journal_path == Path("/tmp/j.json")
     assert s.base_url == PAPER_URL  # the dashboard's /v2 suffix is dropped: the client adds it
 
@@ -176,7 +183,7 @@ def test_all_problems_reported_at_once_with_sources(tmp_path: Path) -> None:
 def test_flatten_must_be_before_no_entry(tmp_path: Path) -> None:
     msg = problems(tmp_path, env={"BREAKOUT_FLATTEN_MINUTES": "20"})
     assert "flatten minutes (20) must be less than no-entry minutes (20)" in msg
-    assert load(tmp_path, flatten_minutes=10, no_entry_minutes=11).flatten_minutes == 10
+    assert load(tmp_path, flatten_minutes=10, no_entry_minutes=11).params.flatten_minutes == 10
     # a bad value is reported once, without a second confusing cross-field line
     assert problems(tmp_path, flatten_minutes="x").count("\n") == 0
 
@@ -370,7 +377,11 @@ def test_flag_beats_env_through_argparse(tmp_path: Path) -> None:
     args = parser().parse_args(["--qty", "7", "--env-file", str(tmp_path / "my.env")])
     (tmp_path / "my.env").write_text("BREAKOUT_QTY=3\nBREAKOUT_LOOKBACK=4\nBREAKOUT_JSON_LOGS=1\n")
     s = settings_from_args(args, env={})
-    assert (s.qty, s.lookback, s.json_logs) == (7, 4, True)  # --json-logs absent: .env value stands
+    assert (s.params.qty, s.params.lookback, s.json_logs) == (
+        7,
+        4,
+        True,
+    )  # --json-logs absent: .env value stands
     missing = parser().parse_args(["--env-file", str(tmp_path / "missing.env")])
     with pytest.raises(ConfigError, match=r"missing\.env does not exist"):
         settings_from_args(missing, env={})
@@ -392,7 +403,7 @@ def test_bad_flag_value_named_by_flag(tmp_path: Path) -> None:
 def test_env_example_documents_every_variable_and_loads(tmp_path: Path) -> None:
     import re
 
-    from breakout_bot.config import ENV_VARS
+    from breakout_bot.config.settings import ENV_VARS
 
     example = Path(__file__).resolve().parents[1] / ".env.example"
     text = example.read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 from breakout_bot.live.halt import halt_path
 from breakout_bot.sim import SimConfig, SimServer
 from breakout_bot.sim.orders import parse_order_request

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 
 
 def test_systemd_units_written_and_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot import cli
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
-from breakout_bot.config import Settings
+from breakout_bot.cli import main as cli
+from breakout_bot.config.settings import Settings
 from breakout_bot.sim import SimConfig, SimServer
 
 KEY = "PKSECRETKEYID1234567"

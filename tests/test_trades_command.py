@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 from breakout_bot.roundtrips import FillLike, round_trips
 
 

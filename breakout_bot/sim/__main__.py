@@ -1,5 +1,7 @@
-"""python -m breakout_bot.sim [flags]: the simulator standalone (same flags as `breakout-bot sim`)."""
+"""python -m breakout_bot.sim [flags]: the simulator standalone, as `breakout-bot sim [flags]`."""
 
-from .cli import main
+import sys
 
-raise SystemExit(main())
+from ..cli.main import main
+
+raise SystemExit(main(["sim", *sys.argv[1:]]))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from shared_data import shared_minute_file
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 
 SPY = shared_minute_file("lean_spy_1min.csv")
 

@@ -140,7 +140,7 @@ def test_run_sweep_errors(bars: pd.DataFrame, tmp_path: Path) -> None:
 
 
 def test_the_backtest_command_delegates(tmp_path: Path) -> None:
-    from breakout_bot import cli
+    from breakout_bot.cli import main as cli
 
     csv = tmp_path / "r.csv"
     code = cli.main(["backtest", "--days", "3", "--sweep", "lookback=5:6", "--sweep-out", str(csv)])

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
-from breakout_bot.commands.run import simulated_session
+from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core.ids import parse_client_order_id
 from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal

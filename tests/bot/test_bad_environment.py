@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 from breakout_bot.journal import Journal
 from breakout_bot.sim import SimServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from breakout_bot.cli import main
+from breakout_bot.cli.main import main
 from breakout_bot.sim import SimServer
 
 from .conftest import KEY, SECRET

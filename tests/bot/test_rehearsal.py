@@ -14,7 +14,7 @@ from shared_data import shared_minute_file
 
 from breakout_bot.backtest.engine import run_backtest
 from breakout_bot.broker.timestamps import parse_time
-from breakout_bot.commands.run import simulated_session
+from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core.params import Params
 from breakout_bot.journal import Journal
 from breakout_bot.live.runner import Runner, RunnerOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import Settings
+from ...config.settings import Settings
 from ...errors import BrokerAuthError
 from .broker import AlpacaBroker
 

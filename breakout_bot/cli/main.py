@@ -41,22 +41,24 @@ class CommandSpec(NamedTuple):
 
 COMMANDS: dict[str, CommandSpec] = {
     "run": CommandSpec(
-        "trade the breakout strategy (simulator, paper, or --live)", "breakout_bot.commands.run"
+        "trade the breakout strategy (simulator, paper, or --live)", "breakout_bot.cli.commands.run"
     ),
     "check": CommandSpec(
-        "check configuration, keys and connectivity without trading", "breakout_bot.commands.check"
+        "check configuration, keys and connectivity without trading", "breakout_bot.cli.commands.check"
     ),
     "backtest": CommandSpec(
-        "replay historical bars through the same strategy", "breakout_bot.commands.backtest"
+        "replay historical bars through the same strategy", "breakout_bot.cli.commands.backtest"
     ),
-    "bars": CommandSpec("download and cache one-minute bars", "breakout_bot.commands.bars"),
-    "trades": CommandSpec("show the fills in past_trades.json", "breakout_bot.commands.trades"),
-    "sim": CommandSpec("run the Alpaca-compatible simulator server on loopback", "breakout_bot.sim.cli"),
+    "bars": CommandSpec("download and cache one-minute bars", "breakout_bot.cli.commands.bars"),
+    "trades": CommandSpec("show the fills in past_trades.json", "breakout_bot.cli.commands.trades"),
+    "sim": CommandSpec(
+        "run the Alpaca-compatible simulator server on loopback", "breakout_bot.cli.commands.sim"
+    ),
     "flatten": CommandSpec(
-        "kill switch: cancel all orders and close all positions", "breakout_bot.commands.flatten"
+        "kill switch: cancel all orders and close all positions", "breakout_bot.cli.commands.flatten"
     ),
     "schedule": CommandSpec(
-        "show the trading calendar and the bot's daily timeline", "breakout_bot.commands.schedule"
+        "show the trading calendar and the bot's daily timeline", "breakout_bot.cli.commands.schedule"
     ),
 }
 

@@ -17,12 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backtest.sweep import add_sweep_arguments, run_sweep
-from ..config import parse_date_flag
-from ..core.params import Params
-from ..errors import UserError
-
-_DEFAULTS = Params()
+from ...backtest.sweep import add_sweep_arguments, run_sweep
+from ...core.params import Params
+from ...errors import UserError
+from ..args import add_strategy_arguments, parse_date_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,36 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last session (inclusive)")
     parser.add_argument("--seed", type=int, default=1, help="synthetic data: random seed (default 1)")
     parser.add_argument("--days", type=int, default=20, help="synthetic data: sessions (default 20)")
-    g = parser.add_argument_group("strategy")
-    g.add_argument(
-        "--qty", type=int, default=_DEFAULTS.qty, help=f"shares per trade (default {_DEFAULTS.qty})"
-    )
-    g.add_argument("--lookback", type=int, default=_DEFAULTS.lookback, help="bars in the box (default 10)")
-    g.add_argument(
-        "--min-range-pct", type=float, default=_DEFAULTS.min_range_pct, help="range floor in %% (default 0.3)"
-    )
-    g.add_argument(
-        "--no-entry-minutes",
-        type=int,
-        default=_DEFAULTS.no_entry_minutes,
-        help="no entry this close to the close (default 20)",
-    )
-    g.add_argument(
-        "--flatten-minutes",
-        type=int,
-        default=_DEFAULTS.flatten_minutes,
-        help="flatten this close to the close (default 5)",
-    )
-    g.add_argument("--max-trades", type=int, default=0, help="entries per day (default 0 = unlimited)")
-    g.add_argument(
-        "--max-daily-loss", type=float, default=0.0, help="stop for the day after this loss (0 = off)"
-    )
-    g.add_argument(
-        "--risk-pct",
-        type=float,
-        metavar="PCT",
-        help="size each trade to lose PCT %% of equity at its stop (default: a fixed --qty)",
-    )
+    add_strategy_arguments(parser, defaults=Params())
     c = parser.add_argument_group("costs and output")
     c.add_argument(
         "--commission", type=float, default=0.0, metavar="USD", help="per share and fill (e.g. 0.005)"
@@ -143,8 +112,8 @@ def params_from_args(args: argparse.Namespace) -> Params:
 
 def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     """The bars the arguments name, and the symbol to trade."""
-    from ..market.bars import load_bars
-    from ..market.synthetic import synthetic_bars
+    from ...market.bars import load_bars
+    from ...market.synthetic import synthetic_bars
 
     start = _date(args.date_from, "--from")
     end = _date(args.date_to, "--to")
@@ -189,8 +158,8 @@ def _check_output_flags(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backtest.engine import run_backtest
-    from ..backtest.metrics import format_report, write_trades
+    from ...backtest.engine import run_backtest
+    from ...backtest.metrics import format_report, write_trades
 
     params = params_from_args(args)
     _check_output_flags(args)
@@ -222,11 +191,11 @@ def run(args: argparse.Namespace) -> int:
     if args.trades_out is not None:
         print(f"trades written to {write_trades(result.trades, args.trades_out)}")
     if args.report is not None:
-        from ..backtest.charts import write_html_report
+        from ...backtest.charts import write_html_report
 
         print(f"report written to {write_html_report(result, bars, args.report)}")
     if args.png is not None:
-        from ..backtest.charts import write_png_report
+        from ...backtest.charts import write_png_report
 
         print(f"chart written to {write_png_report(result, bars, args.png)}")
     return 0

@@ -11,10 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..config import parse_date_flag
-from ..errors import ConfigError
-from ..journal import Journal
-from ..roundtrips import NEW_YORK, FillLike, RoundTrip, round_trips
+from ...errors import ConfigError
+from ...journal import Journal
+from ...roundtrips import NEW_YORK, FillLike, RoundTrip, round_trips
+from ..args import parse_date_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

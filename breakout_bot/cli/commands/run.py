@@ -14,26 +14,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..broker.base import Broker, MarketData
-from ..config import (
-    Settings,
+from ...broker.base import Broker, MarketData
+from ...config.settings import Settings
+from ...core.params import Params
+from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
+from ...journal import Journal
+from ...live.clock import Clock, SimulatorClock, WallClock
+from ...live.runner import Runner, RunnerOptions
+from ...live.status import StatusDisplay
+from ...logging_setup import setup_logging
+from ..args import (
     add_connection_arguments,
     add_strategy_arguments,
     add_symbol_argument,
     parse_date_flag,
     settings_from_args,
 )
-from ..core.params import Params
-from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
-from ..journal import Journal
-from ..live.clock import Clock, SimulatorClock, WallClock
-from ..live.runner import Runner, RunnerOptions
-from ..live.status import StatusDisplay
-from ..logging_setup import setup_logging
 
 if TYPE_CHECKING:
-    from ..broker.alpaca.broker import AlpacaBroker
-    from ..sim import SimServer
+    from ...broker.alpaca.broker import AlpacaBroker
+    from ...sim import SimServer
 
 log = logging.getLogger("breakout_bot.run")
 
@@ -93,19 +93,6 @@ def _symbols(args: argparse.Namespace) -> list[str]:
     return raw
 
 
-def _params(settings: Settings) -> Params:
-    return Params(
-        lookback=settings.lookback,
-        min_range_pct=settings.min_range_pct,
-        qty=settings.qty,
-        no_entry_minutes=settings.no_entry_minutes,
-        flatten_minutes=settings.flatten_minutes,
-        max_trades=settings.max_trades,
-        max_daily_loss=settings.max_daily_loss,
-        risk_pct=settings.risk_pct,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     symbols = _symbols(args)
     if not symbols:
@@ -122,14 +109,14 @@ def run(args: argparse.Namespace) -> int:
     journal = Journal(settings.journal_path)
     journal.load()  # a corrupt journal stops us here, moved aside, before any order
     journal.ensure_writable()
-    params = _params(settings)
+    params = settings.params
     display = StatusDisplay()
     if settings.mode == "simulator":
         return _run_simulated(args, settings, params, journal, display, log_path)
     if settings.mode == "live":
         _confirm_live(args, settings)
-    from ..broker.alpaca.factory import broker_from_settings
-    from ..broker.throttle import RequestThrottle
+    from ...broker.alpaca.factory import broker_from_settings
+    from ...broker.throttle import RequestThrottle
 
     clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
     broker = broker_from_settings(settings, throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep))
@@ -143,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def _remote_sim_clock(base_url: str) -> Clock:
     import requests
 
-    from ..live.clock import RemoteSimulatorClock
+    from ...live.clock import RemoteSimulatorClock
 
     if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError("--sim-clock: APCA_API_BASE_URL must be a simulator on loopback (127.0.0.1)")
@@ -167,7 +154,9 @@ def _confirm_live(args: argparse.Namespace, settings: Settings) -> None:
         return
     if not sys.stdin.isatty():
         raise ConfigError("live trading needs confirmation: run in a terminal, or pass --yes")
-    print(f"LIVE trading with real money: {', '.join(settings.symbols)}, {settings.qty} shares per trade.")
+    print(
+        f"LIVE trading with real money: {', '.join(settings.symbols)}, {settings.params.qty} shares per trade."
+    )
     answer = input("Type LIVE to continue: ")
     if answer.strip() != "LIVE":
         raise UserError("live trading not confirmed; nothing was sent", exit_code=1)
@@ -275,9 +264,9 @@ def simulated_session(
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
     """The built-in simulator on loopback plus an AlpacaBroker on its virtual clock (fresh random keys).
     Used by `run` without keys and by the bot's integration tests."""
-    from ..broker.alpaca.broker import AlpacaBroker
-    from ..broker.throttle import RequestThrottle
-    from ..sim import SimConfig, SimServer
+    from ...broker.alpaca.broker import AlpacaBroker
+    from ...broker.throttle import RequestThrottle
+    from ...sim import SimConfig, SimServer
 
     key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_hex(20)
     config = SimConfig(

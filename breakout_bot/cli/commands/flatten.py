@@ -6,9 +6,9 @@ import argparse
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..errors import BrokerAuthError, BrokerError, ConfigError
-from ..live.halt import engage, halt_path
+from ...errors import BrokerAuthError, BrokerError, ConfigError
+from ...live.halt import engage, halt_path
+from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no Alpaca keys configured: nothing to flatten (the built-in simulator lives inside `breakout-bot run`)"
         )
-    from ..broker.alpaca.factory import broker_from_settings
+    from ...broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings)
     today = dt.datetime.now(NEW_YORK).date()

@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..errors import BrokerAuthError, BrokerError, BrokerNotFound
-from ..redaction import mask_key_id
+from ...errors import BrokerAuthError, BrokerError, BrokerNotFound
+from ...redaction import mask_key_id
+from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
 
 if TYPE_CHECKING:
-    from ..broker.alpaca.broker import AlpacaBroker
+    from ...broker.alpaca.broker import AlpacaBroker
 
 NEW_YORK = ZoneInfo("America/New_York")
 OK = "✔"
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             " get paper keys at https://app.alpaca.markets to trade Alpaca's paper account"
         )
         return 1
-    from ..broker.alpaca.factory import broker_from_settings
+    from ...broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings, max_attempts=2)
     symbols = settings.symbols or (DEFAULT_SYMBOL,)

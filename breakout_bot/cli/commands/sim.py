@@ -1,4 +1,4 @@
-"""`breakout-bot sim`: run the simulator standalone (the lead wires configure/run into cli.py)."""
+"""`breakout-bot sim` (also `python -m breakout_bot.sim`): run the simulator standalone."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 import threading
 from types import FrameType
 
-from ..config import parse_date_flag
-from ..errors import DataError, UserError
-from .app import SimServer
-from .config import SimConfig
+from ...errors import DataError, UserError
+from ...sim.app import SimServer
+from ...sim.config import SimConfig
+from ..args import parse_date_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -98,14 +98,3 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, old_term)
         server.stop()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m breakout_bot.sim` until the lead wires `breakout-bot sim`."""
-    parser = argparse.ArgumentParser(prog="breakout-bot sim", description="Alpaca-compatible simulator")
-    configure(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code

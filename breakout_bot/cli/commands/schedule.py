@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 # 09:00 New York on weekdays; the bot itself reads Alpaca's calendar and sleeps through holidays.
 TIMER_CALENDAR = "Mon..Fri *-*-* 09:00:00 America/New_York"

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, ConfigError, UserError
-from ..market.cache import cache_path, write_day
+from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, ConfigError, UserError
+from ...market.cache import cache_path, write_day
+from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
 
 if TYPE_CHECKING:
-    from ..broker.alpaca.broker import AlpacaBroker
+    from ...broker.alpaca.broker import AlpacaBroker
 
 DEFAULT_CACHE = Path("data/cache")
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not settings.symbols:
         raise ConfigError("--symbol is required")
-    from ..broker.alpaca.factory import broker_from_settings
+    from ...broker.alpaca.factory import broker_from_settings
 
     broker = broker_from_settings(settings)
     cache_dir: Path = args.cache_dir
@@ -115,6 +115,6 @@ def _download(
 
 
 def _bar_start(record: dict[str, object]) -> dt.datetime:
-    from ..broker.timestamps import parse_time
+    from ...broker.timestamps import parse_time
 
     return parse_time(record["t"])
