@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
 
 from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.market.calendar import CalendarSession, xnys
 from breakout_bot.market.days import DayBars
-from breakout_bot.sim import ApiError, Exchange, SimConfig, SimServer, wire
+from breakout_bot.sim import ApiError, Exchange, SimConfig, wire
 from breakout_bot.sim.orders import parse_order_request
 
 DAY = dt.date(2024, 3, 4)  # a Monday, regular session 09:30-16:00
@@ -106,19 +104,3 @@ class JsonExchange:
 def make_engine(bars: dict[str, list[tuple[float, float, float, float]]], **cfg: object) -> JsonExchange:
     config = SimConfig(symbols=tuple(bars), start=DAY, speed=0, **cfg)  # type: ignore[arg-type]
     return JsonExchange(Exchange(config, FakeSource(bars), xnys(), ny(9, 25)))
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
-    monkeypatch.setenv("APCA_RETRY_MAX", "0")
-    srv = SimServer(SimConfig(symbols=("AAPL", "MSFT"), start=DAY, speed=0, seed=7))
-    url = srv.start()
-    monkeypatch.setenv("APCA_API_BASE_URL", url)
-    monkeypatch.setenv("APCA_API_DATA_URL", url)
-    monkeypatch.setenv("APCA_API_STREAM_URL", url)
-    monkeypatch.setenv("APCA_API_KEY_ID", "simkey")
-    monkeypatch.setenv("APCA_API_SECRET_KEY", "simsecret")
-    try:
-        yield srv
-    finally:
-        srv.stop()

@@ -1,7 +1,9 @@
-"""Fixtures: the simulator on loopback (frozen virtual clock) and an AlpacaBroker pointed at it."""
+"""Fixtures: the simulator on loopback (frozen virtual clock), alone (`server`, for any client) or with
+an AlpacaBroker pointed at it (`sim`, `broker`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import queue
 import time
 from collections.abc import Iterator
@@ -13,7 +15,9 @@ import requests
 
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.broker.throttle import RequestThrottle
+from breakout_bot.sim import SimConfig, SimServer
 
+SERVER_DAY = dt.date(2024, 3, 4)  # a Monday, regular session 09:30-16:00
 KEY = "PKSIMTESTKEY0001"
 SECRET = "simsecret-0123456789abcdef"
 
@@ -124,3 +128,19 @@ def broker(sim: Sim) -> Iterator[AlpacaBroker]:
 @pytest.fixture
 def events() -> Events:
     return Events()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
+    monkeypatch.setenv("APCA_RETRY_MAX", "0")
+    srv = SimServer(SimConfig(symbols=("AAPL", "MSFT"), start=SERVER_DAY, speed=0, seed=7))
+    url = srv.start()
+    monkeypatch.setenv("APCA_API_BASE_URL", url)
+    monkeypatch.setenv("APCA_API_DATA_URL", url)
+    monkeypatch.setenv("APCA_API_STREAM_URL", url)
+    monkeypatch.setenv("APCA_API_KEY_ID", "simkey")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "simsecret")
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -405,7 +405,7 @@ def test_env_example_documents_every_variable_and_loads(tmp_path: Path) -> None:
 
     from breakout_bot.config.settings import ENV_VARS
 
-    example = Path(__file__).resolve().parents[1] / ".env.example"
+    example = Path(__file__).resolve().parents[2] / ".env.example"
     text = example.read_text()
     assert [v for v in ENV_VARS if f"{v}=" not in text] == []
     assert re.search(r"^APCA_API_(KEY_ID|SECRET_KEY)=\S", text, re.M) is None  # no keys shipped
