@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..core.model import NEW_YORK
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _equity(result: BacktestResult) -> tuple[list[dt.datetime], np.ndarray, np.n
 def _session_bars(bars: pd.DataFrame) -> pd.DataFrame:
     """Bars within 09:30-16:00 New York (a light filter: charts only)."""
     idx = pd.DatetimeIndex(bars.index)
-    idx = idx.tz_localize("America/New_York") if idx.tz is None else idx.tz_convert("America/New_York")
+    idx = idx.tz_localize(NEW_YORK) if idx.tz is None else idx.tz_convert(NEW_YORK)
     frame = bars.set_axis(idx)
     minutes = idx.hour * 60 + idx.minute
     return frame[(minutes >= 570) & (minutes < 960)]

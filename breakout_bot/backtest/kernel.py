@@ -38,6 +38,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pandas as pd
 
+from ..core.model import NEW_YORK
 from ..core.params import Params
 from .trades import ExitReason, Trade
 
@@ -461,9 +462,6 @@ class PreparedBars:
         return int(self.t.shape[0])
 
 
-_NY = "America/New_York"
-
-
 def prepare_bars(bars: pd.DataFrame) -> PreparedBars:
     """Keep the bars that start inside their XNYS regular session (open <= t < close, early closes
     honoured) and are valid OHLC (strategy.is_valid_bar); sort; split by session.
@@ -475,7 +473,7 @@ def prepare_bars(bars: pd.DataFrame) -> PreparedBars:
         raise ValueError("bars must be indexed by a DatetimeIndex of bar starts")
     idx = bars.index
     if idx.tz is None:
-        idx = idx.tz_localize(_NY)
+        idx = idx.tz_localize(NEW_YORK)
     tz = idx.tz
     order = np.argsort(idx.asi8, kind="stable")
     epoch = np.asarray(idx.as_unit("s").asi8, dtype=np.int64)[order]
@@ -489,7 +487,7 @@ def prepare_bars(bars: pd.DataFrame) -> PreparedBars:
         keep[:-1] = epoch[1:] != epoch[:-1]  # duplicates: the last one wins
         epoch, o, h, lo, c = epoch[keep], o[keep], h[keep], lo[keep], c[keep]
     # Local calendar day of each bar, then that day's session.
-    local = pd.DatetimeIndex(pd.to_datetime(epoch, unit="s", utc=True)).tz_convert(_NY).tz_localize(None)
+    local = pd.DatetimeIndex(pd.to_datetime(epoch, unit="s", utc=True)).tz_convert(NEW_YORK).tz_localize(None)
     day_num = np.asarray(local.as_unit("s").asi8, dtype=np.int64) // 86_400
     days, inverse = np.unique(day_num, return_inverse=True)
     cal = xnys()

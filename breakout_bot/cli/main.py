@@ -78,8 +78,9 @@ def _import_command(module: str) -> ModuleType:
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every command listed but none configured (no imports)."""
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser with every command listed but none configured (no imports), and each
+    command's own parser."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Intraday breakout trading bot for US stocks on Alpaca.",
@@ -87,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, spec in COMMANDS.items():
-        sub.add_parser(name, help=spec.help, description=spec.help)
-    return parser
+    commands = {
+        name: sub.add_parser(name, help=spec.help, description=spec.help) for name, spec in COMMANDS.items()
+    }
+    return parser, commands
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -104,17 +106,10 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    raise KeyError(name)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        parser, commands = build_parser()
         name = _command_name(argv)
         module: ModuleType | None = None
         if name in COMMANDS:
@@ -123,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             except NotBuilt:
                 print(f"{PROG} {name}: not built yet", file=sys.stderr)
                 return 2
-            module.configure(_subparser(parser, name))
+            module.configure(commands[name])
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, usage errors: argparse already printed

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..broker.timestamps import parse_optional_time, parse_time
 from ..core.ids import parse_client_order_id
+from ..core.model import NEW_YORK
 
-NEW_YORK = ZoneInfo("America/New_York")
 SAME_BREAKOUT_WINDOW = timedelta(minutes=10)
 FINAL = ("filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped")
 INVARIANTS = (

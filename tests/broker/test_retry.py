@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +27,10 @@ def http_error(status: int, body: object = None, headers: dict[str, str] | None 
     resp = requests.Response()
     resp.status_code = status
     if isinstance(body, (dict, list)):
-        resp._content = json.dumps(body).encode()
+        resp.raw = io.BytesIO(json.dumps(body).encode())
         resp.headers["Content-Type"] = "application/json"
     else:
-        resp._content = (body or "").encode() if isinstance(body, str) else b""
+        resp.raw = io.BytesIO((body or "").encode() if isinstance(body, str) else b"")
     resp.headers.update(headers or {})
     return requests.HTTPError(f"{status} Error", response=resp)
 

@@ -91,7 +91,7 @@ def test_account_clock_calendar_assets(api: REST, server: SimServer) -> None:
     server.clock.advance(10 * 60)
     assert api.get_clock().is_open is True
     cal = api.get_calendar("2015-12-23", "2015-12-28")
-    assert [c._raw["date"] for c in cal] == ["2015-12-23", "2015-12-24", "2015-12-28"]
+    assert [f"{c.date:%Y-%m-%d}" for c in cal] == ["2015-12-23", "2015-12-24", "2015-12-28"]
     assert cal[1].close == dt.time(13, 0)
     assets = {a.symbol: a for a in api.list_assets()}
     assert assets["AAPL"].shortable and assets["AAPL"].tradable and assets["AAPL"].easy_to_borrow

@@ -10,8 +10,8 @@ import argparse
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
+from ...core.model import NEW_YORK
 from ...errors import BrokerAuthError, BrokerError, BrokerNotFound
 from ...redaction import mask_key_id
 from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
@@ -19,7 +19,6 @@ from ..args import add_connection_arguments, add_symbol_argument, settings_from_
 if TYPE_CHECKING:
     from ...broker.alpaca.broker import AlpacaBroker
 
-NEW_YORK = ZoneInfo("America/New_York")
 OK = "✔"
 FAIL = "✘"
 DEFAULT_SYMBOL = "AAPL"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from zoneinfo import ZoneInfo
 
+from ...core.model import NEW_YORK
 from ...errors import BrokerAuthError, BrokerError, ConfigError
 from ...live.halt import engage, halt_path
 from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

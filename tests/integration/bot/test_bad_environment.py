@@ -12,13 +12,13 @@ from breakout_bot.cli.main import main
 from breakout_bot.journal import Journal
 from breakout_bot.sim import SimServer
 
-from .test_bad_input import _one_clear_line, _run
+from .test_bad_input import one_clear_line, run_cli
 
 
 def test_journal_in_an_unusable_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (cwd / "afile").write_text("not a folder")
     code = main(["run", "--symbol", "AAPL", "--journal", "afile/past_trades.json", "--log-dir", "logs"])
-    _one_clear_line(code, capsys.readouterr().err, cwd, "journal", exit_code=5)
+    one_clear_line(code, capsys.readouterr().err, cwd, "journal", exit_code=5)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
@@ -28,7 +28,7 @@ def test_read_only_journal_folder(cwd: Path, capsys: pytest.CaptureFixture[str])
     folder.chmod(0o500)
     try:
         code = main(["run", "--symbol", "AAPL", "--journal", "ro/past_trades.json", "--log-dir", "logs"])
-        _one_clear_line(code, capsys.readouterr().err, cwd, "not writable", exit_code=5)
+        one_clear_line(code, capsys.readouterr().err, cwd, "not writable", exit_code=5)
     finally:
         folder.chmod(0o700)
 
@@ -44,13 +44,13 @@ def test_ensure_writable_refuses_a_read_only_journal(tmp_path: Path, monkeypatch
 def test_unwritable_log_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (cwd / "afile").write_text("not a folder")
     code = main(["run", "--symbol", "AAPL", "--journal", "past_trades.json", "--log-dir", "afile/logs"])
-    _one_clear_line(code, capsys.readouterr().err, cwd, "log", exit_code=2)
+    one_clear_line(code, capsys.readouterr().err, cwd, "log", exit_code=2)
 
 
 def test_forbidden_account(sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sim.control.set_forbidden(True)
-    code, err = _run(capsys, "--symbol", "AAPL")
-    _one_clear_line(code, err, cwd, "refused", exit_code=3)
+    code, err = run_cli(capsys, "--symbol", "AAPL")
+    one_clear_line(code, err, cwd, "refused", exit_code=3)
     assert len(sim.exchange.requests) <= 5  # no retry storm on 403
 
 

@@ -19,13 +19,13 @@ from .harness import DAY, write_day
 CONSOLE = Path(sys.executable).with_name("breakout-bot")
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(["run", "--journal", "past_trades.json", "--log-dir", "logs", *argv])
     err = capsys.readouterr().err
     return code, err
 
 
-def _one_clear_line(code: int, err: str, cwd: Path, *words: str, exit_code: int | None = None) -> None:
+def one_clear_line(code: int, err: str, cwd: Path, *words: str, exit_code: int | None = None) -> None:
     assert code != 0
     if exit_code is not None:
         assert code == exit_code, err
@@ -50,8 +50,8 @@ def _one_clear_line(code: int, err: str, cwd: Path, *words: str, exit_code: int 
     ],
 )
 def test_asset_problems(sim: SimServer, cwd: Path, capsys, symbol: str, words: tuple[str, ...]) -> None:
-    code, err = _run(capsys, "--symbol", symbol)
-    _one_clear_line(code, err, cwd, *words)
+    code, err = run_cli(capsys, "--symbol", symbol)
+    one_clear_line(code, err, cwd, *words)
     assert not sim.exchange.orders
 
 
@@ -59,7 +59,7 @@ def test_lowercase_symbol_is_accepted(cwd: Path, capsys) -> None:
     data = write_day(
         cwd / "bars.csv", {"10:00": (100.0, 100.7, 99.9, 100.6), "10:01": (100.6, 101.6, 100.5, 101.0)}
     )
-    code, err = _run(capsys, "--symbol", "aapl", "--data", str(data), "--start", DAY.isoformat())
+    code, err = run_cli(capsys, "--symbol", "aapl", "--data", str(data), "--start", DAY.isoformat())
     assert code == 0, err
     import json
 
@@ -72,29 +72,29 @@ def test_bad_keys_against_the_simulator(sim: SimServer, cwd: Path, capsys, monke
     monkeypatch.setenv("APCA_API_KEY_ID", "PKWRONGWRONG0001")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "wrong-secret")
     started = time.monotonic()
-    code, err = _run(capsys, "--symbol", "AAPL")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
     assert time.monotonic() - started < 10
-    _one_clear_line(code, err, cwd, "key", exit_code=3)
+    one_clear_line(code, err, cwd, "key", exit_code=3)
     assert "wrong-secret" not in err
     assert len(sim.exchange.requests) <= 5, sim.exchange.requests
 
 
 def test_missing_secret(cwd: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
-    code, err = _run(capsys, "--symbol", "AAPL")
-    _one_clear_line(code, err, cwd, "APCA_API_SECRET_KEY")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
+    one_clear_line(code, err, cwd, "APCA_API_SECRET_KEY")
 
 
 def test_missing_key_id(cwd: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-    code, err = _run(capsys, "--symbol", "AAPL")
-    _one_clear_line(code, err, cwd, "APCA_API_KEY_ID")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
+    one_clear_line(code, err, cwd, "APCA_API_KEY_ID")
 
 
 def test_malformed_dotenv(cwd: Path, capsys) -> None:
     (cwd / ".env").write_text("APCA_API_KEY_ID=PKX\nTHIS LINE HAS NO EQUALS\n")
-    code, err = _run(capsys, "--symbol", "AAPL")
-    _one_clear_line(code, err, cwd, ".env")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
+    one_clear_line(code, err, cwd, ".env")
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,8 @@ def test_malformed_dotenv(cwd: Path, capsys) -> None:
     ],
 )
 def test_bad_parameter_values(cwd: Path, capsys, argv: list[str], word: str) -> None:
-    code, err = _run(capsys, "--symbol", "AAPL", *argv)
-    _one_clear_line(code, err, cwd, word)
+    code, err = run_cli(capsys, "--symbol", "AAPL", *argv)
+    one_clear_line(code, err, cwd, word)
 
 
 def test_broker_unreachable(cwd: Path, capsys, monkeypatch) -> None:
@@ -120,15 +120,15 @@ def test_broker_unreachable(cwd: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("APCA_API_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("APCA_API_DATA_URL", "http://127.0.0.1:9")
     started = time.monotonic()
-    code, err = _run(capsys, "--symbol", "AAPL")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
     assert time.monotonic() - started < 30
-    _one_clear_line(code, err, cwd, "unreachable", exit_code=4)
+    one_clear_line(code, err, cwd, "unreachable", exit_code=4)
 
 
 def test_corrupt_journal_is_moved_aside(cwd: Path, capsys) -> None:
     original = '[{"id": "x", "truncated'
     (cwd / "past_trades.json").write_text(original)
-    code, err = _run(capsys, "--symbol", "AAPL")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
     assert code == 5
     # KNOWN: journal.py also logs a warning before logging is configured (a second, duplicate line on
     # stderr; under pytest's capture a "--- Logging error ---"). Only the error line is checked here.
@@ -146,8 +146,8 @@ def test_live_url_without_live_flag_is_refused(cwd: Path, capsys, monkeypatch) -
     monkeypatch.setenv("APCA_API_KEY_ID", "AKLIVEKEY0000001")
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     monkeypatch.setenv("APCA_API_BASE_URL", "https://api.alpaca.markets")
-    code, err = _run(capsys, "--symbol", "AAPL")
-    _one_clear_line(code, err, cwd, "--live")
+    code, err = run_cli(capsys, "--symbol", "AAPL")
+    one_clear_line(code, err, cwd, "--live")
 
 
 def _console(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

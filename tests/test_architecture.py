@@ -1,0 +1,130 @@
+"""What may import what (docs/architecture.md): every import inside the package, checked against the map.
+
+Each part of the package may import only the parts listed for it; nothing but the CLI and the test
+support reaches the simulator and the live shell together, and no product code imports the testkit. A
+part's own modules import each other freely. Imports inside functions and under TYPE_CHECKING count.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import breakout_bot
+
+PACKAGE = Path(breakout_bot.__file__).parent
+
+LEAVES = {"errors", "redaction"}  # anyone may import these; they import nothing of ours
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "market": {"core"},
+    "roundtrips": {"core"},
+    "journal": set(),
+    "logging_setup": set(),
+    "config": {"core"},
+    "broker": {"core", "config"},
+    "live": {"core", "broker", "journal", "roundtrips"},
+    "backtest": {"core", "market", "broker"},
+    "sim": {"core", "market"},
+    "cli": {
+        "core",
+        "market",
+        "broker",
+        "live",
+        "backtest",
+        "sim",
+        "config",
+        "journal",
+        "roundtrips",
+        "logging_setup",
+    },
+    "testkit": {"core", "market", "broker", "live", "backtest", "sim", "config", "journal", "roundtrips"},
+}
+# Entry points may start the CLI (python -m breakout_bot, python -m breakout_bot.sim).
+ENTRY_POINTS = {"__main__.py", "sim/__main__.py"}
+
+
+def part_of(module: str) -> str:
+    """breakout_bot.live.runner -> live; breakout_bot.errors -> errors; breakout_bot -> __init__."""
+    segments = module.split(".")
+    return segments[1] if len(segments) > 1 else "__init__"
+
+
+def imported_modules(path: Path, source: str) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of every import of the package in `source` (the file at `path`)."""
+    # The package a relative import starts from: the directory, for a module and for an __init__.py alike.
+    package = ["breakout_bot", *path.relative_to(PACKAGE).parts[:-1]]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "breakout_bot":
+                    yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            if module.split(".")[0] != "breakout_bot":
+                continue
+            if module == "breakout_bot":  # from breakout_bot import x: x is the part
+                for alias in node.names:
+                    yield node.lineno, f"breakout_bot.{alias.name}"
+            else:
+                yield node.lineno, module
+
+
+def violations(path: Path, source: str) -> list[str]:
+    relative = path.relative_to(PACKAGE)
+    own = relative.parts[0].removesuffix(".py")
+    out = []
+    for line, module in imported_modules(path, source):
+        target = part_of(module)
+        if target in (own, "__init__", "__version__") or target in LEAVES:
+            continue
+        if relative.as_posix() in ENTRY_POINTS and target == "cli":
+            continue
+        if own in LEAVES or target not in ALLOWED.get(own, set()):
+            out.append(f"{relative}:{line}: {own} imports {module}")
+    return out
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def test_every_part_is_on_the_map() -> None:
+    parts = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in MODULES}
+    assert parts - {"__init__", "__main__"} <= set(ALLOWED) | LEAVES
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.relative_to(PACKAGE).as_posix() for p in MODULES])
+def test_imports_follow_the_map(path: Path) -> None:
+    assert violations(path, path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [
+        ("core/machine.py", "from ..live import runner\n"),
+        ("core/model.py", "def f():\n    from breakout_bot.broker.base import Broker\n"),
+        ("backtest/kernel.py", "from ..sim.exchange import Exchange\n"),
+        ("sim/exchange.py", "from ..broker.alpaca import convert\n"),
+        ("live/runner.py", "from ..testkit.fakes import FakeBroker\n"),
+        ("errors.py", "from .core import model\n"),
+        ("market/bars.py", "import breakout_bot.backtest.engine\n"),
+    ],
+)
+def test_a_forbidden_import_fails(where: str, source: str) -> None:
+    """The checker itself: each of these breaks the map."""
+    assert violations(PACKAGE / where, source) != []
+
+
+def test_allowed_imports_pass() -> None:
+    assert (
+        violations(PACKAGE / "live/runner.py", "from ..core import machine\nfrom ..errors import BotError\n")
+        == []
+    )
+    assert violations(PACKAGE / "sim/__main__.py", "from ..cli.main import main\n") == []
