@@ -18,7 +18,7 @@ from ..core.model import NEW_YORK
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from .engine import BacktestResult
+    from .results import BacktestResult
 
 CANDLE_LIMIT = 30_000  # more bars than this: a close line instead of candles (keeps the page light)
 

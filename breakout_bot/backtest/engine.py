@@ -40,12 +40,11 @@ import datetime as dt
 import gc
 import logging
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +66,8 @@ from ..core.events import (
 from ..core.model import NEW_YORK, Bar, Fill, Session
 from ..core.params import Params
 from .broker import BacktestBroker
-from .trades import ExitReason, Trade
+from .inputs import BarArrays, SessionCalendar, numbers, prepare
+from .results import BacktestResult, daily_pnl, trades_from_fills
 
 log = logging.getLogger(__name__)
 
@@ -76,102 +76,6 @@ _ZERO = Decimal(0)
 _INF = float("inf")
 _NEG_INF = float("-inf")
 _NO_SKIP = (_NEG_INF, _NEG_INF, _INF, _NEG_INF, _INF, _NEG_INF)
-_EXIT_REASONS: dict[str, ExitReason] = {
-    "take_profit": "take_profit",
-    "stop_loss": "stop_loss",
-    "flatten": "flatten",
-    "end_of_data": "end_of_data",
-}
-
-
-@dataclass
-class BacktestResult:
-    symbol: str
-    params: Params
-    trades: list[Trade]
-    fills: list[Fill]
-    daily: pd.DataFrame  # columns date, pnl (net), equity
-    bars_processed: int
-    sessions: int
-    skipped: list[str]  # breakouts not traded, and why
-    session_minutes: int = 0  # regular-session minutes of the sessions that had bars
-    initial_equity: float = 100_000.0
-    commission_per_share: float = 0.0
-    slippage_per_share: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    events: int = 0  # machine.step calls
-
-
-class _Calendar:
-    """Sessions as epoch seconds: the simulator's XNYS wrapper, or any object with the same API."""
-
-    def __init__(self, calendar: Any | None) -> None:
-        if calendar is None:
-            from ..market.calendar import xnys
-
-            calendar = xnys()
-        self.cal = calendar
-
-    def session(self, day: dt.date) -> tuple[float, float] | None:
-        s = self.cal.session(day)
-        return None if s is None else (float(s.open), float(s.close))
-
-    def next_open(self, day: dt.date, today_open: float) -> float:
-        try:
-            return float(self.cal.session_after(day).open)
-        except ValueError:  # beyond the calendar's last session: only SleepUntil uses it
-            return today_open + 86_400
-
-
-@dataclass
-class _Arrays:
-    index: pd.DatetimeIndex  # tz America/New_York, unique, sorted, ns
-    o: np.ndarray
-    h: np.ndarray
-    lo: np.ndarray
-    c: np.ndarray
-    v: np.ndarray
-
-
-N = TypeVar("N", int, float)
-
-
-def _numbers(array: np.ndarray, kind: type[N]) -> Sequence[N]:
-    """The array as a sequence of Python ints or floats (a memoryview: no copy)."""
-    dtype = np.int64 if kind is int else np.float64
-    contiguous: Any = np.ascontiguousarray(array, dtype=dtype)  # a buffer (numpy's stubs do not say so)
-    return cast("Sequence[N]", memoryview(contiguous))
-
-
-def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
-    col = bars[name]
-    if col.dtype == np.float64:
-        return col.to_numpy()
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-
-
-def _prepare(bars: pd.DataFrame) -> _Arrays:
-    """Arrays of the bars, sorted by time, duplicates dropped (the last wins), New York time."""
-    if not isinstance(bars.index, pd.DatetimeIndex):
-        raise ValueError("bars must have a DatetimeIndex of bar starts")
-    cols = {str(c).lower(): c for c in bars.columns}
-    missing = [c for c in ("open", "high", "low", "close") if c not in cols]
-    if missing:
-        raise ValueError(f"bars lack columns {missing}")
-    o, h, lo, c = (_column(bars, cols[name]) for name in ("open", "high", "low", "close"))
-    v = np.nan_to_num(_column(bars, cols["volume"])) if "volume" in cols else np.zeros(len(bars))
-    idx = bars.index
-    idx = (idx.tz_localize(NEW_YORK) if idx.tz is None else idx.tz_convert(NEW_YORK)).as_unit("ns")
-    if not (idx.is_monotonic_increasing and idx.is_unique):
-        # Stable sort, then keep the last of each timestamp (the file's latest correction).
-        order = np.argsort(idx.asi8, kind="stable")
-        stamps = idx.asi8[order]
-        last = np.ones(len(stamps), dtype=bool)
-        last[:-1] = stamps[1:] != stamps[:-1]
-        order = order[last]
-        idx = idx[order]
-        o, h, lo, c, v = o[order], h[order], lo[order], c[order], v[order]
-    return _Arrays(idx, o, h, lo, c, v)
 
 
 def run_backtest(
@@ -194,12 +98,12 @@ def run_backtest(
         raise ValueError("lookback and qty must be >= 1")
     with _gc_paused():
         return _Engine(
-            _prepare(bars),
+            prepare(bars),
             symbol,
             params,
             commission_per_share,
             slippage_per_share,
-            _Calendar(calendar),
+            SessionCalendar(calendar),
             progress,
             initial_equity,
             exact,
@@ -223,12 +127,12 @@ def _gc_paused() -> Iterator[None]:
 class _Engine:
     def __init__(
         self,
-        frame: _Arrays,
+        frame: BarArrays,
         symbol: str,
         params: Params,
         commission: float,
         slippage: float,
-        calendar: _Calendar,
+        calendar: SessionCalendar,
         progress: Callable[[int, int], None] | None,
         initial_equity: float,
         exact: bool,
@@ -277,9 +181,9 @@ class _Engine:
         self.c: list[float] = c.tolist()
         self.h: list[float] = h.tolist()
         self.lo: list[float] = lo.tolist()
-        self.t = _numbers(epochs, int)
-        self.o = _numbers(o, float)
-        self.v = _numbers(v, float)
+        self.t = numbers(epochs, int)
+        self.o = numbers(o, float)
+        self.v = numbers(v, float)
         # Indices of the bars that do not start where the previous one ended (gaps, new days).
         self._gaps: list[int] = (np.flatnonzero(np.diff(epochs) != 60) + 1).tolist()
         # Sessions: the bars of each local day that start inside its regular session (the index is
@@ -484,13 +388,15 @@ class _Engine:
             done += b - a
             if self.progress is not None:
                 self.progress(done, total)
-        trades = self._trades()
+        trades = trades_from_fills(
+            self.fills, self.broker.orders, self.entries, self.symbol, self.commission, self.warnings
+        )
         return BacktestResult(
             symbol=self.symbol,
             params=p,
             trades=trades,
             fills=self.fills,
-            daily=_daily(trades, [s[0] for s in self.sessions], self.initial_equity),
+            daily=daily_pnl(trades, [s[0] for s in self.sessions], self.initial_equity),
             bars_processed=done,
             sessions=len(self.sessions),
             skipped=self.skipped,
@@ -534,51 +440,3 @@ class _Engine:
                 f"{close_dt:%Y-%m-%d}: position still open at the close; closed at the last bar"
             )
         self.dispatch(broker.expire_day_orders(close_dt))
-
-    # ------------------------------------------------------------------ results
-    def _trades(self) -> list[Trade]:
-        trades: list[Trade] = []
-        entry: Fill | None = None
-        orders = self.broker.orders
-        for fill in self.fills:
-            kind = orders[fill.order_id].kind
-            if kind == "entry":
-                entry = fill
-                continue
-            if entry is None:
-                self.warnings.append(f"exit fill {fill.execution_id} without an entry")
-                continue
-            request = self.entries.get(entry.client_order_id)
-            box = request.box if request is not None else None
-            reason = _EXIT_REASONS.get(kind, "flatten")
-            qty = int(entry.qty)
-            trades.append(
-                Trade(
-                    symbol=self.symbol,
-                    side=entry.side,
-                    qty=qty,
-                    entry_time=entry.timestamp,
-                    entry_price=float(entry.price),
-                    exit_time=fill.timestamp,
-                    exit_price=float(fill.price),
-                    exit_reason=reason,
-                    stop_price=float(request.stop_price) if request else float("nan"),
-                    take_profit_price=float(request.take_profit_price) if request else float("nan"),
-                    box_high=box.high if box else float("nan"),
-                    box_low=box.low if box else float("nan"),
-                    box_range=box.range if box else float("nan"),
-                    commission=round(self.commission * (float(entry.qty) + float(fill.qty)), 10),
-                )
-            )
-            entry = None
-        return trades
-
-
-def _daily(trades: list[Trade], days: list[dt.date], initial_equity: float) -> pd.DataFrame:
-    pnl: dict[dt.date, float] = dict.fromkeys(days, 0.0)
-    for tr in trades:
-        day = tr.exit_time.astimezone(NEW_YORK).date()
-        pnl[day] = pnl.get(day, 0.0) + tr.net_pnl
-    dates = sorted(pnl)
-    values = np.array([pnl[d] for d in dates], dtype=np.float64)
-    return pd.DataFrame({"date": dates, "pnl": values, "equity": initial_equity + np.cumsum(values)})

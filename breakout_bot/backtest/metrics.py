@@ -18,7 +18,7 @@ from ..errors import UserError
 from .trades import Trade
 
 if TYPE_CHECKING:
-    from .engine import BacktestResult
+    from .results import BacktestResult
 
 TRADING_DAYS = 252
 

@@ -24,13 +24,14 @@ from ..core.model import NEW_YORK
 from ..market.calendar import CalendarSession, MarketCalendar
 from ..market.days import BarSource, DayBars
 from ..market.fills import fill_price_at, rising
+from .acceptance import accept
 from .account import Account, AccountView
 from .assets import NOSHORT, Asset, build_universe
 from .book import OrderBook
 from .config import SimConfig
-from .errors import ApiError, forbidden, invalid, not_found, unprocessable
+from .errors import ApiError, invalid, not_found, unprocessable
 from .models import WORKING, BarPrint, Execution, Order, OrderView, Position, Published, TapePrint, TradeEvent
-from .orders import OrderRequest, check_bracket_prices, parse_replace_request
+from .orders import OrderRequest, parse_replace_request
 from .tape import BAR, SESSION_CLOSE, TICK, TICK_OFFSETS, Event, day_events, tick_price, tick_size
 
 DAY_TIFS = frozenset({"day", "opg", "cls", "ioc", "fok"})
@@ -315,19 +316,7 @@ class Exchange:
     def submit(self, req: OrderRequest) -> OrderView:
         """POST /v2/orders: the order as accepted (ApiError with Alpaca's status/code/message if not)."""
         with self._lock:
-            asset = self.assets.get(req.symbol)
-            if asset is None:
-                raise invalid(f'asset "{req.symbol}" not found')
-            if not asset.tradable:
-                raise unprocessable(f'asset "{req.symbol}" is not tradable')
-            if req.client_order_id is not None and req.client_order_id in self.book.by_client_id:
-                raise invalid("client_order_id must be unique")
-            if req.order_class in ("bracket", "oto", "oco"):
-                base = self._base_price(req)
-                if base is not None:
-                    check_bracket_prices(req, base)
-            self._check_position_rules(req, asset)
-            self._check_buying_power(req)
+            asset = accept(req, self.assets.get(req.symbol), self.book, self.account, self.price)
             order = self.book.create(req, asset.id, self.now, self.latency_ms / 1000.0)
             if self.reject_next_orders > 0:
                 # Fault: Alpaca accepts over REST, then rejects asynchronously on the stream.
@@ -350,56 +339,6 @@ class Exchange:
     def view(self, o: Order) -> OrderView:
         """An order with its legs (nested under a parent, as Alpaca's nested listings show them)."""
         return OrderView(o, tuple(self.book.legs(o)) if o.legs and o.parent_id is None else ())
-
-    def _base_price(self, req: OrderRequest) -> float | None:
-        if req.order_class == "oco":
-            return req.take_profit.value if req.take_profit else None
-        if req.type == "limit" and req.limit_price is not None:
-            return req.limit_price.value
-        return self.price(req.symbol)
-
-    def _check_position_rules(self, req: OrderRequest, asset: Asset) -> None:
-        """No flipping a position in one order, qty held by open orders is not available, shorts need a
-        shortable asset (messages per NOTES.md 2e: 403 40310000)."""
-        if req.order_class == "oco":
-            return  # exit orders: their qty is checked when they fill (simplification, documented)
-        q = self.account.position_qty(req.symbol)
-        closing = (q > 0 and req.side == "sell") or (q < 0 and req.side == "buy")
-        if closing:
-            held = self.book.held_qty(req.symbol, req.side)
-            available = abs(q) - held
-            if req.qty > available:
-                raise forbidden(
-                    f"insufficient qty available for order (requested: {req.qty}, available: {max(available, 0)})",
-                    available=str(max(available, 0)),
-                    existing_qty=str(abs(q)),
-                    held_for_orders=str(held),
-                    symbol=req.symbol,
-                )
-        elif req.side == "sell" and not asset.shortable:
-            raise forbidden(f"asset {req.symbol} cannot be sold short")
-
-    def _estimate(self, req: OrderRequest) -> float:
-        if req.limit_price is not None:
-            return req.limit_price.value
-        if req.stop_price is not None:
-            return req.stop_price.value
-        return self.price(req.symbol) or 0.0
-
-    def _check_buying_power(self, req: OrderRequest) -> None:
-        q = self.account.position_qty(req.symbol)
-        opening = not ((q > 0 and req.side == "sell") or (q < 0 and req.side == "buy"))
-        if not opening or req.order_class == "oco":
-            return
-        reserved = sum(
-            o.remaining * (o.limit_price or o.stop_price or self.mark(o.symbol))
-            for o in self.book.open
-            if o.parent_id is None and o.status in WORKING and o.position_intent.endswith("to_open")
-        )
-        cost = req.qty * self._estimate(req)
-        bp = self.account.buying_power() - reserved
-        if cost > bp:
-            raise forbidden("insufficient buying power", buying_power=round(bp, 2), cost_basis=round(cost, 2))
 
     # ------------------------------------------------------------------ orders: read, cancel, replace
     def get_order(self, order_id: str) -> Order:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from breakout_bot.backtest.engine import BacktestResult
 from breakout_bot.backtest.metrics import compute_metrics, format_report, write_trades
+from breakout_bot.backtest.results import BacktestResult
 from breakout_bot.backtest.trades import Trade
 from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.core.params import Params

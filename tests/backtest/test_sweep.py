@@ -14,6 +14,7 @@ import pytest
 
 from breakout_bot.backtest import sweep as sw
 from breakout_bot.backtest.kernel import fast_backtest, prepare_bars
+from breakout_bot.cli import sweep as sweep_command
 from breakout_bot.core.params import Params
 from breakout_bot.errors import UserError
 
@@ -33,7 +34,7 @@ def _args(*argv: str) -> argparse.Namespace:
     parser.add_argument("--commission", type=float, default=0.0)
     parser.add_argument("--slippage", type=float, default=0.0)
     parser.add_argument("--sweep", action="store_true")  # the backtest command's placeholder: replaced
-    sw.add_sweep_arguments(parser)
+    sweep_command.add_sweep_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -110,7 +111,7 @@ def test_run_sweep_table_csv_and_heatmaps(bars: pd.DataFrame, tmp_path: Path) ->
         "--commission", "0.005", "--sweep-top", "5",
     )  # fmt: skip
     out = io.StringIO()
-    assert sw.run_sweep(args, bars, out=out) == 0
+    assert sweep_command.run_sweep(args, bars, out=out) == 0
     text = out.getvalue()
     assert "18 combinations" in text and "net P&L" in text and "profit factor" in text
     table = text.split("-----")[-1].strip().splitlines()[1:]
@@ -125,18 +126,18 @@ def test_run_sweep_table_csv_and_heatmaps(bars: pd.DataFrame, tmp_path: Path) ->
     assert 'src="http' not in page
     png = tmp_path / "heat.png"
     args = _args("--sweep", "lookback=4:6", "--heatmap", str(png))  # one swept parameter: one row
-    assert sw.run_sweep(args, bars, out=io.StringIO()) == 0
+    assert sweep_command.run_sweep(args, bars, out=io.StringIO()) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_sweep_errors(bars: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="heatmap"):
-        sw.run_sweep(_args("--sweep", "lookback=4:5", "--heatmap", str(tmp_path / "x.svg")), bars)
+        sweep_command.run_sweep(_args("--sweep", "lookback=4:5", "--heatmap", str(tmp_path / "x.svg")), bars)
     with pytest.raises(UserError, match="unknown parameter"):
-        sw.run_sweep(_args("--sweep", "speed=4:5"), bars)
+        sweep_command.run_sweep(_args("--sweep", "speed=4:5"), bars)
     empty = bars.iloc[:0]
     with pytest.raises(UserError, match="no regular-session bars"):
-        sw.run_sweep(_args("--sweep", "lookback=4:5"), empty, out=io.StringIO())
+        sweep_command.run_sweep(_args("--sweep", "lookback=4:5"), empty, out=io.StringIO())
 
 
 def test_the_backtest_command_delegates(tmp_path: Path) -> None:

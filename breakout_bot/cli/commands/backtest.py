@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...backtest.sweep import add_sweep_arguments, run_sweep
 from ...core.params import Params
 from ...errors import UserError
 from ..args import add_strategy_arguments, parse_date_flag
+from ..sweep import add_sweep_arguments, run_sweep
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
