@@ -1,4 +1,4 @@
-"""Fills → round-trip trades (flat → position → flat), with realized P&L. Pure."""
+"""Fills → round-trip trades (flat → position → flat), with realized P&L (average cost, by core/positions.py). Pure."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from .core.model import NEW_YORK
+from .core.positions import apply_fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,29 +65,27 @@ def round_trips(fills: Iterable[FillLike]) -> list[RoundTrip]:
                 open_trips[fill.symbol] = trip
                 trips.append(trip)
             trip.fills += 1
-            if position == 0 or (position > 0) == (remaining > 0):
-                trip.entry_value += abs(remaining) * fill.price
-                trip.entry_qty += abs(remaining)
-                held = abs(position)
-                trip.holding_cost = (trip.holding_cost * held + fill.price * abs(remaining)) / (
-                    held + abs(remaining)
-                )
-                position += remaining
+            opening = position == 0 or (position > 0) == (remaining > 0)
+            # A fill through zero closes this trip with one part and opens the next with the rest.
+            part = remaining if opening else min(abs(position), abs(remaining)) * (1 if remaining > 0 else -1)
+            position, average, realized = apply_fill(
+                position, trip.holding_cost if position else None, part, fill.price
+            )
+            remaining -= part
+            if opening:
+                trip.entry_value += abs(part) * fill.price
+                trip.entry_qty += abs(part)
+                trip.holding_cost = average if average is not None else trip.holding_cost
                 trip.qty = max(trip.qty, abs(position))
-                remaining = Decimal(0)
-            else:
-                closing = min(abs(position), abs(remaining))
-                direction = 1 if position > 0 else -1
-                # Against the cost of the shares held (not of every entry so far: shares added after a
-                # partial exit would shift it, and a day that ends flat would not realize its cash flow).
-                trip.realized += (fill.price - trip.holding_cost) * closing * direction
-                trip.exit_value += closing * fill.price
-                trip.exit_qty += closing
-                position += closing if position < 0 else -closing
-                remaining += closing if remaining < 0 else -closing
-                if position == 0:
-                    trip.closed = fill.timestamp
-                    del open_trips[fill.symbol]
+                continue
+            # Against the cost of the shares held (not of every entry so far: shares added after a
+            # partial exit would shift it, and a day that ends flat would not realize its cash flow).
+            trip.realized += realized if realized is not None else Decimal(0)
+            trip.exit_value += abs(part) * fill.price
+            trip.exit_qty += abs(part)
+            if position == 0:
+                trip.closed = fill.timestamp
+                del open_trips[fill.symbol]
         positions[fill.symbol] = position
     return trips
 
