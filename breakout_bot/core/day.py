@@ -10,8 +10,7 @@ from .events import Action, CancelAll, CloseAll, Log, SleepUntil
 from .state import (
     ACTIVE_TRADE,
     DONE_FOR_THE_DAY,
-    ORDER_SENT,
-    ORDER_SUBMITTED,
+    EXPOSED,
     SEARCHING,
     WAITING_FOR_OPEN,
     State,
@@ -46,11 +45,7 @@ def on_time(state: State) -> tuple[State, list[Action]]:
         return state, []
     minutes_left = (session.close - now).total_seconds() / 60.0
     if now >= session.close:
-        exposed = state.position_qty != 0 or state.phase in (
-            ORDER_SENT,
-            ORDER_SUBMITTED,
-            ACTIVE_TRADE,
-        )
+        exposed = state.position_qty != 0 or state.phase in EXPOSED
         if exposed and not state.flattened:
             # The flatten window was skipped (no tick/bar between close - flatten_minutes and the close):
             # still cancel and close rather than go to sleep holding a position or a working entry.

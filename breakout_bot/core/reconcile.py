@@ -17,6 +17,7 @@ from .search import maybe_form_box, start_search
 from .state import (
     ACTIVE_TRADE,
     DONE_FOR_THE_DAY,
+    EXPOSED,
     ORDER_SENT,
     ORDER_SUBMITTED,
     SEARCHING,
@@ -165,7 +166,7 @@ def _flat(
             Log("info", f"{state.symbol}: entry {base.entry.client_order_id} not seen at the broker yet"),
             *more,
         ]
-    if base.phase in (ACTIVE_TRADE, ORDER_SENT, ORDER_SUBMITTED):
+    if base.phase in EXPOSED:
         # Flat with nothing working: the trade ended (or the entry never arrived) while we were not looking.
         if base.phase is ACTIVE_TRADE:
             return position_closed(base, actions, event.now)

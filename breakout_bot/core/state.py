@@ -37,6 +37,8 @@ DONE_FOR_THE_DAY = Phase.DONE_FOR_THE_DAY
 
 # Before a trade: a position appearing in one of these phases is a trade to manage.
 PRE_TRADE = (WAITING_FOR_OPEN, SEARCHING, ORDER_SENT, ORDER_SUBMITTED)
+# An entry working or a trade on: what the close must not find.
+EXPOSED = (ORDER_SENT, ORDER_SUBMITTED, ACTIVE_TRADE)
 
 
 @dataclass(frozen=True)  # no slots: evolve copies __dict__, ~5x cheaper than dataclasses.replace
