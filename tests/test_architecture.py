@@ -43,6 +43,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "testkit": {"core", "market", "broker", "live", "backtest", "sim", "config", "journal", "roundtrips"},
 }
+# Inside a part, modules only some parts may reach: the SDK adapters are chosen by the CLI (and the
+# tests); the runner and the backtest see a broker through broker/base.py's protocols alone.
+ADAPTERS = {"breakout_bot.broker.alpaca": {"broker", "cli", "testkit"}}
 # Entry points may start the CLI (python -m breakout_bot, python -m breakout_bot.sim).
 ENTRY_POINTS = {"__main__.py", "sim/__main__.py"}
 
@@ -54,7 +57,9 @@ def part_of(module: str) -> str:
 
 
 def imported_modules(path: Path, source: str) -> Iterator[tuple[int, str]]:
-    """(line, absolute module name) of every import of the package in `source` (the file at `path`)."""
+    """(line, absolute dotted name) of everything `source` (the file at `path`) imports from the package:
+    `import breakout_bot.a.b` -> breakout_bot.a.b; `from .b import c` in breakout_bot/a/ -> breakout_bot.a.b.c
+    (c may be a module or a name in b: either way it lies inside breakout_bot.a.b)."""
     # The package a relative import starts from: the directory, for a module and for an __init__.py alike.
     package = ["breakout_bot", *path.relative_to(PACKAGE).parts[:-1]]
     for node in ast.walk(ast.parse(source)):
@@ -68,13 +73,9 @@ def imported_modules(path: Path, source: str) -> Iterator[tuple[int, str]]:
                 module = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 module = node.module or ""
-            if module.split(".")[0] != "breakout_bot":
-                continue
-            if module == "breakout_bot":  # from breakout_bot import x: x is the part
+            if module.split(".")[0] == "breakout_bot":
                 for alias in node.names:
-                    yield node.lineno, f"breakout_bot.{alias.name}"
-            else:
-                yield node.lineno, module
+                    yield node.lineno, f"{module}.{alias.name}"
 
 
 def violations(path: Path, source: str) -> list[str]:
@@ -83,6 +84,9 @@ def violations(path: Path, source: str) -> list[str]:
     out = []
     for line, module in imported_modules(path, source):
         target = part_of(module)
+        for adapter, users in ADAPTERS.items():
+            if (module == adapter or module.startswith(adapter + ".")) and own not in users:
+                out.append(f"{relative}:{line}: {own} imports the adapter {module}")
         if target in (own, "__init__", "__version__") or target in LEAVES:
             continue
         if relative.as_posix() in ENTRY_POINTS and target == "cli":
@@ -115,6 +119,8 @@ def test_imports_follow_the_map(path: Path) -> None:
         ("live/runner.py", "from ..testkit.fakes import FakeBroker\n"),
         ("errors.py", "from .core import model\n"),
         ("market/bars.py", "import breakout_bot.backtest.engine\n"),
+        ("live/runner.py", "from ..broker.alpaca.broker import AlpacaBroker\n"),
+        ("backtest/broker.py", "from ..broker import alpaca\n"),
     ],
 )
 def test_a_forbidden_import_fails(where: str, source: str) -> None:
@@ -128,3 +134,53 @@ def test_allowed_imports_pass() -> None:
         == []
     )
     assert violations(PACKAGE / "sim/__main__.py", "from ..cli.main import main\n") == []
+
+
+def private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_uses(source: str) -> list[str]:
+    """Each `_name` of the package that `source` takes from another module: `from m import _x`, or
+    `m._x` / `Cls._x` on a module or a class it imported from the package."""
+    tree = ast.parse(source)
+    out, imported = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").startswith("breakout_bot")
+        ):
+            for alias in node.names:
+                if private(alias.name):
+                    out.append(f"{node.lineno}: from {node.module or '.'} import {alias.name}")
+                imported.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            imported.update(
+                alias.asname or alias.name.split(".")[0]
+                for alias in node.names
+                if alias.name.split(".")[0] == "breakout_bot"
+            )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in imported:
+                out.append(f"{node.lineno}: {ast.unparse(node)}")
+    return out
+
+
+ROOT = PACKAGE.parent
+OUR_FILES = sorted(p for d in ("breakout_bot", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py"))
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """A `_`-prefixed name of the package is used in its own module only (product, tests, benchmarks)."""
+    found = [f"{p.relative_to(ROOT)}:{use}" for p in OUR_FILES for use in private_uses(p.read_text())]
+    assert found == []
+
+
+def test_the_private_name_check_finds_them() -> None:
+    assert private_uses("from breakout_bot.core.state import _evolve\n") != []
+    assert private_uses("from ..live import runner\nrunner._helper()\n") != []
+    assert private_uses("from breakout_bot.live.runner import Runner\nRunner._step\n") != []
+    assert private_uses("from breakout_bot.core import machine\nmachine.step\nmachine.__name__\n") == []
