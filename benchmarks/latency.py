@@ -2,14 +2,14 @@
 
 The real bot (Runner with RunnerOptions(bars_stream=True), AlpacaBroker, Journal in a temp dir) trades
 an in-process SimServer on loopback (the same wiring as `breakout-bot run` without keys:
-`commands.run.simulated_session`), over a CSV of synthetic one-minute bars built to break out often:
+`cli.commands.run.simulated_session`), over a CSV of synthetic one-minute bars built to break out often:
 quiet bars, a breakout close (alternately up and down), a bar that hits the take-profit at once,
 repeat (36 entries per 390-minute session). `--days` is computed from `--entries` (28 for 1,000).
 
 What is timed (time.perf_counter, one process, so all stamps are on one axis):
 
 * bar close  = the moment the simulator pushes that bar's `b` message on the market-data websocket
-  (`sim.streams.Conn.send_data`, just before the frame is written). On the stepped clock (speed 0)
+  (`sim.websockets.Conn.send_data`, just before the frame is written). On the stepped clock (speed 0)
   virtual time jumps past the bar's close in one step, so the only well-defined wall-time instant of
   the close is this push: the bar closes at that virtual instant.
 * order received = the simulator's HTTP middleware receives `POST /v2/orders` for the entry

@@ -3,7 +3,9 @@
 `fast_backtest` produces the same trades as the event path (`engine.run_backtest`, which replays bars
 through the live `machine.step`), trade for trade (`Trade.key()`), orders of magnitude faster: it is
 what parameter sweeps run. tests/backtest/test_kernel.py proves the identity on random and realistic
-bars; when the two disagree, machine.py is the ground truth.
+bars; when the two disagree, the machine (core/) is the ground truth. The kernel is the one
+documented exception to "one home per rule" (docs/architecture.md): it mirrors core/strategy.py's box
+and bracket, core/ticks.py's rounding and market/fills.py's fill rules, held to them by those tests.
 
 Layout: the session bookkeeping (NYSE calendar, early closes, dropping bars outside the session) is
 done once in Python by `prepare_bars`; the kernel sees contiguous arrays only:
@@ -16,7 +18,7 @@ done once in Python by `prepare_bars`; the kernel sees contiguous arrays only:
 and returns its trades as parallel arrays (`TradeArrays`), which `to_trades` turns into `Trade`s.
 
 Exactness. Order prices are computed as the machine computes them: the box is float arithmetic in
-the same order as strategy.compute_box, and tick rounding reproduces strategy.round_to_tick's
+the same order as core.strategy.compute_box, and tick rounding reproduces core.ticks.round_to_tick's
 Decimal semantics (snap to 1e-6 with round-half-even on the float's exact binary value, then floor or
 ceil to $0.01 at or above $1, $0.0001 below) in integer micro-dollars. The snap is exact: an
 error-free product (Dekker's TwoProduct) gives price * 1e6 as p + e with no rounding, so even ties
@@ -109,7 +111,7 @@ def snap_micro(x: float) -> int:
 
 @_jit
 def fill_price_u8(x: float) -> int:
-    """broker.sim.to_price(x) == Decimal(repr(round(x, 4))) in units of 1e-8 dollars."""
+    """core.ticks.fill_price(x) == Decimal(repr(round(x, 4))) in units of 1e-8 dollars."""
     return _snap(x, 1e4) * 10_000
 
 
@@ -128,7 +130,7 @@ def _quantize(u: int, tick: int, up: bool) -> int:
 
 @_jit
 def round_tick_micro(price: float, up: bool) -> int:
-    """strategy.round_to_tick(price, "up" if up else "down") in micro-dollars."""
+    """core.ticks.round_to_tick(price, "up" if up else "down") in micro-dollars."""
     snapped = snap_micro(price)
     rounded = _quantize(snapped, _tick_micro(snapped), up)
     # Rounding can cross $1 (0.99995 -> 1.0000): re-quantize on the tick of the result, as the strategy.

@@ -154,7 +154,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def price_text(price: float) -> str:
-    """A price with its tick's decimals (strategy.tick_size: 2 from $1 up, 4 below): "619.60", not
+    """A price with its tick's decimals (core.ticks.tick_size: 2 from $1 up, 4 below): "619.60", not
     "619.6"; never "6.2e+05"."""
     if math.isnan(price):
         return "n/a"
