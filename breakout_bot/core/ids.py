@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -47,6 +48,20 @@ def is_entry_of(cid: str, symbol: str, day: date) -> bool:
     """Is `cid` one of our entries for `symbol` on session `day`?"""
     parsed = parse_client_order_id(cid)
     return parsed is not None and parsed[0] == symbol and parsed[1] == day
+
+
+def entries_today(orders: Iterable[OrderSnapshot], symbol: str, day: date) -> tuple[int, int]:
+    """From the broker's orders of the day: (the highest entry number we used for `symbol` on session
+    `day`, how many of those entries filled), the counts a Reconciled carries. The next entry takes the
+    number after the first, so a restart never sends one twice."""
+    numbers = [
+        (parsed[2], o.filled_qty > 0)
+        for o in orders
+        if (parsed := parse_client_order_id(o.client_order_id)) is not None
+        and parsed[0] == symbol
+        and parsed[1] == day
+    ]
+    return max((n for n, _ in numbers), default=0), sum(1 for _, filled in numbers if filled)
 
 
 def order_leg(order: OrderSnapshot, entry_cid: str | None) -> Leg:

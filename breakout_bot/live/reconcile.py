@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ..broker.base import Broker, FillActivity
 from ..core.events import Reconciled
-from ..core.ids import entry_number, is_entry_of
+from ..core.ids import entries_today
 from ..core.model import NEW_YORK, OrderSnapshot, Session
 from ..roundtrips import FillLike, todays_realized
 from .feed import BarFeed
@@ -71,16 +71,13 @@ class ReconcileReader:
     def reconciled(
         self, symbol: str, view: MarketView, book: OrderBook, todays_fills: Sequence[FillActivity] | None
     ) -> Reconciled:
-        """One symbol's Reconciled: counts from our client order ids, position (read now), realized P&L
-        and entry price from today's fills, and the box's history at a (re)start."""
+        """One symbol's Reconciled: today's entries counted by the core (`core.ids.entries_today`), the
+        position (read now), realized P&L and entry price from today's fills, and the box's history at a
+        (re)start."""
         session = view.session
-        ours_today = [
-            o
-            for o in book.todays_orders
-            if session is not None and is_entry_of(o.client_order_id, symbol, session.date)
-        ]
-        entries_sent = max((entry_number(o.client_order_id) for o in ours_today), default=0)
-        trades = sum(1 for o in ours_today if o.filled_qty > 0)
+        entries_sent, trades = (
+            (0, 0) if session is None else entries_today(book.todays_orders, symbol, session.date)
+        )
         position = self.broker.get_position_qty(symbol)
         realized: Decimal | None = None
         average: Decimal | None = None

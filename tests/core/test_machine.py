@@ -34,7 +34,7 @@ from breakout_bot.core.events import (
     SubmitFailed,
     Tick,
 )
-from breakout_bot.core.ids import client_order_id, order_leg, parse_client_order_id
+from breakout_bot.core.ids import client_order_id, entries_today, order_leg, parse_client_order_id
 from breakout_bot.core.machine import step
 from breakout_bot.core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session, Side
 from breakout_bot.core.params import Params
@@ -822,6 +822,15 @@ def test_helpers() -> None:
     assert order_leg(entry_order(), CID1) == "entry"
     assert order_leg(leg("stop"), CID1) == "stop_loss"
     assert order_leg(leg("limit"), CID1) == "take_profit"
+    todays = [
+        entry_order(CID1, status="filled", filled=100),
+        entry_order(client_order_id(SYM, DAY, 3), status="canceled"),
+        entry_order(client_order_id("MSFT", DAY, 7)),  # another symbol's
+        entry_order(client_order_id(SYM, date(2024, 3, 4), 9)),  # another day's
+        leg("stop"),  # not an entry
+    ]
+    assert entries_today(todays, SYM, DAY) == (3, 1)  # the next entry is the 4th; one of them traded
+    assert entries_today([], SYM, DAY) == (0, 0)
     line = status_line(active())
     assert line["phase"] == "active_trade" and line["position"] == "100" and line["entries"] == "1"
 
