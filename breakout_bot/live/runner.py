@@ -173,9 +173,8 @@ class Runner:
         simulated run would depend on thread timing."""
         deadline = time.monotonic() + self.options.stream_start_timeout
         while not self.stream_up and (left := deadline - time.monotonic()) > 0:
-            try:
-                item = self._events.get(timeout=min(left, 0.5))
-            except queue.Empty:
+            item = self._next_event(min(left, 0.5))
+            if item is None:
                 continue
             self._handle_queued(item)
             if isinstance(item, StreamEvent) and item.stream == "trading":
@@ -338,6 +337,7 @@ class Runner:
 
     # ------------------------------------------------------------------ the queue
     def _next_event(self, timeout: float) -> QueueItem | None:
+        """The one place the queue is read: the next item within `timeout` wall seconds (at most 1 s), or None."""
         try:
             if timeout <= 0:
                 return self._events.get_nowait()
@@ -350,11 +350,9 @@ class Runner:
         `until()` holds."""
         deadline = time.monotonic() + wall_seconds
         while not until() and (left := deadline - time.monotonic()) > 0:
-            try:
-                item = self._events.get(timeout=left)
-            except queue.Empty:
-                return
-            self._handle_queued(item)
+            item = self._next_event(left)
+            if item is not None:
+                self._handle_queued(item)
 
     def _on_trade_stream(self, status: StreamStatus, detail: str) -> None:
         self._events.put(StreamEvent(status, detail))
