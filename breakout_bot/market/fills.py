@@ -7,7 +7,7 @@
 * When both legs of a bracket are touched inside one bar, the stop is taken first (conservative: the
   order of the bar's extremes is unknown to a backtest).
 
-The simulator applies these per trade of its tick tape (sim/exchange.py); the backtest's broker per
+The simulator applies these per trade of its tick tape (sim/matching.py); the backtest's broker per
 bar, where the bar's open is the first trade after a gap (backtest/broker.py). The fast kernel
 (backtest/kernel.py) mirrors them; its parity tests hold it to the event path.
 """

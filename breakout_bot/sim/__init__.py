@@ -7,10 +7,11 @@ matching engine over a virtual clock and the real NYSE calendar. See docs/simula
     server.clock.advance(60)
     server.stop()
 
-The parts: app.py (the server: lifecycle, the pump, every request's guard), exchange.py with book.py
-and account.py (orders, matching, the account: models, no JSON), wire.py (all JSON), routes_trading.py,
-routes_data.py, websockets.py, control.py (/sim/* and the fault API), tape.py (ticks from bars),
-clock.py (virtual time), orders.py (order requests), assets.py, faults.py, quota.py, config.py.
+The parts: app.py (the server: lifecycle, the pump, every request's guard), exchange.py with book.py,
+account.py and matching.py (orders, the account, matching: models, no JSON), wire.py (all JSON),
+routes_trading.py, routes_data.py, websockets.py, control.py (/sim/* and the fault API), tape.py
+(ticks from bars), clock.py (virtual time), orders.py (order requests), acceptance.py (which orders
+are refused), assets.py, faults.py, quota.py, config.py.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ positions, executions and the account (sim/wire.py renders them) or raise ApiErr
 code and message). Thread-safe (one re-entrant lock). Deterministic: ids come from a seeded RNG, the
 tape from the bars, and every event is processed in (time, kind, symbol, order seq) order.
 
-Fills follow market/fills.py (shared with the backtest): a level crossed inside a bar fills at the
-level, a level passed or gapped fills at the trade's price. See docs/simulator.md, "Tape and fills".
+The parts: book.py (orders, their events), account.py (cash and positions), matching.py (orders against
+the tape, by market/fills.py's rules, shared with the backtest), acceptance.py (which orders are
+refused), tape.py (trades from bars). See docs/simulator.md, "Tape and fills".
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from dataclasses import dataclass, replace
 from ..core.model import NEW_YORK
 from ..market.calendar import CalendarSession, MarketCalendar
 from ..market.days import BarSource, DayBars
-from ..market.fills import fill_price_at, rising
 from .acceptance import accept
 from .account import Account, AccountView
 from .assets import NOSHORT, Asset, build_universe
 from .book import OrderBook
 from .config import SimConfig
 from .errors import ApiError, invalid, not_found, unprocessable
-from .models import WORKING, BarPrint, Execution, Order, OrderView, Position, Published, TapePrint, TradeEvent
+from .matching import Matcher
+from .models import BarPrint, Execution, Order, OrderView, Position, Published, TapePrint, TradeEvent
 from .orders import OrderRequest, parse_replace_request
 from .tape import BAR, SESSION_CLOSE, TICK, TICK_OFFSETS, Event, day_events, tick_price, tick_size
 
@@ -57,10 +58,10 @@ class Exchange:
         self.tape_symbols: tuple[str, ...] = tuple(sorted(set(cfg.symbols) | {NOSHORT}))
         self.account = Account(cfg.initial_cash, cfg.margin_multiplier, self.mark)
         self.book = OrderBook(random.Random(cfg.seed), self.account, self._publish_trade)
-        self.executions: list[Execution] = []
+        self.matcher = Matcher(self.book, self.account, self.assets, cfg.partial_fills)
+        self.executions: list[Execution] = self.matcher.executions  # every fill, in order
         self.requests: list[RequestRecord] = []
         # Faults / switches (the server's /sim/faults flips these).
-        self.partial_fills: bool = cfg.partial_fills
         self.latency_ms: int = cfg.latency_ms
         self.reject_next_orders: int = 0
         # Outbox for the websockets, in emission order.
@@ -91,6 +92,15 @@ class Exchange:
     @property
     def positions(self) -> dict[str, Position]:
         return self.account.positions
+
+    @property
+    def partial_fills(self) -> bool:
+        """Orders fill in pieces (a switch of /sim/faults)."""
+        return self.matcher.partial_fills
+
+    @partial_fills.setter
+    def partial_fills(self, on: bool) -> None:
+        self.matcher.partial_fills = on
 
     @property
     def trade_events(self) -> list[TradeEvent]:
@@ -190,7 +200,7 @@ class Exchange:
             self.last_trade[ev.symbol] = (ev.t, p, size)
             if self.publishing and self.publish_data:
                 self.outbox.append(TapePrint(ev.symbol, ev.t, p, size))
-            self._match(ev.symbol, ev.t, p, prev, prev_t)
+            self.matcher.match(ev.symbol, ev.t, p, prev, prev_t)
         elif ev.kind == BAR:
             if self.publishing and self.publish_data:
                 self.outbox.append(BarPrint(ev.symbol, self._days[ev.symbol], ev.bar))
@@ -217,92 +227,6 @@ class Exchange:
             out = list(self.outbox)
             self.outbox.clear()
             return out
-
-    # ------------------------------------------------------------------ matching
-    def _match(self, sym: str, t: float, p: float, prev: float | None, prev_t: float) -> None:
-        for o in [o for o in self.book.open if o.symbol == sym and o.status in WORKING]:
-            if not o.is_open or o.status not in WORKING or o.active_at >= t:
-                continue  # canceled by a sibling's fill in this very loop, or not arrived yet
-            cont = prev if prev is not None and o.active_at < prev_t else None
-            first_look = o.pieces is None
-            price = self._fill_price(o, p, cont)
-            if price is not None:
-                self._execute(o, price, t, self._next_piece(o))
-            elif first_look and o.time_in_force in ("ioc", "fok"):
-                o.pieces = []
-            if o.is_open and o.time_in_force in ("ioc", "fok") and o.pieces is not None:
-                self.book.cancel(o, t)  # immediate-or-cancel: whatever did not fill at the first look
-
-    def _fill_price(self, o: Order, p: float, cont: float | None) -> float | None:
-        """`cont` is the previous trade when it and this one are one continuous stretch for the order."""
-        if o.type == "market":
-            return p
-        if o.type == "limit" or (o.type == "stop_limit" and o.triggered):
-            assert o.limit_price is not None
-            return fill_price_at(o.limit_price, p, cont, rising(o.side, is_stop=False))
-        assert o.stop_price is not None
-        hit = fill_price_at(o.stop_price, p, cont, rising(o.side, is_stop=True))
-        if hit is None or o.type == "stop":
-            return hit
-        o.triggered = True  # stop_limit: now a limit; fills at once only if marketable
-        assert o.limit_price is not None
-        marketable = hit <= o.limit_price if o.side == "buy" else hit >= o.limit_price
-        return hit if marketable else None
-
-    def _next_piece(self, o: Order) -> int:
-        if o.pieces is None:
-            splittable = (
-                self.partial_fills
-                and o.type in ("market", "limit")
-                and o.parent_id is None
-                and o.order_class != "oco"
-                and o.time_in_force != "fok"
-                and o.remaining >= 2
-            )
-            if splittable:
-                n = min(2 + o.seq % 2, o.remaining)
-                base = o.remaining // n
-                o.pieces = [base] * (n - 1) + [o.remaining - base * (n - 1)]
-            else:
-                o.pieces = [o.remaining]
-        piece = o.pieces.pop(0) if o.pieces else o.remaining
-        return min(piece, o.remaining)
-
-    def _execute(self, o: Order, price: float, t: float, qty: int) -> None:
-        o.filled_qty += qty
-        o.filled_notional += qty * price
-        o.updated_at = t
-        full = o.filled_qty >= o.qty
-        o.status = "filled" if full else "partially_filled"
-        if full:
-            o.filled_at = t
-        asset_id = self.assets[o.symbol].id if o.symbol in self.assets else ""
-        self.account.book_fill(o.symbol, asset_id, o.side, qty, price)
-        ex = Execution(
-            execution_id=self.book.uuid(),
-            order_id=o.id,
-            symbol=o.symbol,
-            side=o.side,
-            qty=qty,
-            price=price,
-            time=t,
-            cum_qty=o.filled_qty,
-            leaves_qty=o.remaining,
-            order_status=o.status,
-            kind="fill" if full else "partial_fill",
-        )
-        self.executions.append(ex)
-        self.book.emit(ex.kind, o, t, ex)
-        if o.legs and o.order_class in ("bracket", "oto"):
-            for leg in self.book.legs(o):
-                if leg.status == "held":
-                    leg.qty = o.filled_qty  # legs follow the parent's filled quantity
-            if full:
-                for leg in self.book.legs(o):
-                    self.book.activate(leg, t)
-        if full:
-            for sib in self.book.oco_siblings(o):
-                self.book.cancel(sib, t)
 
     # ------------------------------------------------------------------ the account
     def account_view(self) -> AccountView:
