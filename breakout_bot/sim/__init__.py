@@ -8,7 +8,7 @@ matching engine over a virtual clock and the real NYSE calendar. See docs/simula
     server.stop()
 
 The parts: app.py (the server: lifecycle, the pump, every request's guard), exchange.py with book.py,
-account.py and matching.py (orders, the account, matching: models, no JSON), wire.py (all JSON),
+account.py and matching.py (orders, the account, matching: models, no JSON), wire.py (all of Alpaca's JSON),
 routes_trading.py, routes_data.py, websockets.py, control.py (/sim/* and the fault API), tape.py
 (ticks from bars), clock.py (virtual time), orders.py (order requests), acceptance.py (which orders
 are refused), assets.py, faults.py, quota.py, config.py.

@@ -33,7 +33,7 @@ from .errors import ApiError
 from .exchange import Exchange, RequestRecord
 from .faults import FaultState
 from .quota import RequestQuota
-from .responses import error_response, json_response
+from .responses import error_response
 from .routes_data import DataRoutes
 from .routes_trading import TradingRoutes
 from .websockets import WS_PATHS, Websockets
@@ -196,16 +196,14 @@ class SimServer:
     async def _guarded(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         key = request.headers.get("APCA-API-KEY-ID")
         if key != self.cfg.key or request.headers.get("APCA-API-SECRET-KEY") != self.cfg.secret:
-            return json_response({"code": 40110000, "message": "request is not authorized"}, status=401)
+            return error_response(ApiError(401, 40110000, "request is not authorized"))
         if self.faults.forbidden:
-            return json_response({"code": 40310000, "message": "forbidden"}, status=403)
+            return error_response(ApiError(403, 40310000, "forbidden"))
         api = "data" if request.path.startswith("/v2/stocks") else "trading"
         verdict = self.quota.check(key, api, now)
         headers = verdict.headers()
         if not verdict.allowed:
-            return json_response(
-                {"code": 42910000, "message": "rate limit exceeded"}, status=429, headers=headers
-            )
+            return error_response(ApiError(429, 42910000, "rate limit exceeded"), headers)
         fault = self.faults.take_http(request.path)
         if fault is not None and not fault.after:
             return error_response(fault.error(), headers)
@@ -217,7 +215,7 @@ class SimServer:
         except ApiError as e:
             resp = error_response(e)
         except web.HTTPException as e:
-            resp = json_response({"code": e.status * 100_000, "message": e.reason.lower()}, status=e.status)
+            resp = error_response(ApiError(e.status, e.status * 100_000, e.reason.lower()))
         if fault is not None:
             return error_response(fault.error(), headers)
         resp.headers.update(headers)

@@ -205,7 +205,7 @@ class DataRoutes:
 
         async def handler(request: web.Request) -> web.Response:
             sym = request.match_info["symbol"].upper()
-            return json_response({"symbol": sym, what: fn(self.exchange, sym)})
+            return json_response(wire.latest_json(sym, what, fn(self.exchange, sym)))
 
         return handler
 

@@ -12,12 +12,12 @@ from aiohttp import web
 
 from ..market.calendar import MarketCalendar
 from . import wire
-from .errors import ApiError, invalid
+from .errors import ApiError, invalid, not_found
 from .exchange import Exchange
 from .models import OrderView
 from .orders import parse_order_request
 from .queries import query_bool, query_int, query_time
-from .responses import json_response
+from .responses import error_response, json_response
 
 ACTIVITIES_PAGE = 100  # page_size of account activities (default and maximum)
 
@@ -85,7 +85,7 @@ class TradingRoutes:
         assets = self.exchange.assets
         a = assets.get(sym) or next((x for x in assets.values() if x.id == sym.lower()), None)
         if a is None:
-            return json_response({"code": 40410000, "message": "asset not found"}, status=404)
+            return error_response(not_found("asset not found"))
         return json_response(wire.asset_json(a))
 
     # -- orders -------------------------------------------------------------------------------------
@@ -133,9 +133,7 @@ class TradingRoutes:
 
     async def cancel_all(self, request: web.Request) -> web.Response:
         canceled = self.exchange.cancel_all()
-        body = [
-            {"id": o.id, "status": 200, "body": wire.order_view_json(self.exchange.view(o))} for o in canceled
-        ]
+        body = [wire.cancel_result_json(self.exchange.view(o)) for o in canceled]
         return json_response(body, status=207)
 
     # -- positions ----------------------------------------------------------------------------------
@@ -161,12 +159,7 @@ class TradingRoutes:
     async def close_all(self, request: web.Request) -> web.Response:
         cancel = request.query.get("cancel_orders")
         results = self.exchange.close_all(cancel_orders=cancel is None or query_bool(cancel))
-        body = [
-            {"symbol": sym, "status": r.status, "body": wire.error_json(r)}
-            if isinstance(r, ApiError)
-            else {"symbol": sym, "status": 200, "body": wire.order_view_json(r)}
-            for sym, r in results
-        ]
+        body = [wire.close_result_json(sym, r) for sym, r in results]
         return json_response(body, status=207)
 
     # -- activities ---------------------------------------------------------------------------------

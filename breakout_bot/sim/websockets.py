@@ -85,13 +85,6 @@ class Conn:
                 asyncio.get_running_loop().create_task(self.ws.close())
 
 
-def subscription_message(conn: Conn) -> list[dict[str, object]]:
-    msg: dict[str, object] = {"T": "subscription"}
-    for c in DATA_CHANNELS:
-        msg[c] = sorted(conn.subs[c])
-    return [msg]
-
-
 def apply_subscription(conn: Conn, request: dict[str, object], add: bool) -> None:
     for c in DATA_CHANNELS:
         raw = request.get(c)
@@ -143,7 +136,7 @@ class Websockets:
             for conn in list(self.trading):
                 if conn.listening:
                     try:
-                        await conn.send_trading({"stream": "trade_updates", "data": msg})
+                        await conn.send_trading(wire.trading_message("trade_updates", msg))
                     except Exception:  # a dead socket: the client will reconnect
                         self.trading.discard(conn)
         if data_msgs:
@@ -185,27 +178,14 @@ class Websockets:
                     conn.authed = (
                         data.get("key_id") == self.cfg.key and data.get("secret_key") == self.cfg.secret
                     )
-                    status = "authorized" if conn.authed else "unauthorized"
-                    await conn.send_trading(
-                        {"stream": "authorization", "data": {"status": status, "action": "authenticate"}}
-                    )
+                    await conn.send_trading(wire.authorization_json(conn.authed, "authenticate"))
                 elif action == "listen":
                     if not conn.authed:
-                        await conn.send_trading(
-                            {
-                                "stream": "authorization",
-                                "data": {"status": "unauthorized", "action": "listen"},
-                            }
-                        )
+                        await conn.send_trading(wire.authorization_json(False, "listen"))
                         continue
                     streams = data.get("streams") or []
                     conn.listening = isinstance(streams, list) and "trade_updates" in streams
-                    await conn.send_trading(
-                        {
-                            "stream": "listening",
-                            "data": {"streams": ["trade_updates"] if conn.listening else []},
-                        }
-                    )
+                    await conn.send_trading(wire.listening_json(conn.listening))
         finally:
             self.trading.discard(conn)
         return ws
@@ -216,36 +196,36 @@ class Websockets:
         conn = Conn(ws, request, wants_msgpack(request))
         self.data.add(conn)
         try:
-            await conn.send_data([{"T": "success", "msg": "connected"}])
+            await conn.send_data(wire.data_success("connected"))
             async for msg in ws:
                 if not is_text_or_binary(msg.type):
                     continue
                 try:
                     req = decode(msg.data, conn.use_msgpack)
                 except ValueError:
-                    await conn.send_data([{"T": "error", "code": 400, "msg": "invalid syntax"}])
+                    await conn.send_data(wire.data_error(400, "invalid syntax"))
                     continue
                 if not isinstance(req, dict):
-                    await conn.send_data([{"T": "error", "code": 400, "msg": "invalid syntax"}])
+                    await conn.send_data(wire.data_error(400, "invalid syntax"))
                     continue
                 action = req.get("action")
                 if action == "auth":
                     if conn.authed:
-                        await conn.send_data([{"T": "error", "code": 403, "msg": "already authenticated"}])
+                        await conn.send_data(wire.data_error(403, "already authenticated"))
                     elif req.get("key") == self.cfg.key and req.get("secret") == self.cfg.secret:
                         conn.authed = True
-                        await conn.send_data([{"T": "success", "msg": "authenticated"}])
+                        await conn.send_data(wire.data_success("authenticated"))
                     else:
-                        await conn.send_data([{"T": "error", "code": 402, "msg": "auth failed"}])
+                        await conn.send_data(wire.data_error(402, "auth failed"))
                 elif action in ("subscribe", "unsubscribe"):
                     if not conn.authed:
-                        await conn.send_data([{"T": "error", "code": 401, "msg": "not authenticated"}])
+                        await conn.send_data(wire.data_error(401, "not authenticated"))
                         continue
                     apply_subscription(conn, req, add=action == "subscribe")
                     self._on_subscriptions(self.subscribed())
-                    await conn.send_data(subscription_message(conn))
+                    await conn.send_data(wire.subscription_json(conn.subs, DATA_CHANNELS))
                 else:
-                    await conn.send_data([{"T": "error", "code": 400, "msg": "invalid syntax"}])
+                    await conn.send_data(wire.data_error(400, "invalid syntax"))
         finally:
             self.data.discard(conn)
             self._on_subscriptions(self.subscribed())

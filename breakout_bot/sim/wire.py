@@ -272,6 +272,23 @@ def error_json(e: ApiError) -> dict[str, object]:
     return out
 
 
+def cancel_result_json(view: OrderView) -> dict[str, object]:
+    """One row of DELETE /v2/orders' 207 answer."""
+    return {"id": view.order.id, "status": 200, "body": order_view_json(view)}
+
+
+def close_result_json(symbol: str, result: OrderView | ApiError) -> dict[str, object]:
+    """One row of DELETE /v2/positions' 207 answer: the closing order, or why it was refused."""
+    if isinstance(result, ApiError):
+        return {"symbol": symbol, "status": result.status, "body": error_json(result)}
+    return {"symbol": symbol, "status": 200, "body": order_view_json(result)}
+
+
+def latest_json(symbol: str, what: str, value: object) -> dict[str, object]:
+    """GET /v2/stocks/{symbol}/{bars,trades,quotes}/latest: {"symbol": ..., "bar"|"trade"|"quote": ...}."""
+    return {"symbol": symbol, what: value}
+
+
 def account_json(a: AccountView, key: str, now: float) -> dict[str, object]:
     """trading-api.json components.schemas.Account (example field set, strings for money)."""
     eq, bp, longs, shorts = a.equity, a.buying_power, a.long_value, a.short_value
@@ -402,6 +419,40 @@ def stream_messages(item: TapePrint | BarPrint) -> list[dict[str, object]]:
         {"T": "t", "S": sym, "i": int(t), "x": "V", "p": p, "s": item.size, "c": ["@"], "z": "C", "t": t},
         {"T": "q", "S": sym, **_quote(p), "t": t},
     ]
+
+
+# -- the websockets' own messages ----------------------------------------------------------------
+def trading_message(stream: str, data: dict[str, object]) -> dict[str, object]:
+    """A trade_updates websocket frame: {"stream": "authorization"|"listening"|"trade_updates", "data"}."""
+    return {"stream": stream, "data": data}
+
+
+def authorization_json(authorized: bool, action: str) -> dict[str, object]:
+    return trading_message(
+        "authorization", {"status": "authorized" if authorized else "unauthorized", "action": action}
+    )
+
+
+def listening_json(listening: bool) -> dict[str, object]:
+    return trading_message("listening", {"streams": ["trade_updates"] if listening else []})
+
+
+def data_success(msg: str) -> list[dict[str, object]]:
+    """A market-data websocket control frame: [{"T": "success", "msg": ...}]."""
+    return [{"T": "success", "msg": msg}]
+
+
+def data_error(code: int, msg: str) -> list[dict[str, object]]:
+    """[{"T": "error", "code": 400|401|402|403, "msg": ...}], Alpaca's market-data stream errors."""
+    return [{"T": "error", "code": code, "msg": msg}]
+
+
+def subscription_json(subs: dict[str, set[str]], channels: tuple[str, ...]) -> list[dict[str, object]]:
+    """[{"T": "subscription", "trades": [...], "quotes": [...], "bars": [...]}], symbols sorted."""
+    msg: dict[str, object] = {"T": "subscription"}
+    for c in channels:
+        msg[c] = sorted(subs[c])
+    return [msg]
 
 
 def stream_time(msg: dict[str, object], msgpack_time: bool) -> dict[str, object]:
