@@ -191,7 +191,8 @@ class SimServer:
             status = resp.status
             return resp
         finally:
-            self.exchange.record_request(RequestRecord(now, request.method, path, status))
+            agent = request.headers.get("User-Agent", "")
+            self.exchange.record_request(RequestRecord(now, request.method, path, status, agent))
 
     async def _guarded(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         key = request.headers.get("APCA-API-KEY-ID")

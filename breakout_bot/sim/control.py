@@ -153,7 +153,14 @@ class Control:
     async def get_requests(self, request: web.Request) -> web.Response:
         return json_response(
             [
-                {"t": wire.ts_utc(r.t), "ts": r.t, "method": r.method, "path": r.path, "status": r.status}
+                {
+                    "t": wire.ts_utc(r.t),
+                    "ts": r.t,
+                    "method": r.method,
+                    "path": r.path,
+                    "status": r.status,
+                    "agent": r.agent,
+                }
                 for r in list(self.exchange.requests)
             ]
         )

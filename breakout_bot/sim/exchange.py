@@ -46,6 +46,7 @@ class RequestRecord:
     method: str
     path: str
     status: int
+    agent: str = ""  # the client's User-Agent (which SDK sent it)
 
 
 class Exchange:

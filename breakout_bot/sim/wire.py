@@ -115,10 +115,11 @@ def trade_update(
     position_qty: int | None = None,
 ) -> dict[str, object]:
     """Trading stream event data (docs api-references__trading-api__streaming.md): price, qty and
-    position_qty are strings and present on fill/partial_fill only; timestamp on all but `new`."""
-    data: dict[str, object] = {"event": event, "order": order}
-    if event not in ("new", "pending_new", "accepted"):
-        data["timestamp"] = ts_utc(ts)
+    position_qty are strings and present on fill/partial_fill only. `timestamp` on every event: the docs
+    list it per event only from fill on, but real `accepted` events carry it (the payload quoted in
+    alpaca-py #371 starts `{'event': 'accepted', 'ti…`, and its fix #372 left `timestamp` required in
+    alpaca-py's TradeUpdate, which drops any event without one)."""
+    data: dict[str, object] = {"event": event, "order": order, "timestamp": ts_utc(ts)}
     if ex is not None:
         data["execution_id"] = ex.execution_id
         data["price"] = dec(ex.price)

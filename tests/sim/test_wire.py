@@ -42,3 +42,11 @@ def test_errors_and_batch_rows() -> None:
         "body": {"code": 40310000, "message": "insufficient qty", "available": "0"},
     }
     assert wire.latest_json("AAPL", "trade", {"p": 1.0}) == {"symbol": "AAPL", "trade": {"p": 1.0}}
+
+
+def test_every_trade_update_carries_a_timestamp() -> None:
+    """alpaca-py's TradeUpdate requires `timestamp` and drops an event without one (`new` included)."""
+    order = {"id": "o-1", "status": "new"}
+    for event in ("new", "pending_new", "accepted", "fill", "canceled", "rejected"):
+        data = wire.trade_update(event, order, 1709562600.25)
+        assert data["timestamp"] == "2024-03-04T14:30:00.250000Z", event
