@@ -11,9 +11,9 @@ Policy (DESIGN.md "Lessons from the bugs of peers"):
 * A *non-idempotent* call (an order submission) is never retried here: a transient failure raises
   OrderOutcomeUnknown, and the caller resolves the outcome by client_order_id.
 
-This module knows nothing of alpaca-trade-api: it classifies exceptions by duck typing
-(``status_code``/``code``/``response`` attributes as on alpaca_trade_api.rest.APIError, or a
-``requests.HTTPError``), so the adapter stays the only importer of the library.
+This module knows no SDK: it classifies exceptions by duck typing (``status_code``/``code``/``response``
+attributes as on alpaca-trade-api's and alpaca-py's APIError, or a ``requests.HTTPError``), so the
+adapters stay the only importers of the libraries.
 """
 
 from __future__ import annotations
@@ -68,6 +68,16 @@ def _response_of(exc: BaseException) -> Any:
     return resp if resp is not None and hasattr(resp, "status_code") else None
 
 
+def _attribute(exc: BaseException, name: str) -> Any:
+    """exc.<name>, or None. alpaca-py's APIError.code parses the body on every read and raises
+    KeyError for a body without "code" (market data's errors) and JSONDecodeError for a non-JSON one
+    (a proxy's HTML page): getattr's default only covers AttributeError."""
+    try:
+        return getattr(exc, name, None)
+    except Exception:
+        return None
+
+
 def _body(resp: Any) -> Mapping[str, Any] | None:
     try:
         body = resp.json()
@@ -120,9 +130,7 @@ def classify(exc: BaseException, epoch_now: Callable[[], float] = time.time) -> 
         return Failure("other", message=f"{type(exc).__name__}: {exc}")
     body = _body(resp) if resp is not None else None
     code: int | None = None
-    raw_code = getattr(exc, "code", None)
-    if body is not None and "code" in body:
-        raw_code = body.get("code")
+    raw_code = body.get("code") if body is not None and "code" in body else _attribute(exc, "code")
     if isinstance(raw_code, int) and raw_code != status:
         code = raw_code
     elif isinstance(raw_code, str) and raw_code.isdigit() and int(raw_code) != status:
