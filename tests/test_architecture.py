@@ -45,7 +45,12 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Inside a part, modules only some parts may reach: the SDK adapters are chosen by the CLI (and the
 # tests); the runner and the backtest see a broker through broker/base.py's protocols alone.
-ADAPTERS = {"breakout_bot.broker.alpaca": {"broker", "cli", "testkit"}}
+ADAPTERS = {
+    "breakout_bot.broker.alpaca": {"broker", "cli", "testkit"},
+    "breakout_bot.broker.alpacapy": {"broker", "cli", "testkit"},
+}
+# Each SDK is imported by its binding alone, so the bot runs with either SDK installed by itself.
+SDK_HOMES = {"alpaca_trade_api": "broker/alpaca/sdk.py", "alpaca": "broker/alpacapy/sdk.py"}
 # Entry points may start the CLI (python -m breakout_bot, python -m breakout_bot.sim).
 ENTRY_POINTS = {"__main__.py", "sim/__main__.py"}
 
@@ -121,11 +126,37 @@ def test_imports_follow_the_map(path: Path) -> None:
         ("market/bars.py", "import breakout_bot.backtest.engine\n"),
         ("live/runner.py", "from ..broker.alpaca.broker import AlpacaBroker\n"),
         ("backtest/broker.py", "from ..broker import alpaca\n"),
+        ("live/executor.py", "from ..broker.alpacapy import sdk\n"),
     ],
 )
 def test_a_forbidden_import_fails(where: str, source: str) -> None:
     """The checker itself: each of these breaks the map."""
     assert violations(PACKAGE / where, source) != []
+
+
+def sdk_imports(source: str) -> set[str]:
+    """The SDK packages (SDK_HOMES' keys) that `source` imports, at any depth."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        found.update(n.split(".")[0] for n in names if n.split(".")[0] in SDK_HOMES)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.relative_to(PACKAGE).as_posix() for p in MODULES])
+def test_each_sdk_is_imported_by_its_binding_alone(path: Path) -> None:
+    home = path.relative_to(PACKAGE).as_posix()
+    assert {sdk for sdk in sdk_imports(path.read_text()) if SDK_HOMES[sdk] != home} == set()
+
+
+def test_the_sdk_import_check_finds_them() -> None:
+    assert sdk_imports("import alpaca_trade_api\nfrom alpaca.trading.client import TradingClient\n") == {
+        "alpaca_trade_api",
+        "alpaca",
+    }
+    assert sdk_imports("from .alpaca import sdk\nimport alpacapy_like\n") == set()
 
 
 def test_allowed_imports_pass() -> None:

@@ -12,7 +12,7 @@ from dataclasses import fields
 from datetime import date
 from pathlib import Path
 
-from ..config.settings import BY_NAME, Settings, load_settings
+from ..config.settings import BY_NAME, DEFAULT_SDK, SDKS, Settings, load_settings
 from ..core.params import DESCRIPTIONS, Params
 from ..errors import ConfigError
 
@@ -58,6 +58,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """Broker, files and logging flags."""
     g = parser.add_argument_group("connection and files")
     g.add_argument("--feed", choices=("iex", "sip"), help="market data feed (default iex)")
+    g.add_argument(
+        "--sdk",
+        choices=SDKS,
+        help=f"the Alpaca SDK under the bot (default {DEFAULT_SDK}; alpaca-py needs "
+        "pip install -e '.[alpaca-py]'; README: which to choose)",
+    )
     g.add_argument(
         "--live",
         action="store_true",

@@ -29,6 +29,9 @@ LIVE_URL = "https://api.alpaca.markets"
 LIVE_HOST = "api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
 STREAM_URL = "https://stream.data.alpaca.markets"
+# The SDKs that can carry the Alpaca adapter (broker/sdks.py knows how to load each); the first is the default.
+SDKS = ("alpaca-trade-api", "alpaca-py")
+DEFAULT_SDK = SDKS[0]
 
 
 @dataclass(frozen=True, repr=False)
@@ -41,6 +44,7 @@ class Settings:
     data_url: str = DATA_URL
     stream_url: str = STREAM_URL
     feed: str = "iex"
+    sdk: str = DEFAULT_SDK
     live: bool = False
     symbols: tuple[str, ...] = ()
     params: Params = field(default_factory=Params)  # the strategy's (core/params.py holds the defaults)
@@ -104,6 +108,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("data_url", "APCA_API_DATA_URL", "--data-url", url("https", "http")),
     Spec("stream_url", "APCA_API_STREAM_URL", "--stream-url", url("https", "http", "wss", "ws")),
     Spec("feed", "BREAKOUT_FEED", "--feed", choice("iex", "sip")),
+    Spec("sdk", "BREAKOUT_SDK", "--sdk", choice(*SDKS)),
     Spec("live", None, "--live", boolean),
     Spec("symbols", "BREAKOUT_SYMBOLS", "--symbol", symbols),
     Spec("qty", "BREAKOUT_QTY", "--qty", int_in(1, None, "expected a positive whole number")),

@@ -1,10 +1,12 @@
-"""AlpacaBroker without a server: secrets hygiene, construction, the library's knobs turned off."""
+"""AlpacaBroker without a server, on each SDK: secrets hygiene, construction, the library's knobs turned off."""
 
 from __future__ import annotations
 
 import logging
 import pickle
 import socket
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -21,24 +23,41 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make(**kw: object) -> AlpacaBroker:
-    url = f"http://127.0.0.1:{closed_port()}"
-    return AlpacaBroker(KEY, SECRET, url, url, url, sleep=lambda s: None, timeout=1.0, **kw)  # type: ignore[arg-type]
+Make = Callable[..., AlpacaBroker]
 
 
-def test_repr_and_str_hide_keys() -> None:
+@pytest.fixture
+def make(sdk: str) -> Make:
+    """AlpacaBroker(**options) on `sdk`, pointed at a closed port: every test taking it runs per SDK."""
+
+    def build(**kw: object) -> AlpacaBroker:
+        url = f"http://127.0.0.1:{closed_port()}"
+        return AlpacaBroker(KEY, SECRET, url, url, url, sleep=lambda s: None, timeout=1.0, sdk=sdk, **kw)  # type: ignore[arg-type]
+
+    return build
+
+
+def test_repr_and_str_hide_keys(make: Make) -> None:
     b = make()
-    for text in (repr(b), str(b), f"{b}", repr(b.rest), repr(b.throttle), repr(b.market_data)):
+    for text in (
+        repr(b),
+        str(b),
+        f"{b}",
+        repr(b.rest),
+        repr(b.rest.sdk),
+        repr(b.throttle),
+        repr(b.market_data),
+    ):
         assert KEY not in text and SECRET not in text
     assert "127.0.0.1" in repr(b)
 
 
-def test_cannot_be_pickled() -> None:
+def test_cannot_be_pickled(make: Make) -> None:
     with pytest.raises(TypeError):
         pickle.dumps(make())
 
 
-def test_errors_never_carry_keys(caplog: pytest.LogCaptureFixture) -> None:
+def test_errors_never_carry_keys(make: Make, caplog: pytest.LogCaptureFixture) -> None:
     b = make(max_attempts=2)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(BrokerUnavailable) as info:
@@ -48,27 +67,46 @@ def test_errors_never_carry_keys(caplog: pytest.LogCaptureFixture) -> None:
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_redact() -> None:
+def test_redact(make: Make) -> None:
     b = make()
     assert b.redact(f"key={KEY} secret={SECRET}") == "key=*** secret=***"
 
 
-def test_library_retries_and_env_are_neutralised(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_library_retries_and_env_are_neutralised(
+    make: Make, sdk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("APCA_RETRY_MAX", "9")
     monkeypatch.setenv("APCA_API_OAUTH_TOKEN", "someone-elses-token")
     monkeypatch.setenv("APCA_API_DATA_URL", "https://data.alpaca.markets")
     monkeypatch.setenv("APCA_API_VERSION", "v1")
     b = make()
     assert b.rest.sdk.retries == 0 and b.rest.sdk.retry_codes == []
-    assert b.rest.sdk.oauth is None and b.rest.sdk.api_version == "v2"
     assert b.rest.sdk.data_url == b.data_url
+    if sdk == "alpaca-trade-api":  # alpaca-py reads no environment
+        assert b.rest.sdk.oauth is None and b.rest.sdk.api_version == "v2"
 
 
-def test_requests_have_a_timeout_and_take_a_limiter_slot() -> None:
+def test_requests_have_a_timeout_and_take_a_limiter_slot(make: Make) -> None:
     b = make(max_attempts=1)
     with pytest.raises(BrokerUnavailable):
         b.get_clock()
     assert b.throttle.total == 1 and b.requests_sent == 1
+
+
+def test_a_silent_server_times_out(sdk: str) -> None:
+    """Neither SDK sets a request timeout of its own (alpaca-py waits forever): ours applies."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()  # accepts connections, never answers
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        b = AlpacaBroker(
+            KEY, SECRET, url, url, url, sleep=lambda s: None, timeout=0.3, max_attempts=1, sdk=sdk
+        )
+        t0 = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="timeout"):
+            b.get_clock()
+        assert time.monotonic() - t0 < 3
+        b.close()
 
 
 def test_needs_keys() -> None:
@@ -76,7 +114,7 @@ def test_needs_keys() -> None:
         AlpacaBroker("", "", "http://127.0.0.1:1", "http://127.0.0.1:1")
 
 
-def test_stream_status_details_never_carry_keys() -> None:
+def test_stream_status_details_never_carry_keys(make: Make) -> None:
     import queue
 
     q: queue.Queue[tuple[str, str]] = queue.Queue()

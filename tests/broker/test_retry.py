@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-from alpaca_trade_api.rest import APIError
 
 from breakout_bot.broker.retry import backoff_delay, call_with_retries, classify, to_broker_error
+from breakout_bot.broker.sdks import installed
 from breakout_bot.errors import (
     BrokerAuthError,
     BrokerError,
@@ -35,10 +35,17 @@ def http_error(status: int, body: object = None, headers: dict[str, str] | None 
     return requests.HTTPError(f"{status} Error", response=resp)
 
 
-def api_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> APIError:
-    """What alpaca_trade_api raises for a JSON error body with a "message"."""
+def api_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Exception:
+    """What alpaca_trade_api raises for a JSON error body with a "message" (alpaca-py's APIError where it
+    is the only SDK installed; tests/broker/test_alpacapy.py has alpaca-py's own cases)."""
     http = http_error(status, body, headers)
-    return APIError(body, http)
+    if installed("alpaca-trade-api"):
+        from alpaca_trade_api.rest import APIError
+
+        return APIError(body, http)
+    from alpaca.common.exceptions import APIError as PyAPIError
+
+    return PyAPIError(json.dumps(body), http)
 
 
 class Script:

@@ -53,6 +53,16 @@ def test_all_good(sim: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert KEY not in out and SECRET not in out
 
 
+def test_names_the_sdk(sim: Any, sdk: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--symbol", "AAPL", "--sdk", sdk]) == 0
+    keys = lines(capsys.readouterr().out)[0]
+    assert keys.startswith("✔ keys:") and f"SDK {sdk} " in keys
+    agents = {r["agent"] for r in requests.get(f"{sim.url}/sim/requests", timeout=5).json()}
+    assert len(agents) == 1 and agents.pop().startswith(
+        "APCA-PY/" if sdk == "alpaca-py" else "APCA-TRADE-SDK-PY/"
+    )
+
+
 def test_not_shortable_fails(sim: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--symbol", "NOSHORT"]) == 1
     out = capsys.readouterr().out

@@ -843,7 +843,7 @@ CORE_MODULES = sorted(p for p in Path(breakout_bot.core.__file__).parent.glob("*
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=[p.stem for p in CORE_MODULES])
 def test_pure_core_imports_no_io(path: Path) -> None:
-    forbidden = {"alpaca_trade_api", "requests", "asyncio", "time", "socket", "threading"}
+    forbidden = {"alpaca_trade_api", "alpaca", "requests", "asyncio", "time", "socket", "threading"}
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):

@@ -1,5 +1,5 @@
 """Fixtures: the simulator on loopback (frozen virtual clock), alone (`server`, for any client) or with
-an AlpacaBroker pointed at it (`sim`, `broker`)."""
+an AlpacaBroker pointed at it (`sim`, `broker`: once per SDK, see tests/sdk_choice.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from sdk_choice import TEST_SDK
 
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.broker.throttle import RequestThrottle
@@ -98,7 +99,9 @@ def sim() -> Iterator[Sim]:
         server.stop()
 
 
-def make_broker(sim: Sim, key: str = KEY, secret: str = SECRET, **kw: Any) -> AlpacaBroker:
+def make_broker(
+    sim: Sim, key: str = KEY, secret: str = SECRET, sdk: str = TEST_SDK, **kw: Any
+) -> AlpacaBroker:
     """A broker on the simulator's virtual time: throttle and backoff sleep advance the sim clock."""
     clock = sim.server.clock
     throttle = kw.pop("throttle", None) or RequestThrottle(now=clock.timestamp, sleep=clock.advance)
@@ -112,13 +115,14 @@ def make_broker(sim: Sim, key: str = KEY, secret: str = SECRET, **kw: Any) -> Al
         clock=clock.timestamp,
         sleep=kw.pop("sleep", clock.advance),
         timeout=kw.pop("timeout", 5.0),
+        sdk=sdk,
         **kw,
     )
 
 
 @pytest.fixture
-def broker(sim: Sim) -> Iterator[AlpacaBroker]:
-    b = make_broker(sim)
+def broker(sim: Sim, sdk: str) -> Iterator[AlpacaBroker]:
+    b = make_broker(sim, sdk=sdk)
     try:
         yield b
     finally:

@@ -1,4 +1,4 @@
-"""AlpacaBroker (the real alpaca-trade-api under our adapter) against the simulator on loopback."""
+"""AlpacaBroker (the real SDKs under our adapter: every test runs once per SDK) against the simulator on loopback."""
 
 from __future__ import annotations
 
@@ -43,7 +43,12 @@ def open_market(sim: Sim) -> None:
     sim.advance(3600)  # 09:25 -> 10:25 New York: the session is open, an hour of bars exists
 
 
-def test_reads(sim: Sim, broker: AlpacaBroker) -> None:
+# The User-Agent each SDK sends: proof of which one carried the requests.
+AGENTS = {"alpaca-trade-api": "APCA-TRADE-SDK-PY/", "alpaca-py": "APCA-PY/"}
+
+
+def test_reads(sim: Sim, broker: AlpacaBroker, sdk: str) -> None:
+    assert broker.sdk == sdk
     clock = broker.get_clock()
     assert not clock.is_open and clock.timestamp.tzinfo is not None
     assert clock.next_open > clock.timestamp
@@ -63,6 +68,8 @@ def test_reads(sim: Sim, broker: AlpacaBroker) -> None:
     assert broker.get_order_by_client_id("never-sent") is None
     open_market(sim)
     assert broker.get_clock().is_open
+    agents = {r["agent"].split("/")[0] + "/" for r in sim.requests_log()}
+    assert agents == {AGENTS[sdk]}
 
 
 def test_get_bars_across_pages(sim: Sim, broker: AlpacaBroker, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,14 +93,14 @@ def test_get_bars_across_pages(sim: Sim, broker: AlpacaBroker, monkeypatch: pyte
 
 
 def test_env_cannot_redirect_data_or_enable_library_retries(
-    sim: Sim, monkeypatch: pytest.MonkeyPatch
+    sim: Sim, sdk: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("APCA_API_DATA_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("APCA_RETRY_MAX", "7")
     monkeypatch.setenv("APCA_API_OAUTH_TOKEN", "not-ours")
-    b = make_broker(sim)
+    b = make_broker(sim, sdk=sdk)
     try:
-        assert b.rest.sdk.retries == 0 and b.rest.sdk.oauth is None
+        assert b.rest.sdk.retries == 0 and getattr(b.rest.sdk, "oauth", None) is None
         open_market(sim)
         now = sim.server.clock.now()
         assert b.market_data.get_bars("AAPL", now - timedelta(minutes=10), now)
@@ -220,8 +227,8 @@ def test_429_burst_on_reads_is_retried(sim: Sim, broker: AlpacaBroker) -> None:
     assert sim.count("GET", "/v2/account") == 4
 
 
-def test_persistent_5xx_gives_up(sim: Sim) -> None:
-    b = make_broker(sim, max_attempts=3)
+def test_persistent_5xx_gives_up(sim: Sim, sdk: str) -> None:
+    b = make_broker(sim, max_attempts=3, sdk=sdk)
     try:
         sim.faults(http_status=502, count=10, paths="/v2/clock")
         with pytest.raises(BrokerUnavailable):
@@ -231,8 +238,8 @@ def test_persistent_5xx_gives_up(sim: Sim) -> None:
         b.close()
 
 
-def test_401_without_retry_storm(sim: Sim, events: Events) -> None:
-    bad = make_broker(sim, secret="wrong-secret-value-xyz")
+def test_401_without_retry_storm(sim: Sim, sdk: str, events: Events) -> None:
+    bad = make_broker(sim, secret="wrong-secret-value-xyz", sdk=sdk)
     try:
         with pytest.raises(BrokerAuthError) as info:
             bad.get_account()
@@ -275,9 +282,9 @@ def test_stream_drop_reconnects_and_keeps_delivering(sim: Sim, broker: AlpacaBro
     handle.stop()
 
 
-def test_stream_survives_server_restart_gap(sim: Sim, broker: AlpacaBroker, events: Events) -> None:
+def test_stream_survives_server_restart_gap(sdk: str, events: Events) -> None:
     """Reconnect attempts that fail (nothing accepts the socket) are reported as 'reconnecting'."""
-    b = AlpacaBroker(KEY, SECRET, "http://127.0.0.1:9", "http://127.0.0.1:9", timeout=1.0)
+    b = AlpacaBroker(KEY, SECRET, "http://127.0.0.1:9", "http://127.0.0.1:9", timeout=1.0, sdk=sdk)
     handle = b.stream_trade_updates(events.on_update, events.on_status)
     status, detail = events.status()
     assert status == "reconnecting" and "retry in" in detail
@@ -320,9 +327,9 @@ def test_short_position_is_negative(sim: Sim, broker: AlpacaBroker) -> None:
     assert broker.list_positions() == {"AAPL": Decimal(-100)}
 
 
-def test_limiter_keeps_the_sim_under_200_per_minute(sim: Sim) -> None:
+def test_limiter_keeps_the_sim_under_200_per_minute(sim: Sim, sdk: str) -> None:
     """A busy loop of 450 reads: the limiter (on the sim's virtual clock) paces it; the sim never 429s."""
-    b = make_broker(sim)
+    b = make_broker(sim, sdk=sdk)
     try:
         for _ in range(450):
             b.get_clock()
@@ -340,10 +347,10 @@ def test_limiter_keeps_the_sim_under_200_per_minute(sim: Sim) -> None:
         b.close()
 
 
-def test_limiter_is_shared_across_threads(sim: Sim) -> None:
+def test_limiter_is_shared_across_threads(sim: Sim, sdk: str) -> None:
     clock = sim.server.clock
     shared = RequestThrottle(20, 60.0, now=clock.timestamp, sleep=clock.advance)
-    brokers = [make_broker(sim, throttle=shared) for _ in range(3)]
+    brokers = [make_broker(sim, throttle=shared, sdk=sdk) for _ in range(3)]
     errors: list[BaseException] = []
 
     def work(b: AlpacaBroker) -> None:
@@ -378,8 +385,8 @@ def test_bar_stream(sim: Sim, broker: AlpacaBroker, events: Events) -> None:
     handle.stop()
 
 
-def test_bar_stream_bad_keys(sim: Sim, events: Events) -> None:
-    bad = make_broker(sim, secret="nope-nope-nope")
+def test_bar_stream_bad_keys(sim: Sim, sdk: str, events: Events) -> None:
+    bad = make_broker(sim, secret="nope-nope-nope", sdk=sdk)
     handle = bad.market_data.stream_bars(["AAPL"], events.on_bar, events.on_status)
     assert events.status()[0] == "auth_failed"
     handle.stop()

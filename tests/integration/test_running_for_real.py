@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sdk_choice import TEST_SDK
 
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.cli.main import main
@@ -80,7 +81,9 @@ def test_flatten_command_cancels_closes_and_halts(
     sim: SimServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = sim.base_url
-    broker = AlpacaBroker("FLATKEY", "FLATSECRET", base_url=base, data_url=base, data_stream_url=base)
+    broker = AlpacaBroker(
+        "FLATKEY", "FLATSECRET", base_url=base, data_url=base, data_stream_url=base, sdk=TEST_SDK
+    )
     body = {"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market", "time_in_force": "day"}
     sim.exchange.submit(parse_order_request(body))
     sim.clock.advance(60)

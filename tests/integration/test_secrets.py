@@ -63,7 +63,11 @@ def _assert_clean(text: str, *secrets: str) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_full_session_never_writes_the_keys(
-    sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    sim: SimServer,
+    sdk: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     _env(monkeypatch, tmp_path, sim.base_url, KEY, SECRET)
     # Error paths log the failing request: make some happen (5xx on orders, a 429, a stream drop).
@@ -71,7 +75,7 @@ def test_full_session_never_writes_the_keys(
     sim.control.inject_http_fault(429, count=2, paths="/v2/account")
     code = cli.main(
         ["run", "--symbol", "AAPL", "--sim-clock", "--days", "1", "--journal", "past_trades.json",
-         "--log-dir", "logs", "--verbose"]
+         "--log-dir", "logs", "--verbose", "--sdk", sdk]
     )  # fmt: skip
     out, err = capfd.readouterr()
     assert code == 0, err
@@ -84,21 +88,28 @@ def test_full_session_never_writes_the_keys(
 
 @pytest.mark.integration
 def test_wrong_secret_error_line_names_no_key(
-    sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    sim: SimServer,
+    sdk: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     _env(monkeypatch, tmp_path, sim.base_url, KEY, WRONG_SECRET)
-    code = cli.main(["run", "--symbol", "AAPL", "--sim-clock", "--days", "1", "--log-dir", "logs", "-v"])
+    code = cli.main(
+        ["run", "--symbol", "AAPL", "--sim-clock", "--days", "1", "--log-dir", "logs", "-v", "--sdk", sdk]
+    )
     out, err = capfd.readouterr()
     assert code == 3, err
     assert err.startswith("error: ") and "APCA_API_SECRET_KEY" in err  # one clear line: what to check
     _assert_clean(out + err + _everything_written(tmp_path), KEY, WRONG_SECRET, SECRET)
 
 
-def test_repr_and_str_hide_the_keys() -> None:
+def test_repr_and_str_hide_the_keys(sdk: str) -> None:
     settings = Settings(key_id=KEY, secret_key=SECRET, symbols=("AAPL",))
-    broker = AlpacaBroker(KEY, SECRET, base_url="http://127.0.0.1:9", data_url="http://127.0.0.1:9")
+    broker = AlpacaBroker(KEY, SECRET, base_url="http://127.0.0.1:9", data_url="http://127.0.0.1:9", sdk=sdk)
     try:
         texts = [repr(settings), str(settings), repr(broker), str(broker), f"{settings}", f"{broker!r}"]
+        texts += [repr(broker.rest), repr(broker.rest.sdk), repr(broker.market_data)]
         texts += [repr(settings.redacted()), broker.redact(f"auth {KEY}:{SECRET}")]
         for text in texts:
             _assert_clean(text, KEY, SECRET)

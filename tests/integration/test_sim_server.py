@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import requests
+
+pytest.importorskip("alpaca_trade_api")  # tests/integration/test_sim_alpacapy.py: the same with alpaca-py
 from alpaca_trade_api.common import URL
 from alpaca_trade_api.rest import REST, APIError, TimeFrame
 from alpaca_trade_api.stream import Stream

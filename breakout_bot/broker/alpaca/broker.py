@@ -1,6 +1,7 @@
 """AlpacaBroker: the Broker protocol over Alpaca's trading API v2 and its trade_updates websocket (or the
 simulator, which speaks the same). Its market data (bars) is `market_data`, an AlpacaMarketData on the
-same account's clients."""
+same account's clients. The SDK that carries the requests (`sdk`: alpaca-trade-api or alpaca-py) is
+chosen by name (broker/sdks.py); everything here is the same for both."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ...core.model import OrderSnapshot, Session
 from ...errors import BrokerError, BrokerNotFound, BrokerRejected, OrderOutcomeUnknown
 from ...redaction import Redactor
 from ..base import AccountInfo, AssetInfo, FillActivity, MarketClock, SubmitOutcome
+from ..sdks import DEFAULT_SDK, sdk_binding
 from ..throttle import RequestThrottle
 from ..timestamps import parse_time
 from .convert import (
@@ -60,9 +62,12 @@ class AlpacaBroker:
         *,
         max_attempts: int = 5,
         rng: Callable[[], float] | None = None,
+        sdk: str = DEFAULT_SDK,
     ) -> None:
         if not key_id or not secret_key:
             raise ValueError("AlpacaBroker needs an API key id and secret key")
+        self.binding = sdk_binding(sdk)  # a ConfigError naming the install command if it is missing
+        log.debug("Alpaca adapter over %s %s", self.binding.name, self.binding.version)
         self._key_id = key_id
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
@@ -73,6 +78,7 @@ class AlpacaBroker:
         self.timeout = timeout
         self.redact = Redactor([secret_key, key_id])  # our keys out of every message we build
         self.rest = AlpacaRest(
+            self.binding,
             key_id,
             secret_key,
             self.base_url,
@@ -85,12 +91,17 @@ class AlpacaBroker:
             redact=self.redact,
         )
         stream_url = data_stream_url.rstrip("/") if data_stream_url else None
-        self.market_data = AlpacaMarketData(self.rest, self.data_url, stream_url, feed, key_id, secret_key)
+        self.market_data = AlpacaMarketData(
+            self.rest, self.binding, self.data_url, stream_url, feed, key_id, secret_key
+        )
         self._streams: list[StreamThread] = []
 
     # -- hygiene --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"AlpacaBroker(base_url={self.base_url!r}, data_url={self.data_url!r}, feed={self.feed!r})"
+        return (
+            f"AlpacaBroker(base_url={self.base_url!r}, data_url={self.data_url!r}, feed={self.feed!r}, "
+            f"sdk={self.sdk!r})"
+        )
 
     __str__ = __repr__
 
@@ -101,6 +112,11 @@ class AlpacaBroker:
     def requests_sent(self) -> int:
         """HTTP requests sent so far by this account's clients (all attempts)."""
         return self.rest.requests_sent
+
+    @property
+    def sdk(self) -> str:
+        """The SDK under this adapter, as --sdk names it."""
+        return self.binding.name
 
     # -- reads ----------------------------------------------------------------------------------
     def get_clock(self) -> MarketClock:
@@ -302,7 +318,14 @@ class AlpacaBroker:
     ) -> StreamThread:
         """trade_updates on a daemon thread; every (re)connection reported through on_status."""
         handle = start_trade_updates(
-            self._key_id, self._secret_key, self.base_url, self.timeout, on_update, on_status, self.redact
+            self.binding,
+            self._key_id,
+            self._secret_key,
+            self.base_url,
+            self.timeout,
+            on_update,
+            on_status,
+            self.redact,
         )
         self._streams.append(handle)
         return handle

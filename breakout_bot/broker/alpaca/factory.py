@@ -21,5 +21,6 @@ def broker_from_settings(settings: Settings, **options: Any) -> AlpacaBroker:
         data_url=settings.data_url,
         data_stream_url=settings.stream_url,
         feed=settings.feed,
+        sdk=settings.sdk,
         **options,
     )

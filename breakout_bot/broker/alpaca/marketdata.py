@@ -8,6 +8,7 @@ from typing import Any
 
 from ...core.model import Bar
 from ...errors import BrokerError
+from .binding import SdkBinding
 from .convert import bar_from_dict, rfc3339
 from .rest import AlpacaRest
 from .streams import OnStatus, StreamThread, start_bars
@@ -19,9 +20,17 @@ class AlpacaMarketData:
     """One-minute bars of a feed (iex or sip), polled over REST or pushed by the websocket."""
 
     def __init__(
-        self, rest: AlpacaRest, data_url: str, stream_url: str | None, feed: str, key_id: str, secret_key: str
+        self,
+        rest: AlpacaRest,
+        binding: SdkBinding,
+        data_url: str,
+        stream_url: str | None,
+        feed: str,
+        key_id: str,
+        secret_key: str,
     ) -> None:
         self.rest = rest
+        self.binding = binding
         self.data_url = data_url
         self.stream_url = stream_url
         self.feed = feed
@@ -90,6 +99,7 @@ class AlpacaMarketData:
         if not self.stream_url:
             raise BrokerError("no market data stream URL configured")
         handle = start_bars(
+            self.binding,
             self._key_id,
             self._secret_key,
             self.stream_url,

@@ -14,7 +14,7 @@ import requests
 from ...redaction import Redactor
 from ..retry import call_with_retries
 from ..throttle import RequestThrottle
-from .sdk import SdkRest
+from .binding import SdkBinding, SdkClient
 
 
 class ThrottledSession(requests.Session):
@@ -35,10 +35,12 @@ class ThrottledSession(requests.Session):
 
 
 class AlpacaRest:
-    """The trading and market-data REST APIs of one account, as JSON, with our retry policy."""
+    """The trading and market-data REST APIs of one account, as JSON, with our retry policy, over the
+    REST client of an SDK (`binding`)."""
 
     def __init__(
         self,
+        binding: SdkBinding,
         key_id: str,
         secret_key: str,
         base_url: str,
@@ -54,7 +56,7 @@ class AlpacaRest:
         self.throttle = throttle
         self.timeout = timeout
         self._session = ThrottledSession(throttle, timeout)
-        self.sdk = SdkRest(key_id, secret_key, base_url, data_url, self._session)
+        self.sdk: SdkClient = binding.rest(key_id, secret_key, base_url, data_url, self._session)
         self._sleep = sleep or time.sleep
         self._max_attempts = max_attempts
         self._rng = rng or random.random

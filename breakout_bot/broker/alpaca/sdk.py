@@ -1,4 +1,5 @@
-"""The one place that reaches into alpaca-trade-api 3.2's internals (its privates change without notice).
+"""The one place that reaches into alpaca-trade-api 3.2's internals (its privates change without notice);
+SDK_BINDING is this SDK's part of the adapter (binding.py).
 
 What we change in the library's behaviour, and why:
 
@@ -15,17 +16,16 @@ What we change in the library's behaviour, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import alpaca_trade_api
 import requests
 from alpaca_trade_api.common import URL
 from alpaca_trade_api.rest import REST
 from alpaca_trade_api.stream import DataStream, TradingStream
 
-# websockets.connect parameters: ping every 10 s, a dead peer is noticed within 30 s.
-WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024}
+from .binding import WEBSOCKET_PARAMS, OpenStream, SdkBinding, close_quietly
 
 
 class SdkRest(REST):
@@ -42,13 +42,8 @@ class SdkRest(REST):
         self._session.close()
         self._session: requests.Session = session
 
-    def data_get(
-        self, path: str, data: dict[str, Any] | None = None, feed: str | None = None, api_version: str = "v1"
-    ) -> Any:
+    def data_get(self, path: str, data: dict[str, Any] | None = None, api_version: str = "v2") -> Any:
         # The library reads APCA_API_DATA_URL from the environment here; we use the constructor's URL.
-        if feed:
-            data = dict(data or {})
-            data["feed"] = feed
         return self._request("GET", path, data, base_url=self._data_url, api_version=api_version)
 
     # What we set, read back (diagnostics and the adapter's tests).
@@ -76,44 +71,23 @@ class SdkRest(REST):
         return f"<SdkRest {self._base_url}>"
 
 
-class SdkStream:
-    """One open websocket of the library, past its handshakes: its endpoint, the next raw message, close."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    @property
-    def endpoint(self) -> str:
-        return str(self._stream._endpoint)
-
-    async def recv(self) -> str | bytes:
-        message: str | bytes = await self._stream._ws.recv()
-        return message
-
-    async def close(self) -> None:
-        """Close without raising (bounded: a dead peer does not hold us)."""
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._stream.close(), 5)
-
-
-async def _handshake(stream: Any, timeout: float, subscribe: bool = False) -> SdkStream:
+async def _handshake(stream: Any, timeout: float, subscribe: bool = False) -> OpenStream:
     """Connect and authenticate within `timeout` (the trading stream also listens), then subscribe."""
-    opened = SdkStream(stream)
     try:
         await asyncio.wait_for(stream._start_ws(), timeout)
         if subscribe:
             await stream._subscribe_all()
     except BaseException:
-        await opened.close()
+        await close_quietly(stream.close)
         raise
-    return opened
+    return OpenStream(str(stream._endpoint), stream._ws.recv, stream.close)
 
 
 async def _unused(_: object) -> None:  # the library only sends "listen"/"subscribe" for set handlers
     return None
 
 
-async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeout: float) -> SdkStream:
+async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeout: float) -> OpenStream:
     """A trade_updates websocket: connected, authenticated and listening."""
     ts = TradingStream(
         key_id, secret_key, URL(base_url), raw_data=True, websocket_params=dict(WEBSOCKET_PARAMS)
@@ -124,10 +98,24 @@ async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeou
 
 async def open_bars(
     key_id: str, secret_key: str, url: str, feed: str, symbols: Sequence[str], timeout: float
-) -> SdkStream:
-    """A market-data websocket: connected, authenticated and subscribed to `symbols`' minute bars."""
+) -> OpenStream:
+    """A market-data websocket (the library appends /v2/<feed> to `url`): connected, authenticated and
+    subscribed to `symbols`' minute bars."""
     ds = DataStream(
         key_id, secret_key, URL(url), raw_data=True, feed=feed, websocket_params=dict(WEBSOCKET_PARAMS)
     )
     ds._handlers["bars"] = {s: _unused for s in symbols}
     return await _handshake(ds, timeout, subscribe=True)
+
+
+def _rest(key_id: str, secret_key: str, base_url: str, data_url: str, session: requests.Session) -> SdkRest:
+    return SdkRest(key_id, secret_key, base_url, data_url, session)
+
+
+SDK_BINDING = SdkBinding(
+    name="alpaca-trade-api",
+    version=str(alpaca_trade_api.__version__),
+    rest=_rest,
+    open_trade_updates=open_trade_updates,
+    open_bars=open_bars,
+)

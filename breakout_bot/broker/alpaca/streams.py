@@ -1,6 +1,6 @@
 """The websockets (trade_updates and market-data bars), each on a daemon thread with its own asyncio loop.
 
-A connection is opened through sdk.py's handshakes and then read here: on a drop we reconnect with
+A connection is opened through the SDK's handshakes (binding.py) and then read here: on a drop we reconnect with
 jittered backoff, and every transition is reported through on_status("connected" | "disconnected" |
 "reconnecting" | "auth_failed", detail), so that the runner reconciles over REST after each
 reconnection. An auth refusal stops the stream (no reconnect storm).
@@ -26,13 +26,13 @@ from ...core.events import OrderUpdate
 from ...core.model import Bar
 from ...redaction import Redactor
 from ..base import StreamStatus
+from .binding import OpenStream, SdkBinding
 from .convert import bar_from_dict, trade_update_from_dict
-from .sdk import SdkStream, open_bars, open_trade_updates
 
 log = logging.getLogger(__name__)
 
 OnStatus = Callable[[StreamStatus, str], None]
-Connect = Callable[[], Coroutine[Any, Any, SdkStream]]
+Connect = Callable[[], Coroutine[Any, Any, OpenStream]]
 
 
 class StreamThread:
@@ -108,6 +108,7 @@ class StreamThread:
 
 
 def start_trade_updates(
+    binding: SdkBinding,
     key_id: str,
     secret_key: str,
     base_url: str,
@@ -118,8 +119,8 @@ def start_trade_updates(
 ) -> StreamThread:
     """trade_updates on a daemon thread; every (re)connection reported through on_status."""
 
-    async def connect() -> SdkStream:
-        return await open_trade_updates(key_id, secret_key, base_url, timeout)
+    async def connect() -> OpenStream:
+        return await binding.open_trade_updates(key_id, secret_key, base_url, timeout)
 
     async def body(h: StreamThread) -> None:
         await keep_connected(
@@ -130,6 +131,7 @@ def start_trade_updates(
 
 
 def start_bars(
+    binding: SdkBinding,
     key_id: str,
     secret_key: str,
     url: str,
@@ -142,8 +144,8 @@ def start_bars(
 ) -> StreamThread:
     """Minute bars of `symbols` from the market-data websocket (msgpack), on a daemon thread."""
 
-    async def connect() -> SdkStream:
-        return await open_bars(key_id, secret_key, url, feed, symbols, timeout)
+    async def connect() -> OpenStream:
+        return await binding.open_bars(key_id, secret_key, url, feed, symbols, timeout)
 
     async def body(h: StreamThread) -> None:
         await keep_connected(h, "bar stream", connect, bar_message_handler(on_bar), on_status, redact)

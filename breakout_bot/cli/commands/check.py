@@ -89,7 +89,8 @@ def _checks(
     except BrokerError as exc:
         report.line(False, "keys", f"cannot reach {broker.base_url}: {exc}")
         return
-    report.line(True, "keys", f"accepted by {broker.base_url} ({mode}, key {key_hint})")
+    sdk = f"{broker.sdk} {broker.binding.version}"
+    report.line(True, "keys", f"accepted by {broker.base_url} ({mode}, key {key_hint}, SDK {sdk})")
 
     # 2. account
     usable = account.status.upper() == "ACTIVE" and not account.trading_blocked

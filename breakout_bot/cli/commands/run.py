@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...broker.base import Broker, MarketData
-from ...config.settings import Settings
+from ...broker.sdks import sdk_binding
+from ...config.settings import DEFAULT_SDK, Settings
 from ...core.params import Params
 from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
 from ...journal import Journal
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed < 0:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
+    sdk_binding(settings.sdk)  # the chosen SDK is installed, or one line says how, before anything starts
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
@@ -237,6 +239,7 @@ def _run_simulated(
         data=args.data,
         partial_fills=args.partial_fills,
         feed=settings.feed,
+        sdk=settings.sdk,
     ) as (broker, clock, server):
         display.print(
             "[bold yellow]SIMULATED[/] · no Alpaca keys configured: trading the built-in simulator "
@@ -261,9 +264,10 @@ def simulated_session(
     data: Path | None = None,
     partial_fills: bool = False,
     feed: str = "iex",
+    sdk: str = DEFAULT_SDK,
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
-    """The built-in simulator on loopback plus an AlpacaBroker on its virtual clock (fresh random keys).
-    Used by `run` without keys and by the bot's integration tests."""
+    """The built-in simulator on loopback plus an AlpacaBroker (over `sdk`) on its virtual clock (fresh
+    random keys). Used by `run` without keys and by the bot's integration tests."""
     from ...broker.alpaca.broker import AlpacaBroker
     from ...broker.throttle import RequestThrottle
     from ...sim import SimConfig, SimServer
@@ -293,6 +297,7 @@ def simulated_session(
             throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep),
             clock=clock.monotonic,
             sleep=clock.sleep,
+            sdk=sdk,
         )
         try:
             yield broker, clock, server

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sdk_choice import TEST_SDK
+
 from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core.ids import parse_client_order_id
@@ -192,7 +194,9 @@ def session(
     params: Params | None = None,
 ) -> Iterator[Session]:
     data = write_day(tmp_path / "bars.csv", bars, base=base, after=after)
-    with simulated_session([SYMBOL], start=DAY, speed=0.0, data=data, partial_fills=partial_fills) as (
+    with simulated_session(
+        [SYMBOL], start=DAY, speed=0.0, data=data, partial_fills=partial_fills, sdk=TEST_SDK
+    ) as (
         broker,
         clock,
         server,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sdk_choice import TEST_SDK
 from shared_data import shared_minute_file
 
 from breakout_bot.backtest.engine import run_backtest
@@ -35,7 +36,7 @@ def _minute(t: dt.datetime) -> str:
 def _live(tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path | None = None) -> list[Fill]:
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
-    with simulated_session([symbol], start=day, seed=seed, data=data) as (broker, clock, _):
+    with simulated_session([symbol], start=day, seed=seed, data=data, sdk=TEST_SDK) as (broker, clock, _):
         assert (
             Runner(
                 broker, broker.market_data, clock, journal, [symbol], Params(), RunnerOptions(days=1)
