@@ -8,6 +8,7 @@ or half-written journal while the bot is down), trading/data websocket drops, 42
 clock jumps. After the session the simulator's own records are checked (breakout_bot.testkit.faultcheck).
 
     .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2
+    .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2 --sdk alpaca-py   # the other SDK
 
 Prints a table (runs, faults by kind, violations by kind) and exits 1 on any violation, printing the
 per-run log directories (simulator and bot output, journals, the bot's log files) for post-mortems.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from breakout_bot.config.settings import SDKS
 from breakout_bot.testkit.faultcheck import INVARIANTS, Violation, check_day
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -141,9 +143,10 @@ class _Sim:
 
 
 class _Bot:
-    def __init__(self, run_dir: Path, url: str) -> None:
+    def __init__(self, run_dir: Path, url: str, sdk: str | None = None) -> None:
         self.run_dir = run_dir
         self.url = url
+        self.sdk = sdk  # None: the bot's own choice (BREAKOUT_SDK, else the default)
         self.journal = run_dir / "past_trades.json"
         self.n = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -176,6 +179,7 @@ class _Bot:
                     str(self.journal),
                     "--log-dir",
                     str(self.run_dir / "logs"),
+                    *(["--sdk", self.sdk] if self.sdk else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -261,9 +265,16 @@ def _restart_after_kill(rng: random.Random, kind: str, bot: _Bot, result: RunRes
 
 
 def run_one(
-    seed: int, base_dir: Path, *, wall_limit: float = 150.0, intensity: float = 1.0, max_restarts: int = 5
+    seed: int,
+    base_dir: Path,
+    *,
+    wall_limit: float = 150.0,
+    intensity: float = 1.0,
+    max_restarts: int = 5,
+    sdk: str | None = None,
 ) -> RunResult:
-    """One simulated session with faults; returns the faults injected and the violations found."""
+    """One simulated session with faults (the bot on `sdk`, None = its default); returns the faults
+    injected and the violations found."""
     rng = random.Random(seed)
     run_dir = base_dir / f"run-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -272,7 +283,7 @@ def run_one(
     t0 = time.monotonic()
     session = rng.choice(SESSIONS)
     sim = _Sim(run_dir, rng.randrange(1, 10**6), session)
-    bot = _Bot(run_dir, sim.url)
+    bot = _Bot(run_dir, sim.url, sdk)
     close = datetime.combine(session, datetime.min.time(), NEW_YORK).replace(hour=16)
     timed: dict[str, int] = {}  # fault to switch off -> ticks left
     try:
@@ -379,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intensity", type=float, default=1.0, help="fault rate multiplier")
     parser.add_argument("--keep", action="store_true", help="keep the log dirs of passing runs too")
     parser.add_argument(
+        "--sdk", choices=SDKS, help="the bot's SDK (default: BREAKOUT_SDK, else the bot's default)"
+    )
+    parser.add_argument(
         "--only", type=int, nargs="+", metavar="RUN_SEED", help="replay these runs (seeds as printed per run)"
     )
     args = parser.parse_args(argv)
@@ -387,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     results: list[RunResult] = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for r in pool.map(lambda s: run_one(s, base, intensity=args.intensity), seeds):
+        for r in pool.map(lambda s: run_one(s, base, intensity=args.intensity, sdk=args.sdk), seeds):
             results.append(r)
             mark = "ok" if not r.violations else "FAIL " + "; ".join(str(v) for v in r.violations[:3])
             print(
@@ -403,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         faults.update(r.faults)
         violations.update(v.kind for v in r.violations)
     print(
-        f"\nruns: {len(results)}   wall: {time.monotonic() - t0:.0f} s   "
+        f"\nsdk: {args.sdk or os.environ.get('BREAKOUT_SDK') or 'default'}   runs: {len(results)}   "
+        f"wall: {time.monotonic() - t0:.0f} s   "
         f"fills: {sum(r.fills for r in results)}   restarts: {sum(r.restarts for r in results)}"
     )
     print(f"{'fault':<22}{'injected':>10}")
