@@ -125,3 +125,19 @@ def test_stream_status_details_never_carry_keys(make: Make) -> None:
     assert status == "reconnecting"
     assert KEY not in detail and SECRET not in detail
     b.close()
+
+
+def test_closed_detail_reads_the_close_frame_without_deprecated_attributes() -> None:
+    import warnings
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.frames import Close
+
+    from breakout_bot.broker.alpaca.streams import closed_detail
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # websockets >= 13.1 deprecates ConnectionClosed.code/.reason
+        assert closed_detail(ConnectionClosed(Close(1001, "going away"), None)) == (
+            "connection closed (code 1001, going away)"
+        )
+        assert closed_detail(ConnectionClosed(None, None)) == "connection closed (code 1006, no close frame)"

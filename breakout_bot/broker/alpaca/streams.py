@@ -192,7 +192,7 @@ async def keep_connected(
             await stream.close()
             raise
         except ConnectionClosed as exc:
-            detail = f"connection closed (code {exc.code}{', ' + exc.reason if exc.reason else ''})"
+            detail = closed_detail(exc)
         except Exception as exc:
             detail = describe(exc)
         await stream.close()
@@ -254,6 +254,15 @@ def bar_message_handler(on_bar: Callable[[str, Bar], None]) -> Callable[[str | b
                 log.error("bar stream error: %s (%s)", msg.get("msg"), msg.get("code"))
 
     return handle
+
+
+def closed_detail(exc: ConnectionClosed) -> str:
+    """How the peer closed: the close frame received (`rcvd`; `.code`/`.reason` are deprecated since
+    websockets 13.1), 1006 when none came."""
+    frame = exc.rcvd
+    if frame is None:
+        return "connection closed (code 1006, no close frame)"
+    return f"connection closed (code {frame.code}{', ' + frame.reason if frame.reason else ''})"
 
 
 def reconnect_delay(failures: int, base: float = 0.5, cap: float = 30.0) -> float:
