@@ -2,7 +2,8 @@
 
 The real bot (Runner with RunnerOptions(bars_stream=True), AlpacaBroker, Journal in a temp dir) trades
 an in-process SimServer on loopback (the same wiring as `breakout-bot run` without keys:
-`cli.commands.run.simulated_session`), over a CSV of synthetic one-minute bars built to break out often:
+`cli.commands.run.simulated_session`), once per SDK (`--sdk`: alpaca-trade-api and alpaca-py in turn,
+in one process, each with a fresh simulator; a summary table compares them), over a CSV of synthetic one-minute bars built to break out often:
 quiet bars, a breakout close (alternately up and down), a bar that hits the take-profit at once,
 repeat (36 entries per 390-minute session). `--days` is computed from `--entries` (28 for 1,000).
 
@@ -27,8 +28,9 @@ queue and most decisions come from the websocket bar, as in paper/live. Outside 
 benchmark switches the clock to stepped so that nights and weekends take no wall time. Keep X <= 1000:
 the entry must reach the simulator within 10 virtual seconds of the close to fill at the next open.
 
-    .venv/bin/python benchmarks/latency.py                 # stepped clock, >= 1,000 entries
-    .venv/bin/python benchmarks/latency.py --speed 1000 --days 3   # flowing virtual time, ~75 s
+    .venv/bin/python benchmarks/latency.py                 # stepped clock, >= 1,000 entries, each SDK
+    .venv/bin/python benchmarks/latency.py --sdk alpaca-py # one SDK
+    .venv/bin/python benchmarks/latency.py --speed 1000 --days 3   # flowing virtual time, ~75 s per SDK
 
 Target: p99 < 10 ms.
 """
@@ -46,12 +48,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from breakout_bot.cli.commands.run import simulated_session
+from breakout_bot.config.settings import SDKS
 from breakout_bot.core import machine
 from breakout_bot.core.events import Action, BarClosed, Event, SubmitBracket
 from breakout_bot.core.model import NEW_YORK as NY
@@ -255,17 +259,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--entries", type=int, default=1000, help="entries (decisions) to measure (default 1000)")
-    ap.add_argument("--days", type=int, help="sessions to trade (default: computed from --entries)")
-    ap.add_argument("--start", default=START.isoformat(), help=f"first session (default {START})")
-    ap.add_argument("--speed", type=float, default=0.0, help="virtual s per wall s in sessions (0 = stepped)")
-    args = ap.parse_args()
-    start = dt.date.fromisoformat(args.start)
-    days = args.days or sessions_for(args.entries, start)
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+@dataclass
+class Measured:
+    """One run of the bot on one SDK."""
 
+    sdk: str
+    code: int
+    wall: float
+    planned: int
+    decided: int
+    received: int
+    fills: int
+    unmatched: int
+    by_path: dict[str, list[float]]  # ms, bar pushed -> order received, by how the bar reached the runner
+    decide: list[float]  # ms, bar pushed -> machine.step returned
+    timeline: list[tuple[float, float]]  # (decided, latency ms) for the drift line
+
+    @property
+    def measured(self) -> list[float]:
+        return [x for xs in self.by_path.values() for x in xs]
+
+
+def measure(sdk: str, start: dt.date, days: int, speed: float) -> Measured:
+    """The bot on `sdk` trades `days` sessions of the breakout-rich bars; every decision timed."""
     probes = Probes()
     with tempfile.TemporaryDirectory(prefix="bb-latency-") as tmp:
         data = Path(tmp) / "bars.csv"
@@ -275,13 +291,17 @@ def main() -> int:
         t0 = time.perf_counter()
         with (
             instrumented(probes),
-            simulated_session([SYMBOL], start=start, speed=args.speed, data=data) as (broker, clock, server),
+            simulated_session([SYMBOL], start=start, speed=speed, data=data, sdk=sdk) as (
+                broker,
+                clock,
+                server,
+            ),
         ):
             stop = threading.Event()
             keeper = None
-            if args.speed > 0:
+            if speed > 0:
                 keeper = threading.Thread(
-                    target=session_speed_keeper, args=(server, args.speed, stop), daemon=True
+                    target=session_speed_keeper, args=(server, speed, stop), daemon=True
                 )
                 keeper.start()
             try:
@@ -304,7 +324,7 @@ def main() -> int:
 
     by_path: dict[str, list[float]] = {}
     decide: list[float] = []
-    timeline: list[tuple[float, float]] = []  # (decided, latency ms) for the drift line
+    timeline: list[tuple[float, float]] = []
     unmatched = 0
     for cid, (symbol, bar_t, path, decided) in probes.decisions.items():
         pushed = probes.push.get((symbol, bar_t))
@@ -315,46 +335,94 @@ def main() -> int:
         by_path.setdefault(path, []).append((received - pushed) * 1000)
         decide.append((decided - pushed) * 1000)
         timeline.append((decided, (received - pushed) * 1000))
-    measured = [x for xs in by_path.values() for x in xs]
+    return Measured(
+        sdk,
+        code,
+        wall,
+        planned,
+        len(probes.decisions),
+        len(probes.received),
+        fills,
+        unmatched,
+        by_path,
+        decide,
+        timeline,
+    )
 
+
+def report(m: Measured, entries: int) -> bool:
+    """Print one run's figures; False when nothing was measured."""
     print(
-        f"latency: bar pushed on the data websocket -> entry POST /v2/orders received by the simulator "
-        f"(speed {args.speed:g}{' = stepped clock' if args.speed == 0 else ''}, {days} sessions "
-        f"from {start}, runner exit code {code})"
+        f"[{m.sdk}] entries planned by the data {m.planned}, decided {m.decided}, POSTs received {m.received}, "
+        f"sim executions {m.fills}, unmatched {m.unmatched}, runner exit code {m.code}, wall {m.wall:.1f} s"
     )
-    print(
-        f"entries planned by the data {planned}, decided {len(probes.decisions)}, POSTs received {len(probes.received)}, "
-        f"sim executions {fills}, unmatched {unmatched}"
-    )
-    for path, xs in sorted(by_path.items()):
+    for path, xs in sorted(m.by_path.items()):
         print(f"  bar reached the runner via {path}: {len(xs)} decisions")
+    measured = m.measured
     if not measured:
-        print("no decisions measured")
-        return 1
-    print(f"decisions measured: {len(measured)}")
+        print("  no decisions measured")
+        return False
+    print(f"  decisions measured: {len(measured)}")
     print(
-        f"p50 {pct(measured, 50):.3f} ms  p90 {pct(measured, 90):.3f} ms  p99 {pct(measured, 99):.3f} ms  "
+        f"  p50 {pct(measured, 50):.3f} ms  p90 {pct(measured, 90):.3f} ms  p99 {pct(measured, 99):.3f} ms  "
         f"max {max(measured):.3f} ms  (mean {statistics.fmean(measured):.3f} ms)"
     )
     print(
-        f"  of which push -> decision (machine.step returned): p50 {pct(decide, 50):.3f} ms  "
-        f"p99 {pct(decide, 99):.3f} ms  max {max(decide):.3f} ms"
+        f"  of which push -> decision (machine.step returned): p50 {pct(m.decide, 50):.3f} ms  "
+        f"p99 {pct(m.decide, 99):.3f} ms  max {max(m.decide):.3f} ms"
     )
-    for path, xs in sorted(by_path.items()):
-        if len(by_path) > 1:
+    for path, xs in sorted(m.by_path.items()):
+        if len(m.by_path) > 1:
             print(f"  via {path}: p50 {pct(xs, 50):.3f}  p99 {pct(xs, 99):.3f}  max {max(xs):.3f} ms")
-    ordered = [v for _, v in sorted(timeline)]
+    ordered = [v for _, v in sorted(m.timeline)]
     tenth = max(1, len(ordered) // 10)
     print(
         f"  drift: p50 of the first {tenth} decisions {pct(ordered[:tenth], 50):.3f} ms, "
         f"of the last {tenth} {pct(ordered[-tenth:], 50):.3f} ms"
     )
     p99 = pct(measured, 99)
-    print(f"target p99 < 10 ms: {'met' if p99 < 10 else 'NOT met'} ({p99:.3f} ms)")
-    print(f"wall time {wall:.1f} s")
-    if len(measured) < args.entries:
-        print(f"warning: fewer than --entries {args.entries} decisions measured")
-    return 0
+    print(f"  target p99 < 10 ms: {'met' if p99 < 10 else 'NOT met'} ({p99:.3f} ms)")
+    if len(measured) < entries:
+        print(f"  warning: fewer than --entries {entries} decisions measured")
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--entries", type=int, default=1000, help="entries (decisions) to measure (default 1000)")
+    ap.add_argument("--days", type=int, help="sessions to trade (default: computed from --entries)")
+    ap.add_argument("--start", default=START.isoformat(), help=f"first session (default {START})")
+    ap.add_argument("--speed", type=float, default=0.0, help="virtual s per wall s in sessions (0 = stepped)")
+    ap.add_argument(
+        "--sdk",
+        action="append",
+        choices=SDKS,
+        help="the SDK under the bot; repeat for several, run in turn in this process (default: each SDK)",
+    )
+    args = ap.parse_args()
+    start = dt.date.fromisoformat(args.start)
+    days = args.days or sessions_for(args.entries, start)
+    sdks = args.sdk or list(SDKS)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+    print(
+        f"latency: bar pushed on the data websocket -> entry POST /v2/orders received by the simulator "
+        f"(speed {args.speed:g}{' = stepped clock' if args.speed == 0 else ''}, {days} sessions "
+        f"from {start}, SDKs in turn: {', '.join(sdks)})"
+    )
+    runs = [measure(sdk, start, days, args.speed) for sdk in sdks]
+    ok = [report(m, args.entries) for m in runs]
+    if len(runs) > 1 and all(ok):
+        print(
+            f"{'sdk':<18}{'decisions':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'wall s':>8}"
+        )
+        for m in runs:
+            xs = m.measured
+            print(
+                f"{m.sdk:<18}{len(xs):>10}{pct(xs, 50):>9.3f}{pct(xs, 90):>9.3f}{pct(xs, 99):>9.3f}"
+                f"{max(xs):>9.3f}{m.wall:>8.1f}"
+            )
+    return 0 if all(ok) else 1
 
 
 if __name__ == "__main__":

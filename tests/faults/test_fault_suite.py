@@ -14,8 +14,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from sdk_choice import TEST_SDK, needs
 
 ROOT = Path(__file__).resolve().parents[2]
+ALREADY_ON_ALPACA_PY = pytest.mark.skipif(
+    TEST_SDK == "alpaca-py", reason="the other seeds run on alpaca-py here"
+)
 
 
 def _suite() -> ModuleType:
@@ -33,9 +37,20 @@ def _suite() -> ModuleType:
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("seed", [11, 23, 42])
-def test_session_under_random_faults_keeps_every_invariant(seed: int, tmp_path: Path) -> None:
-    result = _suite().run_one(seed, tmp_path, wall_limit=120.0)
+@pytest.mark.parametrize(
+    ("seed", "sdk"),
+    [
+        (11, None),
+        (23, None),
+        (42, None),
+        pytest.param(42, "alpaca-py", marks=[needs("alpaca-py"), ALREADY_ON_ALPACA_PY]),
+    ],
+    ids=["11", "23", "42", "42-alpaca-py"],
+)  # None: the bot's own choice (TEST_SDK); one seed on alpaca-py as well
+def test_session_under_random_faults_keeps_every_invariant(
+    seed: int, sdk: str | None, tmp_path: Path
+) -> None:
+    result = _suite().run_one(seed, tmp_path, wall_limit=120.0, sdk=sdk)
     assert sum(result.faults.values()) > 0
     assert result.violations == [], (
         f"seed {seed}: {[str(v) for v in result.violations]}; faults {dict(result.faults)}; "
