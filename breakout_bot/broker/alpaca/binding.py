@@ -64,6 +64,23 @@ async def close_quietly(close: Callable[[], Coroutine[Any, Any, None]]) -> None:
         await asyncio.wait_for(close(), 5)
 
 
+async def handshake(
+    steps: Sequence[Callable[[], Awaitable[None]]],
+    close: Callable[[], Coroutine[Any, Any, None]],
+    opened: Callable[[], OpenStream],
+    timeout: float,
+) -> OpenStream:
+    """An SDK's handshake (`steps`: connect and authenticate, then listen or subscribe), each within
+    `timeout`; its socket closed if one fails; then the stream it opened."""
+    try:
+        for step in steps:
+            await asyncio.wait_for(step(), timeout)
+    except BaseException:
+        await close_quietly(close)
+        raise
+    return opened()
+
+
 @dataclass(frozen=True)
 class SdkBinding:
     """One SDK's part of the adapter (see the module docstring)."""

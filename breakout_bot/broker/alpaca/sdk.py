@@ -15,7 +15,6 @@ What we change in the library's behaviour, and why:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from alpaca_trade_api.common import URL
 from alpaca_trade_api.rest import REST
 from alpaca_trade_api.stream import DataStream, TradingStream
 
-from .binding import WEBSOCKET_PARAMS, OpenStream, SdkBinding, close_quietly
+from .binding import WEBSOCKET_PARAMS, OpenStream, SdkBinding, handshake
 
 
 class SdkRest(REST):
@@ -71,15 +70,7 @@ class SdkRest(REST):
         return f"<SdkRest {self._base_url}>"
 
 
-async def _handshake(stream: Any, timeout: float, subscribe: bool = False) -> OpenStream:
-    """Connect and authenticate within `timeout` (the trading stream also listens), then subscribe."""
-    try:
-        await asyncio.wait_for(stream._start_ws(), timeout)
-        if subscribe:
-            await stream._subscribe_all()
-    except BaseException:
-        await close_quietly(stream.close)
-        raise
+def _opened(stream: Any) -> OpenStream:
     return OpenStream(str(stream._endpoint), stream._ws.recv, stream.close)
 
 
@@ -93,7 +84,7 @@ async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeou
         key_id, secret_key, URL(base_url), raw_data=True, websocket_params=dict(WEBSOCKET_PARAMS)
     )
     ts._trade_updates_handler = _unused
-    return await _handshake(ts, timeout)
+    return await handshake([ts._start_ws], ts.close, lambda: _opened(ts), timeout)
 
 
 async def open_bars(
@@ -105,17 +96,13 @@ async def open_bars(
         key_id, secret_key, URL(url), raw_data=True, feed=feed, websocket_params=dict(WEBSOCKET_PARAMS)
     )
     ds._handlers["bars"] = {s: _unused for s in symbols}
-    return await _handshake(ds, timeout, subscribe=True)
-
-
-def _rest(key_id: str, secret_key: str, base_url: str, data_url: str, session: requests.Session) -> SdkRest:
-    return SdkRest(key_id, secret_key, base_url, data_url, session)
+    return await handshake([ds._start_ws, ds._subscribe_all], ds.close, lambda: _opened(ds), timeout)
 
 
 SDK_BINDING = SdkBinding(
     name="alpaca-trade-api",
     version=str(alpaca_trade_api.__version__),
-    rest=_rest,
+    rest=SdkRest,
     open_trade_updates=open_trade_updates,
     open_bars=open_bars,
 )

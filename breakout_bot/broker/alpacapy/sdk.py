@@ -25,7 +25,6 @@ the simulator; docs/architecture.md, "Two SDKs"):
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.client import TradingClient
 from alpaca.trading.stream import TradingStream
 
-from ..alpaca.binding import WEBSOCKET_PARAMS, OpenStream, SdkBinding, close_quietly
+from ..alpaca.binding import WEBSOCKET_PARAMS, OpenStream, SdkBinding, handshake
 
 # alpaca-py internals this module uses: attributes its constructors set, and coroutine methods we call
 # with no arguments.
@@ -122,15 +121,7 @@ async def _unused(_: object) -> None:  # alpaca-py only sends "listen" for a set
     return None
 
 
-async def _handshake(stream: Any, timeout: float, subscribe: bool = False) -> OpenStream:
-    """Connect and authenticate within `timeout` (the trading stream also listens), then subscribe."""
-    try:
-        await asyncio.wait_for(stream._start_ws(), timeout)
-        if subscribe:
-            await asyncio.wait_for(stream._send_subscribe_msg(), timeout)
-    except BaseException:
-        await close_quietly(stream.close)
-        raise
+def _opened(stream: Any) -> OpenStream:
     return OpenStream(str(stream._endpoint), stream._ws.recv, stream.close)
 
 
@@ -144,7 +135,7 @@ async def open_trade_updates(key_id: str, secret_key: str, base_url: str, timeou
         websocket_params=dict(WEBSOCKET_PARAMS),
     )
     ts._trade_updates_handler = _unused
-    return await _handshake(ts, timeout)
+    return await handshake([ts._start_ws], ts.close, lambda: _opened(ts), timeout)
 
 
 async def open_bars(
@@ -161,17 +152,13 @@ async def open_bars(
         websocket_params=dict(WEBSOCKET_PARAMS),
     )
     ds._handlers["bars"] = {s: _unused for s in symbols}
-    return await _handshake(ds, timeout, subscribe=True)
-
-
-def _rest(key_id: str, secret_key: str, base_url: str, data_url: str, session: requests.Session) -> PyRest:
-    return PyRest(key_id, secret_key, base_url, data_url, session)
+    return await handshake([ds._start_ws, ds._send_subscribe_msg], ds.close, lambda: _opened(ds), timeout)
 
 
 SDK_BINDING = SdkBinding(
     name="alpaca-py",
     version=str(alpaca.__version__),
-    rest=_rest,
+    rest=PyRest,
     open_trade_updates=open_trade_updates,
     open_bars=open_bars,
 )
