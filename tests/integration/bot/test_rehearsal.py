@@ -14,6 +14,7 @@ from sdk_choice import TEST_SDK
 from shared_data import shared_minute_file
 
 from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.broker.sdks import SDKS, installed
 from breakout_bot.broker.timestamps import parse_time
 from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core.params import Params
@@ -33,10 +34,12 @@ def _minute(t: dt.datetime) -> str:
     return t.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M")
 
 
-def _live(tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path | None = None) -> list[Fill]:
+def _live(
+    tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path | None = None, sdk: str = TEST_SDK
+) -> list[Fill]:
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
-    with simulated_session([symbol], start=day, seed=seed, data=data, sdk=TEST_SDK) as (broker, clock, _):
+    with simulated_session([symbol], start=day, seed=seed, data=data, sdk=sdk) as (broker, clock, _):
         assert (
             Runner(
                 broker, broker.market_data, clock, journal, [symbol], Params(), RunnerOptions(days=1)
@@ -66,6 +69,18 @@ def test_live_and_backtest_fill_alike_on_synthetic_days(tmp_path: Path, day: dt.
     live = _live(tmp_path, "AAPL", day, seed)
     assert live, "a day without trades proves nothing"
     assert live == _backtest(synthetic_bars("AAPL", seed, 1, day), "AAPL")
+
+
+@pytest.mark.skipif(not all(installed(s) for s in SDKS), reason="needs both SDKs")
+def test_the_bot_fills_alike_on_both_sdks(tmp_path: Path) -> None:
+    """One synthetic day, the whole bot (REST, trade_updates, journal) on each SDK: the same fills."""
+    day = dt.date(2024, 3, 5)
+    fills = {}
+    for sdk in SDKS:
+        (tmp_path / sdk).mkdir()
+        fills[sdk] = _live(tmp_path / sdk, "AAPL", day, 3, sdk=sdk)
+    assert fills["alpaca-trade-api"] and fills["alpaca-py"] == fills["alpaca-trade-api"]
+    assert fills["alpaca-py"] == _backtest(synthetic_bars("AAPL", 3, 1, day), "AAPL")
 
 
 @pytest.mark.skipif(SPY_2025 is None, reason="shared minute data not available")
