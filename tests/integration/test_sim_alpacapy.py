@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 pytest.importorskip("alpaca")
 from alpaca.common.exceptions import APIError
@@ -34,14 +33,6 @@ from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.sim import SimServer
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def clients(server: SimServer) -> tuple[TradingClient, StockHistoricalDataClient]:

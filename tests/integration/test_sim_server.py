@@ -6,12 +6,12 @@ import asyncio
 import datetime as dt
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from waiting import wait_for
 
 pytest.importorskip("alpaca_trade_api")  # tests/integration/test_sim_alpacapy.py: the same with alpaca-py
 from alpaca_trade_api.common import URL
@@ -22,14 +22,6 @@ from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.sim import SimServer
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.fixture
