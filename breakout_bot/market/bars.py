@@ -162,21 +162,30 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
         times = parse_times(stamps)
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"--data: {name}: {_timestamp_problem(stamps, exc)}") from None
-    out: dict[str, np.ndarray] = {}
-    for col, aliases in _ALIASES.items():
+    # The columns go straight into one float64 block (a frame built on it copies nothing): a million bars
+    # are 40 MB, and every avoidable copy of them costs time and memory (benchmarks/README.md).
+    block = np.empty((len(_ALIASES), len(raw)))
+    for i, (col, aliases) in enumerate(_ALIASES.items()):
         src = next((cols[a] for a in aliases if a in cols), None)
         if src is None:
             if col == "volume":
-                out[col] = np.zeros(len(raw))
+                block[i] = 0.0
                 continue
             raise DataError(
                 f"--data: {name}: no {col!r} column (expected one of {', '.join(aliases)}; "
                 f"found {', '.join(map(str, raw.columns[:8]))})"
             )
-        out[col] = pd.to_numeric(raw[src], errors="coerce").to_numpy(dtype=np.float64)
-    for col in PRICE_COLUMNS:
-        out[col] = np.round(out[col], 4)  # float noise (yfinance) must not move a price
-    o, h, lo, c = (out[k] for k in PRICE_COLUMNS)
+        values = raw[src]
+        numbers = (
+            values.to_numpy()
+            if values.dtype == np.float64
+            else pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        )
+        if col in PRICE_COLUMNS:
+            np.round(numbers, 4, out=block[i])  # float noise (yfinance) must not move a price
+        else:
+            block[i] = numbers
+    o, h, lo, c, volume = block
     with np.errstate(invalid="ignore"):
         good = (
             ~np.asarray(times.isna())
@@ -189,12 +198,15 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
             & (np.minimum(o, c) >= lo)
             & (np.maximum(o, c) <= h)
         )
-    out["volume"] = np.nan_to_num(out["volume"], nan=0.0)
-    df = pd.DataFrame(out, index=times)
+    np.nan_to_num(volume, copy=False, nan=0.0)
+    df = pd.DataFrame(block.T, index=times, columns=list(_ALIASES), copy=False)
     df.index.name = "timestamp"
     dropped = int((~good).sum())
-    df = df[good]
-    df = df[~df.index.duplicated(keep="last")].sort_index()
+    if dropped:
+        df = df[good]
+    stamps_ns = pd.DatetimeIndex(df.index).asi8
+    if len(stamps_ns) > 1 and not bool((np.diff(stamps_ns) > 0).all()):  # else already sorted and unique
+        df = df[~df.index.duplicated(keep="last")].sort_index()
     if dropped:
         log.warning("%s: dropped %d rows with missing or inconsistent prices", name, dropped)
     if not len(df):

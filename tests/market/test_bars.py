@@ -8,9 +8,12 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from shared_data import shared_minute_dir
 
-from breakout_bot.market.bars import FileSource, load_bars, regular_session
+from breakout_bot.errors import DataError
+from breakout_bot.market.bars import FileSource, load_bars, normalize_bars, regular_session
 from breakout_bot.market.calendar import xnys
 from breakout_bot.market.synthetic import synthetic_day
 
@@ -117,3 +120,54 @@ def test_shared_real_files() -> None:
     )  # -04:00 offsets, extra columns, gaps
     assert yf.index[0] == pd.Timestamp("2025-07-08 09:30", tz="America/New_York")
     assert yf.groupby(yf.index.date).size().tolist() == [388, 390, 383, 389, 390]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),  # minute of the session (repeats: duplicate timestamps)
+            st.floats(0.5, 200, allow_nan=False),
+            st.floats(0.0, 2.0),
+            st.sampled_from([None, "nan", "neg", "hl"]),  # an invalid row now and then
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_normalize_keeps_the_last_of_each_minute_sorted_and_drops_invalid_rows(rows: list) -> None:
+    """The loader's fast path (one float block, no sort or dedup pass when the file is already in
+    order) gives what the plain pandas recipe gives: valid rows only, the last row of each timestamp,
+    in time order, prices rounded to 4 decimals."""
+    open_ = pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    records = []
+    for minute, price, spread, bad in rows:
+        o, h, lo, c = price, price + spread, price - spread / 2, price + spread / 3
+        if bad == "nan":
+            c = float("nan")
+        elif bad == "neg":
+            lo = -1.0
+        elif bad == "hl":
+            h, lo = lo - 1, h + 1
+        records.append((open_ + pd.Timedelta(minutes=minute), o, h, lo, c, 10.0))
+    raw = pd.DataFrame(records, columns=["timestamp", "open", "high", "low", "close", "volume"])
+    expected = raw.set_index("timestamp")
+    for col in ("open", "high", "low", "close"):
+        expected[col] = expected[col].round(4)
+    ok = (
+        expected[["open", "high", "low", "close"]].notna().all(axis=1)
+        & (expected["low"] > 0)
+        & (expected["high"] >= expected["low"])
+        & (expected[["open", "close"]].min(axis=1) >= expected["low"])
+        & (expected[["open", "close"]].max(axis=1) <= expected["high"])
+    )
+    expected = expected[ok]
+    expected = expected[~expected.index.duplicated(keep="last")].sort_index()
+    if not len(expected):
+        with pytest.raises(DataError):
+            normalize_bars(raw, "rows")
+        return
+    got = normalize_bars(raw, "rows")
+    assert got.attrs["dropped_rows"] == int((~ok).sum())
+    assert list(got.columns) == ["open", "high", "low", "close", "volume"]
+    assert got.index.equals(expected.index.tz_convert("America/New_York"))
+    assert np.array_equal(got.to_numpy(), expected.to_numpy())
