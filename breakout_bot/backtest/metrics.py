@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import pathlib
@@ -15,6 +14,7 @@ import numpy as np
 
 from ..core.ticks import tick_size
 from ..errors import UserError
+from .texttable import Justify, render
 from .trades import Trade
 
 if TYPE_CHECKING:
@@ -162,65 +162,65 @@ def price_text(price: float) -> str:
     return f"{price:.{decimals}f}"
 
 
-def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
-    """The trades (the last `max_rows`) and the totals, as rich tables rendered to text."""
-    from rich.console import Console
-    from rich.table import Table
+TRADE_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("#", "right"),
+    ("side", "left"),
+    ("qty", "right"),
+    ("entry", "left"),
+    ("entry px", "right"),
+    ("exit", "left"),
+    ("exit px", "right"),
+    ("reason", "left"),
+    ("stop", "right"),
+    ("take-profit", "right"),
+    ("net P&L", "right"),
+)
 
+
+def trade_row(n: int, t: Trade) -> list[str]:
+    pnl = t.net_pnl
+    return [
+        str(n),
+        "long" if t.side == "buy" else "short",
+        str(t.qty),
+        f"{t.entry_time:%Y-%m-%d %H:%M}",
+        price_text(t.entry_price),
+        f"{t.exit_time:%Y-%m-%d %H:%M}"
+        if t.exit_time.date() != t.entry_time.date()
+        else f"{t.exit_time:%H:%M}",
+        price_text(t.exit_price),
+        t.exit_reason,
+        price_text(t.stop_price),
+        price_text(t.take_profit_price),
+        f"{pnl:,.2f}" if pnl else f"{pnl:.2f}",
+    ]
+
+
+def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
+    """The trades (the last `max_rows`) and the totals, as text tables (drawn as rich draws them)."""
     m = result_metrics(result)
-    table = Table(title=f"{result.symbol}: {len(result.trades)} trades", title_justify="left")
-    for name, justify in (
-        ("#", "right"),
-        ("side", "left"),
-        ("qty", "right"),
-        ("entry", "left"),
-        ("entry px", "right"),
-        ("exit", "left"),
-        ("exit px", "right"),
-        ("reason", "left"),
-        ("stop", "right"),
-        ("take-profit", "right"),
-        ("net P&L", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
     shown = result.trades[-max_rows:] if max_rows else []
     first = len(result.trades) - len(shown)
-    if first:
-        table.add_row("…", f"{first} earlier trades not shown", *[""] * 9)
-    for n, t in enumerate(shown, start=first + 1):
-        pnl = t.net_pnl
-        table.add_row(
-            str(n),
-            "long" if t.side == "buy" else "short",
-            str(t.qty),
-            f"{t.entry_time:%Y-%m-%d %H:%M}",
-            price_text(t.entry_price),
-            f"{t.exit_time:%Y-%m-%d %H:%M}"
-            if t.exit_time.date() != t.entry_time.date()
-            else f"{t.exit_time:%H:%M}",
-            price_text(t.exit_price),
-            t.exit_reason,
-            price_text(t.stop_price),
-            price_text(t.take_profit_price),
-            f"[green]{pnl:,.2f}[/]" if pnl > 0 else f"[red]{pnl:,.2f}[/]" if pnl < 0 else f"{pnl:.2f}",
-        )
-    totals = Table(title="totals", title_justify="left", show_header=False)
-    totals.add_column("metric")
-    totals.add_column("value", justify="right")
-    for key, value in totals_rows(m):
-        totals.add_row(key, value)
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    rows = [trade_row(n, t) for n, t in enumerate(shown, start=first + 1)]
+    title = f"{result.symbol}: {len(result.trades)} trades"
+    if first:  # a line of its own (in the table it made the side column too wide for the console)
+        title += f" (the last {len(shown)}; {first} earlier trades not shown)"
+    parts = []
     if result.trades:
-        console.print(table)
+        parts.append(render(title, TRADE_COLUMNS, rows, width=width))
     else:
-        console.print(f"{result.symbol}: no trades")
-    console.print(totals)
-    console.print(
+        parts.append(f"{result.symbol}: no trades\n")
+    parts.append(
+        render(
+            "totals", (("metric", "left"), ("value", "right")), totals_rows(m), show_header=False, width=width
+        )
+    )
+    parts.append(
         f"{_count(result.bars_processed, 'bar')}, {_count(result.sessions, 'session')}"
         + (f", {_count(len(result.skipped), 'breakout')} skipped" if result.skipped else "")
+        + "\n"
     )
-    return buf.getvalue()
+    return "".join(parts)
 
 
 TRADE_FIELDS = (
