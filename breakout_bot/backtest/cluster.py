@@ -15,7 +15,7 @@ they finish, so the figures are those of the in-process run, byte for byte.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import UserError
@@ -70,7 +70,7 @@ class DaskExecutor:
         self,
         fn: Callable[[Any, Any], Any],
         tasks: Sequence[Task],
-        data: Mapping[Hashable, Any],
+        data: Mapping[Any, Any],
         progress: Progress | None = None,
     ) -> list[Any]:
         distributed = _require_dask()

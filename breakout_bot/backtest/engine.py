@@ -31,7 +31,7 @@ recognises exactly those bars (`plan`, from the machine's own `quiet_bars` and t
 bounds, says which; `next_to_process` finds the first bar that matters with one scan) and hands the
 machine its updated window and clock (`machine.absorb_quiet_bars`) before that bar; every decision is
 still made by `machine.step`. `exact=True` steps every event; tests
-assert both give identical fills. The replay pauses the cycle collector (`_gc_paused`).
+assert both give identical fills. The replay pauses the cycle collector (`gc_paused`).
 
 Sessions are independent (each starts flat; a new day's `Reconciled` resets the machine's day; order
 ids name their session), so without `Params.risk_pct` (whose sizes compound the P&L of the days
@@ -143,7 +143,7 @@ def replay_run(replay: ReplayInput, run: tuple[int, int]) -> ReplayPart:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """The replay allocates millions of short-lived acyclic objects (states, orders, events; tests
     assert a run leaves no cyclic garbage), so refcounting frees them all; the cycle collector
     would only rescan the whole heap again and again (~8 % of a run). Like timeit, pause it."""
@@ -458,7 +458,7 @@ class Replay:
 
     def run(self, first: int, stop: int, progress: Callable[[int, int], None] | None = None) -> ReplayPart:
         """Replay sessions[first:stop] to the end: the part they make."""
-        with _gc_paused():
+        with gc_paused():
             for _ in self.steps(first, stop, progress):
                 pass
         return self.part()

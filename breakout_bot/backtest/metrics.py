@@ -18,6 +18,7 @@ from .texttable import Justify, render
 from .trades import Trade
 
 if TYPE_CHECKING:
+    from .portfolio import PortfolioResult
     from .results import BacktestResult
 
 TRADING_DAYS = 252
@@ -271,3 +272,58 @@ def write_trades(trades: Sequence[Trade], path: str | pathlib.Path) -> pathlib.P
     except OSError as exc:
         raise UserError(f"--trades-out: cannot write {p}: {exc.strerror or exc}") from None
     return p
+
+
+PORTFOLIO_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("symbol", "left"),
+    ("trades", "right"),
+    ("win rate", "right"),
+    ("net P&L", "right"),
+    ("profit factor", "right"),
+    ("max drawdown", "right"),
+    ("exposure", "right"),
+    ("sessions", "right"),
+)
+
+
+def _portfolio_row(name: str, m: Metrics) -> list[str]:
+    return [
+        name,
+        str(m.trades),
+        f"{m.win_rate * 100:.1f} %",
+        _num(m.net_pnl),
+        _num(m.profit_factor),
+        f"{_num(m.max_drawdown)} ({m.max_drawdown_pct:.2f} %)",
+        f"{m.exposure * 100:.1f} %",
+        str(m.days),
+    ]
+
+
+def format_portfolio(result: PortfolioResult, *, width: int = 140) -> str:
+    """A row per symbol and one for the portfolio (every symbol's trades on one account: its equity
+    after each exit, its drawdown, its exposure = time with any position open), then the portfolio's
+    totals."""
+    per_symbol = result.symbol_metrics()
+    m = result.metrics()
+    rows = [_portfolio_row(s, per_symbol[s]) for s in result.symbols]
+    rows.append(_portfolio_row("portfolio", m))
+    how = "advanced together (one account sizes them: --risk-pct)" if result.lockstep else "independent"
+    title = f"{len(result.symbols)} symbols, {m.trades} trades; symbols {how}"
+    parts = [render(title, PORTFOLIO_COLUMNS, rows, width=width)]
+    parts.append(
+        render(
+            "portfolio totals",
+            (("metric", "left"), ("value", "right")),
+            totals_rows(m),
+            show_header=False,
+            width=width,
+        )
+    )
+    bars = sum(r.bars_processed for r in result.results.values())
+    skipped = sum(len(r.skipped) for r in result.results.values())
+    parts.append(
+        f"{_count(bars, 'bar')}, {_count(m.days, 'session')}"
+        + (f", {_count(skipped, 'breakout')} skipped" if skipped else "")
+        + "\n"
+    )
+    return "".join(parts)

@@ -15,11 +15,11 @@ import os
 import pickle
 import struct
 import sys
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 Progress = Callable[[int, int], None]  # (tasks done, tasks in all)
-Task = tuple[Hashable, Any]
+Task = tuple[Any, Any]
 
 
 class Executor(Protocol):
@@ -31,7 +31,7 @@ class Executor(Protocol):
         self,
         fn: Callable[[Any, Any], Any],
         tasks: Sequence[Task],
-        data: Mapping[Hashable, Any],
+        data: Mapping[Any, Any],
         progress: Progress | None = None,
     ) -> list[Any]: ...
 
@@ -45,7 +45,7 @@ class SerialExecutor:
         self,
         fn: Callable[[Any, Any], Any],
         tasks: Sequence[Task],
-        data: Mapping[Hashable, Any],
+        data: Mapping[Any, Any],
         progress: Progress | None = None,
     ) -> list[Any]:
         results = []
@@ -69,7 +69,7 @@ class ForkExecutor:
         self,
         fn: Callable[[Any, Any], Any],
         tasks: Sequence[Task],
-        data: Mapping[Hashable, Any],
+        data: Mapping[Any, Any],
         progress: Progress | None = None,
     ) -> list[Any]:
         workers = min(self.workers, len(tasks))
@@ -133,7 +133,7 @@ def _next_index(counters: Any, lock: Any) -> int:
 def _take_tasks(
     fn: Callable[[Any, Any], Any],
     tasks: Sequence[Task],
-    data: Mapping[Hashable, Any],
+    data: Mapping[Any, Any],
     counters: Any,
     lock: Any,
     progress: Progress | None,
@@ -153,7 +153,7 @@ def _take_tasks(
 def _child(
     fn: Callable[[Any, Any], Any],
     tasks: Sequence[Task],
-    data: Mapping[Hashable, Any],
+    data: Mapping[Any, Any],
     counters: Any,
     lock: Any,
     write_fd: int,

@@ -58,7 +58,11 @@ def load_bars(
         raw, name = _read_cache_dir(p, symbol, start, end)
     else:
         raw, name = read_table(p), p.name
-    df = normalize_bars(raw, name, symbol)
+    return restrict_dates(normalize_bars(raw, name, symbol), name, start, end)
+
+
+def restrict_dates(df: pd.DataFrame, name: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    """The bars of a loaded frame between `start` and `end` (inclusive New York dates)."""
     if start is not None or end is not None:
         days = pd.DatetimeIndex(df.index).date
         keep = np.ones(len(df), dtype=bool)
@@ -219,7 +223,8 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
 def _read_cache_dir(
     root: pathlib.Path, symbol: str | None, start: dt.date | None, end: dt.date | None
 ) -> tuple[pd.DataFrame, str]:
-    """The `bars` command's cache: <root>/<SYMBOL>/<YYYY-MM-DD>.parquet (root may be the symbol dir)."""
+    """The `bars` command's cache: <root>/<SYMBOL>/<YYYY-MM-DD>.parquet and <YYYY>.parquet (root may be
+    the symbol dir), read by market/cache.py."""
     folder = root
     if symbol is not None and (root / symbol.upper()).is_dir():
         folder = root / symbol.upper()
@@ -234,27 +239,23 @@ def _read_cache_dir(
         if len(subdirs) > 1:
             raise DataError(f"--data: {root} caches several symbols; choose one with --symbol")
         folder = subdirs[0]
-    files = []
-    for f in sorted(folder.glob("*.parquet")):
-        try:
-            day = dt.date.fromisoformat(f.stem)
-        except ValueError:
-            day = None
-        if day is not None and ((start and day < start) or (end and day > end)):
-            continue
-        files.append(f)
+    from .cache import day_files, read_symbol, year_files
+
     name = f"{folder}"
-    if not files:
-        raise DataError(
-            f"--data: {folder} has no cached days between {start or 'the start'} and {end or 'the end'}"
-        )
     try:
-        frames = [pd.read_parquet(f) for f in files]
+        if not day_files(folder) and not year_files(folder):
+            raise DataError(f"--data: {folder} holds no .parquet bar files")
+        frame = read_symbol(folder, start, end)
+    except DataError:
+        raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"--data: cannot read the cache in {folder}: {first}") from None
-    frames = [f if "timestamp" in f.columns or f.index.name is None else f.reset_index() for f in frames]
-    return pd.concat(frames, ignore_index=True), name
+    if not len(frame):
+        raise DataError(
+            f"--data: {folder} has no cached days between {start or 'the start'} and {end or 'the end'}"
+        )
+    return frame, name
 
 
 def regular_session(df: pd.DataFrame) -> pd.DataFrame:

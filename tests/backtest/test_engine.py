@@ -409,7 +409,7 @@ def test_a_replay_part_travels_between_processes_intact() -> None:
 
 
 def test_a_run_leaves_no_cyclic_garbage_and_restores_the_collector() -> None:
-    """run_backtest pauses the cycle collector (engine._gc_paused): that is only safe while the
+    """run_backtest pauses the cycle collector (engine.gc_paused): that is only safe while the
     replay creates no reference cycles, which refcounting alone could not free."""
     bars = synthetic_bars("SYN", 4, 3)
     run_backtest(bars, "SYN", Params())  # imports and caches first
