@@ -105,6 +105,9 @@ def local_cluster(workers: int) -> Iterator[DaskExecutor]:
             dashboard_address=None,
             worker_dashboard_address=None,
             protocol="tcp://",
+            # The scheduler's HTTP routes (health, metrics) run even without a dashboard: on loopback,
+            # on a free port (its default, 8787, would clash with a second cluster and warn).
+            scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

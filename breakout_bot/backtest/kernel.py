@@ -772,6 +772,14 @@ def sweep_stats(
     return summary_stats(summaries[:, 0, :])
 
 
+def compiled() -> bool:
+    """Whether this process has the kernel compiled (or loaded from numba's cache) already; always
+    True without numba (plain Python needs no compiling)."""
+    if not HAVE_NUMBA:
+        return True
+    return bool(getattr(_kernel, "signatures", None)) and bool(getattr(_sweep, "signatures", None))
+
+
 def warm_up() -> float:
     """Compile the kernel (or load it from numba's cache) on a tiny input; return the seconds it took."""
     import time
@@ -805,6 +813,7 @@ __all__ = [
     "TradeArrays",
     "combine_summaries",
     "commission_u8",
+    "compiled",
     "fast_backtest",
     "parameter_arrays",
     "prepare_bars",

@@ -131,3 +131,11 @@ def test_help_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert "--walk-forward" in out.stdout and "--universe" in out.stdout and "--workers" in out.stdout
+
+
+def test_workers_without_dask_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the cluster extra were not installed
+    code, _, err = run(capsys, "--days", "2", "--sweep", "lookback=5:6", "--workers", "2")
+    assert code == 2 and err.count("\n") == 1 and "pip install -e '.[cluster]'" in err
