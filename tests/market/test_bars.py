@@ -171,3 +171,36 @@ def test_normalize_keeps_the_last_of_each_minute_sorted_and_drops_invalid_rows(r
     assert list(got.columns) == ["open", "high", "low", "close", "volume"]
     assert got.index.equals(expected.index.tz_convert("America/New_York"))
     assert np.array_equal(got.to_numpy(), expected.to_numpy())
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "UTC", None])
+def test_parquet_files_stream_into_the_frame_pandas_reads(tmp_path: pathlib.Path, zone: str | None) -> None:
+    """Parquet bars are read batch by batch into arrays (memory); the frame is the one pandas reads:
+    any time zone or none, integer and null prices, extra columns left out, a saved time index."""
+    stamps = pd.date_range("2024-03-04 09:30", periods=150_000, freq="min", tz="America/New_York")
+    stamps = stamps if zone is None else stamps.tz_convert(zone)
+    if zone is None:
+        stamps = stamps.tz_localize(None)
+    rng = np.random.default_rng(1)
+    close = np.round(100 + np.cumsum(rng.normal(0, 0.05, len(stamps))), 2)
+    raw = pd.DataFrame(
+        {
+            "Timestamp": stamps,
+            "open": close,
+            "high": close + 0.1,
+            "low": close - 0.1,
+            "close": close,
+            "volume": rng.integers(0, 1000, len(stamps)),
+            "vwap": close,
+            "note": "x",
+        }
+    )
+    raw.loc[7, "close"] = np.nan  # a null price: the row is dropped
+    path = tmp_path / "bars.parquet"
+    raw.to_parquet(path, index=False, row_group_size=40_000)
+    expected = normalize_bars(pd.read_parquet(path), "bars.parquet")
+    got = load_bars(path)
+    assert got.equals(expected) and got.attrs["dropped_rows"] == expected.attrs["dropped_rows"] == 1
+    indexed = tmp_path / "indexed.parquet"
+    raw.set_index("Timestamp").to_parquet(indexed)  # saved with its time index
+    assert load_bars(indexed).equals(expected)
