@@ -6,8 +6,9 @@
 What a user feels: each side is one process from start to exit (imports, reading the bars file,
 the calendar, the replay, the report, writing the trades). Both read the same Parquet file (its
 `session_open`/`session_close` columns serve the peer; breakout-bot reads the calendar itself) and
-write their trades, which must be the same trades (entry time, side, exit time). Per data set: one
-untimed warm-up of each (file cache, numba/calendar caches), then `--rounds` rounds of ours, the
+print their report. Per data set: one untimed warm-up of each (file cache, the calendar cache), which
+also writes their trades: they must be the same trades (entry time, side, exit time); then
+`--rounds` rounds of ours, the
 peer, ours again: a round's ratio is the peer's wall time over the mean of the two of ours around it
 (paired timing: this shared machine's speed drifts by up to 2x within minutes). Peak RSS per process
 from wait4 (the largest of the process and its children, e.g. our forked second replay). Also timed:
@@ -92,12 +93,12 @@ def bench(name: str, frame: pd.DataFrame, args: argparse.Namespace, tmp: Path) -
     data = tmp / f"{name}.parquet"
     with_sessions(frame).to_parquet(data, index=False)
     ours_csv, peer_json = tmp / f"{name}-ours.csv", tmp / f"{name}-peer.json"
-    ours = [BOT, "backtest", "--symbol", "BENCH", "--data", str(data), "--trades-out", str(ours_csv)]
+    ours = [BOT, "backtest", "--symbol", "BENCH", "--data", str(data)]
     one_core = [*ours, "--jobs", "1"]
-    peer = [args.peers, str(HERE / "peer_command.py"), str(data), str(peer_json)]
+    peer = [args.peers, str(HERE / "peer_command.py"), str(data)]
     print(f"\n== {name}: {len(frame):,} bars, {len(set(frame.index.date)):,} sessions ({load()})", flush=True)
-    timed(ours)
-    timed(peer)  # warm-ups: OS file cache, the calendar cache, imports' .pyc
+    timed([*ours, "--trades-out", str(ours_csv)])  # warm-ups (OS file cache, the calendar cache, .pyc)
+    timed([*peer, "--trades", str(peer_json)])  # ... and the trades to compare
     rows = []
     for r in range(args.rounds):
         a = timed(ours)

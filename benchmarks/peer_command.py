@@ -2,7 +2,7 @@
 (peers_runner.Rule), print the stats, write the trades. Runs in the peers' venv; never imports
 breakout_bot.
 
-    peer_command.py BARS.parquet TRADES.json [--lookback 10 --min-range-pct 0.3 ...]
+    peer_command.py BARS.parquet [--trades TRADES.json] [--lookback 10 --min-range-pct 0.3 ...]
 
 BARS has timestamp (tz-aware bar starts), open high low close volume, session_open and session_close
 (epoch s). backtesting.py never shows a strategy the first row of its data (`next()` starts at the
@@ -27,7 +27,7 @@ from peers_runner import Rule
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("bars")
-    ap.add_argument("trades")
+    ap.add_argument("--trades", help="also write the trades (entry epoch, side, exit epoch) as JSON")
     ap.add_argument("--lookback", type=int, default=10)
     ap.add_argument("--min-range-pct", type=float, default=0.3)
     ap.add_argument("--qty", type=int, default=100)
@@ -74,6 +74,8 @@ def main() -> int:
     bt = Backtest(data, Breakout, cash=1e12, commission=0.0, trade_on_close=False, finalize_trades=True)
     stats = bt.run()
     print(stats)
+    if not a.trades:
+        return 0
     ny = "America/New_York"
     trades = stats._trades
     rows = [

@@ -179,6 +179,7 @@ class ReplayInput:
     v: np.ndarray
     sessions: list[SessionSpan]
     warnings: list[str] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)  # bars that do not start where the previous one ended
 
     @classmethod
     def of(
@@ -251,6 +252,7 @@ class ReplayInput:
             as_float(v, dtype=np.float64),
             sessions,
             warnings,
+            (np.flatnonzero(np.diff(epochs) != 60) + 1).tolist(),
         )
 
     @property
@@ -442,11 +444,11 @@ class Replay:
         self.flatten_s = params.flatten_minutes * 60
         # The current session's bars (lists: a read is cheaper than a numpy element's), set per session.
         self.t: list[int] = []
-        self.o: list[float] = []
+        self.o: Sequence[float] = []
         self.h: list[float] = []
         self.lo: list[float] = []
         self.c: list[float] = []
-        self.v: list[float] = []
+        self.v: Sequence[float] = []
         self._gaps: list[int] = []  # bars that do not start where the previous one ended
         # The current session's open, as epoch seconds and as a datetime (set per session): a bar's start
         # is open_dt + its offset, ~10x cheaper than datetime.fromtimestamp(t, NEW_YORK) and the same
@@ -593,13 +595,15 @@ class Replay:
         for day, s_open, s_close, a, b in spans:
             # This session's bars, as lists indexed 0..n-1 (the session's bars only: a long replay never
             # holds a Python float per bar of its data).
+            # (open and volume, read only for bars the machine sees: memoryviews, no list)
             t = self.t = data.epochs[a:b].tolist()
-            o = self.o = data.o[a:b].tolist()
+            o = self.o = memoryview(data.o[a:b])
             self.h = data.h[a:b].tolist()
             self.lo = data.lo[a:b].tolist()
             c = self.c = data.c[a:b].tolist()
-            self.v = data.v[a:b].tolist()
-            self._gaps = (np.flatnonzero(np.diff(data.epochs[a:b]) != 60) + 1).tolist()
+            self.v = memoryview(data.v[a:b])
+            gaps = data.gaps
+            self._gaps = [g - a for g in gaps[bisect_left(gaps, a + 1) : bisect_left(gaps, b)]]
             h, lo = self.h, self.lo
             n = b - a
             bar_at = self.bar

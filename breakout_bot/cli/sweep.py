@@ -168,8 +168,9 @@ def run_sweep(
         from ..backtest.parallel import default_workers
 
         jobs = default_workers(bars_total * len(param_sets), 300_000_000)
-    t0 = time.perf_counter()
+    up = time.perf_counter()
     with executor_from_args(args, jobs) as executor:
+        t0 = time.perf_counter()  # the cluster is up and warm: from here on, the sweep itself
         with progress_bar("sweep", "tasks", len(prepared)) as progress:
             try:
                 result = run_grid(
@@ -183,14 +184,15 @@ def run_sweep(
                 )
             except ValueError as exc:
                 raise UserError(f"--sweep: {exc}") from None
+        run_s = time.perf_counter() - t0
         where = _where(executor)
-    run_s = time.perf_counter() - t0
     label = _label(list(prepared))
     rate = bars_total * len(param_sets) / run_s if run_s > 0 else float("inf")
+    cluster = f", cluster start {t0 - up:.2f} s" if t0 - up >= 0.05 else ""
     print(
         f"{label}: {len(param_sets)} combinations x {bars_total:,} bars ({len(all_days)} sessions) in "
         f"{run_s:.2f} s ({rate / 1e6:,.1f}M bars/s, {result.tasks} tasks {where}; setup "
-        f"{t0 - started - compile_s:.2f} s, compile/cache {compile_s:.2f} s)",
+        f"{up - started - compile_s:.2f} s, compile/cache {compile_s:.2f} s{cluster})",
         file=out,
     )
     top = int(getattr(args, "sweep_top", 20) or 20)
