@@ -139,3 +139,29 @@ def test_workers_without_dask_is_one_clear_line(
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the cluster extra were not installed
     code, _, err = run(capsys, "--days", "2", "--sweep", "lookback=5:6", "--workers", "2")
     assert code == 2 and err.count("\n") == 1 and "pip install -e '.[cluster]'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--walk-forward", "6M:1M"], "only with --sweep"),
+        (["--train-to", "2024-01-05"], "only with --sweep"),
+        (["--workers", "2"], "--jobs"),
+        (
+            ["--sweep", "lookback=5:6", "--train-to", "2024-01-05", "--walk-forward", "1M:1M"],
+            "not allowed with",
+        ),
+    ],
+)
+def test_flags_of_another_mode_are_one_clear_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    code, _, err = run(capsys, "--days", "3", *args)
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+
+
+def test_train_to_and_walk_forward_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "--sweep", "lookback=5:6", "--train-to", "2024-01-05", "--walk-forward", "1M:1M"
+    )
+    assert code == 2 and "not allowed with argument --train-to" in err  # argparse's own usage error

@@ -144,7 +144,12 @@ def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 _SINGLE_RUN_FLAGS = (("trades_out", "--trades-out"), ("report", "--report"), ("png", "--png"))
-_SWEEP_FLAGS = (("sweep_out", "--sweep-out"), ("heatmap", "--heatmap"))
+_SWEEP_FLAGS = (
+    ("sweep_out", "--sweep-out"),
+    ("heatmap", "--heatmap"),
+    ("train_to", "--train-to"),
+    ("walk_forward", "--walk-forward"),
+)
 
 
 def _check_output_flags(args: argparse.Namespace) -> None:
@@ -172,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
     symbols = universe_symbols(args)
     if len(symbols) > 1:
         return run_universe(args, params, symbols)
+    if not args.sweep and (getattr(args, "workers", None) is not None or getattr(args, "scheduler", None)):
+        raise UserError(
+            "--workers/--scheduler: for a --sweep or several symbols (one symbol's replay uses this "
+            "machine's cores: --jobs)"
+        )
     if symbols:
         args.symbol = symbols[0]
     bars, symbol = bars_from_args(args)
