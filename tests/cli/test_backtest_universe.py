@@ -147,10 +147,6 @@ def test_workers_without_dask_is_one_clear_line(
         (["--walk-forward", "6M:1M"], "only with --sweep"),
         (["--train-to", "2024-01-05"], "only with --sweep"),
         (["--workers", "2"], "--jobs"),
-        (
-            ["--sweep", "lookback=5:6", "--train-to", "2024-01-05", "--walk-forward", "1M:1M"],
-            "not allowed with",
-        ),
     ],
 )
 def test_flags_of_another_mode_are_one_clear_line(
