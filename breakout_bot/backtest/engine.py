@@ -597,11 +597,11 @@ class Replay:
             # holds a Python float per bar of its data).
             # (open and volume, read only for bars the machine sees: memoryviews, no list)
             t = self.t = data.epochs[a:b].tolist()
-            o = self.o = memoryview(data.o[a:b])
+            o = self.o = data.o[a:b].data
             self.h = data.h[a:b].tolist()
             self.lo = data.lo[a:b].tolist()
             c = self.c = data.c[a:b].tolist()
-            self.v = memoryview(data.v[a:b])
+            self.v = data.v[a:b].data
             gaps = data.gaps
             self._gaps = [g - a for g in gaps[bisect_left(gaps, a + 1) : bisect_left(gaps, b)]]
             h, lo = self.h, self.lo
