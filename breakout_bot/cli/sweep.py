@@ -77,6 +77,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         help="out of sample, rolling: e.g. 6M:1M re-chooses on each 6 months and trades the next month "
         "(D, W, M, Y); the test months, stitched, are the out-of-sample record",
     )
+    group.add_argument(
+        "--oos-equity",
+        metavar="CSV",
+        help="with --walk-forward: write the stitched out-of-sample record per session (date, window, "
+        "the point chosen, its net P&L that session, the cumulative net P&L)",
+    )
 
 
 def _base_params(args: argparse.Namespace) -> Params:
@@ -147,6 +153,8 @@ def run_sweep(
     windows: list[Window] = []
     train_to = getattr(args, "train_to", None)
     walk = getattr(args, "walk_forward", None)
+    if getattr(args, "oos_equity", None) and not walk:
+        raise UserError("--oos-equity: only with --walk-forward TRAIN:TEST (the stitched test windows)")
     if train_to:
         split = parse_date_flag(train_to, "--train-to")
         segments = oos.train_test(split)
@@ -204,6 +212,15 @@ def run_sweep(
         panels = (("net_pnl", "in-sample net P&L"), ("oos_net_pnl", "out-of-sample net P&L"))
     elif windows:
         frame, whole = _walk_forward_report(result, specs, names, windows, costs, out)
+        equity_out = getattr(args, "oos_equity", None)
+        if equity_out:
+            path = pathlib.Path(equity_out)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _stitched_equity(result, specs, windows, frame).to_csv(path, index=False)
+            except OSError as exc:
+                raise UserError(f"--oos-equity {path}: {exc.strerror or exc}") from None
+            print(f"out-of-sample equity: {path}", file=out)
         panels = (("net_pnl", "in-sample net P&L (whole sample)"), ("oos_net_pnl", "out-of-sample net P&L"))
     else:
         from ..backtest.sweep import window_stats
@@ -306,6 +323,28 @@ def _train_test_report(
     print(f"\nchosen on the training window: {_point(specs, result.param_sets[best])}", file=out)
     print(_figure_rows([("in-sample", train, best), ("out-of-sample", test, best)]), file=out)
     return frame
+
+
+def _stitched_equity(
+    result: SweepResult, specs: Sequence[SweepSpec], windows: Sequence[Window], frame: pd.DataFrame
+) -> pd.DataFrame:
+    """Per test session of the walk-forward, in time order: its window, the point chosen on that
+    window's training stretch, that point's net P&L that session (the portfolio's), and the running
+    total: the stitched out-of-sample equity, above the starting equity."""
+    import pandas as pd
+
+    n = len(result.param_sets)
+    chosen = frame["chosen"].to_numpy().reshape(len(windows), n).argmax(axis=1)  # a row per window and point
+    rows = []
+    for w, point in zip(windows, chosen, strict=True):
+        lo, hi = result.day_range(w.test_first, w.test_stop)
+        label = _point(specs, result.param_sets[int(point)])
+        for day, pnl in zip(result.days[lo:hi], result.daily[int(point), lo:hi], strict=True):
+            rows.append((dt.date.fromordinal(int(day)).isoformat(), w.index + 1, label, int(pnl)))
+    out = pd.DataFrame(rows, columns=["date", "window", "chosen", "net_pnl"])
+    out["cum_net_pnl"] = out["net_pnl"].cumsum() / 1e8  # exact integers (1e-8 $) until here
+    out["net_pnl"] = out["net_pnl"] / 1e8
+    return out
 
 
 def _walk_forward_report(

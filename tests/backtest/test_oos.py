@@ -122,10 +122,11 @@ def test_walk_forward_rechooses_each_window_and_stitches_the_tests(
 ) -> None:
     csv = tmp_path / "wf.csv"
     heat = tmp_path / "wf.html"
+    equity = tmp_path / "wf-equity.csv"
     out = io.StringIO()
     args = _args(
         "--sweep", *SPECS, "--walk-forward", "2M:1M", "--sweep-out", str(csv), "--heatmap", str(heat),
-        "--commission", "0.005",
+        "--oos-equity", str(equity), "--commission", "0.005",
     )  # fmt: skip
     assert sweep_command.run_sweep(args, bars, out=out) == 0
     text = out.getvalue()
@@ -134,6 +135,15 @@ def test_walk_forward_rechooses_each_window_and_stitches_the_tests(
     sets = grid(parse_specs(SPECS), Params())
     total_trades, total_net = 0, 0.0
     windows = frame.groupby("window", sort=True)
+    stitched_equity = pd.read_csv(equity)
+    assert (
+        stitched_equity["cum_net_pnl"]
+        .diff()
+        .dropna()
+        .round(6)
+        .eq(stitched_equity["net_pnl"][1:].round(6))
+        .all()
+    )
     assert windows.ngroups >= 3
     for _, rows in windows:
         w = rows.iloc[0]
@@ -142,10 +152,20 @@ def test_walk_forward_rechooses_each_window_and_stitches_the_tests(
         assert rows["chosen"].tolist() == [i == best for i in range(len(sets))]
         trades, net = _net(bars, sets[best], w["test_from"].date(), w["test_to"].date())
         assert rows.iloc[best]["oos_net_pnl"] == pytest.approx(net, abs=1e-6)
+        days = stitched_equity[stitched_equity["window"] == w["window"]]
+        test_days = sorted({d for d in bars.index.date if w["test_from"].date() <= d <= w["test_to"].date()})
+        assert [dt.date.fromisoformat(d) for d in days["date"]] == test_days  # every test session, in order
+        assert days["net_pnl"].sum() == pytest.approx(net, abs=1e-6)
+        assert set(days["chosen"]) == {sweep_command._point(parse_specs(SPECS), sets[best])}
         total_trades += trades
         total_net += net
     stitched = text.split("out-of-sample, stitched")[1].splitlines()
     row = next(line for line in stitched if line.strip().startswith("out-of-sample"))
     assert f" {total_trades} " in row and f"{total_net:,.2f}" in row
+    assert stitched_equity["cum_net_pnl"].iloc[-1] == pytest.approx(total_net, abs=1e-6)
+    with pytest.raises(UserError, match="only with --walk-forward"):
+        sweep_command.run_sweep(
+            _args("--sweep", *SPECS, "--oos-equity", str(equity)), bars, out=io.StringIO()
+        )
     page = heat.read_text()
     assert "out-of-sample net P&amp;L" in page or "out-of-sample net P&L" in page

@@ -149,6 +149,7 @@ _SWEEP_FLAGS = (
     ("heatmap", "--heatmap"),
     ("train_to", "--train-to"),
     ("walk_forward", "--walk-forward"),
+    ("oos_equity", "--oos-equity"),
 )
 
 
