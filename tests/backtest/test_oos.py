@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from breakout_bot.backtest import oos
 from breakout_bot.backtest.grid import grid, parse_specs
 from breakout_bot.backtest.kernel import fast_backtest
+from breakout_bot.backtest.sweep_report import fmt_value
 from breakout_bot.cli import sweep as sweep_command
 from breakout_bot.cli.cluster import add_cluster_arguments
 from breakout_bot.core.params import Params
@@ -156,7 +157,8 @@ def test_walk_forward_rechooses_each_window_and_stitches_the_tests(
         test_days = sorted({d for d in bars.index.date if w["test_from"].date() <= d <= w["test_to"].date()})
         assert [dt.date.fromisoformat(d) for d in days["date"]] == test_days  # every test session, in order
         assert days["net_pnl"].sum() == pytest.approx(net, abs=1e-6)
-        assert set(days["chosen"]) == {sweep_command._point(parse_specs(SPECS), sets[best])}
+        label = " ".join(f"{s.name}={fmt_value(getattr(sets[best], s.field))}" for s in parse_specs(SPECS))
+        assert set(days["chosen"]) == {label}
         total_trades += trades
         total_net += net
     stitched = text.split("out-of-sample, stitched")[1].splitlines()
