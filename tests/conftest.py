@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, settings
 from sdk_choice import each_sdk
+
+# breakout-bot's own caches (the XNYS schedule) go to a temporary folder, not the user's ~/.cache; the
+# tests' subprocesses inherit it.
+os.environ.setdefault("BREAKOUT_CACHE_DIR", str(Path(tempfile.gettempdir()) / "breakout-bot-test-cache"))
 
 # No per-example deadline: CI machines stall; max_examples stays the test's own choice.
 settings.register_profile("breakout", deadline=None, suppress_health_check=[HealthCheck.too_slow])

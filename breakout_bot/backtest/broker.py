@@ -105,6 +105,7 @@ class BacktestBroker:
         self.symbol = symbol
         self.slippage = Decimal(repr(float(slippage_per_share)))
         self._prefix = id_prefix
+        self._id_stem = id_prefix
         self._seq = 0
         self.position = 0  # signed shares
         self.orders: dict[str, BacktestOrder] = {}
@@ -129,9 +130,24 @@ class BacktestBroker:
         return bool(self.pending) or self._stop is not None
 
     # ------------------------------------------------------------------ orders
+    def start_session(self, day: dt.date) -> None:
+        """Order ids from here on name the session (`sim-20240304-000001`): a session's ids do not
+        depend on the sessions replayed before it, so sessions replayed apart (other processes, other
+        machines) give the same orders and fills as one replay."""
+        self._id_stem = f"{self._prefix}-{day:%Y%m%d}"
+        self._seq = 0
+
+    def forget_closed(self) -> None:
+        """Drop every order that is no longer open, and the fill activities: the engine calls it after a
+        session, once it has built that session's trades (a long replay would otherwise keep every
+        order it ever saw)."""
+        self.orders = dict(self._open)
+        self._by_cid = {o.client_order_id: o for o in self._open.values()}
+        self._fills.clear()
+
     def _new_id(self) -> str:
         self._seq += 1
-        return f"{self._prefix}-{self._seq:06d}"
+        return f"{self._id_stem}-{self._seq:06d}"
 
     def _add(self, order: BacktestOrder) -> BacktestOrder:
         self.orders[order.id] = order

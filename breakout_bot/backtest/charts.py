@@ -18,6 +18,7 @@ from ..core.model import NEW_YORK
 from ..errors import UserError
 
 if TYPE_CHECKING:
+    from .portfolio import PortfolioResult
     from .results import BacktestResult
 
 CANDLE_LIMIT = 30_000  # more bars than this: a close line instead of candles (keeps the page light)
@@ -213,6 +214,101 @@ def write_png_report(result: BacktestResult, bars: pd.DataFrame, path: str | pat
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(str(p), format="png", dpi=100)
+    except OSError as exc:
+        raise UserError(f"--png: cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return p
+
+
+def _portfolio_curves(result: PortfolioResult) -> tuple[list[dt.datetime], np.ndarray, np.ndarray]:
+    """The account's equity after each exit (every symbol, in time order) and its drawdown."""
+    order = {s: i for i, s in enumerate(result.symbols)}
+    trades = sorted(result.trades, key=lambda t: (t.exit_time, order[t.symbol]))
+    times = [t.exit_time for t in trades]
+    eq = result.initial_equity + np.concatenate(([0.0], np.cumsum([t.net_pnl for t in trades])))
+    return times, eq, eq - np.maximum.accumulate(eq)
+
+
+def write_portfolio_html(result: PortfolioResult, path: str | pathlib.Path) -> pathlib.Path:
+    """Several symbols: the account's equity and drawdown, and each symbol's cumulative net P&L
+    (self-contained plotly page)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    p = pathlib.Path(path)
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.45, 0.2, 0.35],
+        vertical_spacing=0.04,
+        subplot_titles=("portfolio equity", "drawdown", "net P&L by symbol"),
+    )
+    times, eq, dd = _portfolio_curves(result)
+    first = min((t.entry_time for t in result.trades), default=None)
+    x = [first, *times]
+    fig.add_trace(go.Scatter(x=x, y=eq, mode="lines", line_shape="hv", name="equity"), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(x=x, y=dd, mode="lines", line_shape="hv", fill="tozeroy", name="drawdown"), row=2, col=1
+    )
+    for symbol in result.symbols:
+        trades = result.results[symbol].trades
+        fig.add_trace(
+            go.Scatter(
+                x=[t.exit_time for t in trades],
+                y=np.cumsum([t.net_pnl for t in trades]),
+                mode="lines",
+                line_shape="hv",
+                name=symbol,
+            ),
+            row=3,
+            col=1,
+        )
+    fig.update_layout(
+        height=900, title=f"breakout-bot backtest: {len(result.symbols)} symbols, {len(result.trades)} trades"
+    )
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.write_html(str(p), include_plotlyjs=True, full_html=True)
+    except OSError as exc:
+        raise UserError(f"--report: cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def write_portfolio_png(result: PortfolioResult, path: str | pathlib.Path) -> pathlib.Path:
+    """The same as write_portfolio_html, as a PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = pathlib.Path(path)
+    times, eq, dd = _portfolio_curves(result)
+    fig, (ax_eq, ax_dd, ax_sym) = plt.subplots(
+        3, 1, figsize=(12, 9), sharex=True, gridspec_kw={"height_ratios": [0.45, 0.2, 0.35]}
+    )
+    if times:
+        ax_eq.step(times, eq[1:], where="post")
+        ax_dd.fill_between(times, dd[1:], step="post", alpha=0.5)
+    for symbol in result.symbols:
+        trades = result.results[symbol].trades
+        if trades:
+            ax_sym.step(
+                [t.exit_time for t in trades],
+                np.cumsum([t.net_pnl for t in trades]),
+                where="post",
+                label=symbol,
+            )
+    ax_eq.set_title(f"portfolio equity: {len(result.symbols)} symbols, {len(result.trades)} trades")
+    ax_dd.set_title("drawdown")
+    ax_sym.set_title("net P&L by symbol")
+    if any(result.results[s].trades for s in result.symbols):
+        ax_sym.legend(loc="upper left", fontsize="small", ncol=min(6, len(result.symbols)))
+    fig.tight_layout()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=100)
     except OSError as exc:
         raise UserError(f"--png: cannot write {p}: {exc.strerror or exc}") from None
     finally:

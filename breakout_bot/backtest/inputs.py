@@ -73,7 +73,9 @@ def prepare(bars: pd.DataFrame) -> BarArrays:
     v = np.nan_to_num(column(bars, cols["volume"])) if "volume" in cols else np.zeros(len(bars))
     idx = bars.index
     idx = (idx.tz_localize(NEW_YORK) if idx.tz is None else idx.tz_convert(NEW_YORK)).as_unit("ns")
-    if not (idx.is_monotonic_increasing and idx.is_unique):
+    stamps = idx.asi8
+    # Strictly increasing = sorted and unique, without is_unique's hash table of every bar.
+    if len(stamps) > 1 and not bool((np.diff(stamps) > 0).all()):
         # Stable sort, then keep the last of each timestamp (the file's latest correction).
         order = np.argsort(idx.asi8, kind="stable")
         stamps = idx.asi8[order]

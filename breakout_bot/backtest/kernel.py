@@ -388,29 +388,56 @@ def _kernel(
     return n_trades
 
 
+# Integer summaries of a run (or of a stretch of it), in 1e-8 dollars except the counts: exact, so
+# that stretches combine in any grouping to the same figures (`combine_summaries`). A sweep split by
+# year, by symbol or across processes and machines therefore gives the figures of one whole run.
+SUMMARY_COLUMNS = (
+    "trades", "wins", "gross_profit", "gross_loss", "net", "max_prefix", "min_prefix", "max_drawdown",
+)  # fmt: skip
+_S_TRADES, _S_WINS, _S_GP, _S_GL, _S_NET, _S_MAX, _S_MIN, _S_DD = range(8)
+N_SUMMARY = len(SUMMARY_COLUMNS)
+
+
 @_jit
-def _stats(out_i: np.ndarray, n: int, qty: int, commission: float) -> np.ndarray:
-    """trades, wins, net P&L, gross profit, gross loss, max drawdown (of the cumulative net P&L)."""
-    res = np.zeros(6)
-    equity = 0.0
-    peak = 0.0
-    max_dd = 0.0
+def _summarize(
+    out_i: np.ndarray,
+    n: int,
+    qty: int,
+    commission_u8: int,
+    bounds: np.ndarray,
+    segment_of_session: np.ndarray,
+    summaries: np.ndarray,
+    session_net: np.ndarray,
+) -> None:
+    """Add the n trades of out_i to their segments' summaries (rows of `summaries`; the segment of a
+    trade is its session's, -1 = counted nowhere) and their net P&L to `session_net`. Net of commission:
+    per share, on both fills. A summary's equity starts at 0 (its peak too), so max_prefix >= 0 >= min_prefix."""
+    s = 0
+    fee = 2 * qty * commission_u8
     for i in range(n):
-        pnl = float((out_i[i, 8] - out_i[i, 7]) * qty * out_i[i, 0]) / 1e8 - commission
-        if pnl > 0.0:
-            res[1] += 1.0
-            res[3] += pnl
+        entry_bar = out_i[i, 1]
+        while bounds[s + 1] <= entry_bar:
+            s += 1
+        pnl = (out_i[i, 8] - out_i[i, 7]) * qty * out_i[i, 0] - fee
+        session_net[s] += pnl
+        g = segment_of_session[s]
+        if g < 0:
+            continue
+        row = summaries[g]
+        row[_S_TRADES] += 1
+        if pnl > 0:
+            row[_S_WINS] += 1
+            row[_S_GP] += pnl
         else:
-            res[4] -= pnl
-        equity += pnl
-        if equity > peak:
-            peak = equity
-        if peak - equity > max_dd:
-            max_dd = peak - equity
-    res[0] = n
-    res[2] = equity
-    res[5] = max_dd
-    return res
+            row[_S_GL] -= pnl
+        equity = row[_S_NET] + pnl
+        row[_S_NET] = equity
+        if equity > row[_S_MAX]:
+            row[_S_MAX] = equity
+        if equity < row[_S_MIN]:
+            row[_S_MIN] = equity
+        if row[_S_MAX] - equity > row[_S_DD]:
+            row[_S_DD] = row[_S_MAX] - equity
 
 
 @_jit
@@ -425,12 +452,16 @@ def _sweep(
     grid_i: np.ndarray,
     grid_f: np.ndarray,
     slip_u8: int,
-    commission_per_share: float,
-) -> np.ndarray:
-    """One row of stats (see _stats) per parameter set.
+    commission_u8: int,
+    segment_of_session: np.ndarray,
+    n_segments: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per parameter set: a summary (SUMMARY_COLUMNS) per segment, and the net P&L of every session.
     grid_i columns: lookback, qty, no_entry_s, flatten_s, max_trades; grid_f: min_range_pct, max_daily_loss."""
     n_sets = grid_i.shape[0]
-    result = np.zeros((n_sets, 6))
+    n_sessions = bounds.shape[0] - 1
+    summaries = np.zeros((n_sets, n_segments, N_SUMMARY), dtype=np.int64)
+    session_net = np.zeros((n_sets, n_sessions), dtype=np.int64)
     cap = t.shape[0] // 2 + bounds.shape[0] + 1
     out_i = np.zeros((cap, _N_INT_COLS), dtype=np.int64)
     out_f = np.zeros((cap, _N_FLOAT_COLS))
@@ -440,8 +471,24 @@ def _sweep(
             grid_i[g, 0], grid_f[g, 0], grid_i[g, 1], grid_i[g, 2], grid_i[g, 3], grid_i[g, 4],
             grid_f[g, 1], slip_u8, out_i, out_f,
         )  # fmt: skip
-        result[g, :] = _stats(out_i, n, grid_i[g, 1], 2.0 * commission_per_share * grid_i[g, 1])
-    return result
+        _summarize(
+            out_i, n, grid_i[g, 1], commission_u8, bounds, segment_of_session, summaries[g], session_net[g]
+        )
+    return summaries, session_net
+
+
+def combine_summaries(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The summary of a stretch followed by another (SUMMARY_COLUMNS on the last axis; any leading axes):
+    exact integer arithmetic, so the grouping never changes a figure. The drawdown of the two is the
+    larger of each one's and of the first one's peak over the second one's trough."""
+    out = first + second
+    out[..., _S_MAX] = np.maximum(first[..., _S_MAX], first[..., _S_NET] + second[..., _S_MAX])
+    out[..., _S_MIN] = np.minimum(first[..., _S_MIN], first[..., _S_NET] + second[..., _S_MIN])
+    out[..., _S_DD] = np.maximum(
+        np.maximum(first[..., _S_DD], second[..., _S_DD]),
+        first[..., _S_MAX] - first[..., _S_NET] - second[..., _S_MIN],
+    )
+    return out
 
 
 # ------------------------------------------------------------------------------------- Python side
@@ -550,11 +597,20 @@ def _check_params(params: Params) -> None:
 
 def slippage_u8(slippage_per_share: float) -> int:
     """The broker's Decimal(repr(slippage)) in units of 1e-8 dollars (it must be a multiple of them)."""
-    if not math.isfinite(slippage_per_share) or slippage_per_share < 0:
-        raise ValueError("slippage_per_share must be >= 0")
-    exact = Decimal(repr(float(slippage_per_share))) * 10**8
+    return _per_share_u8(slippage_per_share, "slippage_per_share")
+
+
+def commission_u8(commission_per_share: float) -> int:
+    """The commission per share in units of 1e-8 dollars (the sweep's exact figures need a multiple)."""
+    return _per_share_u8(commission_per_share, "commission_per_share")
+
+
+def _per_share_u8(value: float, name: str) -> int:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0")
+    exact = Decimal(repr(float(value))) * 10**8
     if exact != exact.to_integral_value():
-        raise ValueError("slippage_per_share must be a multiple of $0.00000001")
+        raise ValueError(f"{name} must be a multiple of $0.00000001")
     return int(exact)
 
 
@@ -634,14 +690,9 @@ def fast_backtest(
 STAT_COLUMNS = ("trades", "wins", "net_pnl", "gross_profit", "gross_loss", "max_drawdown")
 
 
-def sweep_stats(
-    prepared: PreparedBars,
-    param_sets: list[Params],
-    *,
-    commission_per_share: float = 0.0,
-    slippage_per_share: float = 0.0,
-) -> np.ndarray:
-    """Stats (STAT_COLUMNS, net of commission) for each parameter set, in one compiled call."""
+def parameter_arrays(param_sets: list[Params]) -> tuple[np.ndarray, np.ndarray]:
+    """The grid as the kernel reads it: ints (lookback, qty, no_entry_s, flatten_s, max_trades) and
+    floats (min_range_pct, max_daily_loss), one row per set."""
     for p in param_sets:
         _check_params(p)
     grid_i = np.array(
@@ -660,11 +711,73 @@ def sweep_stats(
     grid_f = np.array([[p.min_range_pct, p.max_daily_loss] for p in param_sets], dtype=np.float64).reshape(
         len(param_sets), 2
     )
-    result = _sweep(
-        prepared.t, prepared.o, prepared.h, prepared.lo, prepared.c, prepared.bounds, prepared.close_t,
-        grid_i, grid_f, slippage_u8(slippage_per_share), float(commission_per_share),
+    return grid_i, grid_f
+
+
+def sweep_segments(
+    prepared: PreparedBars,
+    param_sets: list[Params],
+    segment_of_session: np.ndarray,
+    n_segments: int,
+    *,
+    commission_per_share: float = 0.0,
+    slippage_per_share: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every parameter set in one compiled call: its summary (SUMMARY_COLUMNS, int64, 1e-8 $) per
+    segment, shape (sets, n_segments, 8), and each session's net P&L, shape (sets, sessions).
+    `segment_of_session[s]` is session s's segment (-1: in none)."""
+    grid_i, grid_f = parameter_arrays(param_sets)
+    segments = np.ascontiguousarray(segment_of_session, dtype=np.int64)
+    if segments.shape != (len(prepared.bounds) - 1,):
+        raise ValueError("segment_of_session needs one entry per session")
+    if len(segments) and (segments.max() >= n_segments or segments.min() < -1):
+        raise ValueError("segment_of_session names a segment out of range")
+    return (
+        _sweep(
+            prepared.t, prepared.o, prepared.h, prepared.lo, prepared.c, prepared.bounds, prepared.close_t,
+            grid_i, grid_f, slippage_u8(slippage_per_share), commission_u8(commission_per_share),
+            segments, int(n_segments),
+        )
     )  # fmt: skip
-    return result
+
+
+def summary_stats(summaries: np.ndarray) -> np.ndarray:
+    """Summaries (..., SUMMARY_COLUMNS) as STAT_COLUMNS floats (dollars)."""
+    out = np.empty((*summaries.shape[:-1], len(STAT_COLUMNS)))
+    out[..., 0] = summaries[..., _S_TRADES]
+    out[..., 1] = summaries[..., _S_WINS]
+    out[..., 2] = summaries[..., _S_NET] / 1e8
+    out[..., 3] = summaries[..., _S_GP] / 1e8
+    out[..., 4] = summaries[..., _S_GL] / 1e8
+    out[..., 5] = summaries[..., _S_DD] / 1e8
+    return out
+
+
+def sweep_stats(
+    prepared: PreparedBars,
+    param_sets: list[Params],
+    *,
+    commission_per_share: float = 0.0,
+    slippage_per_share: float = 0.0,
+) -> np.ndarray:
+    """Stats (STAT_COLUMNS, net of commission) for each parameter set over all the bars, in one compiled call."""
+    summaries, _ = sweep_segments(
+        prepared,
+        param_sets,
+        np.zeros(len(prepared.bounds) - 1, dtype=np.int64),
+        1,
+        commission_per_share=commission_per_share,
+        slippage_per_share=slippage_per_share,
+    )
+    return summary_stats(summaries[:, 0, :])
+
+
+def compiled() -> bool:
+    """Whether this process has the kernel compiled (or loaded from numba's cache) already; always
+    True without numba (plain Python needs no compiling)."""
+    if not HAVE_NUMBA:
+        return True
+    return bool(getattr(_kernel, "signatures", None)) and bool(getattr(_sweep, "signatures", None))
 
 
 def warm_up() -> float:
@@ -685,7 +798,7 @@ def warm_up() -> float:
         "UTC",
     )
     run_kernel(prepared, Params(lookback=3, no_entry_minutes=1, flatten_minutes=1))
-    sweep_stats(prepared, [Params(lookback=3)])
+    sweep_stats(prepared, [Params(lookback=3)], commission_per_share=0.005)
     return time.perf_counter() - start
 
 
@@ -693,15 +806,24 @@ __all__ = [
     "EXIT_REASONS",
     "HAVE_NUMBA",
     "NUMBA_VERSION",
+    "N_SUMMARY",
     "STAT_COLUMNS",
+    "SUMMARY_COLUMNS",
     "PreparedBars",
     "TradeArrays",
+    "combine_summaries",
+    "commission_u8",
+    "compiled",
     "fast_backtest",
+    "parameter_arrays",
     "prepare_bars",
     "round_tick_micro",
     "run_kernel",
     "skip_bracket",
+    "slippage_u8",
     "snap_micro",
+    "summary_stats",
+    "sweep_segments",
     "sweep_stats",
     "to_trades",
     "warm_up",

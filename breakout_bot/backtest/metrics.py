@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import pathlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.ticks import tick_size
 from ..errors import UserError
+from .texttable import Justify, render
 from .trades import Trade
 
 if TYPE_CHECKING:
+    from .portfolio import PortfolioResult
     from .results import BacktestResult
 
 TRADING_DAYS = 252
@@ -162,65 +163,65 @@ def price_text(price: float) -> str:
     return f"{price:.{decimals}f}"
 
 
-def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
-    """The trades (the last `max_rows`) and the totals, as rich tables rendered to text."""
-    from rich.console import Console
-    from rich.table import Table
+TRADE_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("#", "right"),
+    ("side", "left"),
+    ("qty", "right"),
+    ("entry", "left"),
+    ("entry px", "right"),
+    ("exit", "left"),
+    ("exit px", "right"),
+    ("reason", "left"),
+    ("stop", "right"),
+    ("take-profit", "right"),
+    ("net P&L", "right"),
+)
 
+
+def trade_row(n: int, t: Trade) -> list[str]:
+    pnl = t.net_pnl
+    return [
+        str(n),
+        "long" if t.side == "buy" else "short",
+        str(t.qty),
+        f"{t.entry_time:%Y-%m-%d %H:%M}",
+        price_text(t.entry_price),
+        f"{t.exit_time:%Y-%m-%d %H:%M}"
+        if t.exit_time.date() != t.entry_time.date()
+        else f"{t.exit_time:%H:%M}",
+        price_text(t.exit_price),
+        t.exit_reason,
+        price_text(t.stop_price),
+        price_text(t.take_profit_price),
+        f"{pnl:,.2f}" if pnl else f"{pnl:.2f}",
+    ]
+
+
+def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
+    """The trades (the last `max_rows`) and the totals, as text tables (drawn as rich draws them)."""
     m = result_metrics(result)
-    table = Table(title=f"{result.symbol}: {len(result.trades)} trades", title_justify="left")
-    for name, justify in (
-        ("#", "right"),
-        ("side", "left"),
-        ("qty", "right"),
-        ("entry", "left"),
-        ("entry px", "right"),
-        ("exit", "left"),
-        ("exit px", "right"),
-        ("reason", "left"),
-        ("stop", "right"),
-        ("take-profit", "right"),
-        ("net P&L", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
     shown = result.trades[-max_rows:] if max_rows else []
     first = len(result.trades) - len(shown)
-    if first:
-        table.add_row("…", f"{first} earlier trades not shown", *[""] * 9)
-    for n, t in enumerate(shown, start=first + 1):
-        pnl = t.net_pnl
-        table.add_row(
-            str(n),
-            "long" if t.side == "buy" else "short",
-            str(t.qty),
-            f"{t.entry_time:%Y-%m-%d %H:%M}",
-            price_text(t.entry_price),
-            f"{t.exit_time:%Y-%m-%d %H:%M}"
-            if t.exit_time.date() != t.entry_time.date()
-            else f"{t.exit_time:%H:%M}",
-            price_text(t.exit_price),
-            t.exit_reason,
-            price_text(t.stop_price),
-            price_text(t.take_profit_price),
-            f"[green]{pnl:,.2f}[/]" if pnl > 0 else f"[red]{pnl:,.2f}[/]" if pnl < 0 else f"{pnl:.2f}",
-        )
-    totals = Table(title="totals", title_justify="left", show_header=False)
-    totals.add_column("metric")
-    totals.add_column("value", justify="right")
-    for key, value in totals_rows(m):
-        totals.add_row(key, value)
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    rows = [trade_row(n, t) for n, t in enumerate(shown, start=first + 1)]
+    title = f"{result.symbol}: {len(result.trades)} trades"
+    if first:  # a line of its own (in the table it made the side column too wide for the console)
+        title += f" (the last {len(shown)}; {first} earlier trades not shown)"
+    parts = []
     if result.trades:
-        console.print(table)
+        parts.append(render(title, TRADE_COLUMNS, rows, width=width))
     else:
-        console.print(f"{result.symbol}: no trades")
-    console.print(totals)
-    console.print(
+        parts.append(f"{result.symbol}: no trades\n")
+    parts.append(
+        render(
+            "totals", (("metric", "left"), ("value", "right")), totals_rows(m), show_header=False, width=width
+        )
+    )
+    parts.append(
         f"{_count(result.bars_processed, 'bar')}, {_count(result.sessions, 'session')}"
         + (f", {_count(len(result.skipped), 'breakout')} skipped" if result.skipped else "")
+        + "\n"
     )
-    return buf.getvalue()
+    return "".join(parts)
 
 
 TRADE_FIELDS = (
@@ -244,12 +245,30 @@ TRADE_FIELDS = (
 
 
 def trade_record(t: Trade) -> dict[str, object]:
-    row: dict[str, object] = asdict(t)
-    row["entry_time"] = t.entry_time.isoformat()
-    row["exit_time"] = t.exit_time.isoformat()
-    row["gross_pnl"] = round(t.gross_pnl, 6)
-    row["net_pnl"] = round(t.net_pnl, 6)
-    return {k: row[k] for k in TRADE_FIELDS}
+    return dict(zip(TRADE_FIELDS, _trade_values(t), strict=True))
+
+
+def _trade_values(t: Trade) -> tuple[object, ...]:
+    """A trade's TRADE_FIELDS values, read field by field (dataclasses.asdict deep-copies each value:
+    ~10x slower, and a long backtest writes tens of thousands of trades)."""
+    return (
+        t.symbol,
+        t.side,
+        t.qty,
+        t.entry_time.isoformat(),
+        t.entry_price,
+        t.exit_time.isoformat(),
+        t.exit_price,
+        t.exit_reason,
+        t.stop_price,
+        t.take_profit_price,
+        t.box_high,
+        t.box_low,
+        t.box_range,
+        t.commission,
+        round(t.gross_pnl, 6),
+        round(t.net_pnl, 6),
+    )
 
 
 def write_trades(trades: Sequence[Trade], path: str | pathlib.Path) -> pathlib.Path:
@@ -258,16 +277,71 @@ def write_trades(trades: Sequence[Trade], path: str | pathlib.Path) -> pathlib.P
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise UserError(f"--trades-out: {p.name}: use a .csv or .json file name")
-    rows = [trade_record(t) for t in trades]
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".json":
+            rows = [trade_record(t) for t in trades]
             p.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         else:
             with p.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=TRADE_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+                writer = csv.writer(fh)
+                writer.writerow(TRADE_FIELDS)
+                writer.writerows(map(_trade_values, trades))
     except OSError as exc:
         raise UserError(f"--trades-out: cannot write {p}: {exc.strerror or exc}") from None
     return p
+
+
+PORTFOLIO_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("symbol", "left"),
+    ("trades", "right"),
+    ("win rate", "right"),
+    ("net P&L", "right"),
+    ("profit factor", "right"),
+    ("max drawdown", "right"),
+    ("exposure", "right"),
+    ("sessions", "right"),
+)
+
+
+def _portfolio_row(name: str, m: Metrics) -> list[str]:
+    return [
+        name,
+        str(m.trades),
+        f"{m.win_rate * 100:.1f} %",
+        _num(m.net_pnl),
+        _num(m.profit_factor),
+        f"{_num(m.max_drawdown)} ({m.max_drawdown_pct:.2f} %)",
+        f"{m.exposure * 100:.1f} %",
+        str(m.days),
+    ]
+
+
+def format_portfolio(result: PortfolioResult, *, width: int = 140) -> str:
+    """A row per symbol and one for the portfolio (every symbol's trades on one account: its equity
+    after each exit, its drawdown, its exposure = time with any position open), then the portfolio's
+    totals."""
+    per_symbol = result.symbol_metrics()
+    m = result.metrics()
+    rows = [_portfolio_row(s, per_symbol[s]) for s in result.symbols]
+    rows.append(_portfolio_row("portfolio", m))
+    how = "advanced together (one account sizes them: --risk-pct)" if result.lockstep else "independent"
+    title = f"{len(result.symbols)} symbols, {m.trades} trades; symbols {how}"
+    parts = [render(title, PORTFOLIO_COLUMNS, rows, width=width)]
+    parts.append(
+        render(
+            "portfolio totals",
+            (("metric", "left"), ("value", "right")),
+            totals_rows(m),
+            show_header=False,
+            width=width,
+        )
+    )
+    bars = sum(r.bars_processed for r in result.results.values())
+    skipped = sum(len(r.skipped) for r in result.results.values())
+    parts.append(
+        f"{_count(bars, 'bar')}, {_count(m.days, 'session')}"
+        + (f", {_count(skipped, 'breakout')} skipped" if skipped else "")
+        + "\n"
+    )
+    return "".join(parts)

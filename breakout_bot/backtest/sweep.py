@@ -1,184 +1,299 @@
-"""Parameter sweeps on the fast kernel: `breakout-bot backtest --sweep lookback=5:20 min_range=0.1:0.5:0.05`.
+"""Parameter sweeps on the fast kernel: every combination of a grid (backtest/grid.py) over one or many
+symbols' bars, in pieces that run anywhere and add up exactly.
 
-Specs (`--sweep`, one or more):
-    name=V            one value               qty=100
-    name=A:B          inclusive int range     lookback=5:20
-    name=A:B:STEP     inclusive range by step min_range=0.1:0.5:0.05
-    name=V1,V2,...    a list                  flatten=5,10
-Names: lookback, min_range(_pct), qty, no_entry(_minutes), flatten(_minutes), max_trades, max_daily_loss.
-Every combination runs (the kernel: ~ms per run over a year of minute bars); unswept fields come from
-the base Params (the backtest command's flags). Results: a table of the best by net P&L, a CSV
-(`--sweep-out`), a heatmap over the first two swept parameters (`--heatmap x.html|x.png`). The
-command's flags and its run are cli/sweep.py's.
+The work is cut into tasks, one per symbol x calendar year x chunk of parameter sets (`plan`); each
+is one compiled call (`kernel.sweep_segments`) that returns, per parameter set, an integer summary of
+the trades (`kernel.SUMMARY_COLUMNS`, 1e-8 dollars) for every *segment* of the timeline (`Segments`:
+the sample cut at dates, e.g. a training window and a test window) and the net P&L of every session.
+Sessions are independent and the summaries are exact integers (`kernel.combine_summaries`), so the
+years of a symbol, the symbols of a portfolio and the chunks of a grid combine into the very figures
+of one run over everything, whichever executor ran them (backtest/parallel.py, backtest/cluster.py)
+and in whatever order they finished: a sweep's CSV is the same byte for byte in this process, in
+forked processes or on a Dask cluster.
+
+`SweepResult` holds the combined summaries; `window_stats` turns a stretch of segments into the
+figures of the report (per symbol, and for the portfolio: the symbols' sum, its drawdown on the
+session closes when there are several symbols). Out-of-sample windows are backtest/oos.py's.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import itertools
 import math
-import os
-import pathlib
-import sys
-from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ..core.model import NEW_YORK
 from ..core.params import Params
-from ..errors import UserError
 from . import kernel
+from .parallel import Executor, Progress, SerialExecutor
 
-# Sweep name -> Params field. Ints stay ints.
-FIELDS: dict[str, str] = {
-    "lookback": "lookback",
-    "min_range": "min_range_pct",
-    "min_range_pct": "min_range_pct",
-    "qty": "qty",
-    "no_entry": "no_entry_minutes",
-    "no_entry_minutes": "no_entry_minutes",
-    "flatten": "flatten_minutes",
-    "flatten_minutes": "flatten_minutes",
-    "max_trades": "max_trades",
-    "max_daily_loss": "max_daily_loss",
-}
-INT_FIELDS = frozenset({"lookback", "qty", "no_entry_minutes", "flatten_minutes", "max_trades"})
-MAX_COMBINATIONS = 1_000_000
-RESULT_COLUMNS = ("trades", "win_rate", "net_pnl", "profit_factor", "max_drawdown")
+_S = {name: i for i, name in enumerate(kernel.SUMMARY_COLUMNS)}
 
 
-@dataclasses.dataclass(frozen=True)
-class SweepSpec:
-    name: str  # as typed
-    field: str  # the Params field
-    values: tuple[float, ...] | tuple[int, ...]
+@dataclass(frozen=True)
+class Segments:
+    """The timeline cut at dates: segment i holds the sessions with edges[i-1] <= day < edges[i]
+    (day ordinals; the first segment starts at the beginning of time, the last ends with it)."""
+
+    edges: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.edges) + 1
+
+    def of(self, days: np.ndarray) -> np.ndarray:
+        """The segment of each session (day ordinals)."""
+        return np.searchsorted(np.asarray(self.edges, dtype=np.int64), days, side="right").astype(np.int64)
+
+    @classmethod
+    def at(cls, days: Iterable[dt.date]) -> Segments:
+        """Cut before each of `days` (sorted, unique)."""
+        return cls(tuple(sorted({d.toordinal() for d in days})))
 
 
-def _number(text: str, spec: str) -> Decimal:
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise UserError(f"--sweep {spec}: {text.strip()!r} is not a number") from None
-    if not value.is_finite():
-        raise UserError(f"--sweep {spec}: {text.strip()!r} is not a finite number")
-    return value
+@dataclass(frozen=True)
+class YearBars:
+    """One symbol's sessions of one calendar year, as the kernel reads them, and their dates."""
+
+    symbol: str
+    year: int
+    bars: kernel.PreparedBars
+    days: np.ndarray  # int64 day ordinals, one per session
 
 
-def parse_spec(spec: str) -> SweepSpec:
-    """`name=value`, `name=a:b`, `name=a:b:step` or `name=v1,v2`; UserError (one line) when malformed."""
-    name, sep, rhs = spec.partition("=")
-    name = name.strip().lower().replace("-", "_")
-    if not sep or not name or not rhs.strip():
-        raise UserError(f"--sweep {spec}: expected name=value, name=start:stop[:step] or name=v1,v2")
-    field = FIELDS.get(name)
-    if field is None:
-        raise UserError(f"--sweep {spec}: unknown parameter {name!r} (one of {', '.join(sorted(FIELDS))})")
-    is_int = field in INT_FIELDS
-    values: list[Decimal]
-    if ":" in rhs:
-        parts = rhs.split(":")
-        if len(parts) not in (2, 3):
-            raise UserError(f"--sweep {spec}: a range is start:stop or start:stop:step")
-        start, stop = _number(parts[0], spec), _number(parts[1], spec)
-        if len(parts) == 3:
-            step = _number(parts[2], spec)
-        elif is_int or (start == start.to_integral_value() and stop == stop.to_integral_value()):
-            step = Decimal(1)
-        else:
-            raise UserError(f"--sweep {spec}: a float range needs a step (start:stop:step)")
-        if step <= 0:
-            raise UserError(f"--sweep {spec}: the step must be > 0")
-        if stop < start:
-            raise UserError(f"--sweep {spec}: stop {stop} is below start {start}")
-        count = int((stop - start) / step) + 1
-        if count > MAX_COMBINATIONS:
-            raise UserError(f"--sweep {spec}: {count} values is too many")
-        values = [start + i * step for i in range(count)]  # exact decimals: 0.1:0.5:0.05 has 9 values
-    else:
-        values = [_number(v, spec) for v in rhs.split(",")]
-    if is_int:
-        if any(v != v.to_integral_value() for v in values):
-            raise UserError(f"--sweep {spec}: {field} takes whole numbers")
-        ints = tuple(dict.fromkeys(int(v) for v in values))
-        _check_range(spec, field, ints)
-        return SweepSpec(name, field, ints)
-    floats = tuple(dict.fromkeys(float(v) for v in values))
-    _check_range(spec, field, floats)
-    return SweepSpec(name, field, floats)
+def session_days(prepared: kernel.PreparedBars) -> np.ndarray:
+    """The New York date (ordinal) of each session of `prepared`."""
+    if not len(prepared.close_t):
+        return np.zeros(0, dtype=np.int64)
+    closes = pd.to_datetime(prepared.close_t, unit="s", utc=True).tz_convert(NEW_YORK)
+    local = closes.tz_localize(None).as_unit("s").asi8 // 86_400
+    return local.astype(np.int64) + dt.date(1970, 1, 1).toordinal()
 
 
-def _check_range(spec: str, field: str, values: Sequence[float]) -> None:
-    low = {"lookback": 1, "qty": 1}.get(field, 0)
-    bad = [v for v in values if v < low]
-    if bad:
-        raise UserError(f"--sweep {spec}: {field} must be >= {low} (got {bad[0]})")
+def by_year(symbol: str, prepared: kernel.PreparedBars) -> list[YearBars]:
+    """`prepared` cut at the calendar years (views, no copies): sessions never straddle a year."""
+    days = session_days(prepared)
+    if not len(days):
+        return []
+    years = np.array([dt.date.fromordinal(int(d)).year for d in days], dtype=np.int64)
+    cuts = [0, *(np.flatnonzero(np.diff(years)) + 1).tolist(), len(days)]
+    out = []
+    for s0, s1 in itertools.pairwise(cuts):
+        b0, b1 = int(prepared.bounds[s0]), int(prepared.bounds[s1])
+        part = kernel.PreparedBars(
+            t=prepared.t[b0:b1],
+            o=prepared.o[b0:b1],
+            h=prepared.h[b0:b1],
+            lo=prepared.lo[b0:b1],
+            c=prepared.c[b0:b1],
+            bounds=np.ascontiguousarray(prepared.bounds[s0 : s1 + 1] - b0),
+            close_t=prepared.close_t[s0:s1],
+            tz=prepared.tz,
+        )
+        out.append(YearBars(symbol, int(years[s0]), part, days[s0:s1]))
+    return out
 
 
-def parse_specs(specs: Sequence[str]) -> list[SweepSpec]:
-    parsed = [parse_spec(s) for s in specs]
-    seen: dict[str, str] = {}
-    for p in parsed:
-        if p.field in seen:
-            raise UserError(f"--sweep: {p.field} given twice ({seen[p.field]}= and {p.name}=)")
-        seen[p.field] = p.name
-    total = math.prod(len(p.values) for p in parsed)
-    if total > MAX_COMBINATIONS:
-        raise UserError(f"--sweep: {total:,} combinations is too many (at most {MAX_COMBINATIONS:,})")
-    return parsed
+@dataclass(frozen=True)
+class TaskArgs:
+    """A chunk of the grid (param_sets[first:stop]) with the costs and the segments."""
+
+    param_sets: tuple[Params, ...]
+    first: int
+    commission: float
+    slippage: float
+    segments: Segments
 
 
-def grid(specs: Sequence[SweepSpec], base: Params) -> list[Params]:
-    """Every combination, the first spec varying slowest."""
-    fields = [s.field for s in specs]
-    combos: list[dict[str, Any]] = [
-        dict(zip(fields, combo, strict=True)) for combo in itertools.product(*(s.values for s in specs))
-    ]
-    return [dataclasses.replace(base, **combo) for combo in combos]
-
-
-def results_frame(
-    specs: Sequence[SweepSpec], param_sets: Sequence[Params], stats: np.ndarray
-) -> pd.DataFrame:
-    """One row per combination: the swept values, then trades, win rate, net P&L, profit factor,
-    max drawdown (and gross profit/loss)."""
-    n, wins, net, gross_profit, gross_loss, max_dd = (stats[:, i] for i in range(6))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        win_rate = np.where(n > 0, wins / np.maximum(n, 1), np.nan)
-        pf = np.where(gross_loss > 0, gross_profit / gross_loss, np.where(gross_profit > 0, np.inf, np.nan))
-    data: dict[str, Any] = {s.name: [getattr(p, s.field) for p in param_sets] for s in specs}
-    data.update(
-        trades=n.astype(np.int64),
-        win_rate=win_rate,
-        net_pnl=net,
-        profit_factor=pf,
-        max_drawdown=max_dd,
-        gross_profit=gross_profit,
-        gross_loss=gross_loss,
+def sweep_task(year: YearBars, args: TaskArgs) -> tuple[np.ndarray, np.ndarray]:
+    """One task: the chunk's summaries per segment (sets, segments, 8) and its session nets (sets, sessions)."""
+    return kernel.sweep_segments(
+        year.bars,
+        list(args.param_sets),
+        args.segments.of(year.days),
+        len(args.segments),
+        commission_per_share=args.commission,
+        slippage_per_share=args.slippage,
     )
-    return pd.DataFrame(data)
 
 
-def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
+@dataclass
+class SweepResult:
+    """The grid's summaries, combined: per symbol (sets, segments, 8) int64; the portfolio's net P&L per
+    session (sets, days) int64 over the sorted union of every symbol's session dates."""
+
+    param_sets: list[Params]
+    symbols: list[str]
+    segments: Segments
+    summaries: dict[str, np.ndarray]
+    days: np.ndarray
+    daily: np.ndarray
+    bars: int = 0
+    tasks: int = 0
+    sessions_by_symbol: dict[str, int] = field(default_factory=dict)
+
+    def fold(self, first: int, stop: int) -> dict[str, np.ndarray]:
+        """Each symbol's summary (sets, 8) over segments first..stop-1, combined in time order."""
+        out = {}
+        for symbol, s in self.summaries.items():
+            total = np.zeros((len(self.param_sets), kernel.N_SUMMARY), dtype=np.int64)
+            for g in range(first, stop):
+                total = kernel.combine_summaries(total, s[:, g, :])
+            out[symbol] = total
+        return out
+
+    def day_range(self, first: int, stop: int) -> tuple[int, int]:
+        """Indices into `days` of the sessions in segments first..stop-1."""
+        edges = (-(2**62), *self.segments.edges, 2**62)
+        lo = int(np.searchsorted(self.days, edges[first], side="left"))
+        hi = int(np.searchsorted(self.days, edges[stop], side="left"))
+        return lo, hi
+
+
+def window_stats(result: SweepResult, first: int, stop: int) -> dict[str, np.ndarray]:
+    """The portfolio's figures per parameter set over segments first..stop-1: trades, wins, net_pnl,
+    gross_profit, gross_loss (dollars), max_drawdown (one symbol: on the equity after each trade, as
+    the event path's report; several: on the portfolio's equity at each session close) and sessions."""
+    folded = result.fold(first, stop)
+    total = np.sum(np.stack(list(folded.values())), axis=0) if folded else None
+    n_sets = len(result.param_sets)
+    if total is None:
+        total = np.zeros((n_sets, kernel.N_SUMMARY), dtype=np.int64)
+    lo, hi = result.day_range(first, stop)
+    if len(folded) == 1:
+        drawdown = next(iter(folded.values()))[:, _S["max_drawdown"]]
+    else:
+        drawdown = close_drawdown(result.daily[:, lo:hi])
+    return {
+        "trades": total[:, _S["trades"]].astype(np.int64),
+        "wins": total[:, _S["wins"]].astype(np.int64),
+        "net_pnl": total[:, _S["net"]] / 1e8,
+        "gross_profit": total[:, _S["gross_profit"]] / 1e8,
+        "gross_loss": total[:, _S["gross_loss"]] / 1e8,
+        "max_drawdown": drawdown / 1e8,
+        "sessions": np.full(n_sets, hi - lo, dtype=np.int64),
+    }
+
+
+def close_drawdown(daily: np.ndarray) -> np.ndarray:
+    """Per row: the largest fall of the cumulative sum from its running peak (0 included), int64."""
+    if daily.shape[1] == 0:
+        return np.zeros(daily.shape[0], dtype=np.int64)
+    equity = np.cumsum(daily, axis=1)
+    peak = np.maximum(np.maximum.accumulate(equity, axis=1), 0)
+    return np.asarray(np.max(peak - equity, axis=1), dtype=np.int64)
+
+
+def chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """0..n cut into at most `parts` contiguous chunks of about equal size."""
+    parts = max(1, min(parts, n))
     step = math.ceil(n / parts)
     return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
-_WORKER_BARS: kernel.PreparedBars | None = None
+def plan(
+    years: Sequence[YearBars],
+    param_sets: Sequence[Params],
+    segments: Segments,
+    *,
+    commission: float,
+    slippage: float,
+    workers: int,
+) -> tuple[list[tuple[Hashable, TaskArgs]], dict[Hashable, YearBars]]:
+    """The tasks: one per symbol x year x chunk of the grid (enough chunks that every worker has about
+    four tasks to take), and the data they read, by key."""
+    per_year = max(1, math.ceil(4 * workers / max(len(years), 1))) if workers > 1 else 1
+    tasks: list[tuple[Hashable, TaskArgs]] = []
+    data: dict[Hashable, YearBars] = {}
+    for y in years:
+        key = (y.symbol, y.year)
+        data[key] = y
+        for a, b in chunks(len(param_sets), per_year):
+            tasks.append((key, TaskArgs(tuple(param_sets[a:b]), a, commission, slippage, segments)))
+    return tasks, data
 
 
-def _worker_init(prepared: kernel.PreparedBars) -> None:
-    global _WORKER_BARS
-    _WORKER_BARS = prepared
-
-
-def _worker_run(job: tuple[list[Params], float, float]) -> np.ndarray:
-    assert _WORKER_BARS is not None
-    sets, commission, slippage = job
-    return kernel.sweep_stats(
-        _WORKER_BARS, sets, commission_per_share=commission, slippage_per_share=slippage
+def run_grid(
+    prepared: Mapping[str, kernel.PreparedBars],
+    param_sets: Sequence[Params],
+    *,
+    segments: Segments | None = None,
+    commission_per_share: float = 0.0,
+    slippage_per_share: float = 0.0,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Every parameter set over every symbol's bars (prepared by kernel.prepare_bars), on `executor`
+    (default: this process). Raises ValueError for costs the kernel cannot represent exactly."""
+    segments = segments or Segments()
+    executor = executor or SerialExecutor()
+    kernel.slippage_u8(slippage_per_share)  # refuse bad costs before any work
+    kernel.commission_u8(commission_per_share)
+    symbols = list(prepared)
+    years = [y for symbol in symbols for y in by_year(symbol, prepared[symbol])]
+    tasks, data = plan(
+        years,
+        param_sets,
+        segments,
+        commission=commission_per_share,
+        slippage=slippage_per_share,
+        workers=executor.workers,
     )
+    results = executor.map(sweep_task, tasks, data, progress) if param_sets else []
+    return combine(
+        list(param_sets),
+        symbols,
+        segments,
+        years,
+        tasks,
+        results,
+        bars=sum(len(p) for p in prepared.values()),
+    )
+
+
+def combine(
+    param_sets: list[Params],
+    symbols: list[str],
+    segments: Segments,
+    years: Sequence[YearBars],
+    tasks: Sequence[tuple[Hashable, TaskArgs]],
+    results: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    bars: int,
+) -> SweepResult:
+    """The tasks' results (in task order) as one SweepResult: years combine in time order per symbol,
+    session nets add up per date. Exact integers: any executor, the same figures."""
+    n_sets, n_seg = len(param_sets), len(segments)
+    all_days = np.unique(np.concatenate([y.days for y in years])) if years else np.zeros(0, np.int64)
+    daily = np.zeros((n_sets, len(all_days)), dtype=np.int64)
+    by_key: dict[Hashable, YearBars] = {(y.symbol, y.year): y for y in years}
+    per_year: dict[Hashable, np.ndarray] = {}
+    for (key, args), (summaries, nets) in zip(tasks, results, strict=True):
+        rows = slice(args.first, args.first + len(args.param_sets))
+        if key not in per_year:
+            per_year[key] = np.zeros((n_sets, n_seg, kernel.N_SUMMARY), dtype=np.int64)
+        per_year[key][rows] = summaries
+        columns = np.searchsorted(all_days, by_key[key].days)
+        daily[rows, columns] += nets
+    out: dict[str, np.ndarray] = {}
+    sessions: dict[str, int] = {}
+    for symbol in symbols:
+        total = np.zeros((n_sets, n_seg, kernel.N_SUMMARY), dtype=np.int64)
+        count = 0
+        for y in years:
+            if y.symbol != symbol:
+                continue
+            count += len(y.days)
+            part = per_year.get((y.symbol, y.year))
+            if part is not None:
+                total = kernel.combine_summaries(total, part)
+        out[symbol] = total
+        sessions[symbol] = count
+    return SweepResult(param_sets, symbols, segments, out, all_days, daily, bars, len(tasks), sessions)
 
 
 def sweep(
@@ -189,127 +304,42 @@ def sweep(
     slippage_per_share: float = 0.0,
     jobs: int = 0,
 ) -> np.ndarray:
-    """Stats (kernel.STAT_COLUMNS) for every parameter set. Large grids use 2 processes when the
-    machine has the cores (the kernel is single-threaded; a process pool roughly halves the wall time
-    once the grid costs more than the pool's start-up, ~1-2 s)."""
+    """Stats (kernel.STAT_COLUMNS) for every parameter set over one symbol's bars; `jobs` processes
+    (0: 2 for large grids on >= 2 cores, else 1). The same figures for any `jobs`."""
+    from .parallel import ForkExecutor, default_workers
+
     if not param_sets:
         return np.zeros((0, len(kernel.STAT_COLUMNS)))
-    cores = os.cpu_count() or 1
-    if jobs <= 0:
-        # Worth it when the work (bars x runs) is well above a pool start (~1 s of kernel time).
-        work = len(prepared) * len(param_sets)
-        jobs = 2 if cores >= 2 and work >= 300_000_000 and len(param_sets) >= 4 else 1
-    jobs = max(1, min(jobs, cores, len(param_sets)))
-    if jobs == 1:
-        return kernel.sweep_stats(
-            prepared,
-            param_sets,
-            commission_per_share=commission_per_share,
-            slippage_per_share=slippage_per_share,
-        )
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    chunks = [param_sets[a:b] for a, b in _chunks(len(param_sets), jobs * 4)]
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(prepared,)) as pool:
-        parts = pool.map(_worker_run, [(c, commission_per_share, slippage_per_share) for c in chunks])
-    return np.vstack(parts)
+    workers = jobs if jobs > 0 else default_workers(len(prepared) * len(param_sets), 300_000_000)
+    result = run_grid(
+        {"SYMBOL": prepared},
+        param_sets,
+        commission_per_share=commission_per_share,
+        slippage_per_share=slippage_per_share,
+        executor=ForkExecutor(workers),
+    )
+    return kernel.summary_stats(result.summaries["SYMBOL"][:, 0, :])
 
 
-def format_table(frame: pd.DataFrame, spec_names: Sequence[str], top: int) -> str:
-    best = frame.sort_values("net_pnl", ascending=False, kind="stable").head(top)
-    headers = [*spec_names, "trades", "win rate", "net P&L", "profit factor", "max drawdown"]
-    rows = []
-    for _, r in best.iterrows():
-        cells = [_fmt_value(r[n]) for n in spec_names]
-        cells += [
-            f"{int(r['trades'])}",
-            "-" if pd.isna(r["win_rate"]) else f"{r['win_rate'] * 100:.1f}%",
-            f"{r['net_pnl']:,.2f}",
-            "-"
-            if pd.isna(r["profit_factor"])
-            else ("inf" if np.isinf(r["profit_factor"]) else f"{r['profit_factor']:.2f}"),
-            f"{r['max_drawdown']:,.2f}",
-        ]
-        rows.append(cells)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)
-
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float | np.floating) and float(v) != int(v):
-        return f"{float(v):g}"
-    return str(int(v))
-
-
-def write_heatmap(frame: pd.DataFrame, specs: Sequence[SweepSpec], path: pathlib.Path, title: str) -> None:
-    """Net P&L over the first two swept parameters (the best over any other swept parameter);
-    one swept parameter gives a one-row map. .html: plotly, self-contained; .png: matplotlib."""
-    x = specs[0].name
-    y = specs[1].name if len(specs) > 1 else None
-    if y is None:
-        table = frame.groupby(x)["net_pnl"].max().to_frame().T
-        table.index = ["net P&L"]
-    else:
-        table = frame.pivot_table(index=y, columns=x, values="net_pnl", aggfunc="max")
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in (".html", ".htm"):
-        import plotly.graph_objects as go
-
-        fig = go.Figure(
-            go.Heatmap(
-                z=table.to_numpy(),
-                x=[_fmt_value(v) for v in table.columns],
-                y=[str(v) if y is None else _fmt_value(v) for v in table.index],
-                colorscale="RdYlGn",
-                zmid=0.0,
-                colorbar={"title": "net P&L"},
-                hovertemplate=f"{x}=%{{x}}<br>{y or ''}=%{{y}}<br>net P&L=%{{z:,.2f}}<extra></extra>",
-            )
-        )
-        fig.update_layout(
-            title=title, xaxis_title=x, yaxis_title=y or "", xaxis_type="category", yaxis_type="category"
-        )
-        fig.write_html(str(path), include_plotlyjs=True, full_html=True)
-    elif suffix == ".png":
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import TwoSlopeNorm
-
-        z = table.to_numpy(dtype=float)
-        finite = z[np.isfinite(z)]
-        lo = float(finite.min()) if finite.size else -1.0
-        hi = float(finite.max()) if finite.size else 1.0
-        norm = TwoSlopeNorm(vcenter=0.0, vmin=min(lo, -1e-9), vmax=max(hi, 1e-9))
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * z.shape[1] + 3), max(3.0, 0.4 * z.shape[0] + 2)))
-        im = ax.imshow(z, cmap="RdYlGn", norm=norm, aspect="auto", origin="lower")
-        ax.set_xticks(range(z.shape[1]), [_fmt_value(v) for v in table.columns], rotation=45, ha="right")
-        ax.set_yticks(range(z.shape[0]), [str(v) if y is None else _fmt_value(v) for v in table.index])
-        ax.set_xlabel(x)
-        ax.set_ylabel(y or "")
-        ax.set_title(title)
-        fig.colorbar(im, ax=ax, label="net P&L")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    else:
-        raise UserError(f"--heatmap {path}: use a .html or .png file name")
+def best_index(net_pnl: np.ndarray) -> int:
+    """The parameter set with the highest net P&L; ties go to the first in grid order."""
+    return int(np.argmax(net_pnl)) if len(net_pnl) else -1
 
 
 __all__ = [
-    "FIELDS",
-    "SweepSpec",
-    "format_table",
-    "grid",
-    "parse_spec",
-    "parse_specs",
-    "results_frame",
+    "Segments",
+    "SweepResult",
+    "TaskArgs",
+    "YearBars",
+    "best_index",
+    "by_year",
+    "chunks",
+    "close_drawdown",
+    "combine",
+    "plan",
+    "run_grid",
+    "session_days",
     "sweep",
-    "write_heatmap",
+    "sweep_task",
+    "window_stats",
 ]

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import pathlib
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,11 @@ def load_bars(
         raw, name = _read_cache_dir(p, symbol, start, end)
     else:
         raw, name = read_table(p), p.name
-    df = normalize_bars(raw, name, symbol)
+    return restrict_dates(normalize_bars(raw, name, symbol), name, start, end)
+
+
+def restrict_dates(df: pd.DataFrame, name: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    """The bars of a loaded frame between `start` and `end` (inclusive New York dates)."""
     if start is not None or end is not None:
         days = pd.DatetimeIndex(df.index).date
         keep = np.ones(len(df), dtype=bool)
@@ -81,12 +86,83 @@ def read_table(p: pathlib.Path) -> pd.DataFrame:
     if not p.exists():
         raise DataError(f"--data: no such file or directory: {p}")
     try:
-        return pd.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pd.read_csv(p)
+        if p.suffix.lower() not in (".parquet", ".pq"):
+            return pd.read_csv(p)
+        frame = _read_parquet(p)
+        _release_arrow_memory()
+        if isinstance(frame.index, pd.DatetimeIndex):  # a frame saved with its time index
+            frame = frame.reset_index()
+        return frame
     except pd.errors.EmptyDataError:
         raise DataError(f"--data: {p.name} is empty") from None
     except Exception as exc:  # pyarrow / parser / decoding errors all mean "cannot read this"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"--data: cannot read {p.name}: {first}") from None
+
+
+_KNOWN_COLUMNS = frozenset(
+    (*_TIME_ALIASES, "date", "time", *_SYMBOL_ALIASES, *(a for aliases in _ALIASES.values() for a in aliases))
+)
+
+
+def _parquet_columns(names: list[str]) -> list[str] | None:
+    """The columns of a Parquet file that a bar can use, when it has a time and every price (else None:
+    read them all, so that an error can name what the file holds). Reading only those keeps wide files
+    (vwap, trade counts, anything) from costing memory."""
+    wanted = [n for n in names if n.strip().lower() in _KNOWN_COLUMNS]
+    lower = {n.strip().lower() for n in wanted}
+    has_time = bool(lower & {*_TIME_ALIASES, "date", "time"})
+    has_prices = all(lower & set(aliases) for col, aliases in _ALIASES.items() if col != "volume")
+    return wanted if has_time and has_prices else None
+
+
+def _read_parquet(p: pathlib.Path) -> pd.DataFrame:
+    """A Parquet file's usable columns. Numbers and timestamps stream batch by batch into one array
+    per column (a million bars: ~50 MB instead of ~150 MB at the peak, the decoded file and pandas'
+    copy of it never held at once); other kinds (a symbol column's strings) go through pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(p, memory_map=True)
+    schema = source.schema_arrow
+    columns = _parquet_columns(schema.names)
+    fields = [schema.field(n) for n in (columns or schema.names)]
+    plain = all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
+                for f in fields)  # fmt: skip
+    if columns is None or not plain or not source.metadata.num_rows:
+        return pd.read_parquet(p, columns=columns, memory_map=True)
+    n = source.metadata.num_rows
+    arrays = {
+        f.name: np.empty(
+            n, dtype=f"datetime64[{f.type.unit}]" if pa.types.is_timestamp(f.type) else np.float64
+        )
+        for f in fields
+    }
+    pos = 0
+    for batch in source.iter_batches(batch_size=65_536, columns=columns, use_threads=False):
+        rows = batch.num_rows
+        for f in fields:
+            chunk = batch.column(f.name)
+            if pa.types.is_timestamp(f.type):
+                chunk = chunk.cast(pa.timestamp(f.type.unit))  # UTC instants, no zone
+                values = chunk.to_numpy(zero_copy_only=False)
+            else:
+                values = chunk.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls: NaN
+            arrays[f.name][pos : pos + rows] = values
+        pos += rows
+    data: dict[str, Any] = {}
+    for f in fields:
+        values = arrays[f.name]
+        zone = getattr(f.type, "tz", None)
+        data[f.name] = pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(zone) if zone else values
+    return pd.DataFrame(data, copy=False)
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory pyarrow's pool keeps after a read back to the system (the frame owns its data)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def parse_times(col: pd.Series) -> pd.DatetimeIndex:
@@ -162,21 +238,30 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
         times = parse_times(stamps)
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"--data: {name}: {_timestamp_problem(stamps, exc)}") from None
-    out: dict[str, np.ndarray] = {}
-    for col, aliases in _ALIASES.items():
+    # The columns go straight into one float64 block (a frame built on it copies nothing): a million bars
+    # are 40 MB, and every avoidable copy of them costs time and memory (benchmarks/README.md).
+    block = np.empty((len(_ALIASES), len(raw)))
+    for i, (col, aliases) in enumerate(_ALIASES.items()):
         src = next((cols[a] for a in aliases if a in cols), None)
         if src is None:
             if col == "volume":
-                out[col] = np.zeros(len(raw))
+                block[i] = 0.0
                 continue
             raise DataError(
                 f"--data: {name}: no {col!r} column (expected one of {', '.join(aliases)}; "
                 f"found {', '.join(map(str, raw.columns[:8]))})"
             )
-        out[col] = pd.to_numeric(raw[src], errors="coerce").to_numpy(dtype=np.float64)
-    for col in PRICE_COLUMNS:
-        out[col] = np.round(out[col], 4)  # float noise (yfinance) must not move a price
-    o, h, lo, c = (out[k] for k in PRICE_COLUMNS)
+        values = raw[src]
+        numbers = (
+            values.to_numpy()
+            if values.dtype == np.float64
+            else pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        )
+        if col in PRICE_COLUMNS:
+            np.round(numbers, 4, out=block[i])  # float noise (yfinance) must not move a price
+        else:
+            block[i] = numbers
+    o, h, lo, c, volume = block
     with np.errstate(invalid="ignore"):
         good = (
             ~np.asarray(times.isna())
@@ -189,12 +274,15 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
             & (np.minimum(o, c) >= lo)
             & (np.maximum(o, c) <= h)
         )
-    out["volume"] = np.nan_to_num(out["volume"], nan=0.0)
-    df = pd.DataFrame(out, index=times)
+    np.nan_to_num(volume, copy=False, nan=0.0)
+    df = pd.DataFrame(block.T, index=times, columns=list(_ALIASES), copy=False)
     df.index.name = "timestamp"
     dropped = int((~good).sum())
-    df = df[good]
-    df = df[~df.index.duplicated(keep="last")].sort_index()
+    if dropped:
+        df = df[good]
+    stamps_ns = pd.DatetimeIndex(df.index).asi8
+    if len(stamps_ns) > 1 and not bool((np.diff(stamps_ns) > 0).all()):  # else already sorted and unique
+        df = df[~df.index.duplicated(keep="last")].sort_index()
     if dropped:
         log.warning("%s: dropped %d rows with missing or inconsistent prices", name, dropped)
     if not len(df):
@@ -207,7 +295,8 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
 def _read_cache_dir(
     root: pathlib.Path, symbol: str | None, start: dt.date | None, end: dt.date | None
 ) -> tuple[pd.DataFrame, str]:
-    """The `bars` command's cache: <root>/<SYMBOL>/<YYYY-MM-DD>.parquet (root may be the symbol dir)."""
+    """The `bars` command's cache: <root>/<SYMBOL>/<YYYY-MM-DD>.parquet and <YYYY>.parquet (root may be
+    the symbol dir), read by market/cache.py."""
     folder = root
     if symbol is not None and (root / symbol.upper()).is_dir():
         folder = root / symbol.upper()
@@ -222,27 +311,23 @@ def _read_cache_dir(
         if len(subdirs) > 1:
             raise DataError(f"--data: {root} caches several symbols; choose one with --symbol")
         folder = subdirs[0]
-    files = []
-    for f in sorted(folder.glob("*.parquet")):
-        try:
-            day = dt.date.fromisoformat(f.stem)
-        except ValueError:
-            day = None
-        if day is not None and ((start and day < start) or (end and day > end)):
-            continue
-        files.append(f)
+    from .cache import day_files, read_symbol, year_files
+
     name = f"{folder}"
-    if not files:
-        raise DataError(
-            f"--data: {folder} has no cached days between {start or 'the start'} and {end or 'the end'}"
-        )
     try:
-        frames = [pd.read_parquet(f) for f in files]
+        if not day_files(folder) and not year_files(folder):
+            raise DataError(f"--data: {folder} holds no .parquet bar files")
+        frame = read_symbol(folder, start, end)
+    except DataError:
+        raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"--data: cannot read the cache in {folder}: {first}") from None
-    frames = [f if "timestamp" in f.columns or f.index.name is None else f.reset_index() for f in frames]
-    return pd.concat(frames, ignore_index=True), name
+    if not len(frame):
+        raise DataError(
+            f"--data: {folder} has no cached days between {start or 'the start'} and {end or 'the end'}"
+        )
+    return frame, name
 
 
 def regular_session(df: pd.DataFrame) -> pd.DataFrame:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import itertools
+import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shared_data import shared_minute_dir
 
 from breakout_bot.backtest.broker import BacktestBroker
-from breakout_bot.backtest.engine import run_backtest
+from breakout_bot.backtest.engine import ReplayInput, replay_run, run_backtest
+from breakout_bot.backtest.results import BacktestResult
 from breakout_bot.backtest.trades import Trade
 from breakout_bot.core.events import SubmitBracket
 from breakout_bot.core.model import NEW_YORK as NY
@@ -343,8 +347,69 @@ def test_fast_path_equals_stepping_every_event(params: Params) -> None:
     assert fast.events < exact.events
 
 
+def _same_result(a: BacktestResult, b: BacktestResult) -> None:
+    assert a.fills == b.fills
+    assert a.trades == b.trades
+    assert a.daily.equals(b.daily)
+    assert (a.skipped, a.warnings, a.events) == (b.skipped, b.warnings, b.events)
+    assert (a.bars_processed, a.sessions, a.session_minutes) == (
+        b.bars_processed,
+        b.sessions,
+        b.session_minutes,
+    )
+
+
+@settings(max_examples=12)
+@given(cuts=st.lists(st.integers(1, 11), max_size=4, unique=True), exact=st.booleans())
+def test_sessions_replayed_apart_assemble_into_one_replay(cuts: list[int], exact: bool) -> None:
+    """Sessions are independent (each starts flat, a new day resets the machine's day, order ids name
+    their session): runs of sessions replayed from fresh machines, in any order, assemble into the
+    replay of them all, fill for fill, the order and execution ids included."""
+    bars = _holey_bars()
+    replay = ReplayInput.of(
+        bars, "SYN", Params(), slippage_per_share=0.01, commission_per_share=0.005, exact=exact
+    )
+    n = len(replay.sessions)
+    edges = [0, *sorted(c for c in cuts if c < n), n]
+    runs = list(itertools.pairwise(edges))
+    parts = {run: replay_run(replay, run) for run in reversed(runs)}  # later sessions first
+    whole = run_backtest(
+        bars, "SYN", Params(), slippage_per_share=0.01, commission_per_share=0.005, exact=exact
+    )
+    _same_result(replay.assemble([parts[run] for run in runs]), whole)
+
+
+def _holey_bars() -> pd.DataFrame:
+    bars = synthetic_bars("SYN", 11, 12, dt.date(2015, 12, 16))  # the 12-24 half day among them
+    rng = np.random.default_rng(5)
+    return bars[rng.random(len(bars)) > 0.03]
+
+
+def test_two_processes_give_the_result_of_one() -> None:
+    bars = _holey_bars()
+    one = run_backtest(bars, "SYN", Params(), slippage_per_share=0.01, commission_per_share=0.005)
+    runs = ReplayInput.of(bars, "SYN", Params()).runs(2, min_bars=1_000)
+    assert len(runs) == 2  # split in two, about evenly
+    two = run_backtest(bars, "SYN", Params(), slippage_per_share=0.01, commission_per_share=0.005, jobs=2)
+    _same_result(one, two)
+    assert len({f.order_id.split("-")[1] for f in one.fills}) == one.sessions  # ids name their session
+    sized = Params(risk_pct=0.5)  # sizes compound from day to day: replayed in one process
+    _same_result(run_backtest(bars, "SYN", sized, jobs=2), run_backtest(bars, "SYN", sized))
+
+
+def test_a_replay_part_travels_between_processes_intact() -> None:
+    replay = ReplayInput.of(
+        _holey_bars(), "SYN", Params(), slippage_per_share=0.01, commission_per_share=0.005
+    )
+    part = replay_run(replay, (0, len(replay.sessions)))
+    again = pickle.loads(pickle.dumps(part))
+    assert again == part and part.trades and part.fills
+    assert [repr(f) for f in again.fills] == [repr(f) for f in part.fills]
+    assert [repr(t) for t in again.trades] == [repr(t) for t in part.trades]
+
+
 def test_a_run_leaves_no_cyclic_garbage_and_restores_the_collector() -> None:
-    """run_backtest pauses the cycle collector (engine._gc_paused): that is only safe while the
+    """run_backtest pauses the cycle collector (engine.gc_paused): that is only safe while the
     replay creates no reference cycles, which refcounting alone could not free."""
     bars = synthetic_bars("SYN", 4, 3)
     run_backtest(bars, "SYN", Params())  # imports and caches first

@@ -58,7 +58,7 @@ def test_download_then_resume(sim: Any, tmp_path: Path, capsys: pytest.CaptureFi
     assert sorted(f.stem for f in (cache / "AAPL").glob("*.parquet")) == days
     assert "2024-03-11: session not closed yet" in out
     assert out.count(": 390 bars") == 6  # one progress line per day
-    assert bar_requests(sim.url) == 6
+    assert bar_requests(sim.url) == 1  # consecutive days in one request (6 x 390 bars: one page)
     assert not [f for f in (cache / "AAPL").iterdir() if not f.name.endswith(".parquet")]  # no temp files
 
     raw = pd.read_parquet(cache / "AAPL" / "2024-03-04.parquet")
@@ -72,12 +72,13 @@ def test_download_then_resume(sim: Any, tmp_path: Path, capsys: pytest.CaptureFi
     assert run_bars(cache) == 0
     out = capsys.readouterr().out
     assert out.count("cached, skipped") == 6 and "0 day(s) downloaded" in out
-    assert bar_requests(sim.url) == 6
+    assert bar_requests(sim.url) == 1
 
     # a missing day is fetched alone
     (cache / "AAPL" / "2024-03-06.parquet").unlink()
     assert run_bars(cache) == 0
-    assert bar_requests(sim.url) == 7
+    assert bar_requests(sim.url) == 2
+    assert len(pd.read_parquet(cache / "AAPL" / "2024-03-06.parquet")) == 390
 
 
 def test_pages_are_all_fetched(sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,3 +150,52 @@ def test_write_day_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_an_empty_cache_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"holds no \.parquet bar files"):
         load_bars(tmp_path, "AAPL")
+
+
+def test_batches_stop_at_cached_days_and_at_one_page(
+    sim: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from breakout_bot.cli.commands import bars as command
+
+    monkeypatch.setattr(command, "BATCH_SESSIONS", 2)
+    cache = tmp_path / "cache"
+    assert run_bars(cache, "2024-03-05", "2024-03-05") == 0  # one day cached in the middle
+    assert run_bars(cache, "2024-03-01", "2024-03-08") == 0
+    # 03-01 and 03-04 (one batch), 03-05 cached, 03-06 + 03-07 (full batch), 03-08
+    assert bar_requests(sim.url) == 1 + 3
+    assert len(load_bars(cache, "AAPL")) == 6 * 390
+
+
+def test_universe_download_compact_and_read_back(
+    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    universe = tmp_path / "universe.txt"
+    universe.write_text("# the universe\naapl\n\n")
+    cache = tmp_path / "cache"
+    code = main(
+        [
+            "bars",
+            "--universe",
+            str(universe),
+            "--start",
+            "2024-03-01",
+            "--end",
+            "2024-03-05",
+            "--cache-dir",
+            str(cache),
+            "--compact",
+        ]
+    )
+    assert code == 0
+    before = load_bars(cache, "AAPL")
+    assert sorted(f.name for f in (cache / "AAPL").iterdir()) == ["2024.parquet"]  # day files merged
+    assert "AAPL: compacted 2024" in capsys.readouterr().out
+    assert bars_cache.cached_days(cache, "AAPL") == [dt.date(2024, 3, d) for d in (1, 4, 5)]
+    # resume over the compacted year: only the new days are fetched, then merged in
+    requests = bar_requests(sim.url)
+    assert run_bars(cache, "2024-03-01", "2024-03-07") == 0
+    assert bar_requests(sim.url) == requests + 1
+    assert main(["bars", "--compact", "--cache-dir", str(cache)]) == 0  # alone: no keys needed
+    after = load_bars(cache, "AAPL")
+    assert len(after) == 5 * 390 and after.iloc[: len(before)].equals(before)
+    assert len(load_bars(cache, "AAPL", start=dt.date(2024, 3, 4), end=dt.date(2024, 3, 5))) == 780

@@ -8,9 +8,12 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shared_data import shared_minute_dir
 
-from breakout_bot.market.bars import FileSource, load_bars, regular_session
+from breakout_bot.errors import DataError
+from breakout_bot.market.bars import FileSource, load_bars, normalize_bars, regular_session
 from breakout_bot.market.calendar import xnys
 from breakout_bot.market.synthetic import synthetic_day
 
@@ -117,3 +120,88 @@ def test_shared_real_files() -> None:
     )  # -04:00 offsets, extra columns, gaps
     assert yf.index[0] == pd.Timestamp("2025-07-08 09:30", tz="America/New_York")
     assert yf.groupby(yf.index.date).size().tolist() == [388, 390, 383, 389, 390]
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),  # minute of the session (repeats: duplicate timestamps)
+            st.floats(0.5, 200, allow_nan=False),
+            st.floats(0.0, 2.0),
+            st.sampled_from([None, "nan", "neg", "hl"]),  # an invalid row now and then
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_normalize_keeps_the_last_of_each_minute_sorted_and_drops_invalid_rows(rows: list) -> None:
+    """The loader's fast path (one float block, no sort or dedup pass when the file is already in
+    order) gives what the plain pandas recipe gives: valid rows only, the last row of each timestamp,
+    in time order, prices rounded to 4 decimals."""
+    open_ = pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    records = []
+    for minute, price, spread, bad in rows:
+        o, h, lo, c = price, price + spread, price - spread / 2, price + spread / 3
+        if bad == "nan":
+            c = float("nan")
+        elif bad == "neg":
+            lo = -1.0
+        elif bad == "hl":
+            h, lo = lo - 1, h + 1
+        records.append((open_ + pd.Timedelta(minutes=minute), o, h, lo, c, 10.0))
+    raw = pd.DataFrame(records, columns=["timestamp", "open", "high", "low", "close", "volume"])
+    expected = raw.set_index("timestamp")
+    for col in ("open", "high", "low", "close"):
+        expected[col] = expected[col].round(4)
+    ok = (
+        expected[["open", "high", "low", "close"]].notna().all(axis=1)
+        & (expected["low"] > 0)
+        & (expected["high"] >= expected["low"])
+        & (expected[["open", "close"]].min(axis=1) >= expected["low"])
+        & (expected[["open", "close"]].max(axis=1) <= expected["high"])
+    )
+    expected = expected[ok]
+    expected = expected[~expected.index.duplicated(keep="last")].sort_index()
+    if not len(expected):
+        with pytest.raises(DataError):
+            normalize_bars(raw, "rows")
+        return
+    got = normalize_bars(raw, "rows")
+    assert got.attrs["dropped_rows"] == int((~ok).sum())
+    assert list(got.columns) == ["open", "high", "low", "close", "volume"]
+    assert got.index.equals(expected.index.tz_convert("America/New_York"))
+    assert np.array_equal(got.to_numpy(), expected.to_numpy())
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "UTC", None])
+def test_parquet_files_stream_into_the_frame_pandas_reads(tmp_path: pathlib.Path, zone: str | None) -> None:
+    """Parquet bars are read batch by batch into arrays (memory); the frame is the one pandas reads:
+    any time zone or none, integer and null prices, extra columns left out, a saved time index."""
+    stamps = pd.date_range("2024-03-04 09:30", periods=80_000, freq="min", tz="America/New_York")  # 2 batches
+    stamps = stamps if zone is None else stamps.tz_convert(zone)
+    if zone is None:
+        stamps = stamps.tz_localize(None)
+    rng = np.random.default_rng(1)
+    close = np.round(100 + np.cumsum(rng.normal(0, 0.05, len(stamps))), 2)
+    raw = pd.DataFrame(
+        {
+            "Timestamp": stamps,
+            "open": close,
+            "high": close + 0.1,
+            "low": close - 0.1,
+            "close": close,
+            "volume": rng.integers(0, 1000, len(stamps)),
+            "vwap": close,
+            "note": "x",
+        }
+    )
+    raw.loc[7, "close"] = np.nan  # a null price: the row is dropped
+    path = tmp_path / "bars.parquet"
+    raw.to_parquet(path, index=False, row_group_size=30_000)
+    expected = normalize_bars(pd.read_parquet(path), "bars.parquet")
+    got = load_bars(path)
+    assert got.equals(expected) and got.attrs["dropped_rows"] == expected.attrs["dropped_rows"] == 1
+    indexed = tmp_path / "indexed.parquet"
+    raw.set_index("Timestamp").to_parquet(indexed)  # saved with its time index
+    assert load_bars(indexed).equals(expected)

@@ -6,6 +6,8 @@
 
 `--data synthetic` (or no --data) uses the simulator's seeded synthetic bars (--seed, --days).
 `--sweep` hands over to the parameter sweep of breakout_bot.backtest.sweep (the fast kernel).
+`--symbols A,B` / `--universe FILE` backtest several symbols on one account (cli/universe.py).
+Module-level imports stay light (no pandas, numpy or numba): `backtest --help` answers at once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 from ...core.params import Params
 from ...errors import UserError
 from ..args import add_strategy_arguments, parse_date_flag
+from ..cluster import add_cluster_arguments
 from ..sweep import add_sweep_arguments, run_sweep
+from ..universe import add_universe_arguments, run_universe, universe_symbols
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="step the machine on every bar (slower; results are identical)",
     )
     add_sweep_arguments(parser)
+    add_universe_arguments(parser)
+    add_cluster_arguments(parser)
 
 
 def _date(value: str | None, flag: str) -> dt.date | None:
@@ -138,7 +144,13 @@ def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 _SINGLE_RUN_FLAGS = (("trades_out", "--trades-out"), ("report", "--report"), ("png", "--png"))
-_SWEEP_FLAGS = (("sweep_out", "--sweep-out"), ("heatmap", "--heatmap"))
+_SWEEP_FLAGS = (
+    ("sweep_out", "--sweep-out"),
+    ("heatmap", "--heatmap"),
+    ("train_to", "--train-to"),
+    ("walk_forward", "--walk-forward"),
+    ("oos_equity", "--oos-equity"),
+)
 
 
 def _check_output_flags(args: argparse.Namespace) -> None:
@@ -163,6 +175,16 @@ def run(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     _check_output_flags(args)
+    symbols = universe_symbols(args)
+    if len(symbols) > 1:
+        return run_universe(args, params, symbols)
+    if not args.sweep and (getattr(args, "workers", None) is not None or getattr(args, "scheduler", None)):
+        raise UserError(
+            "--workers/--scheduler: for a --sweep or several symbols (one symbol's replay uses this "
+            "machine's cores: --jobs)"
+        )
+    if symbols:
+        args.symbol = symbols[0]
     bars, symbol = bars_from_args(args)
     if args.sweep:
         args.params = params  # the validated strategy flags: the base of the grid
@@ -182,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             initial_equity=args.initial_equity,
             exact=args.exact_events,
+            jobs=_event_jobs(args, len(bars)),
         ),
         len(bars),
     )
@@ -201,22 +224,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _event_jobs(args: argparse.Namespace, bars: int) -> int:
+    """Processes for one symbol's event path: --jobs, else 2 on >= 2 cores from ~150k bars (below, the
+    fork and the gathering cost about what the second core saves)."""
+    from ...backtest.parallel import default_workers
+
+    jobs = int(getattr(args, "jobs", 0) or 0)
+    return jobs if jobs > 0 else default_workers(bars, 150_000)
+
+
 def _run_with_progress(job: Any, total_bars: int) -> Any:
     """A rich progress bar on a terminal for long runs; silent otherwise (pipes, tests)."""
-    if not sys.stderr.isatty() or total_bars < 200_000:
-        return job(None)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from ..progress import progress_bar
 
-    with Progress(
-        TextColumn("backtest"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} bars"),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("bars", total=total_bars)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar("backtest", "bars", total_bars, minimum=200_000) as progress:
         return job(progress)
