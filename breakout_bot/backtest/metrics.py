@@ -154,12 +154,16 @@ def _count(n: int, noun: str) -> str:
 
 
 def price_text(price: float) -> str:
-    """A price with its tick's decimals (core.ticks.tick_size: 2 from $1 up, 4 below): "619.60", not
-    "619.6"; never "6.2e+05"."""
+    """A price with at least its tick's decimals (core.ticks.tick_size: 2 from $1 up, 4 below) and as
+    many more as it has, up to 4: "619.60", not "619.6"; "620.935" (a bar's open), not "620.94", or
+    the row's P&L would not follow from its prices; never "6.2e+05" and never float noise."""
     if math.isnan(price):
         return "n/a"
     decimals = -int(tick_size(price).as_tuple().exponent)
-    return f"{price:.{decimals}f}"
+    text = f"{price:.4f}"
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(decimals, "0")
+    return f"{whole}.{fraction}"
 
 
 def format_report(result: BacktestResult, *, max_rows: int = 200, width: int = 140) -> str:
@@ -243,12 +247,27 @@ TRADE_FIELDS = (
 )
 
 
+_PRICE_FIELDS = (
+    "entry_price",
+    "exit_price",
+    "stop_price",
+    "take_profit_price",
+    "box_high",
+    "box_low",
+    "box_range",
+)
+
+
 def trade_record(t: Trade) -> dict[str, object]:
+    """One exported row: prices to 4 decimals (the bars' precision), money to the cent, no float noise."""
     row: dict[str, object] = asdict(t)
     row["entry_time"] = t.entry_time.isoformat()
     row["exit_time"] = t.exit_time.isoformat()
-    row["gross_pnl"] = round(t.gross_pnl, 6)
-    row["net_pnl"] = round(t.net_pnl, 6)
+    for name in _PRICE_FIELDS:
+        row[name] = round(float(getattr(t, name)), 4)
+    row["commission"] = round(t.commission, 4)
+    row["gross_pnl"] = t.gross_pnl
+    row["net_pnl"] = t.net_pnl
     return {k: row[k] for k in TRADE_FIELDS}
 
 
