@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.model import NEW_YORK
@@ -37,22 +38,45 @@ class CalendarSession:
         return int((self.close - self.open) // 60)
 
 
+# exchange-calendars' default window is the last 20 years, which made `--start 1999-01-04` trade
+# 2006-12-01: our window starts here (minute bars older than this are rare), and a date outside it is
+# refused by whoever asks (first_date/last_date).
+FIRST_DATE = dt.date(1990, 1, 1)
+
+
+def _xnys_sessions() -> list[CalendarSession]:
+    import exchange_calendars as xc  # heavy import: only when a calendar is first needed
+
+    sched = xc.get_calendar("XNYS", start=FIRST_DATE.isoformat()).schedule
+    dates = [ts.date() for ts in sched.index]
+    opens = [ts.timestamp() for ts in sched["open"]]
+    closes = [ts.timestamp() for ts in sched["close"]]
+    return [CalendarSession(d, o, c) for d, o, c in zip(dates, opens, closes, strict=True)]
+
+
 class MarketCalendar:
-    """The XNYS calendar (holidays and early closes, e.g. 2015-12-24 closes 13:00)."""
+    """The XNYS calendar (holidays and early closes, e.g. 2015-12-24 closes 13:00), from 1990 to a
+    year ahead; or a part of it (`only`: the sessions a bar file holds)."""
 
-    def __init__(self) -> None:
-        import exchange_calendars as xc  # heavy import: only when a calendar is first needed
+    def __init__(self, sessions: Iterable[CalendarSession] | None = None) -> None:
+        ordered = sorted(_xnys_sessions() if sessions is None else sessions, key=lambda s: s.date)
+        if not ordered:
+            raise ValueError("a calendar needs at least one session")
+        self._dates: list[dt.date] = [s.date for s in ordered]
+        self._sessions: dict[dt.date, CalendarSession] = {s.date: s for s in ordered}
+        self._opens = [s.open for s in ordered]
+        self._closes = [s.close for s in ordered]
 
-        cal = xc.get_calendar("XNYS")
-        sched = cal.schedule
-        self._dates: list[dt.date] = [ts.date() for ts in sched.index]
-        opens = [ts.timestamp() for ts in sched["open"]]
-        closes = [ts.timestamp() for ts in sched["close"]]
-        self._sessions: dict[dt.date, CalendarSession] = {
-            d: CalendarSession(d, o, c) for d, o, c in zip(self._dates, opens, closes, strict=True)
-        }
-        self._opens = opens
-        self._closes = closes
+    def only(self, dates: Iterable[dt.date]) -> MarketCalendar:
+        """This calendar with, between the first and the last of `dates` (a bar file's sessions), only
+        their sessions: the market opens on the next of them, so a replay goes from one session with
+        bars to the next, gaps of years included. Before and after them the calendar is unchanged (the
+        clock keeps a next open after the file's last session)."""
+        wanted = set(dates)
+        if not wanted:
+            return self
+        first, last = min(wanted), max(wanted)
+        return MarketCalendar(s for d, s in self._sessions.items() if d in wanted or d < first or d > last)
 
     @property
     def first_date(self) -> dt.date:
