@@ -50,7 +50,15 @@ def test_simulated_runs_keep_every_fill_and_stay_apart_from_real_trading(tmp_pat
     assert sorted(by_run.values()) == sorted(counts) and len({acct for _, acct in by_run}) == 3
     assert not (tmp_path / "past_trades.json").exists()  # the real journal is untouched
     assert "simulated/past_trades.json" in first.stdout and "trades --simulated" in first.stdout
-    assert (tmp_path / "logs" / "simulated" / "breakout-bot.log").exists()
+    log_text = (tmp_path / "logs" / "simulated" / "breakout-bot.log").read_text()
+    # each run's start line carries what its records' run id needs to be lined up with a backtest
+    for run_id, account in by_run:
+        start = re.search(
+            rf"run {re.escape(run_id)} started: mode simulator, account {account}, .*params (\{{.*\}})",
+            log_text,
+        )
+        assert start, (run_id, log_text[:2000])
+        assert json.loads(start.group(1))["qty"] == 100
 
     real = bot("trades", cwd=tmp_path)
     assert real.returncode == 0 and "no journal at past_trades.json yet" in real.stdout
