@@ -230,7 +230,7 @@ def test_readme_setup_is_two_commands_and_ci_runs_the_test_one_word_for_word() -
     assert "[dev]" not in install  # a trader gets what a trader needs
     assert tests == "pip install -e '.[dev]' && python -m pytest -q -n 2"
     ci = (REPO / ".ci" / "run").read_text().splitlines()
-    assert tests in ci
+    assert f"{tests} || exit 1" in ci  # word for word; set -e alone would not stop on a failed install
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"types-requests<2.31.0.7"' in pyproject  # later ones need urllib3>=2: pip backtracked
 
