@@ -10,8 +10,15 @@ things done here:
   ``os.replace``-d over the old file and the directory fsynced, so a crash leaves either the old or
   the new file, never half of one;
 * cross-process safety: read-modify-write happens under an advisory ``flock`` on
-  ``past_trades.json.lock`` and re-reads the file first, so two bot processes sharing one journal
-  never drop each other's records.
+  ``past_trades.json.lock`` and re-reads the file first, so two writers never drop each other's
+  records; a running bot also ``claim``s the journal for its whole run, so a second bot on the same
+  journal is refused with one line instead of trading beside it.
+
+Each record is tagged with where it happened: ``mode`` (simulator, paper or live), ``account`` (the
+broker's account number) and ``run`` (the bot run that recorded it; the run's start line in the log
+carries its mode, account, symbols and parameters under the same id). Records written before these
+tags existed have none (None) and stay readable. Readers that must not change anything (``breakout-bot
+trades``) use `read_journal`: no lock file, and a corrupt file is reported, never moved.
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ log = logging.getLogger(__name__)
 SIDES = ("buy", "sell")
 LEGS = ("entry", "take_profit", "stop_loss", "flatten", "unknown")
 SOURCES = ("stream", "rest")
+MODES = ("simulator", "paper", "live")
 
 # RFC 3339 as Alpaca sends it (fractional seconds up to nanoseconds, 'Z' or an offset).
-_DEFAULTED = ("leg", "source", "cum_qty")  # may be absent from a record
-_OPTIONAL = ("cum_qty",)  # may be null
+_TAGS = ("mode", "account", "run")  # absent from records written before issue 17
+_DEFAULTED = ("leg", "source", "cum_qty", *_TAGS)  # may be absent from a record
+_OPTIONAL = ("cum_qty", *_TAGS)  # may be null
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -66,6 +75,10 @@ class FillRecord:
     # The order's cumulative filled qty after this execution (Alpaca's position_qty/filled_qty at the
     # time). Stream and REST agree on it even where their ids differ, so the runner keys on it.
     cum_qty: str | None = None
+    # Where the fill happened (RunTags); None in records written before the tags existed.
+    mode: str | None = None
+    account: str | None = None
+    run: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -82,6 +95,8 @@ class FillRecord:
             raise ValueError(f"leg: expected one of {', '.join(LEGS)}, got {self.leg!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source: expected one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         for name in ("qty", "price", "cum_qty"):
             value = getattr(self, name)
             if value is None:
@@ -115,6 +130,42 @@ class FillRecord:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class RunTags:
+    """What every record of one bot run carries: its mode, the broker account and the run's id."""
+
+    mode: str
+    account: str
+    run: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+def new_run_id(now: datetime) -> str:
+    """A run's id: its start (UTC, to the second) and random hex, sortable and unique."""
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"
+
+
+def read_journal(path: Path) -> list[FillRecord]:
+    """The journal's records for a reader that changes nothing: no lock file is created and a corrupt
+    file stays where it is (JournalError says what is wrong). A missing file is an empty journal."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+    try:
+        return _parse(raw)
+    except ValueError as exc:
+        raise JournalError(
+            f"journal {path} is corrupt ({exc}); left as it is: fix it, or start the bot, which moves it "
+            "aside and records today's fills again from the broker"
+        ) from None
+
+
 class _Corrupt(Exception):
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
@@ -139,6 +190,7 @@ class Journal:
         self._stamp: tuple[int, int, int, int] | None = None
         self._loaded = False
         self._flock_held = False
+        self._claim_fd: int | None = None  # held by claim() for a bot's whole run
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -175,6 +227,40 @@ class Journal:
         with self._lock:
             self._ensure_loaded()
             return len(self._records)
+
+    # -- one bot per journal -------------------------------------------------------------------
+
+    def claim(self, holder: str) -> None:
+        """Hold the journal for this process until `release()` (or its exit): a second bot started on
+        the same journal is refused here, with one line naming the first. `holder` (pid, what runs)
+        is written into the lock file for that line. Idempotent."""
+        with self._lock:
+            if self._claim_fd is not None or fcntl is None:
+                return
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise JournalError(f"cannot lock journal {self.path}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                other = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise JournalError(
+                    f"journal {self.path} is in use by another breakout-bot ({other}); one journal per "
+                    "bot: trade several symbols in one bot (--symbol AAPL --symbol MSFT), or give this "
+                    "one its own --journal"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{holder}\n".encode())
+            self._claim_fd = fd
+
+    def release(self) -> None:
+        """Let another bot claim the journal (the lock file stays: removing it would race)."""
+        with self._lock:
+            if self._claim_fd is not None:
+                os.close(self._claim_fd)
+                self._claim_fd = None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -298,7 +384,7 @@ class Journal:
         lock again: ``_flock_held`` makes it re-entrant. ``required=False``: proceed unlocked if the
         lock file cannot be created (a read-only directory can still be read).
         """
-        if fcntl is None or self._flock_held:
+        if fcntl is None or self._flock_held or self._claim_fd is not None:
             yield
             return
         fd: int | None = None

@@ -1,7 +1,9 @@
 """Logging: a rotating log file (text or JSON lines), WARNING+ on stderr, secrets always redacted.
 
 The terminal belongs to the status panel, so only warnings and errors go to stderr; everything else
-(and every traceback) goes to the file. The redacting filter sits on every handler, so a secret
+(and every traceback) goes to the file. Timestamps are ISO 8601 with their UTC offset, in the zone and
+on the clock the CLI chooses (`use_log_time`): New York time, and in a simulated run the simulator's
+virtual time, so a log line and the bar it talks about show the same minute. The redacting filter sits on every handler, so a secret
 reaches neither the file nor the terminal, whichever logger (ours or a library's) emitted it.
 """
 
@@ -11,7 +13,7 @@ import json
 import logging
 import logging.handlers
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +27,16 @@ _MARK = "_breakout_bot_handler"  # tags our handlers so a second setup_logging r
 _redactor = Redactor()
 _log_file: Path | None = None
 _root_level_before: int | None = None  # restored by teardown_logging
+# record.created (epoch seconds) -> the time a line shows; None: the machine's local time.
+_log_time: Callable[[float], datetime] | None = None
+
+
+def use_log_time(clock: Callable[[float], datetime] | None) -> Callable[[float], datetime] | None:
+    """Stamp log lines with `clock(record.created)` (an aware datetime) from now on; returns the
+    previous choice, so a simulated run can put it back."""
+    global _log_time
+    previous, _log_time = _log_time, clock
+    return previous
 
 
 def redact(text: str) -> str:
@@ -65,10 +77,13 @@ class RedactingFilter(logging.Filter):
 
 
 class _Formatter(logging.Formatter):
-    """ISO 8601 local time with UTC offset and milliseconds: unambiguous across DST and machines."""
+    """ISO 8601 with UTC offset and milliseconds (unambiguous across DST and machines), on the clock
+    `use_log_time` chose."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+        clock = _log_time
+        when = clock(record.created) if clock else datetime.fromtimestamp(record.created).astimezone()
+        return when.isoformat(timespec="milliseconds")
 
 
 class _ConsoleFormatter(logging.Formatter):

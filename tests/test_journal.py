@@ -361,3 +361,59 @@ def test_file_equals_unique_ids_in_first_seen_order(
     expected = list(dict.fromkeys(offered))
     assert (ids_on_disk(p) if p.exists() else []) == expected
     assert [r.id for r in Journal(p).load()] == expected
+
+
+# -- issue 17: tags, one bot per journal, read-only readers -----------------------------------------
+
+
+def test_records_carry_mode_account_and_run_and_old_records_still_load(tmp_path: Path) -> None:
+    tagged = fill("t1", mode="paper", account="PA3TEST", run="20240304T140000Z-abc123")
+    assert FillRecord.from_dict(json.loads(json.dumps(tagged.to_dict()))) == tagged
+    old = {k: v for k, v in fill("o1").to_dict().items() if k not in ("mode", "account", "run", "cum_qty")}
+    p = tmp_path / "past_trades.json"
+    p.write_text(json.dumps([old, tagged.to_dict()]))
+    loaded = Journal(p).load()
+    assert (loaded[0].mode, loaded[0].account, loaded[0].run) == (None, None, None)
+    assert loaded[1] == tagged
+    with pytest.raises(ValueError, match="mode"):
+        fill("bad", mode="demo")
+
+
+def _claim_and_report(path: str, answer: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        Journal(Path(path)).claim("pid other")
+        answer.put("claimed")
+    except JournalError as exc:
+        answer.put(str(exc))
+
+
+def test_a_claimed_journal_refuses_a_second_bot(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    first = Journal(p)
+    first.claim(f"pid {os.getpid()}, started today")
+    ctx = multiprocessing.get_context("spawn")
+    answer = ctx.Queue()
+    other = ctx.Process(target=_claim_and_report, args=(str(p), answer))
+    other.start()
+    other.join(60)
+    message = answer.get(timeout=10)
+    assert f"is in use by another breakout-bot (pid {os.getpid()}, started today)" in message
+    first.append(fill("w1"))  # the claimer still writes (its flock is the one held)
+    first.release()
+    again = ctx.Process(target=_claim_and_report, args=(str(p), answer))
+    again.start()
+    again.join(60)
+    assert answer.get(timeout=10) == "claimed"
+    assert ids_on_disk(p) == ["w1"]
+
+
+def test_read_journal_changes_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    assert journal_mod.read_journal(p) == []
+    Journal(p).append(fill("r1"))
+    (tmp_path / "past_trades.json.lock").unlink()
+    assert [r.id for r in journal_mod.read_journal(p)] == ["r1"]
+    p.write_text('[{"id": "broken"')
+    with pytest.raises(JournalError, match=r"is corrupt .*left as it is"):
+        journal_mod.read_journal(p)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["past_trades.json"]  # no lock, nothing moved

@@ -1,7 +1,7 @@
 """The backtest's broker: Alpaca-like orders for one symbol, filled bar by bar.
 
 The backtest engine (backtest/engine.py) drives it: the machine's actions become orders here, and each
-bar produces the trade updates Alpaca would have sent, as `OrderUpdate` events. Fill rules (DESIGN.md,
+bar produces the trade updates Alpaca would have sent, as `OrderUpdate` events. Fill rules (docs/design.md,
 "The strategy, precisely"; the level-or-gap rule is market/fills.py's, shared with the simulator):
 
 * A market order (the entry, or a close) fills at the open of the next bar, adverse slippage

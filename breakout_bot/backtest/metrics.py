@@ -155,12 +155,16 @@ def _count(n: int, noun: str) -> str:
 
 
 def price_text(price: float) -> str:
-    """A price with its tick's decimals (core.ticks.tick_size: 2 from $1 up, 4 below): "619.60", not
-    "619.6"; never "6.2e+05"."""
+    """A price with at least its tick's decimals (core.ticks.tick_size: 2 from $1 up, 4 below) and as
+    many more as it has, up to 4: "619.60", not "619.6"; "620.935" (a bar's open), not "620.94", or
+    the row's P&L would not follow from its prices; never "6.2e+05" and never float noise."""
     if math.isnan(price):
         return "n/a"
     decimals = -int(tick_size(price).as_tuple().exponent)
-    return f"{price:.{decimals}f}"
+    text = f"{price:.4f}"
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(decimals, "0")
+    return f"{whole}.{fraction}"
 
 
 TRADE_COLUMNS: tuple[tuple[str, Justify], ...] = (
@@ -245,6 +249,7 @@ TRADE_FIELDS = (
 
 
 def trade_record(t: Trade) -> dict[str, object]:
+    """One exported row: prices to 4 decimals (the bars' precision), money to the cent, no float noise."""
     return dict(zip(TRADE_FIELDS, _trade_values(t), strict=True))
 
 
@@ -256,18 +261,18 @@ def _trade_values(t: Trade) -> tuple[object, ...]:
         t.side,
         t.qty,
         t.entry_time.isoformat(),
-        t.entry_price,
+        round(float(t.entry_price), 4),
         t.exit_time.isoformat(),
-        t.exit_price,
+        round(float(t.exit_price), 4),
         t.exit_reason,
-        t.stop_price,
-        t.take_profit_price,
-        t.box_high,
-        t.box_low,
-        t.box_range,
-        t.commission,
-        round(t.gross_pnl, 6),
-        round(t.net_pnl, 6),
+        round(float(t.stop_price), 4),
+        round(float(t.take_profit_price), 4),
+        round(float(t.box_high), 4),
+        round(float(t.box_low), 4),
+        round(float(t.box_range), 4),
+        round(t.commission, 4),
+        t.gross_pnl,
+        t.net_pnl,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from ..core.valuetype import value_type
@@ -29,12 +30,15 @@ class Trade:
 
     @property
     def gross_pnl(self) -> float:
-        direction = 1.0 if self.side == "buy" else -1.0
-        return (self.exit_price - self.entry_price) * self.qty * direction
+        """To the cent, from the prices as the report shows them (4 decimals at most), so that a row's
+        prices, quantity and P&L agree and the rows add up to the totals."""
+        direction = 1 if self.side == "buy" else -1
+        move = _shown(self.exit_price) - _shown(self.entry_price)
+        return float(_cents(move * self.qty * direction))
 
     @property
     def net_pnl(self) -> float:
-        return self.gross_pnl - self.commission
+        return float(_cents(Decimal(repr(self.gross_pnl)) - _cents(Decimal(repr(self.commission)))))
 
     def key(self) -> tuple[object, ...]:
         """What two engines must agree on, trade for trade (prices to the cent)."""
@@ -49,3 +53,15 @@ class Trade:
             round(self.stop_price, 4),
             round(self.take_profit_price, 4),
         )
+
+
+_CENT = Decimal("0.01")
+
+
+def _shown(price: float) -> Decimal:
+    """A fill price without float noise: the bars' precision is 4 decimals (market/bars.py rounds them)."""
+    return Decimal(f"{price:.4f}")
+
+
+def _cents(amount: Decimal) -> Decimal:
+    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)

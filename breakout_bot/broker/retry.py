@@ -1,6 +1,6 @@
 """Bounded retries for broker calls, and the mapping of HTTP failures to the error tree (errors.py).
 
-Policy (DESIGN.md "Lessons from the bugs of peers"):
+Policy (docs/design.md, "Lessons from the bugs of peers"):
 
 * 429, 500, 502, 503, 504, timeouts and connection errors are transient (TransientBrokerError): an
   *idempotent* call is retried with jittered exponential backoff (honouring Retry-After /
@@ -22,10 +22,13 @@ import email.utils
 import json
 import logging
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -113,12 +116,62 @@ def _retry_after(headers: Mapping[str, str] | None, epoch_now: Callable[[], floa
     return None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (causes, contexts, urllib3's `reason`, exception args)."""
+    out: list[BaseException] = []
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or any(item is seen for seen in out):
+            continue
+        out.append(item)
+        stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    return out
+
+
+def _where(exc: BaseException) -> str:
+    """host[:port] the failed request went to, when the exception says."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        if parts.hostname:
+            return parts.hostname + (f":{parts.port}" if parts.port else "")
+    return "the server"
+
+
+def describe_connection_failure(exc: BaseException) -> str:
+    """What went wrong below HTTP, in words, and where: DNS, refused, timed out, TLS, reset."""
+    where = _where(exc)
+    causes = _causes(exc)
+    if any(isinstance(c, requests.exceptions.ProxyError) for c in causes):
+        return f"the HTTP proxy for {where} failed (HTTPS_PROXY / HTTP_PROXY)"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return f"DNS lookup of {where.split(':')[0]} failed (no such host, or no name server reachable)"
+    if any(isinstance(c, ssl.SSLError | requests.exceptions.SSLError) for c in causes):
+        detail = next(
+            (str(c.reason) for c in causes if isinstance(c, ssl.SSLError) and getattr(c, "reason", None)), ""
+        )
+        return f"TLS handshake with {where} failed" + (
+            f" ({detail.lower().replace('_', ' ')})" if detail else ""
+        )
+    if any(isinstance(c, requests.ConnectTimeout) for c in causes):
+        return f"no connection to {where} within the timeout (connect timed out)"
+    if any(isinstance(c, requests.Timeout | TimeoutError | socket.timeout) for c in causes):
+        return f"{where} did not answer within the timeout (read timed out)"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"connection refused by {where} (nothing listening there)"
+    if any(isinstance(c, ConnectionResetError | BrokenPipeError) for c in causes):
+        return f"{where} closed the connection"
+    return f"connection to {where} failed ({type(exc).__name__})"
+
+
 def classify(exc: BaseException, epoch_now: Callable[[], float] = time.time) -> Failure:
     """Map any exception from an HTTP call to a Failure."""
     if isinstance(exc, requests.Timeout | TimeoutError):
-        return Failure("timeout", message=f"timeout: {type(exc).__name__}")
+        return Failure("timeout", message=describe_connection_failure(exc))
     if isinstance(exc, requests.ConnectionError | ConnectionError):
-        return Failure("connection", message=f"connection error: {type(exc).__name__}")
+        return Failure("connection", message=describe_connection_failure(exc))
     resp = _response_of(exc)
     status = getattr(exc, "status_code", None)
     if status is None and resp is not None:

@@ -7,14 +7,19 @@ specs (their flag names), so a default is written once and every command's help 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config.settings import BY_NAME, DEFAULT_SDK, SDKS, Settings, load_settings
 from ..core.params import DESCRIPTIONS, Params
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..market.calendar import MarketCalendar
 
 # Placeholder names of the strategy's values in --help.
 METAVARS = {
@@ -37,9 +42,39 @@ def parse_date_flag(value: str, flag: str) -> date:
         raise ConfigError(f"{flag}: expected YYYY-MM-DD, got {value!r}") from None
 
 
-def add_strategy_arguments(parser: argparse.ArgumentParser, defaults: Params | None = None) -> None:
-    """The strategy and risk flags, one per Params field. Without `defaults` an absent flag is None, so
-    that environment and .env values apply (run); with them, it takes them (backtest)."""
+def check_sessions(
+    calendar: MarketCalendar,
+    data_dates: Sequence[date] | None,
+    start: date | None,
+    days: int | None,
+    data: Path | None = None,
+) -> None:
+    """A simulated run's dates must exist: `start` in the calendar window, and with a bar file a day it
+    has bars for, and `days` of its sessions from there: nothing is traded silently on a day without
+    bars. (With synthetic bars a `start` on a day NYSE is closed is a closed day, as for a real bot:
+    it says "market closed today" and trades the next session, or with --once exits.)"""
+    if data_dates is None:  # synthetic bars: every session has some
+        if start is not None and not calendar.first_date <= start <= calendar.last_date:
+            raise ConfigError(
+                f"--start {start}: outside the NYSE calendar ({calendar.first_date} to {calendar.last_date})"
+            )
+        return
+    name = data.name if data is not None else "the data"
+    span = f"{len(data_dates)} sessions, {data_dates[0]} to {data_dates[-1]}" if data_dates else "no sessions"
+    if start is not None and start not in data_dates:
+        later = [d for d in data_dates if d > start]
+        hint = f"; its next session with bars is {later[0]}" if later else ""
+        raise ConfigError(f"--start {start}: {name} has no bars that day ({span}){hint}")
+    left = [d for d in data_dates if start is None or d >= start]
+    if days is not None and days > len(left):
+        raise ConfigError(
+            f"--days {days}: {name} has {len(left)} session(s) from {left[0] if left else start} ({span})"
+        )
+
+
+def add_strategy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The strategy and risk flags, one per Params field. An absent flag is None, so that environment
+    and .env values apply (run and backtest alike: a backtest rehearses the configured bot)."""
     g = parser.add_argument_group("strategy")
     shown = Params()
     for f in fields(Params):
@@ -49,7 +84,7 @@ def add_strategy_arguments(parser: argparse.ArgumentParser, defaults: Params | N
             BY_NAME[f.name].flag,
             type=int if f.type == "int" else float,
             metavar=METAVARS[f.name],
-            default=None if defaults is None else getattr(defaults, f.name),
+            default=None,
             help=help_text.replace("%", "%%"),
         )
 
@@ -113,12 +148,19 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object | None]:
     return out
 
 
-def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """load_settings for a command: flags from ``args``, ``--env-file`` if given (then it must exist)."""
+def settings_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None, *, trading: bool = True
+) -> Settings:
+    """load_settings for a command: flags from ``args``, ``--env-file`` if given (then it must exist).
+    ``trading=False``: a command that sends no order (a live URL needs no --live)."""
     env_file = getattr(args, "env_file", None)
-    return load_settings(
+    settings = load_settings(
         overrides_from_args(args),
         env=env,
         dotenv_path=Path(env_file) if env_file else Path(".env"),
         dotenv_required=bool(env_file),
+        trading=trading,
     )
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings

@@ -21,10 +21,11 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from breakout_bot import __version__
 from breakout_bot.errors import BotError, BrokerAuthError, BrokerUnavailable, UserError
@@ -50,17 +51,37 @@ COMMANDS: dict[str, CommandSpec] = {
         "replay historical bars through the same strategy", "breakout_bot.cli.commands.backtest"
     ),
     "bars": CommandSpec("download and cache one-minute bars", "breakout_bot.cli.commands.bars"),
-    "trades": CommandSpec("show the fills in past_trades.json", "breakout_bot.cli.commands.trades"),
+    "trades": CommandSpec(
+        "list round-trip trades with P&L per trade, day and account, from the fill journal",
+        "breakout_bot.cli.commands.trades",
+    ),
     "sim": CommandSpec(
         "run the Alpaca-compatible simulator server on loopback", "breakout_bot.cli.commands.sim"
     ),
     "flatten": CommandSpec(
-        "kill switch: cancel all orders and close all positions", "breakout_bot.cli.commands.flatten"
+        "kill switch: cancel all orders, close all positions, no new entries today (--clear lifts it)",
+        "breakout_bot.cli.commands.flatten",
     ),
     "schedule": CommandSpec(
-        "show the trading calendar and the bot's daily timeline", "breakout_bot.cli.commands.schedule"
+        "print a systemd service and timer, or a crontab line, that run the bot every trading day",
+        "breakout_bot.cli.commands.schedule",
     ),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line, like every other error (argparse prints the whole usage first)."""
+
+    help_prog: str | None = None  # whose --help to point at (the command's, for its unknown flags)
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        message = _INVALID_VALUE.sub(lambda m: f"expected {_KINDS[m.group(1)]}, got ", message)
+        self.exit(2, f"error: {message} (`{self.help_prog or self.prog} --help` lists the options)\n")
+
+
+_INVALID_VALUE = re.compile(r"invalid (int|float) value: ")
+_KINDS = {"int": "a whole number", "float": "a number"}
 
 
 class NotBuilt(Exception):
@@ -78,10 +99,10 @@ def _import_command(module: str) -> ModuleType:
         raise
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     """The top-level parser with every command listed but none configured (no imports), and each
     command's own parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Intraday breakout trading bot for US stocks on Alpaca.",
         epilog=f"Run '{PROG} COMMAND --help' for a command's options.",
@@ -119,11 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{PROG} {name}: not built yet", file=sys.stderr)
                 return 2
             module.configure(commands[name])
+            parser.help_prog = commands[name].prog
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         assert module is not None  # parse_args accepted a command, so it is one of COMMANDS
+        _log_in_new_york_time()
         return int(module.run(args))
     except BotError as exc:
         for line in (_redact(user_message(exc)) or type(exc).__name__).splitlines():
@@ -140,6 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         return _internal_error(exc)
+
+
+def _log_in_new_york_time() -> None:
+    """Log lines in the market's time, whatever the machine's zone (a simulated run swaps in its clock)."""
+    from datetime import datetime
+
+    from breakout_bot import logging_setup
+    from breakout_bot.core.model import NEW_YORK
+
+    logging_setup.use_log_time(lambda created: datetime.fromtimestamp(created, NEW_YORK))
 
 
 def user_message(exc: BotError) -> str:

@@ -44,9 +44,15 @@ def read_dotenv(path: Path, required: bool) -> tuple[dict[str, str], dict[str, i
     return values, lines, []
 
 
-def typo_problems(names: Sequence[str], where: Callable[[str], str], env_vars: Sequence[str]) -> list[str]:
-    # An unknown BREAKOUT_ variable close to a known one is almost surely a typo that would silently
-    # disable a setting (BREAKOUT_MAX_DAILY_LOS); anything else is left alone.
+def typo_problems(
+    names: Sequence[str],
+    where: Callable[[str], str],
+    env_vars: Sequence[str],
+    warnings: list[str] | None = None,
+) -> list[str]:
+    """Unknown BREAKOUT_ variables. One close to a known name is almost surely a typo that would silently
+    disable a setting (BREAKOUT_MAX_DAILY_LOS): an error, with a "did you mean". Any other unknown
+    BREAKOUT_ name is appended to `warnings` (it is ignored, and said so)."""
     prefix = "BREAKOUT_"
     known = [e[len(prefix) :] for e in env_vars if e.startswith(prefix)]
     out = []
@@ -59,4 +65,6 @@ def typo_problems(names: Sequence[str], where: Callable[[str], str], env_vars: S
         close = difflib.get_close_matches(name[len(prefix) :], known, n=1, cutoff=0.66)
         if close:
             out.append(f"{where(name)}: unknown variable (did you mean {prefix}{close[0]}?)")
+        elif warnings is not None:
+            warnings.append(f"{where(name)}: unknown variable, ignored (.env.example lists the known ones)")
     return out

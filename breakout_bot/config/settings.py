@@ -32,6 +32,14 @@ STREAM_URL = "https://stream.data.alpaca.markets"
 # The SDKs that can carry the Alpaca adapter (broker/sdks.py knows how to load each); the first is the default.
 SDKS = ("alpaca-trade-api", "alpaca-py")
 DEFAULT_SDK = SDKS[0]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # a trading URL here is a simulator, not Alpaca
+SIMULATED_DIR = "simulated"
+
+
+def simulated_path(path: Path) -> Path:
+    """Where a simulated run keeps what it would otherwise write at `path` (journal, kill switch, log):
+    a `simulated/` folder beside it, so simulated fills never mix with paper or live ones."""
+    return path.parent / SIMULATED_DIR / path.name
 
 
 @dataclass(frozen=True, repr=False)
@@ -53,8 +61,9 @@ class Settings:
     log_file: Path | None = None
     json_logs: bool = False
     bars_mode: str = "poll"
-    speed: float = 60.0  # simulator: virtual seconds per wall second
+    speed: float = 0.0  # simulator: virtual seconds per wall second; 0 = as fast as possible
     days: int = 1
+    warnings: tuple[str, ...] = ()  # what was ignored (unknown BREAKOUT_ variables): the CLI prints them
 
     @property
     def has_keys(self) -> bool:
@@ -151,7 +160,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("log_file", "BREAKOUT_LOG_FILE", "--log-file", path),
     Spec("json_logs", "BREAKOUT_JSON_LOGS", "--json-logs", boolean),
     Spec("bars_mode", "BREAKOUT_BARS_MODE", "--bars", choice("poll", "stream")),
-    Spec("speed", "BREAKOUT_SPEED", "--speed", float_in(0, None, "expected a number above 0")),
+    Spec(
+        "speed",
+        "BREAKOUT_SPEED",
+        "--speed",
+        float_in(0, None, "expected a number >= 0 (0 = as fast as possible)", lo_open=False),
+    ),
     Spec("days", "BREAKOUT_DAYS", "--days", int_in(1, None, "expected a whole number >= 1")),
 )
 BY_NAME = {s.name: s for s in SPECS}
@@ -164,11 +178,13 @@ def load_settings(
     dotenv_path: Path | None = Path(".env"),
     *,
     dotenv_required: bool = False,
+    trading: bool = True,
 ) -> Settings:
     """Resolve settings. ``overrides``: CLI values by Settings field name (None = not given).
 
     ``env`` defaults to ``os.environ``; ``dotenv_path=None`` skips the .env file. Raises ConfigError
-    listing every problem, one per line.
+    listing every problem, one per line. ``trading=False`` is for commands that send no order (check,
+    trades): the live URL is accepted without --live, since nothing can trade.
     """
     overrides = dict(overrides or {})
     env = os.environ if env is None else env
@@ -196,8 +212,9 @@ def load_settings(
     def dot_label(var: str) -> str:
         return f"{var} ({dotenv_path} line {dot_lines.get(var, '?')})"
 
-    problems.extend(typo_problems(sorted(env), lambda n: n, ENV_VARS))
-    problems.extend(typo_problems(sorted(dot), dot_label, ENV_VARS))
+    warnings: list[str] = []
+    problems.extend(typo_problems(sorted(env), lambda n: n, ENV_VARS, warnings))
+    problems.extend(typo_problems(sorted(dot), dot_label, ENV_VARS, warnings))
 
     values: dict[str, object] = {}
     explicit: set[str] = set()  # fields set by some source (not defaulted)
@@ -223,7 +240,9 @@ def load_settings(
 
     defaults = Settings()
     merged = {
-        f.name: values.get(f.name, getattr(defaults, f.name)) for f in fields(Settings) if f.name != "params"
+        f.name: values.get(f.name, getattr(defaults, f.name))
+        for f in fields(Settings)
+        if f.name not in ("params", "warnings")
     }
     merged.update({name: values.get(name, getattr(defaults.params, name)) for name in PARAM_NAMES})
 
@@ -249,7 +268,7 @@ def load_settings(
         merged["base_url"] = base_url = LIVE_URL  # --live alone means Alpaca's live endpoint
     if live and not is_live_url(base_url):
         problems.append(f"--live given but the trading URL is {base_url}, not {LIVE_URL}")
-    if not live and is_live_url(base_url):
+    if trading and not live and is_live_url(base_url):
         problems.append(
             f"APCA_API_BASE_URL is the live endpoint {base_url}: refusing to trade live without --live"
         )
@@ -259,7 +278,7 @@ def load_settings(
     if problems:
         raise ConfigError("\n".join(redact(p) for p in problems))
     params = Params(**{name: merged.pop(name) for name in PARAM_NAMES})  # type: ignore[arg-type]
-    return Settings(**merged, params=params)  # type: ignore[arg-type]
+    return Settings(**merged, params=params, warnings=tuple(redact(w) for w in warnings))  # type: ignore[arg-type]
 
 
 def _shorten(raw: object) -> str:

@@ -23,7 +23,7 @@ def done(state: State, reason: str) -> tuple[State, list[Action]]:
     actions: list[Action] = [Log("info", f"{state.symbol}: done for the day ({reason})")]
     if state.next_open is not None:
         actions.append(SleepUntil(state.next_open, "next session"))
-    return evolve(state, phase=DONE_FOR_THE_DAY, box=None), actions
+    return evolve(state, phase=DONE_FOR_THE_DAY, box=None, done_reason=reason), actions
 
 
 def flatten(state: State, reason: str) -> tuple[State, list[Action]]:

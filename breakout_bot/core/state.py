@@ -63,6 +63,7 @@ class State:
     unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
     closing: bool = False  # CloseAll sent for an unprotected position: the legs' cancels must not re-send it
+    done_reason: str = ""  # why the day is done (the status panel says it in words)
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))

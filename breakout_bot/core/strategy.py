@@ -1,6 +1,6 @@
 """The breakout strategy's arithmetic: box, signal, bracket prices, sizing. Pure: no I/O, no clock.
 
-Semantics follow DESIGN.md, "The strategy, precisely". Prices reach the tick through core/ticks.py.
+Semantics follow docs/design.md, "The strategy, precisely". Prices reach the tick through core/ticks.py.
 The fast backtest kernel (backtest/kernel.py) mirrors `compute_box`, `bracket_prices` and
 `bracket_skip_reason`; its parity tests hold it to these.
 """

@@ -130,7 +130,13 @@ def _on_other_entry(state: State, event: OrderUpdate, actions: list[Action]) -> 
 
 
 def _on_stop_leg(state: State, event: OrderUpdate, actions: list[Action]) -> tuple[State, list[Action]]:
-    """The trade's stop ended without a fill while we hold the position: it is unprotected."""
+    """The trade's stop ended without a fill while we hold the position: it is unprotected. A stop at
+    another price than this trade's is an earlier trade's (its cancel, delivered late by the stream
+    after the next entry filled): news of nothing we hold."""
+    entry = state.entry
+    stop = event.order.stop_price
+    if entry is not None and entry.stop_price and stop is not None and stop != entry.stop_price:
+        return state, actions
     if (
         event.event in ENDED_EVENTS
         and state.position_qty != 0

@@ -18,7 +18,7 @@ from ..broker.base import Broker, FillActivity
 from ..core.events import OrderUpdate
 from ..core.model import FILL_EVENTS, Fill, OrderEvent, OrderSnapshot, OrderStatus
 from ..errors import BrokerError
-from ..journal import FillRecord, Journal
+from ..journal import FillRecord, Journal, RunTags
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ def fill_key(order_id: str, cum_qty: Decimal | None, execution_id: str) -> str:
 class FillLedger:
     """What has been recorded (the journal), which order updates are news, and new FILL activities."""
 
-    def __init__(self, broker: Broker, journal: Journal) -> None:
+    def __init__(self, broker: Broker, journal: Journal, tags: RunTags | None = None) -> None:
         self.broker = broker
         self.journal = journal
+        self.tags = tags  # every record of this run carries them (mode, account, run id)
         self._seen: set[str] = set()
         self._orders: dict[str, OrderSnapshot] = {}  # the latest snapshot of every order we heard of
         self._since: datetime | None = None  # the newest activity read so far
@@ -77,6 +78,9 @@ class FillLedger:
             leg=fill.leg,
             source=source,
             cum_qty=str(fill.cum_qty) if fill.cum_qty is not None else None,
+            mode=self.tags.mode if self.tags else None,
+            account=self.tags.account if self.tags else None,
+            run=self.tags.run if self.tags else None,
         )
         self._remember(fill.order_id, fill.cum_qty, fill.execution_id)
         if self.journal.append(record):

@@ -28,11 +28,13 @@ ACCOUNT_MAX_AGE = timedelta(minutes=2)
 
 
 class RiskGate:
-    def __init__(self, broker: Broker, clock: Clock, halt_file: Path) -> None:
+    def __init__(self, broker: Broker, clock: Clock, halt_file: Path, mode: str | None = None) -> None:
         self.broker = broker
         self.clock = clock
         self.halt_file = halt_file
+        self.mode = mode  # a simulated run ignores a kill switch engaged for a real account
         self._account: AccountInfo | None = None
+        self.equity: Decimal | None = None  # as of the last successful account read (the panel shows it)
         self._read_at: datetime | None = None
 
     def refusal(self, order: SubmitBracket) -> str | None:
@@ -43,7 +45,7 @@ class RiskGate:
         self.invalidate()  # this order changes buying power: the next entry reads it afresh
         if account.trading_blocked:
             return "account trading is blocked"
-        halted = halted_on(self.halt_file, self.clock.now().astimezone(NEW_YORK).date())
+        halted = halted_on(self.halt_file, self.clock.now().astimezone(NEW_YORK).date(), self.mode)
         if halted is not None:
             return f"kill switch: {halted}"
         # The breakout level is within a tick or two of where a market entry fills.
@@ -64,6 +66,7 @@ class RiskGate:
             try:
                 self._account = self.broker.get_account()
                 self._read_at = now
+                self.equity = self._account.equity
             except BrokerError as exc:
                 log.warning("account unreadable: %s", exc)
                 self._account = None

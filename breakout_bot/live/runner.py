@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from ..broker.base import Broker, FillActivity, MarketData, StreamHandle, StreamStatus
 from ..core import machine
@@ -32,13 +33,13 @@ from ..core.model import BAR_LENGTH, NEW_YORK, Bar
 from ..core.params import Params
 from ..core.state import ACTIVE_TRADE, DONE_FOR_THE_DAY, SEARCHING, State, initial_state
 from ..errors import BrokerAuthError, BrokerError
-from ..journal import Journal
+from ..journal import Journal, RunTags
 from .clock import Clock
 from .executor import CLOSE_CHECK_SECONDS, Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
 from .ledger import FillLedger, Source
-from .reconcile import ReconcileReader
+from .reconcile import MarketView, ReconcileReader
 from .risk import RiskGate
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class RunnerOptions:
     stream: bool = True
     bars_stream: bool = False  # bars pushed by the market-data websocket; the minute poll only fills gaps
     stream_start_timeout: float = 10.0  # wall seconds to wait for the trade stream before trading
+    today_only: bool = (
+        False  # `--once`: today's session or nothing (a holiday exits, never sleeps to tomorrow)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class RunnerStatus:
     now: datetime
     stream_up: bool
     states: tuple[State, ...]
+    equity: Decimal | None = None  # the account's, as of its last read
 
 
 Observer = Callable[[RunnerStatus], None]
@@ -98,6 +103,7 @@ class Runner:
         params: Params,
         options: RunnerOptions | None = None,
         observers: Iterable[Observer] = (),
+        tags: RunTags | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -105,8 +111,8 @@ class Runner:
         self.states: dict[str, State] = {s: initial_state(s, params) for s in symbols}
         self.stream_up = not self.options.stream
         self.feed = BarFeed(data)
-        self.ledger = FillLedger(broker, journal)
-        self.gate = RiskGate(broker, clock, halt_path(journal.path))
+        self.ledger = FillLedger(broker, journal, tags)
+        self.gate = RiskGate(broker, clock, halt_path(journal.path), tags.mode if tags else None)
         self.reader = ReconcileReader(broker, self.feed, params.lookback, params.risk_pct is not None)
         self.executor = Executor(
             broker, clock, self.ledger, self.gate, lambda: self.stream_up, self.options.verify_flat_attempts
@@ -121,6 +127,8 @@ class Runner:
         self._need_reconcile = True
         self._sessions_done: set[date] = set()
         self._stop = False
+        self._reconciled = False  # a first reconcile has succeeded
+        self.nothing_today: str | None = None  # why a today-only run found nothing to trade
 
     # ------------------------------------------------------------------ lifecycle
     def observe(self, observer: Observer) -> None:
@@ -285,6 +293,12 @@ class Runner:
         """Read the broker's truth and hand it to every machine (start, reconnect, timer, new session)."""
         try:
             view = self.reader.market()
+            if self.options.today_only and not self._reconciled and view.session is None:
+                self.nothing_today = _nothing_today(view)
+                log.info("%s", self.nothing_today)
+                self._stop = True
+                return
+            self._reconciled = True
             if view.over is not None:
                 self._sessions_done.add(view.over.date)
             # Today's fills first: the missed ones are recorded now, and all of them give each symbol its
@@ -428,9 +442,21 @@ class Runner:
     def _publish(self) -> None:
         if not self._observers:
             return
-        status = RunnerStatus(self.clock.now(), self.stream_up, tuple(self.states.values()))
+        status = RunnerStatus(self.clock.now(), self.stream_up, tuple(self.states.values()), self.gate.equity)
         for observer in self._observers:
             observer(status)
+
+
+def _nothing_today(view: MarketView) -> str:
+    today = view.day_start.date()
+    if view.over is not None:
+        return (
+            f"today's session ({today}) is over: nothing to trade (--once trades today's session or nothing)"
+        )
+    return (
+        f"market closed today ({today:%a %Y-%m-%d}): nothing to trade; the next session opens "
+        f"{view.next_open.astimezone(NEW_YORK):%a %Y-%m-%d %H:%M} New York time"
+    )
 
 
 def _next_minute(now: datetime) -> datetime:

@@ -375,22 +375,17 @@ def frame_to_days(df: pd.DataFrame, symbol: str) -> dict[dt.date, DayBars]:
 
 
 class FileSource:
-    """Bars from a CSV/Parquet file for the simulator. A file without a symbol column serves its bars
-    for every configured symbol; with a symbol column, each symbol gets its own rows (none: no tape)."""
+    """Bars from a CSV/Parquet file or a `bars` cache for the simulator, read by `load_bars` (the same
+    loader and the same one-line errors as `backtest`). A file without a symbol column serves its bars
+    for every configured symbol; with one, each symbol gets its own rows, and a symbol it lacks is an
+    error (a replay would trade nothing for it)."""
 
     def __init__(self, path: pathlib.Path, symbols: tuple[str, ...]) -> None:
         self.path = path
-        raw = read_table(path)
-        symbol_of = symbol_column(raw)
         self._days: dict[str, dict[dt.date, DayBars]] = {}
-        if symbol_of is None:
-            shared = regular_session(normalize_bars(raw, path.name))
-            self._days = {sym: frame_to_days(shared, sym) for sym in symbols}
-        else:
-            present = set(symbol_of.unique())
-            for sym in symbols:
-                rows = regular_session(normalize_bars(raw, path.name, sym)) if sym in present else None
-                self._days[sym] = {} if rows is None else frame_to_days(rows, sym)
+        for sym in symbols:
+            rows = regular_session(load_bars(path, sym))
+            self._days[sym] = frame_to_days(rows, sym)
         if not any(self._days.values()):
             raise DataError(f"--data: {path.name}: no regular-session bars for {', '.join(symbols)}")
 
@@ -398,6 +393,10 @@ class FileSource:
         bars = self._days.get(symbol, {}).get(session.date)
         return bars if bars is not None else DayBars.empty(symbol)
 
+    def session_dates(self) -> list[dt.date]:
+        """The sessions with bars (of any symbol), in order: a replay trades these and no others."""
+        return sorted({d for days in self._days.values() for d in days})
+
     def first_session_date(self) -> dt.date | None:
-        dates = [d for days in self._days.values() for d in days]
-        return min(dates) if dates else None
+        dates = self.session_dates()
+        return dates[0] if dates else None

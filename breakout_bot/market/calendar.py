@@ -6,7 +6,7 @@ dicts of epoch seconds and answer with a bisect. (The machine's `core.model.Sess
 session as datetimes; a `CalendarSession` holds epoch seconds, the calendar's own axis.)
 
 The schedule is also kept on disk (`schedule_cache_path`: the user's cache folder, one small file per
-exchange-calendars release and day, since its default range runs from 20 years ago to a year ahead),
+exchange-calendars release and day, since the range runs from FIRST_DATE to a year ahead),
 so a command that needs the calendar does not import and build exchange-calendars each time
 (~0.3-0.4 s of a backtest). Any problem with the file means building it again, never an error.
 """
@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,22 +50,44 @@ class CalendarSession:
         return int((self.close - self.open) // 60)
 
 
-class MarketCalendar:
-    """The XNYS calendar (holidays and early closes, e.g. 2015-12-24 closes 13:00)."""
+# exchange-calendars' default window is the last 20 years, which made `--start 1999-01-04` trade
+# 2006-12-01: our window starts here (minute bars older than this are rare), and a date outside it is
+# refused by whoever asks (first_date/last_date).
+FIRST_DATE = dt.date(1990, 1, 1)
 
-    def __init__(self, schedule: np.ndarray | None = None) -> None:
-        """`schedule`: rows (day number since 1970-01-01, open, close in epoch seconds); by default
-        XNYS's from exchange-calendars (through the disk cache)."""
+
+class MarketCalendar:
+    """The XNYS calendar (holidays and early closes, e.g. 2015-12-24 closes 13:00), from 1990 to a
+    year ahead; or a part of it (`only`: the sessions a bar file holds)."""
+
+    def __init__(self, schedule: np.ndarray | Iterable[CalendarSession] | None = None) -> None:
+        """`schedule`: rows (day number since 1970-01-01, open, close in epoch seconds), or sessions;
+        by default XNYS's from exchange-calendars (through the disk cache)."""
         if schedule is None:
             schedule = xnys_schedule()
-        self._dates: list[dt.date] = [_EPOCH_DAY + dt.timedelta(days=int(d)) for d in schedule[:, 0]]
-        opens: list[float] = schedule[:, 1].tolist()
-        closes: list[float] = schedule[:, 2].tolist()
-        self._sessions: dict[dt.date, CalendarSession] = {
-            d: CalendarSession(d, o, c) for d, o, c in zip(self._dates, opens, closes, strict=True)
-        }
-        self._opens = opens
-        self._closes = closes
+        if isinstance(schedule, np.ndarray):
+            ordered = [
+                CalendarSession(_EPOCH_DAY + dt.timedelta(days=int(d)), o, c) for d, o, c in schedule.tolist()
+            ]
+        else:
+            ordered = sorted(schedule, key=lambda s: s.date)
+        if not ordered:
+            raise ValueError("a calendar needs at least one session")
+        self._dates: list[dt.date] = [s.date for s in ordered]
+        self._sessions: dict[dt.date, CalendarSession] = {s.date: s for s in ordered}
+        self._opens = [s.open for s in ordered]
+        self._closes = [s.close for s in ordered]
+
+    def only(self, dates: Iterable[dt.date]) -> MarketCalendar:
+        """This calendar with, between the first and the last of `dates` (a bar file's sessions), only
+        their sessions: the market opens on the next of them, so a replay goes from one session with
+        bars to the next, gaps of years included. Before and after them the calendar is unchanged (the
+        clock keeps a next open after the file's last session)."""
+        wanted = set(dates)
+        if not wanted:
+            return self
+        first, last = min(wanted), max(wanted)
+        return MarketCalendar(s for d, s in self._sessions.items() if d in wanted or d < first or d > last)
 
     @property
     def first_date(self) -> dt.date:
@@ -140,10 +163,10 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 
 
 def build_xnys_schedule() -> np.ndarray:
-    """XNYS's sessions from exchange-calendars (its default range) as rows (day number, open, close)."""
+    """XNYS's sessions from exchange-calendars (FIRST_DATE to a year ahead) as rows (day number, open, close)."""
     import exchange_calendars as xc  # heavy import (pandas, ~0.3 s): only when the cache cannot answer
 
-    sched = xc.get_calendar("XNYS").schedule
+    sched = xc.get_calendar("XNYS", start=FIRST_DATE.isoformat()).schedule
     days = [(ts.date() - _EPOCH_DAY).days for ts in sched.index]
     opens = [ts.timestamp() for ts in sched["open"]]
     closes = [ts.timestamp() for ts in sched["close"]]
@@ -167,7 +190,7 @@ def schedule_cache_path(today: dt.date | None = None) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     package = Path(next(iter(spec.submodule_search_locations)))
-    digest = hashlib.sha1((today or dt.date.today()).isoformat().encode())
+    digest = hashlib.sha1(f"{today or dt.date.today()} from {FIRST_DATE}".encode())
     for name in ("_version.py", "exchange_calendar_xnys.py"):
         try:
             digest.update((package / name).read_bytes())

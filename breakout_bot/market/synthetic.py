@@ -91,6 +91,9 @@ class SyntheticSource:
     def first_session_date(self) -> dt.date | None:
         return None
 
+    def session_dates(self) -> list[dt.date] | None:
+        return None  # any session: bars are made on demand
+
 
 def synthetic_bars(symbol: str, seed: int, days: int, start: dt.date | None = None) -> pd.DataFrame:
     """`days` sessions of the simulator's seeded synthetic bars from `start` (default 2024-01-02), as

@@ -26,10 +26,21 @@ class AccountView:
     short_value: float  # negative
     last_equity: float
     multiplier: float
+    id: str = ""
+    number: str = ""  # account_number: what the bot tags its journal records with
 
 
 class Account:
-    def __init__(self, initial_cash: float, multiplier: float, mark: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        initial_cash: float,
+        multiplier: float,
+        mark: Callable[[str], float],
+        id: str = "",
+        number: str = "",
+    ) -> None:
+        self.id = id
+        self.number = number
         self.cash = initial_cash
         self.last_equity = initial_cash  # at the previous close
         self.realized_pl = 0.0
@@ -77,6 +88,8 @@ class Account:
             short_value=shorts,
             last_equity=self.last_equity,
             multiplier=self.multiplier,
+            id=self.id,
+            number=self.number,
         )
 
     def close_day(self) -> None:

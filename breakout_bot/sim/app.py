@@ -2,7 +2,8 @@
 
 REST trading v2 and market data v2 share one root (point APCA_API_BASE_URL and APCA_API_DATA_URL at
 it); /stream is the trading websocket, /v2/iex and /v2/sip the data websocket; /sim/* is the control
-and fault-injection API (no auth, not rate limited). See docs/simulator.md.
+and fault-injection API (not rate limited; no auth on loopback, the API key headers on any other
+address). See docs/simulator.md.
 
 The parts: the exchange (exchange.py: orders, matching, account, on models), the wire (wire.py: all
 JSON), the trading and data routes (routes_trading.py, routes_data.py), the websockets
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from ..core.model import NEW_YORK
 from ..market.bars import FileSource
-from ..market.calendar import xnys
+from ..market.calendar import MarketCalendar, xnys
 from ..market.days import BarSource
 from ..market.synthetic import SyntheticSource
 from .clock import VirtualClock
@@ -41,10 +42,17 @@ from .websockets import WS_PATHS, Websockets
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def resolve_start(cfg: SimConfig, source: BarSource) -> dt.datetime:
+def calendar_for(source: BarSource) -> MarketCalendar:
+    """XNYS; for a bar file only its sessions, so the market opens on the next day with bars (a replay
+    of 2013 and 2023 sessions goes from one to the next instead of trading ten years of empty days)."""
+    dates = source.session_dates()
+    return xnys() if dates is None else xnys().only(dates)
+
+
+def resolve_start(cfg: SimConfig, source: BarSource, cal: MarketCalendar | None = None) -> dt.datetime:
     """Start instant (New York): cfg.start, else the first session in the data file, else the next
     XNYS session on or after today; at cfg.start_time."""
-    cal = xnys()
+    cal = cal or xnys()
     day = cfg.start
     if day is None:
         day = source.first_session_date()
@@ -62,15 +70,18 @@ class SimServer:
         self.source: BarSource = (
             FileSource(pathlib.Path(cfg.data), cfg.symbols) if cfg.data else SyntheticSource(cfg.seed)
         )
-        start = resolve_start(cfg, self.source)
+        self.calendar = calendar_for(self.source)
+        start = resolve_start(cfg, self.source, self.calendar)
         self.clock = VirtualClock(start, cfg.speed)
-        self.exchange = Exchange(cfg, self.source, xnys(), start.timestamp())
+        self.exchange = Exchange(cfg, self.source, self.calendar, start.timestamp())
         self.exchange.publishing = True
         self.faults = FaultState()
         self.faults.latency_ms = cfg.latency_ms
         self.quota = RequestQuota(cfg.rate_limit)
         self.sockets = Websockets(cfg, self._subscriptions_changed)
-        self.control = Control(cfg, self.clock, self.exchange, xnys(), self.faults, self.sockets, self._drop)
+        self.control = Control(
+            cfg, self.clock, self.exchange, self.calendar, self.faults, self.sockets, self._drop
+        )
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -114,7 +125,7 @@ class SimServer:
         self._wake = asyncio.Event()
         app = web.Application(middlewares=[self.guard])
         self.sockets.register(app.router)
-        TradingRoutes(self.exchange, xnys(), self.cfg.key).register(app.router)
+        TradingRoutes(self.exchange, self.calendar).register(app.router)
         DataRoutes(self.exchange).register(app.router)
         self.control.register(app.router)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -132,6 +143,13 @@ class SimServer:
             conn.abort()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Every task still pending (the pump, a websocket's writer) ends here, awaited: a task left to
+        # the loop's close prints "Task was destroyed but it is pending!" on Ctrl-C and SIGTERM.
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def stop(self) -> None:
         """Stop the server and its thread (idempotent)."""
@@ -182,7 +200,11 @@ class SimServer:
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Auth, the request quota, injected faults and latency, Alpaca's error bodies, the request log."""
         path = request.path
-        if path.startswith("/sim") or path in WS_PATHS:
+        if path in WS_PATHS:
+            return await handler(request)  # the websockets authenticate in their own handshake
+        if path.startswith("/sim"):
+            if self.cfg.guards_control and not self._authorized(request):
+                return error_response(ApiError(401, 40110000, "request is not authorized"))
             return await handler(request)
         now = self.clock.timestamp()
         status = 500
@@ -194,9 +216,15 @@ class SimServer:
             agent = request.headers.get("User-Agent", "")
             self.exchange.record_request(RequestRecord(now, request.method, path, status, agent))
 
+    def _authorized(self, request: web.Request) -> bool:
+        return (
+            request.headers.get("APCA-API-KEY-ID") == self.cfg.key
+            and request.headers.get("APCA-API-SECRET-KEY") == self.cfg.secret
+        )
+
     async def _guarded(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
-        key = request.headers.get("APCA-API-KEY-ID")
-        if key != self.cfg.key or request.headers.get("APCA-API-SECRET-KEY") != self.cfg.secret:
+        key = request.headers.get("APCA-API-KEY-ID") or ""
+        if not self._authorized(request):
             return error_response(ApiError(401, 40110000, "request is not authorized"))
         if self.faults.forbidden:
             return error_response(ApiError(403, 40310000, "forbidden"))

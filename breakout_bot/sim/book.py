@@ -1,7 +1,7 @@
 """The simulated order book: every order ever placed, the open ones, bracket/OCO structure, and the
 trade_updates events of each change (copies of the order at that moment, for the wire).
 
-Ids come from the exchange's seeded RNG: with the same seed and requests, the same ids.
+Ids come from the exchange's id RNG: fresh for every simulator instance (SimConfig.id_seed fixes them).
 """
 
 from __future__ import annotations

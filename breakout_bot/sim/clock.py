@@ -36,6 +36,14 @@ class VirtualClock:
         with self._cond:
             return self._now_locked()
 
+    def glance(self) -> float:
+        """Virtual now without the lock, for log timestamps: any thread may log at any moment, and a
+        lock taken for every log line shifts the threads' timing, and with it a stepped run's course.
+        A read racing a jump may see the old anchor with the new wall time: the stamp is off by that
+        instant, never the clock."""
+        anchor_virtual, anchor_wall, speed = self._anchor_virtual, self._anchor_wall, self._speed
+        return anchor_virtual + (time.monotonic() - anchor_wall) * speed if speed else anchor_virtual
+
     def _now_locked(self) -> float:
         return self._anchor_virtual + (time.monotonic() - self._anchor_wall) * self._speed
 

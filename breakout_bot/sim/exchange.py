@@ -2,8 +2,10 @@
 
 No I/O and no aiohttp: the server calls `sync(now)` and the operations below, which return orders,
 positions, executions and the account (sim/wire.py renders them) or raise ApiError (Alpaca's status,
-code and message). Thread-safe (one re-entrant lock). Deterministic: ids come from a seeded RNG, the
-tape from the bars, and every event is processed in (time, kind, symbol, order seq) order.
+code and message). Thread-safe (one re-entrant lock). Deterministic: the tape comes from the bars and
+every event is processed in (time, kind, symbol, order seq) order, so the same bars and requests give
+the same fills. Ids (orders, executions, the account) are fresh for every instance unless
+`SimConfig.id_seed` fixes them: a journal keyed by id must never see two runs' fills as one.
 
 The parts: book.py (orders, their events), account.py (cash and positions), matching.py (orders against
 the tape, by market/fills.py's rules, shared with the backtest), acceptance.py (which orders are
@@ -17,6 +19,7 @@ import copy
 import datetime as dt
 import random
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -57,8 +60,12 @@ class Exchange:
         self._lock = threading.RLock()
         self.assets: dict[str, Asset] = build_universe(cfg.symbols)
         self.tape_symbols: tuple[str, ...] = tuple(sorted(set(cfg.symbols) | {NOSHORT}))
-        self.account = Account(cfg.initial_cash, cfg.margin_multiplier, self.mark)
-        self.book = OrderBook(random.Random(cfg.seed), self.account, self._publish_trade)
+        ids = random.Random(cfg.id_seed)  # None: seeded from the OS, unique to this instance
+        account_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
+        # Alpaca's paper numbers look like PA3X2M0EDW4T; ours say what they are and differ per instance.
+        number = "PSIM" + account_id.replace("-", "")[:8].upper()
+        self.account = Account(cfg.initial_cash, cfg.margin_multiplier, self.mark, account_id, number)
+        self.book = OrderBook(ids, self.account, self._publish_trade)
         self.matcher = Matcher(self.book, self.account, self.assets, cfg.partial_fills)
         self.executions: list[Execution] = self.matcher.executions  # every fill, in order
         self.requests: list[RequestRecord] = []

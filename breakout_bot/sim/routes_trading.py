@@ -23,10 +23,9 @@ ACTIVITIES_PAGE = 100  # page_size of account activities (default and maximum)
 
 
 class TradingRoutes:
-    def __init__(self, exchange: Exchange, calendar: MarketCalendar, key: str) -> None:
+    def __init__(self, exchange: Exchange, calendar: MarketCalendar) -> None:
         self.exchange = exchange
         self.calendar = calendar
-        self.key = key  # the account id derives from it
 
     def register(self, r: web.UrlDispatcher) -> None:
         r.add_get("/v2/account", self.account)
@@ -51,7 +50,7 @@ class TradingRoutes:
 
     # -- account, clock, calendar, assets -----------------------------------------------------------
     async def account(self, request: web.Request) -> web.Response:
-        return json_response(wire.account_json(self.exchange.account_view(), self.key, self.exchange.now))
+        return json_response(wire.account_json(self.exchange.account_view(), self.exchange.now))
 
     async def account_configurations(self, request: web.Request) -> web.Response:
         return json_response(wire.ACCOUNT_CONFIGURATIONS)  # read-only here

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from decimal import Decimal
 
 import msgpack
@@ -290,15 +289,15 @@ def latest_json(symbol: str, what: str, value: object) -> dict[str, object]:
     return {"symbol": symbol, what: value}
 
 
-def account_json(a: AccountView, key: str, now: float) -> dict[str, object]:
+def account_json(a: AccountView, now: float) -> dict[str, object]:
     """trading-api.json components.schemas.Account (example field set, strings for money)."""
     eq, bp, longs, shorts = a.equity, a.buying_power, a.long_value, a.short_value
     day = dt.datetime.fromtimestamp(now, NEW_YORK).date().isoformat()
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "breakout-bot-sim/" + key)),
+        "id": a.id,
         "admin_configurations": {},
         "user_configurations": None,
-        "account_number": "PSIM00001",
+        "account_number": a.number,
         "status": "ACTIVE",
         "crypto_status": "INACTIVE",
         "currency": "USD",

@@ -4,7 +4,7 @@ Used by the fault suite (tests/faults) and by benchmarks/faults.py. Inputs are t
 serves (GET /sim/fills, /v2/orders?status=all&nested=true, /sim/requests, /v2/positions) and the raw
 journal; the output is a list of violations (kind, detail). Pure: no I/O.
 
-The invariants (docs: DESIGN.md "Reliability invariants"):
+The invariants (docs/design.md, "Reliability invariants"):
 * ``duplicate_entry``: a client_order_id used twice, an entry sent while another entry was working or
   a position was open, or two entries for the same box (same side, stop and take-profit) of which the
   first one traded;

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -246,3 +248,48 @@ def test_retryability_is_the_error_type(status: int, kind: type) -> None:
         with pytest.raises(kind):
             run(fn)
         assert fn.calls == 1
+
+
+# -- issue 17: what failed below HTTP, in words ------------------------------------------------------
+
+
+def _wrapped(inner: BaseException, url: str = "https://paper-api.alpaca.markets/v2/account") -> Exception:
+    """The chain requests raises: ConnectionError(MaxRetryError(reason=NewConnectionError(...)))."""
+    import requests as rq
+
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise OSError("Failed to establish a new connection") from exc
+    except OSError as middle:
+        outer = rq.exceptions.ConnectionError(middle, request=rq.Request("GET", url).prepare())
+        outer.__context__ = middle
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("inner", "words"),
+    [
+        (socket.gaierror(-2, "Name or service not known"), "DNS lookup of paper-api.alpaca.markets failed"),
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused by paper-api.alpaca.markets"),
+        (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "TLS handshake with"),
+        (ConnectionResetError(104, "reset"), "paper-api.alpaca.markets closed the connection"),
+    ],
+)
+def test_connection_failures_say_what_failed_and_where(inner: BaseException, words: str) -> None:
+    failure = classify(_wrapped(inner))
+    assert failure.kind == "connection" and words in failure.message
+    assert "ConnectionError" not in failure.message
+
+
+def test_timeouts_say_which_timeout() -> None:
+    import requests as rq
+
+    request = rq.Request("GET", "https://paper-api.alpaca.markets/v2/clock").prepare()
+    connect = classify(rq.exceptions.ConnectTimeout("x", request=request))
+    read = classify(rq.exceptions.ReadTimeout("x", request=request))
+    assert (
+        connect.message == "no connection to paper-api.alpaca.markets within the timeout (connect timed out)"
+    )
+    assert read.message == "paper-api.alpaca.markets did not answer within the timeout (read timed out)"

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from shared_data import shared_minute_file
+from shared_data import SAMPLE_SPY
 
 from breakout_bot.cli.main import main
-
-SPY = shared_minute_file("lean_spy_1min.csv")
 
 
 @pytest.fixture
@@ -109,9 +107,8 @@ def test_risk_pct_sizes_the_trades(tmp_path: Path, capsys: pytest.CaptureFixture
     assert trades and len({t["qty"] for t in trades}) > 1  # sized per trade, not the fixed 100
 
 
-@pytest.mark.skipif(SPY is None, reason="shared minute data not available")
 def test_real_spy_file(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "--symbol", "SPY", "--data", str(SPY), "--max-rows", "0")
+    code, out, err = run(capsys, "--symbol", "SPY", "--data", str(SAMPLE_SPY), "--max-rows", "0")
     assert code == 0, err
     assert "7 sessions" in out and "win rate" in out
 

@@ -109,3 +109,62 @@ def test_unreachable(
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     assert main(["check"]) == 1
     assert "✘ keys: cannot reach" in capsys.readouterr().out
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed when the block ends: nothing listens there
+
+
+def test_check_reads_live_keys_without_live_and_says_where_it_failed(tmp_path: Path) -> None:
+    """`check` with a live URL said "refusing to trade live"; retry lines came before the message and a
+    failure read "ConnectionError". The proxy on a closed loopback port keeps every packet here."""
+    from .helpers import bot
+
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    env = {
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "APCA_API_BASE_URL": "https://api.alpaca.markets",
+        "HTTPS_PROXY": proxy,
+        "HTTP_PROXY": proxy,
+        "NO_PROXY": "",
+    }
+    proc = bot("check", cwd=tmp_path, env=env, timeout=90)
+    assert proc.returncode == 1
+    assert "refusing" not in proc.stdout + proc.stderr and proc.stderr == ""
+    assert proc.stdout.splitlines() == [
+        "✘ keys: cannot reach https://api.alpaca.markets: GET /v2/account: the HTTP proxy for "
+        "api.alpaca.markets failed (HTTPS_PROXY / HTTP_PROXY) (gave up after 2 attempts)",
+        "1 check(s) failed",
+    ]
+    assert "retry 1/1" in (tmp_path / "logs" / "breakout-bot.log").read_text()  # the log keeps them
+
+
+def test_check_says_connection_refused_and_where(tmp_path: Path) -> None:
+    from .helpers import bot
+
+    port = _closed_port()
+    env = {
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "APCA_API_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    proc = bot("check", cwd=tmp_path, env=env, timeout=90)
+    assert proc.returncode == 1 and proc.stderr == ""
+    assert f"GET /v2/account: connection refused by 127.0.0.1:{port} (nothing listening there)" in proc.stdout
+
+
+def test_check_names_a_tls_failure(sim: Any, tmp_path: Path) -> None:
+    """https:// to a plain-HTTP server: the handshake fails, and the line says so."""
+    from .helpers import bot
+
+    env = {
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "APCA_API_BASE_URL": sim.url.replace("http:", "https:"),
+    }
+    proc = bot("check", cwd=tmp_path, env=env, timeout=90)
+    assert proc.returncode == 1
+    assert "TLS handshake with 127.0.0.1:" in proc.stdout and "failed" in proc.stdout

@@ -39,7 +39,7 @@ from breakout_bot.core.machine import step
 from breakout_bot.core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session, Side
 from breakout_bot.core.params import Params
 from breakout_bot.core.state import Phase, State, evolve, initial_state
-from breakout_bot.live.status import status_line
+from breakout_bot.live.status import status_fields
 
 NY = ZoneInfo("America/New_York")
 DAY = date(2024, 3, 5)  # a Tuesday
@@ -530,6 +530,14 @@ def test_exit_reported_after_its_bar_closed_still_boxes_from_the_exit_bar() -> N
     assert (state.box.start, state.box.end) == (at(9, 46), at(9, 56))
 
 
+def test_an_earlier_trades_stop_canceled_late_does_not_flatten_this_trade() -> None:
+    """Issue 17: the stream delivered the previous trade's stop-leg cancel after the next entry had
+    filled (the REST ledger had seen the take-profit first), and the bot flattened a protected trade."""
+    earlier = leg("stop", status="canceled", price=Decimal("98.75"))  # not this trade's stop (99.50)
+    state, actions = step(active(), upd("canceled", earlier, at(9, 45)))
+    assert kinds(actions) == [] and state.phase is Phase.ACTIVE_TRADE and not state.closing
+
+
 def test_stop_leg_canceled_with_position_open_flattens_once() -> None:
     state, actions = step(active(), upd("canceled", leg("stop", status="canceled"), at(9, 45)))
     assert kinds(actions) == ["CancelAll", "CloseAll"] and warnings(actions)
@@ -831,8 +839,8 @@ def test_helpers() -> None:
     ]
     assert entries_today(todays, SYM, DAY) == (3, 1)  # the next entry is the 4th; one of them traded
     assert entries_today([], SYM, DAY) == (0, 0)
-    line = status_line(active())
-    assert line["phase"] == "active_trade" and line["position"] == "100" and line["entries"] == "1"
+    line = status_fields(active())
+    assert line["phase"] == "in trade" and line["position"].startswith("long 100") and line["entries"] == "1"
 
 
 # ---------------------------------------------------------------- purity

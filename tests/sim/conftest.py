@@ -98,7 +98,7 @@ class JsonExchange:
         return wire.position_json(p, ex.mark(p.symbol), ex.lastday.get(p.symbol, ex.mark(p.symbol)))
 
     def account_json(self) -> dict[str, object]:
-        return wire.account_json(self.exchange.account_view(), self.exchange.cfg.key, self.exchange.now)
+        return wire.account_json(self.exchange.account_view(), self.exchange.now)
 
 
 def make_engine(bars: dict[str, list[tuple[float, float, float, float]]], **cfg: object) -> JsonExchange:

@@ -313,12 +313,21 @@ def test_equity_is_cash_plus_positions_after_many_trades() -> None:
     assert float(str(acct["equity"])) == pytest.approx(e.equity(), abs=0.01)
 
 
-def test_same_seed_same_requests_same_fills() -> None:
-    def run() -> list[tuple[str, str, float, float]]:
+def test_same_seed_same_requests_same_fills_with_fresh_ids() -> None:
+    """Prices and trades are reproducible; ids are not (issue 17: a journal keyed by execution id lost
+    a second run's fills when every simulator issued the same ids), unless id_seed fixes them."""
+
+    def run(**cfg: object) -> tuple[list[tuple[str, float, float, int]], list[str], str]:
         bars = [(100 + i * 0.1, 100.5 + i * 0.1, 99.5 + i * 0.1, 100.2 + i * 0.1) for i in range(10)]
-        e = make_engine({"AAPL": bars}, partial_fills=True)
+        e = make_engine({"AAPL": bars}, partial_fills=True, **cfg)
         e.submit_order(bracket(qty=30, tp=100.9, sl=98))
         e.sync(ny(9, 40))
-        return [(x.execution_id, x.order_id, x.price, x.time) for x in e.executions]
+        fills = [(x.side, x.price, x.time, x.qty) for x in e.executions]
+        ids = [x.execution_id for x in e.executions] + [x.order_id for x in e.executions]
+        return fills, ids, str(e.account_json()["account_number"])
 
-    assert run() == run()
+    first, second = run(), run()
+    assert first[0] == second[0] and len(first[0]) >= 2
+    assert not set(first[1]) & set(second[1])
+    assert first[2] != second[2] and first[2].startswith("PSIM")
+    assert run(id_seed=5) == run(id_seed=5)

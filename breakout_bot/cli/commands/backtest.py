@@ -21,7 +21,7 @@ from typing import Any
 
 from ...core.params import Params
 from ...errors import UserError
-from ..args import add_strategy_arguments, parse_date_flag
+from ..args import add_strategy_arguments, parse_date_flag, settings_from_args
 from ..cluster import add_cluster_arguments
 from ..sweep import add_sweep_arguments, run_sweep
 from ..universe import add_universe_arguments, run_universe, universe_symbols
@@ -40,7 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last session (inclusive)")
     parser.add_argument("--seed", type=int, default=1, help="synthetic data: random seed (default 1)")
     parser.add_argument("--days", type=int, default=20, help="synthetic data: sessions (default 20)")
-    add_strategy_arguments(parser, defaults=Params())
+    add_strategy_arguments(parser)
+    parser.add_argument(
+        "--env-file", type=Path, metavar="PATH", help="read settings from PATH instead of ./.env"
+    )
     c = parser.add_argument_group("costs and output")
     c.add_argument(
         "--commission", type=float, default=0.0, metavar="USD", help="per share and fill (e.g. 0.005)"
@@ -57,7 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--trades-out", type=Path, metavar="PATH", help="write the trades (.csv or .json)")
     c.add_argument(
-        "--report", type=Path, metavar="PATH", help="write an interactive HTML report (plotly, offline)"
+        "--report", type=Path, metavar="PATH", help="write an HTML report (figures, chart, trades)"
+    )
+    c.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="with --report: inline plotly.js (~4.5 MB) so the page opens offline (default: plotly's CDN)",
     )
     c.add_argument("--png", type=Path, metavar="PATH", help="write a PNG chart (matplotlib)")
     c.add_argument(
@@ -80,23 +88,10 @@ def _date(value: str | None, flag: str) -> dt.date | None:
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
+    """The strategy as the bot would trade it: flags > environment > .env > defaults, validated by the
+    same settings as `run` (a backtest rehearses the configured bot); then the backtest's own flags."""
+    params = settings_from_args(args, trading=False).params
     problems = []
-    if args.qty < 1:
-        problems.append("--qty must be at least 1")
-    if args.lookback < 1:
-        problems.append("--lookback must be at least 1")
-    if not math.isfinite(args.min_range_pct) or args.min_range_pct < 0:
-        problems.append("--min-range-pct must be >= 0")
-    if args.flatten_minutes < 1:
-        problems.append("--flatten-minutes must be at least 1 (the bot is flat before the close)")
-    if args.no_entry_minutes < 0:
-        problems.append("--no-entry-minutes must be >= 0")
-    if args.max_trades < 0:
-        problems.append("--max-trades must be >= 0")
-    if not math.isfinite(args.max_daily_loss) or args.max_daily_loss < 0:
-        problems.append("--max-daily-loss must be >= 0")
-    if args.risk_pct is not None and not (math.isfinite(args.risk_pct) and 0 < args.risk_pct < 100):
-        problems.append("--risk-pct must be above 0 and below 100")
     for flag, value in (("--commission", args.commission), ("--slippage", args.slippage)):
         if not math.isfinite(value) or value < 0:
             problems.append(f"{flag} must be >= 0")
@@ -104,16 +99,7 @@ def params_from_args(args: argparse.Namespace) -> Params:
         problems.append("--initial-equity must be > 0")
     if problems:
         raise UserError("; ".join(problems))
-    return Params(
-        lookback=args.lookback,
-        min_range_pct=args.min_range_pct,
-        qty=args.qty,
-        no_entry_minutes=args.no_entry_minutes,
-        flatten_minutes=args.flatten_minutes,
-        max_trades=args.max_trades,
-        max_daily_loss=args.max_daily_loss,
-        risk_pct=args.risk_pct,
-    )
+    return params
 
 
 def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
@@ -216,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         from ...backtest.charts import write_html_report
 
-        print(f"report written to {write_html_report(result, bars, args.report)}")
+        written = write_html_report(result, bars, args.report, self_contained=args.self_contained)
+        print(f"report written to {written}")
     if args.png is not None:
         from ...backtest.charts import write_png_report
 

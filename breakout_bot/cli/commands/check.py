@@ -1,7 +1,9 @@
 """`breakout-bot check`: keys, account, market clock, assets and data feed, one ✔/✘ line each.
 
-Nothing is traded. Exit 0 when every check passes, 1 otherwise (also when no keys are configured:
-then `run` would trade the built-in simulator, which is said plainly).
+Nothing is traded, so live keys are checked read-only without --live. Exit 0 when every check
+passes, 1 otherwise (also when no keys are configured: then `run` would trade the built-in simulator,
+which is said plainly). Retries are logged to the log file; the terminal shows one line per check, and
+a connection failure says what failed (DNS, refused, timed out, TLS) and where.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ...core.model import NEW_YORK
 from ...errors import BrokerAuthError, BrokerError, BrokerNotFound
+from ...logging_setup import setup_logging
 from ...redaction import mask_key_id
 from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
 
@@ -52,7 +55,9 @@ class _Report:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, trading=False)
+    # Retry lines and library warnings belong in the log file, not between the check lines.
+    setup_logging(settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets)
     report = _Report()
     if not settings.has_keys:
         report.line(

@@ -4,30 +4,44 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ...broker.base import Broker, MarketData
+from ... import __version__
+from ...broker.base import AccountInfo, Broker, MarketData
 from ...broker.sdks import sdk_binding
-from ...config.settings import DEFAULT_SDK, Settings
+from ...config.settings import DEFAULT_SDK, LOOPBACK_HOSTS, Settings, simulated_path
+from ...core.model import NEW_YORK
 from ...core.params import Params
-from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
-from ...journal import Journal
+from ...errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerUnavailable,
+    ConfigError,
+    JournalError,
+    UserError,
+)
+from ...journal import Journal, RunTags, new_run_id
 from ...live.clock import Clock, SimulatorClock, WallClock
+from ...live.halt import halt_on, halt_path
 from ...live.runner import Runner, RunnerOptions
-from ...live.status import StatusDisplay
-from ...logging_setup import setup_logging
+from ...live.status import DayResults, StatusDisplay, money
+from ...logging_setup import LOG_NAME, setup_logging, use_log_time
 from ..args import (
     add_connection_arguments,
     add_strategy_arguments,
     add_symbol_argument,
+    check_sessions,
     parse_date_flag,
     settings_from_args,
 )
@@ -51,7 +65,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("poll", "stream"),
         help="poll v2 bars once a minute (default, as the guide) or take them from the market-data websocket",
     )
-    parser.add_argument("--once", action="store_true", help="trade one session, then exit (same as --days 1)")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="trade today's session, then exit; on a day the market is closed (or after the close) exit "
+        "at once (for cron and systemd timers)",
+    )
     parser.add_argument(
         "--days",
         type=int,
@@ -63,7 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--speed",
         type=float,
         metavar="X",
-        help="virtual seconds per wall second; 0 = as fast as possible (default 0)",
+        help="virtual seconds per wall second (default 0: as fast as possible, the clock jumps ahead "
+        "whenever the bot waits; 60 = a minute a second)",
     )
     sim.add_argument("--start", metavar="YYYY-MM-DD", help="simulated start date (default: next session)")
     sim.add_argument(
@@ -105,28 +125,63 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
     sdk_binding(settings.sdk)  # the chosen SDK is installed, or one line says how, before anything starts
+    apart = settings.mode == "simulator" and args.journal is None
+    if settings.mode == "simulator":
+        settings = _kept_apart(settings, args)
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
     journal = Journal(settings.journal_path)
-    journal.load()  # a corrupt journal stops us here, moved aside, before any order
-    journal.ensure_writable()
-    params = settings.params
-    display = StatusDisplay()
-    if settings.mode == "simulator":
-        return _run_simulated(args, settings, params, journal, display, log_path)
-    if settings.mode == "live":
-        _confirm_live(args, settings)
-    from ...broker.alpaca.factory import broker_from_settings
-    from ...broker.throttle import RequestThrottle
+    # One bot per journal: a second one is refused here, before it reads or sends anything.
+    journal.claim(f"pid {os.getpid()}, started {dt.datetime.now(NEW_YORK):%Y-%m-%d %H:%M} New York time")
+    try:
+        journal.load()  # a corrupt journal stops us here, moved aside, before any order
+        journal.ensure_writable()
+        params = settings.params
+        display = StatusDisplay(simulated=settings.mode == "simulator")
+        if settings.mode == "simulator":
+            return _run_simulated(args, settings, params, journal, display, log_path, apart)
+        if settings.mode == "live":
+            _confirm_live(args, settings)
+        from ...broker.alpaca.factory import broker_from_settings
+        from ...broker.throttle import RequestThrottle
 
-    clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
-    broker = broker_from_settings(settings, throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep))
-    display.print(
-        f"breakout-bot · {settings.mode.upper()} trading {', '.join(settings.symbols)} · log {log_path}"
-    )
-    days = 1 if args.once else args.days
-    return _trade(broker, broker.market_data, clock, journal, settings, params, display, days)
+        clock: Clock = _remote_sim_clock(settings.base_url) if args.sim_clock else WallClock()
+        broker = broker_from_settings(
+            settings, throttle=RequestThrottle(now=clock.monotonic, sleep=clock.sleep)
+        )
+        display.print(
+            f"breakout-bot · {settings.mode.upper()} trading {', '.join(settings.symbols)} · log {log_path}"
+        )
+        days = 1 if args.once else args.days
+        mode = "simulator" if _is_loopback(settings.base_url) else settings.mode
+        outcome = _trade(
+            broker, broker.market_data, clock, journal, settings, params, display, days, args.once, mode
+        )
+        _print_summary(display, journal, outcome, apart=False)
+        return outcome.code
+    finally:
+        journal.release()
+
+
+def _kept_apart(settings: Settings, args: argparse.Namespace) -> Settings:
+    """A simulated run's journal, kill switch and log live in a `simulated/` folder beside the configured
+    ones, so simulated fills never mix with paper or live fills (or a real account's kill switch with a
+    simulated run); --journal, --log-dir and --log-file given on the command line are taken as they are."""
+    journal = settings.journal_path if args.journal is not None else simulated_path(settings.journal_path)
+    log_file = settings.log_file
+    if args.log_dir is None and args.log_file is None:
+        log_file = simulated_path(settings.log_file or settings.log_dir / LOG_NAME)
+    if args.journal is None:
+        try:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create {journal.parent}: {exc.strerror or exc}") from None
+    return replace(settings, journal_path=journal, log_file=log_file)
+
+
+def _is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in LOOPBACK_HOSTS
 
 
 def _remote_sim_clock(base_url: str) -> Clock:
@@ -134,7 +189,7 @@ def _remote_sim_clock(base_url: str) -> Clock:
 
     from ...live.clock import RemoteSimulatorClock
 
-    if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+    if not _is_loopback(base_url):
         raise ConfigError("--sim-clock: APCA_API_BASE_URL must be a simulator on loopback (127.0.0.1)")
 
     def get(url: str, _body: dict[str, Any] | None) -> dict[str, Any]:
@@ -164,6 +219,14 @@ def _confirm_live(args: argparse.Namespace, settings: Settings) -> None:
         raise UserError("live trading not confirmed; nothing was sent", exit_code=1)
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    code: int
+    tags: RunTags | None  # None: the run stopped before it traded (preflight refused)
+    days: DayResults
+    nothing_today: str | None = None
+
+
 def _trade(
     broker: Broker,
     data: MarketData,
@@ -173,9 +236,18 @@ def _trade(
     params: Params,
     display: StatusDisplay,
     days: int | None,
-) -> int:
+    today_only: bool,
+    mode: str,
+) -> RunOutcome:
     try:
-        _preflight(broker, settings)
+        account = _preflight(broker, settings)
+        # The run id is wall time (when it ran), also for a simulated run in its virtual time.
+        tags = RunTags(
+            mode, account.account_number or "unknown", new_run_id(dt.datetime.now(dt.timezone.utc))
+        )
+        _log_start(tags, settings, params, journal)
+        _announce_kill_switch(display, journal, clock, mode)
+        results = DayResults()
         runner = Runner(
             broker,
             data,
@@ -183,17 +255,48 @@ def _trade(
             journal,
             settings.symbols,
             params,
-            RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream"),
-            observers=[display],
+            RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream", today_only=today_only),
+            observers=[display, results],
+            tags=tags,
         )
         with display:
-            return runner.run()
+            code = runner.run()
+        if runner.nothing_today is not None:
+            display.print(runner.nothing_today)
+        return RunOutcome(code, tags, results, runner.nothing_today)
     finally:
         broker.close()
 
 
-def _preflight(broker: Broker, settings: Settings) -> None:
-    """Refuse to start on an account or asset that cannot run the strategy: one clear line each."""
+def _log_start(tags: RunTags, settings: Settings, params: Params, journal: Journal) -> None:
+    """The run's start line: what a later reader needs to line this run's fills up with a backtest
+    (its records carry the same run id)."""
+    log.info(
+        "run %s started: mode %s, account %s, symbols %s, journal %s, breakout-bot %s, params %s",
+        tags.run,
+        tags.mode,
+        tags.account,
+        ",".join(settings.symbols),
+        journal.path,
+        __version__,
+        json.dumps(asdict(params), sort_keys=True),
+        extra={"console": False},
+    )
+
+
+def _announce_kill_switch(display: StatusDisplay, journal: Journal, clock: Clock, mode: str) -> None:
+    today = clock.now().astimezone(NEW_YORK).date()
+    halt = halt_on(halt_path(journal.path), today, mode)
+    if halt is not None:
+        display.print(
+            f"[bold red]kill switch engaged today[/] ({halt.reason}): no entries until tomorrow; "
+            "`breakout-bot flatten --clear` lifts it"
+        )
+
+
+def _preflight(broker: Broker, settings: Settings) -> AccountInfo:
+    """Refuse to start on an account or asset that cannot run the strategy: one clear line each.
+    Returns the account (its number tags the run's journal records)."""
     try:
         account = broker.get_account()
     except BrokerAuthError:
@@ -217,6 +320,7 @@ def _preflight(broker: Broker, settings: Settings) -> None:
             raise UserError(
                 f"{symbol} is not shortable at Alpaca; the strategy sells short on a downside breakout"
             )
+    return account
 
 
 def _run_simulated(
@@ -226,11 +330,11 @@ def _run_simulated(
     journal: Journal,
     display: StatusDisplay,
     log_path: Path,
+    apart: bool,
 ) -> int:
     start = parse_date_flag(args.start, "--start") if args.start else None
-    if args.data is not None and not args.data.exists():
-        raise ConfigError(f"--data: no such file {args.data}")
-    speed = 0.0 if args.speed is None else args.speed
+    speed = settings.speed  # --speed > BREAKOUT_SPEED > .env > 0 (as fast as possible)
+    days = 1 if args.once else (args.days or settings.days or 1)
     with simulated_session(
         settings.symbols,
         start=start,
@@ -240,18 +344,34 @@ def _run_simulated(
         partial_fills=args.partial_fills,
         feed=settings.feed,
         sdk=settings.sdk,
+        days=days,
     ) as (broker, clock, server):
         display.print(
             "[bold yellow]SIMULATED[/] · no Alpaca keys configured: trading the built-in simulator "
-            f"at {server.base_url} · {', '.join(settings.symbols)} · log {log_path}"
+            f"at {server.base_url} · {', '.join(settings.symbols)} · fills to {journal.path} · log {log_path}"
         )
-        days = 1 if args.once else (args.days or settings.days or 1)
-        first_new = len(journal)
-        code = _trade(broker, broker.market_data, clock, journal, settings, params, display, days)
-        _print_summary(display, journal, settings, first_new)
+        # Log lines in simulated time: a line and the bar it talks about show the same minute.
+        virtual = server.clock
+        previous = use_log_time(lambda _created: dt.datetime.fromtimestamp(virtual.glance(), NEW_YORK))
+        try:
+            outcome = _trade(
+                broker,
+                broker.market_data,
+                clock,
+                journal,
+                settings,
+                params,
+                display,
+                days,
+                args.once,
+                "simulator",
+            )
+        finally:
+            use_log_time(previous)
+        _print_summary(display, journal, outcome, apart=apart)
         if args.sim_report is not None:
             _write_sim_report(args.sim_report, server)
-        return code
+        return outcome.code
 
 
 @contextmanager
@@ -265,9 +385,12 @@ def simulated_session(
     partial_fills: bool = False,
     feed: str = "iex",
     sdk: str = DEFAULT_SDK,
+    days: int | None = None,
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
     """The built-in simulator on loopback plus an AlpacaBroker (over `sdk`) on its virtual clock (fresh
-    random keys). Used by `run` without keys and by the bot's integration tests."""
+    random keys). Used by `run` without keys and by the bot's integration tests. With `days`, the
+    sessions to trade must exist (in the calendar, and in the data file when there is one): ConfigError
+    otherwise."""
     from ...broker.alpaca.broker import AlpacaBroker
     from ...broker.throttle import RequestThrottle
     from ...sim import SimConfig, SimServer
@@ -283,7 +406,8 @@ def simulated_session(
         secret=secret,
         partial_fills=partial_fills,
     )
-    server = SimServer(config)
+    server = SimServer(config)  # reads --data (DataError: the loader's one line)
+    check_sessions(server.calendar, server.source.session_dates(), start, days, data)
     base_url = server.start()
     try:
         clock = SimulatorClock(server.clock)
@@ -325,14 +449,29 @@ def _write_sim_report(path: Path, server: SimServer) -> None:
     path.write_text(json.dumps({"fills": fills}, indent=1))
 
 
-def _print_summary(display: StatusDisplay, journal: Journal, settings: Settings, first_new: int) -> None:
-    """What this simulated run did: its own fills (not the journal's history) and the final positions."""
-    fills = [r for r in journal.records()[first_new:] if r.symbol in settings.symbols]
-    cash = Decimal(0)
-    for record in fills:
-        value = Decimal(record.qty) * Decimal(record.price)
-        cash += value if record.side == "sell" else -value
-    display.print(
-        f"simulated run finished: {len(fills)} new fills recorded in {settings.journal_path}; "
-        f"realized P&L {cash:+.2f} (when flat)"
-    )
+def _print_summary(display: StatusDisplay, journal: Journal, outcome: RunOutcome, *, apart: bool) -> None:
+    """What this run did: the fills it recorded (by its run id, not the journal's history) and each
+    session's realized P&L as the panel showed it (the broker's fills of the day: a restart mid-day
+    reports the whole day, not this run's cash flows)."""
+    if outcome.tags is None or outcome.nothing_today is not None:
+        return
+    run_id = outcome.tags.run
+    fills = sum(1 for r in journal.records() if r.run == run_id)
+    days = outcome.days.realized
+    if not days:
+        pnl = "no session traded"
+    elif len(days) == 1:
+        ((day, by_symbol),) = days.items()
+        parts = ", ".join(f"{sym} {money(v)}" for sym, v in sorted(by_symbol.items()))
+        pnl = f"realized P&L {day} {money(sum(by_symbol.values()))}" + (
+            f" ({parts})" if len(by_symbol) > 1 else ""
+        )
+    else:
+        each = ", ".join(f"{day} {money(sum(v.values()))}" for day, v in sorted(days.items()))
+        pnl = f"realized P&L {money(outcome.days.total())} over {len(days)} sessions ({each})"
+    kind = "simulated run" if outcome.tags.mode == "simulator" else "run"
+    display.print(f"{kind} {run_id} finished: {fills} fills recorded in {journal.path}; {pnl}")
+    if apart:
+        display.print(
+            "simulated fills are kept apart from paper and live ones: `breakout-bot trades --simulated` lists them"
+        )

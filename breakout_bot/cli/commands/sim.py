@@ -9,26 +9,40 @@ import sys
 import threading
 from types import FrameType
 
-from ...errors import DataError, UserError
+from ...core.model import NEW_YORK
+from ...errors import UserError
 from ...sim.app import SimServer
-from ...sim.config import SimConfig
-from ..args import parse_date_flag
+from ...sim.config import DEFAULT_KEY, DEFAULT_SECRET, SimConfig
+from ..args import check_sessions, parse_date_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1, loopback; any other address needs your own --key and "
+        "--secret, and the /sim/* control API then wants them too)",
+    )
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 = any free port")
     parser.add_argument("--symbols", default="AAPL", help="comma-separated symbols (default AAPL)")
     parser.add_argument(
         "--start", help="first trading date YYYY-MM-DD (default: next session / first in --data)"
     )
     parser.add_argument(
-        "--speed", type=float, default=600.0, help="virtual seconds per wall second (0 = frozen)"
+        "--speed",
+        type=float,
+        default=600.0,
+        help="virtual seconds per wall second (default 600: a session in 40 s); 0 = frozen: the clock "
+        "moves only when a client posts to /sim/clock (the fault suite, `run --sim-clock`)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic bars and ids")
     parser.add_argument("--data", help="CSV/Parquet one-minute bars instead of synthetic ones")
-    parser.add_argument("--key", default="simkey", help="API key id clients must send")
-    parser.add_argument("--secret", default="simsecret", help="API secret clients must send")
+    parser.add_argument(
+        "--key", default=DEFAULT_KEY, help=f"API key id clients must send (default {DEFAULT_KEY})"
+    )
+    parser.add_argument(
+        "--secret", default=DEFAULT_SECRET, help=f"API secret clients must send (default {DEFAULT_SECRET})"
+    )
     parser.add_argument("--partial-fills", action="store_true", help="fill market/limit orders in 2-3 pieces")
     parser.add_argument("--latency-ms", type=int, default=0, help="order latency and REST response delay")
 
@@ -45,12 +59,8 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise UserError("bad --speed: must be >= 0")
     if args.latency_ms < 0:
         raise UserError("bad --latency-ms: must be >= 0")
-    data = None
-    if args.data:
-        data = pathlib.Path(args.data)
-        if not data.is_file():
-            raise UserError(f"cannot read --data {args.data}: no such file")
-    return SimConfig(
+    data = pathlib.Path(args.data) if args.data else None
+    config = SimConfig(
         symbols=symbols,
         start=start,
         speed=args.speed,
@@ -63,33 +73,45 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         partial_fills=args.partial_fills,
         latency_ms=args.latency_ms,
     )
+    if not config.loopback and (config.key == DEFAULT_KEY or config.secret == DEFAULT_SECRET):
+        raise UserError(
+            f"--host {config.host} exposes the simulator (and its /sim/* control API) beyond this machine: "
+            "choose your own --key and --secret"
+        )
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
-    try:
-        server = SimServer(cfg)
-    except DataError:
-        raise  # its own one line ("--data: ...")
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load --data {cfg.data}: {e}") from None
-    try:
-        url = server.start()
-    except OSError as e:
-        raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
-    print(f"listening on {url}", flush=True)
-    print(
-        f"SIMULATED market: {', '.join(cfg.symbols)} from {server.clock.now().isoformat()} at {cfg.speed}x",
-        file=sys.stderr,
-        flush=True,
-    )
+    server = SimServer(cfg)  # --data goes through the one bar loader: DataError is its one line
+    check_sessions(server.calendar, server.source.session_dates(), cfg.start, None, cfg.data)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
+    # Before the server starts: a supervisor may send SIGTERM as soon as it reads "listening on".
     old_term = signal.signal(signal.SIGTERM, _stop)
     try:
+        try:
+            url = server.start()
+        except OSError as e:
+            raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
+        print(f"listening on {url}", flush=True)
+        start = server.clock.now().astimezone(NEW_YORK)
+        pace = "frozen (POST /sim/clock moves it)" if cfg.speed == 0 else f"{cfg.speed:g}x"
+        print(
+            f"SIMULATED market: {', '.join(cfg.symbols)} from {start:%Y-%m-%d %H:%M} New York time, clock {pace}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not cfg.loopback:
+            print(
+                f"warning: listening on {cfg.host}, reachable from other machines; every request, /sim/* "
+                "included, must carry the API key headers",
+                file=sys.stderr,
+                flush=True,
+            )
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:

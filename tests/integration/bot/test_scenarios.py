@@ -281,14 +281,15 @@ def test_cli_end_to_end_simulated(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert time.monotonic() - started < 60
     assert "SIMULATED" in proc.stdout + proc.stderr
-    journal = json.loads((tmp_path / "past_trades.json").read_text())
+    assert not (tmp_path / "past_trades.json").exists()  # simulated fills are kept apart
+    journal = json.loads((tmp_path / "simulated" / "past_trades.json").read_text())
     sim_fills = json.loads((tmp_path / "sim.json").read_text())["fills"]
     assert sim_fills, "the seeded synthetic day trades"
     assert len(journal) == len(sim_fills)
     assert sorted(r["id"] for r in journal) == sorted(f["execution_id"] for f in sim_fills)
     net = sum(int(f["qty"]) * (1 if f["side"] == "buy" else -1) for f in sim_fills)
     assert net == 0
-    assert f"{len(journal)} new fills" in proc.stdout + proc.stderr
+    assert f"{len(journal)} fills recorded in simulated/past_trades.json" in proc.stdout
 
 
 def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkeypatch) -> None:
@@ -344,6 +345,28 @@ def test_restart_keeps_the_daily_loss_limit(tmp_path, crash: str) -> None:
         s.run()  # a new Runner: it learns today's realized P&L (and the open trade's entry) from the fills
         assert [e.client_order_id for e in s.entries()] == [ENTRY_1]
         assert [r["leg"] for r in s.journal()] == ["entry", "stop_loss"]
+        s.check_invariants()
+
+
+def test_a_restart_reports_the_days_realized_pnl_not_its_own_cash_flows(tmp_path) -> None:
+    """Issue 17: Ctrl-C mid-trade, run again: the summary added only the second run's cash flows
+    (+11131.00 where the panel said 322.00). The day's P&L comes from the machines, which learn it from
+    the broker's fills of the day, as the panel and `trades` do."""
+    from breakout_bot.live.status import DayResults
+
+    with session(tmp_path, _LOSS_THEN_BREAKOUT, after={"10:01": _SHORT_HOLD, "10:21": QUIET}) as s:
+        s.run(stop_when=lambda r: len(s.journal()) == 3)  # after the loss, inside the second trade
+        results = DayResults()
+        runner = s.runner()
+        runner.observe(results)
+        assert runner.run() == 0
+        truth = s.server.exchange.account.realized_pl
+        second_run = s.journal()[3:]
+        cash = sum(
+            float(r["qty"]) * float(r["price"]) * (1 if r["side"] == "sell" else -1) for r in second_run
+        )
+        assert cash != pytest.approx(truth)  # the old summary's figure is not the day's
+        assert results.realized == {DAY: {SYMBOL: pytest.approx(truth)}}
         s.check_invariants()
 
 
