@@ -29,7 +29,7 @@ from ..market.synthetic import SyntheticSource
 from .clock import VirtualClock
 from .config import SimConfig
 from .control import Control
-from .errors import ApiError
+from .errors import ApiError, unauthorized
 from .exchange import Exchange, RequestRecord
 from .faults import FaultState
 from .quota import RequestQuota
@@ -69,7 +69,7 @@ class SimServer:
         self.faults = FaultState()
         self.faults.latency_ms = cfg.latency_ms
         self.quota = RequestQuota(cfg.rate_limit)
-        self.sockets = Websockets(cfg, self._subscriptions_changed)
+        self.sockets = Websockets(cfg, self.exchange, self._subscriptions_changed)
         self.control = Control(cfg, self.clock, self.exchange, xnys(), self.faults, self.sockets, self._drop)
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -196,7 +196,7 @@ class SimServer:
     async def _guarded(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         key = request.headers.get("APCA-API-KEY-ID")
         if key != self.cfg.key or request.headers.get("APCA-API-SECRET-KEY") != self.cfg.secret:
-            return error_response(ApiError(401, 40110000, "request is not authorized"))
+            return error_response(unauthorized())
         if self.faults.forbidden:
             return error_response(ApiError(403, 40310000, "forbidden"))
         api = "data" if request.path.startswith("/v2/stocks") else "trading"

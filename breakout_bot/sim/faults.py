@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .errors import ApiError
+from .errors import ApiError, unauthorized
 
 _BODIES = {
     429: (42910000, "rate limit exceeded"),
@@ -19,7 +19,6 @@ _BODIES = {
     503: (50310000, "service unavailable"),
     504: (50410000, "gateway timeout"),
     403: (40310000, "forbidden"),
-    401: (40110000, "request is not authorized"),
 }
 
 
@@ -31,6 +30,8 @@ class HttpFault:
     after: bool = False  # process the request, then fail the response
 
     def error(self) -> ApiError:
+        if self.status == 401:
+            return unauthorized()
         code, message = _BODIES.get(self.status, (self.status * 100_000, "injected fault"))
         return ApiError(self.status, code, message)
 
