@@ -275,7 +275,11 @@ def main() -> int:
         t0 = time.perf_counter()
         with (
             instrumented(probes),
-            simulated_session([SYMBOL], start=start, speed=args.speed, data=data) as (broker, clock, server),
+            simulated_session([SYMBOL], start=start, speed=args.speed, data=data, feed="sip") as (
+                broker,
+                clock,
+                server,
+            ),
         ):
             stop = threading.Event()
             keeper = None

@@ -17,7 +17,16 @@ from urllib.parse import urlsplit
 from ...broker.base import Broker, MarketData
 from ...config.settings import Settings
 from ...core.params import Params
-from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
+from ...errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigError,
+    FeedNotPermitted,
+    UserError,
+)
 from ...journal import Journal
 from ...live.clock import Clock, SimulatorClock, WallClock
 from ...live.runner import Runner, RunnerOptions
@@ -174,6 +183,7 @@ def _trade(
 ) -> int:
     try:
         _preflight(broker, settings)
+        _preflight_feed(data, settings)
         runner = Runner(
             broker,
             data,
@@ -196,6 +206,11 @@ def _preflight(broker: Broker, settings: Settings) -> None:
         account = broker.get_account()
     except BrokerAuthError:
         raise
+    except BrokerRejected as exc:  # a 403: the keys are fine, the account may not do this
+        raise UserError(
+            f"Alpaca refused to serve the account ({exc}): check its status at https://app.alpaca.markets",
+            exit_code=1,
+        ) from None
     except BrokerError as exc:
         raise BrokerUnavailable(f"cannot read the account at {settings.base_url}: {exc}") from None
     if account.trading_blocked or account.status.upper() != "ACTIVE":
@@ -215,6 +230,23 @@ def _preflight(broker: Broker, settings: Settings) -> None:
             raise UserError(
                 f"{symbol} is not shortable at Alpaca; the strategy sells short on a downside breakout"
             )
+
+
+def _preflight_feed(data: MarketData, settings: Settings) -> None:
+    """`--feed sip` on a plan without SIP: one clear line now, rather than a session without bars."""
+    if settings.feed != "sip" or not settings.symbols:
+        return
+    try:
+        data.get_latest_bar(settings.symbols[0])
+    except FeedNotPermitted as exc:
+        raise FeedNotPermitted(
+            f"--feed sip: your Alpaca data plan does not include recent SIP data ({exc}); "
+            "use --feed iex (free plans)",
+            status=exc.status,
+            code=exc.code,
+        ) from None
+    except BrokerError as exc:
+        log.warning("data feed %s: latest bar unreadable (%s)", settings.feed, exc)
 
 
 def _run_simulated(

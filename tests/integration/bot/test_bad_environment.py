@@ -48,9 +48,11 @@ def test_unwritable_log_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_forbidden_account(sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 403 is a refusal, not bad keys (only a trading 401 is): one line about the account, exit 1."""
     sim.control.set_forbidden(True)
     code, err = run_cli(capsys, "--symbol", "AAPL")
-    one_clear_line(code, err, cwd, "refused", exit_code=3)
+    one_clear_line(code, err, cwd, "refused", "account", exit_code=1)
+    assert "API keys" not in err
     assert len(sim.exchange.requests) <= 5  # no retry storm on 403
 
 

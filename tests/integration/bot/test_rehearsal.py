@@ -35,7 +35,8 @@ def _minute(t: dt.datetime) -> str:
 def _live(tmp_path: Path, symbol: str, day: dt.date, seed: int = 7, data: Path | None = None) -> list[Fill]:
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
-    with simulated_session([symbol], start=day, seed=seed, data=data) as (broker, clock, _):
+    # The consolidated feed: the backtest replays the same (SIP) bars.
+    with simulated_session([symbol], start=day, seed=seed, data=data, feed="sip") as (broker, clock, _):
         assert (
             Runner(
                 broker, broker.market_data, clock, journal, [symbol], Params(), RunnerOptions(days=1)
