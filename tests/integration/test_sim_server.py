@@ -194,7 +194,7 @@ def test_data_stream_pushes_closed_bars(api: REST, server: SimServer, stream: St
     wait_for(lambda: any(c.subs["bars"] for c in server.sockets.data))
     server.clock.advance_to(dt.datetime(2024, 3, 4, 9, 33, 30, tzinfo=NY))
     got = stream.collect(3, stream.bars)
-    rest = api.get_bars("AAPL", TimeFrame.Minute)
+    rest = api.get_bars("AAPL", TimeFrame.Minute, feed="iex")[:3]  # the stream's feed
     assert [b.close for b in got] == [b.c for b in rest]
     assert [b.timestamp for b in got] == [int(b.t.value) for b in rest]  # ns since epoch (msgpack Timestamp)
     assert got[0].symbol == "AAPL"
