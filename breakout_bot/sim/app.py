@@ -204,7 +204,7 @@ class SimServer:
         headers = verdict.headers()
         if not verdict.allowed:
             return error_response(ApiError(429, 42910000, "rate limit exceeded"), headers)
-        fault = self.faults.take_http(request.path)
+        fault = self.faults.take_http(request.path, request.method)
         if fault is not None and not fault.after:
             return error_response(fault.error(), headers)
         if self.faults.latency_ms > 0:

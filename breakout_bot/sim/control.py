@@ -75,8 +75,10 @@ class Control:
             "connections": {"trading": len(self.sockets.trading), "data": len(self.sockets.data)},
         }
 
-    def inject_http_fault(self, status: int, count: int = 1, paths: str = "", after: bool = False) -> None:
-        self.faults.add_http(HttpFault(status, count, paths, after))
+    def inject_http_fault(
+        self, status: int, count: int = 1, paths: str = "", after: bool = False, method: str = ""
+    ) -> None:
+        self.faults.add_http(HttpFault(status, count, paths, after, method))
 
     def set_latency(self, ms: int) -> None:
         """Wall-clock delay on every REST response and virtual order-arrival delay."""
@@ -158,6 +160,7 @@ class Control:
                 int(str(body.get("count", 1))),
                 str(body.get("paths") or ""),
                 bool(body.get("after", False)),
+                str(body.get("method") or ""),
             )
         if "latency_ms" in body:
             self.set_latency(int(str(body["latency_ms"])))

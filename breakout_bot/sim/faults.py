@@ -28,6 +28,7 @@ class HttpFault:
     count: int
     paths: str = ""  # path prefix; "" = every /v2 path
     after: bool = False  # process the request, then fail the response
+    method: str = ""  # "" = any method; else only this one (e.g. DELETE: a close, not a position read)
 
     def error(self) -> ApiError:
         if self.status == 401:
@@ -49,10 +50,12 @@ class FaultState:
         with self._lock:
             self._http.append(fault)
 
-    def take_http(self, path: str) -> HttpFault | None:
+    def take_http(self, path: str, method: str = "GET") -> HttpFault | None:
         """Consume one matching HTTP fault, if any (first added, first used)."""
         with self._lock:
             for f in self._http:
+                if f.method and f.method.upper() != method.upper():
+                    continue
                 if f.count > 0 and path.startswith(f.paths or "/v2"):
                     f.count -= 1
                     if f.count == 0:
@@ -70,7 +73,13 @@ class FaultState:
         with self._lock:
             return {
                 "http": [
-                    {"http_status": f.status, "count": f.count, "paths": f.paths, "after": f.after}
+                    {
+                        "http_status": f.status,
+                        "count": f.count,
+                        "paths": f.paths,
+                        "after": f.after,
+                        "method": f.method,
+                    }
                     for f in self._http
                 ],
                 "latency_ms": self.latency_ms,
