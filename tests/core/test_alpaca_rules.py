@@ -198,3 +198,32 @@ def test_a_take_profit_replaced_when_the_stop_fills_is_not_an_end() -> None:
     replaced = OrderUpdate(OrderEvent.ACCEPTED, leg("limit", status="replaced"), at(9, 50))
     state, actions = step(state, replaced)
     assert state.phase is Phase.ACTIVE_TRADE and kinds(actions) == []
+
+
+@given(st.sets(st.integers(0, 29), max_size=12))
+def test_on_gappy_bars_the_box_is_the_last_ten_bars_that_exist(missing: set[int]) -> None:
+    """The free IEX feed has no bar for a minute without an IEX print: the guide's box is the last ten
+    bars that exist, however far back they reach."""
+    from breakout_bot.core.strategy import compute_box
+
+    from .test_machine import mkbar
+
+    bars = [
+        mkbar(at(9, 30) + timedelta(minutes=i), 100.0, 100.2 + i / 100, 99.8 - i / 100, 100.0)
+        for i in range(30)
+        if i not in missing
+    ]
+    state, _ = step(initial_state(SYM), recon(at(9, 0)))
+    state, _ = run(state, [BarClosed(b) for b in bars])
+    if len(bars) < 10:
+        assert state.box is None
+        return
+    assert state.box is not None
+    expected = compute_box(bars[:10], 0.3)  # the ten bars that exist when it forms (frozen after)
+    assert expected.end - expected.start == bars[9].end - bars[0].t  # more than 10 minutes with gaps
+    assert (state.box.start, state.box.end, state.box.high, state.box.low) == (
+        expected.start,
+        expected.end,
+        expected.high,
+        expected.low,
+    )
