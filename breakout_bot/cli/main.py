@@ -54,6 +54,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "sim": CommandSpec(
         "run the Alpaca-compatible simulator server on loopback", "breakout_bot.cli.commands.sim"
     ),
+    "verify": CommandSpec(
+        "check Alpaca's rules the bot relies on, on your paper account", "breakout_bot.cli.commands.verify"
+    ),
     "flatten": CommandSpec(
         "kill switch: cancel all orders and close all positions", "breakout_bot.cli.commands.flatten"
     ),

@@ -88,8 +88,8 @@ class AlpacaRest:
         """Never retried: a replace whose outcome is unclear raises OrderOutcomeUnknown."""
         return self.call(what, lambda: self.sdk.patch(path, dict(body)), idempotent=False)
 
-    def delete(self, what: str, path: str) -> Any:
-        return self.call(what, lambda: self.sdk.delete(path))
+    def delete(self, what: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.call(what, lambda: self.sdk.delete(path, dict(params) if params else None))
 
     def data_get(self, what: str, path: str, params: Mapping[str, Any]) -> Any:
         return self.call(

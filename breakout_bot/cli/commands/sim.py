@@ -73,6 +73,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help='when a bracket\'s stop fills, report its take-profit "replaced" (default "canceled")',
     )
     rules.add_argument(
+        "--data-auth-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a data-stream client has to authenticate before 404 auth timeout (default 10)",
+    )
+    rules.add_argument(
         "--iex-missing-pct",
         type=float,
         default=5.0,
@@ -94,6 +101,8 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise UserError("bad --latency-ms: must be >= 0")
     if args.cancel_latency_ms < 0:
         raise UserError("bad --cancel-latency-ms: must be >= 0")
+    if args.data_auth_timeout <= 0:
+        raise UserError("bad --data-auth-timeout: must be > 0")
     if not 0 <= args.iex_missing_pct < 100:
         raise UserError("bad --iex-missing-pct: expected 0 <= pct < 100")
     try:
@@ -128,6 +137,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         wash_trade_status=args.wash_trade_status,
         take_profit_on_stop="replaced" if args.stop_replaces_take_profit else "canceled",
         iex_missing_pct=args.iex_missing_pct,
+        data_auth_timeout_s=args.data_auth_timeout,
     )
 
 
