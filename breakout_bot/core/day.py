@@ -31,6 +31,7 @@ def done(state: State, reason: str) -> tuple[State, list[Action]]:
 
 
 MAX_CLOSE_RETRY_S = 30.0  # a close that keeps failing is retried at most this far apart
+PROMPT_CLOSE_RETRIES = 5  # the first retries keep the executor's delay (a second while cancels finish)
 PROTECTIVE_STOP_PCT = 2.0  # a stop of our own, without the trade's stop: this far from the last close
 
 
@@ -67,7 +68,7 @@ def on_close_failed(state: State, event: CloseFailed) -> tuple[State, list[Actio
     if event.symbol != state.symbol or state.position_qty == 0 or state.now is None:
         return state, []
     failures = state.close_failures + 1
-    delay = min(MAX_CLOSE_RETRY_S, event.retry_after * 2 ** max(0, failures - 2))
+    delay = min(MAX_CLOSE_RETRY_S, event.retry_after * 2 ** max(0, failures - PROMPT_CLOSE_RETRIES))
     when = state.now + timedelta(seconds=delay)
     symbol, qty = state.symbol, state.position_qty
     actions: list[Action] = []

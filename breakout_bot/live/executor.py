@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from ..broker.base import Broker
@@ -181,8 +182,10 @@ class Executor:
         )
         if replace is None or take is None:
             return None
-        stop = action.stop_price or next(
-            (o.stop_price for o in mine if o.side == side and o.stop_price is not None), None
+        stop = (
+            action.stop_price
+            or next((o.stop_price for o in mine if o.side == side and o.stop_price is not None), None)
+            or self._held_stop_of(take, action.symbol)
         )
         limit = marketable_limit(side, action.last_price, stop)
         if limit is None:
@@ -205,6 +208,18 @@ class Executor:
             limit,
         )
         return [OrderUpdate(event=OrderEvent.ACCEPTED, order=new, timestamp=self.clock.now())]
+
+    def _held_stop_of(self, take: OrderSnapshot, symbol: str) -> Decimal | None:
+        """The stop price of the take-profit's bracket: its held stop leg is listed only among today's
+        orders (status=all), nested under the parent (after a restart the machine does not know it)."""
+        try:
+            orders = self.broker.list_orders_since(self.clock.now() - timedelta(days=1), symbol)
+        except BrokerError:
+            return None
+        for parent in orders:
+            if any(leg.id == take.id for leg in parent.legs):
+                return next((leg.stop_price for leg in parent.legs if leg.stop_price is not None), None)
+        return None
 
     def _cancel_and_close(self, action: CloseAll, held: bool) -> list[FollowUp]:
         """Step 3: cancel what holds the shares, then DELETE the position."""

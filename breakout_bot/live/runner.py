@@ -452,8 +452,7 @@ class Runner:
                     self._sleep(symbol, action)
                     continue
                 if isinstance(action, WakeAt):
-                    known = self._wakes.get(symbol)
-                    self._wakes[symbol] = action.when if known is None else min(known, action.when)
+                    self._wakes[symbol] = action.when  # the machine's one retry: the latest replaces it
                     continue
                 for follow_up in self.executor.execute(symbol, action, source):
                     if isinstance(follow_up, ReconcileNow):
