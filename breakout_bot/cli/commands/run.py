@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -293,9 +293,11 @@ def simulated_session(
     data: Path | None = None,
     partial_fills: bool = False,
     feed: str = "iex",
+    world: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
     """The built-in simulator on loopback plus an AlpacaBroker on its virtual clock (fresh random keys).
-    Used by `run` without keys and by the bot's integration tests."""
+    Used by `run` without keys, by the bot's integration tests and the benchmarks (`world`: more SimConfig
+    fields, e.g. a start time or a denser tape)."""
     from ...broker.alpaca.broker import AlpacaBroker
     from ...broker.throttle import RequestThrottle
     from ...sim import SimConfig, SimServer
@@ -310,6 +312,7 @@ def simulated_session(
         key=key,
         secret=secret,
         partial_fills=partial_fills,
+        **dict(world or {}),
     )
     server = SimServer(config)
     base_url = server.start()
