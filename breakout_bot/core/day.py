@@ -14,6 +14,8 @@ from .state import (
     ACTIVE_TRADE,
     DONE_FOR_THE_DAY,
     EXPOSED,
+    ORDER_SENT,
+    ORDER_SUBMITTED,
     SEARCHING,
     WAITING_FOR_OPEN,
     State,
@@ -30,6 +32,7 @@ def done(state: State, reason: str) -> tuple[State, list[Action]]:
     return evolve(state, phase=DONE_FOR_THE_DAY, box=None), actions
 
 
+ENTRY_WORKING = (ORDER_SENT, ORDER_SUBMITTED)
 MAX_CLOSE_RETRY_S = 30.0  # a close that keeps failing is retried at most this far apart
 PROMPT_CLOSE_RETRIES = 5  # the first retries keep the executor's delay (a second while cancels finish)
 PROTECTIVE_STOP_PCT = 2.0  # a stop of our own, without the trade's stop: this far from the last close
@@ -48,10 +51,12 @@ def flatten(state: State, reason: str) -> tuple[State, list[Action]]:
     """Cancel the working entry, or close the position (the executor keeps its stop working until the
     exit fills where it can), and be done for the day."""
     actions: list[Action] = [Log("info", f"{state.symbol}: flatten ({reason})")]
-    if state.position_qty != 0:
-        actions.append(close_position(state, reason))
-    else:
+    if state.position_qty == 0:
         actions.append(CancelAll(state.symbol))
+    if state.position_qty != 0 or state.phase in ENTRY_WORKING:
+        # A working entry may have filled in part without our hearing of it yet: close whatever the
+        # broker holds (the executor reads the position first, so a flat account costs one read).
+        actions.append(close_position(state, reason))
     new_state, done_actions = done(evolve(state, flattened=True, unprotected=False), reason)
     return new_state, actions + done_actions
 

@@ -292,7 +292,8 @@ def _payload(kind: str, state: State) -> Event:
     raise AssertionError(kind)
 
 
-FL = ("CancelAll", "SleepUntil")  # the flatten, flat: cancel what works (an entry)
+FL = ("CancelAll", "SleepUntil")  # the flatten, flat: cancel what may work
+FL_ENTRY = ("CancelAll", "CloseAll", "SleepUntil")  # an entry working: cancel it, close what it filled
 FL_HELD = ("CloseAll", "SleepUntil")  # the flatten holding a position: close it (the executor keeps its stop)
 # (row, event kind) -> (phase after, non-Log action kinds). Written out cell by cell.
 TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
@@ -325,7 +326,7 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     # order_sent (09:41, entry 1 sent)
     ("order_sent", "reconciled"): (SUB, ()),
     ("order_sent", "tick"): (OS, ()),
-    ("order_sent", "tick_flatten"): (D, FL),
+    ("order_sent", "tick_flatten"): (D, FL_ENTRY),
     ("order_sent", "bar_breakout"): (OS, ()),
     ("order_sent", "entry_fill"): (A, ("RecordFill",)),
     ("order_sent", "entry_canceled"): (S, ()),
@@ -338,7 +339,7 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     # order_submitted
     ("order_submitted", "reconciled"): (SUB, ()),
     ("order_submitted", "tick"): (SUB, ()),
-    ("order_submitted", "tick_flatten"): (D, FL),
+    ("order_submitted", "tick_flatten"): (D, FL_ENTRY),
     ("order_submitted", "bar_breakout"): (SUB, ()),
     ("order_submitted", "entry_fill"): (A, ("RecordFill",)),
     ("order_submitted", "entry_canceled"): (S, ()),
