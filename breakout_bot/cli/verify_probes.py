@@ -159,6 +159,37 @@ class Verifier:
     def order(self, order_id: str) -> dict[str, Any]:
         return dict(self.rest.get("GET /v2/orders/{id}", f"/orders/{order_id}", {"nested": "true"}))
 
+    def one_share_bracket(self, take_profit: float, stop: float) -> dict[str, Any]:
+        """A market buy of one share with its two legs (prices on the tick)."""
+        return {
+            "symbol": self.symbol,
+            "qty": "1",
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "day",
+            "order_class": "bracket",
+            "take_profit": {"limit_price": str(round_to_tick(take_profit, "down"))},
+            "stop_loss": {"stop_price": str(round_to_tick(stop, "down"))},
+            "client_order_id": self.cid(),
+        }
+
+    def refusal(
+        self,
+        name: str,
+        expected: str,
+        send: Callable[[], object],
+        judge: Callable[[BrokerRejected], bool],
+        describe: Callable[[BrokerRejected], str],
+        critical: bool = True,
+    ) -> Check:
+        """A request the broker should refuse: how it did (an order accepted instead is canceled later)."""
+        try:
+            send()
+            observed, ok, details = "accepted (!)", False, {}
+        except BrokerRejected as exc:
+            details, ok, observed = _body(exc), judge(exc), describe(exc)
+        return self.record(Check(name, expected, observed, ok, critical, details))
+
     def wait(self, cond: Callable[[], bool], seconds: float | None = None) -> bool:
         deadline = time.monotonic() + (self.timeout if seconds is None else seconds)
         while time.monotonic() < deadline:
@@ -259,53 +290,26 @@ class Verifier:
     def sub_penny(self, price: float) -> None:
         limit = f"{max(1.0, round(price * 0.5, 2)):.2f}1"  # three decimals above $1: sub-penny
         body = {"symbol": self.symbol, "qty": "1", "side": "buy", "type": "limit", "time_in_force": "day"}
-        try:
-            self.post({**body, "limit_price": limit, "client_order_id": self.cid()})
-            observed, ok, details = "accepted (!)", False, {}
-        except BrokerRejected as exc:
-            details = _body(exc)
-            ok = exc.status == 422 and "sub-penny" in str(exc)
-            observed = f"{exc.status} {exc.code}: {str(exc)[:90]}"
-        self.record(
-            Check(
-                "a sub-penny limit is refused with 422 / 42210000",
-                "422 sub-penny",
-                observed,
-                ok,
-                False,
-                details,
-            )
+        self.refusal(
+            "a sub-penny limit is refused with 422 / 42210000",
+            "422 sub-penny",
+            lambda: self.post({**body, "limit_price": limit, "client_order_id": self.cid()}),
+            lambda exc: exc.status == 422 and "sub-penny" in str(exc),
+            lambda exc: f"{exc.status} {exc.code}: {str(exc)[:90]}",
+            critical=False,
         )
 
     def base_price(self, price: float) -> None:
         """A market bracket whose stop sits above the price: refused with the base price in the body."""
-        body = {
-            "symbol": self.symbol,
-            "qty": "1",
-            "side": "buy",
-            "type": "market",
-            "time_in_force": "day",
-            "order_class": "bracket",
-            "take_profit": {"limit_price": str(round_to_tick(price * 1.02, "down"))},
-            "stop_loss": {"stop_price": str(round_to_tick(price * 1.01, "down"))},
-            "client_order_id": self.cid(),
-        }
-        try:
-            self.post(body)
-            observed, ok, details = "accepted (!)", False, {}
-        except BrokerRejected as exc:
-            details = {**_body(exc), "last_trade": price}
-            ok = exc.status == 422 and "base_price" in exc.details
-            observed = f"{exc.status}, base_price {exc.details.get('base_price')} (last trade {price:g})"
-        self.record(
-            Check(
-                "a bracket with its stop above the price: 422 with base_price",
-                "422 + base_price",
-                observed,
-                ok,
-                details=details,
-            )
+        body = self.one_share_bracket(price * 1.02, price * 1.01)
+        check = self.refusal(
+            "a bracket with its stop above the price: 422 with base_price",
+            "422 + base_price",
+            lambda: self.post(body),
+            lambda exc: exc.status == 422 and "base_price" in exc.details,
+            lambda exc: f"{exc.status}, base_price {exc.details.get('base_price')} (last trade {price:g})",
         )
+        check.details["last_trade"] = price
 
     def resting_order(self, price: float) -> None:
         """A far limit buy: its POST answer, a duplicate id, the lookup by id, the buying power it
@@ -324,25 +328,16 @@ class Verifier:
                 status in ("accepted", "pending_new", "new"),
             )
         )
-        try:
-            self.rest.post(
+        self.refusal(
+            "a second order with the same client_order_id: 422 must be unique",
+            "422",
+            lambda: self.rest.post(
                 "POST /v2/orders (same id)",
                 "/orders",
                 {**body, "time_in_force": "day", "client_order_id": cid},
-            )
-            observed, ok, details = "accepted (!)", False, {}
-        except BrokerRejected as exc:
-            details = _body(exc)
-            ok = exc.status == 422 and "client_order_id must be unique" in str(exc)
-            observed = f"{exc.status} {exc.code}"
-        self.record(
-            Check(
-                "a second order with the same client_order_id: 422 must be unique",
-                "422",
-                observed,
-                ok,
-                details=details,
-            )
+            ),
+            lambda exc: exc.status == 422 and "client_order_id must be unique" in str(exc),
+            lambda exc: f"{exc.status} {exc.code}",
         )
         found = self.rest.get(
             "GET /v2/orders:by_client_order_id", "/orders:by_client_order_id", {"client_order_id": cid}
@@ -506,18 +501,7 @@ class Verifier:
     def bracket(self) -> tuple[dict[str, Any] | None, str, str]:
         """One share, legs FAR away; waits for the fill."""
         price = self.last_price()
-        body = {
-            "symbol": self.symbol,
-            "qty": "1",
-            "side": "buy",
-            "type": "market",
-            "time_in_force": "day",
-            "order_class": "bracket",
-            "take_profit": {"limit_price": str(round_to_tick(price * (1 + FAR), "down"))},
-            "stop_loss": {"stop_price": str(round_to_tick(price * (1 - FAR), "down"))},
-            "client_order_id": self.cid(),
-        }
-        row = self.post(body)
+        row = self.post(self.one_share_bracket(price * (1 + FAR), price * (1 - FAR)))
         oid = str(row["id"])
         for leg in row.get("legs") or []:
             self.created.append(str(leg["id"]))
@@ -572,27 +556,16 @@ class Verifier:
         )
 
     def close_while_held(self) -> None:
-        try:
-            row = self.rest.delete(
-                f"DELETE /v2/positions/{self.symbol}", f"/positions/{self.symbol}", {"qty": "1"}
-            )
-            self.created.append(str(row["id"]))
-            observed, ok, details = "closed (!)", False, {}
-        except InsufficientQty as exc:
-            details = _body(exc)
-            observed = f"403 held_for_orders {exc.details.get('held_for_orders')}"
-            ok = True
-        except BrokerRejected as exc:
-            details = _body(exc)
-            observed, ok = f"{exc.status} {str(exc)[:60]}", False
-        self.record(
-            Check(
-                "a close while the legs hold the shares: 403 insufficient qty (held_for_orders)",
-                "403",
-                observed,
-                ok,
-                details=details,
-            )
+        def close() -> None:
+            path = f"/positions/{self.symbol}"
+            self.created.append(str(self.rest.delete(f"DELETE /v2{path}", path, {"qty": "1"})["id"]))
+
+        self.refusal(
+            "a close while the legs hold the shares: 403 insufficient qty (held_for_orders)",
+            "403",
+            close,
+            lambda exc: isinstance(exc, InsufficientQty),
+            lambda exc: f"{exc.status} held_for_orders {exc.details.get('held_for_orders')}",
         )
 
     def cancel_one_leg(self, tp: str, sl: str) -> None:

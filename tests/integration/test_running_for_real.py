@@ -76,6 +76,17 @@ def sim() -> Iterator[SimServer]:
     server.stop()
 
 
+def point_at(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's environment: the flatten fixture's keys, the simulator's URL."""
+    for name, value in {
+        "APCA_API_KEY_ID": "FLATKEY",
+        "APCA_API_SECRET_KEY": "FLATSECRET",
+        "APCA_API_BASE_URL": base,
+        "APCA_API_DATA_URL": base,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_flatten_command_cancels_closes_and_halts(
     sim: SimServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -85,13 +96,7 @@ def test_flatten_command_cancels_closes_and_halts(
     sim.exchange.submit(parse_order_request(body))
     sim.clock.advance(60)
     assert broker.get_position_qty("AAPL") == 10
-    for name, value in {
-        "APCA_API_KEY_ID": "FLATKEY",
-        "APCA_API_SECRET_KEY": "FLATSECRET",
-        "APCA_API_BASE_URL": base,
-        "APCA_API_DATA_URL": base,
-    }.items():
-        monkeypatch.setenv(name, value)
+    point_at(base, monkeypatch)
     code = main(["flatten", "--journal", "past_trades.json", "--log-dir", "logs"])
     sim.clock.advance(60)
     out = capsys.readouterr().out
@@ -122,13 +127,7 @@ def test_flatten_command_waits_for_the_legs_cancel_before_closing(
     sim.clock.advance(60)
     sim.control.set_cancel_latency(2000)
     sim.clock.set_speed(10)  # 2 s of virtual cancel latency = 0.2 s of wall time
-    for name, value in {
-        "APCA_API_KEY_ID": "FLATKEY",
-        "APCA_API_SECRET_KEY": "FLATSECRET",
-        "APCA_API_BASE_URL": base,
-        "APCA_API_DATA_URL": base,
-    }.items():
-        monkeypatch.setenv(name, value)
+    point_at(base, monkeypatch)
     code = main(["flatten", "--journal", "past_trades.json", "--log-dir", "logs"])
     assert code in (0, 1), capsys.readouterr().err
     held = [r for r in sim.exchange.requests if r.method == "DELETE" and r.path == "/v2/positions/AAPL"]

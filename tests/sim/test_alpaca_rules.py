@@ -18,6 +18,11 @@ from .test_exchange import FLAT, bracket
 MARKET_BUY = {"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day"}
 
 
+def simple(side: str, kind: str, qty: int, **price: str) -> dict[str, object]:
+    """A simple day order of AAPL (limit_price= or stop_price=)."""
+    return {"symbol": "AAPL", "qty": qty, "side": side, "type": kind, "time_in_force": "day", **price}
+
+
 def filled_bracket(**cfg: object):  # type: ignore[no-untyped-def]
     e = make_engine({"AAPL": [FLAT] * 5}, **cfg)
     parent = e.submit_order(bracket(qty=100, tp=105, sl=95))
@@ -108,16 +113,7 @@ def test_a_slow_cancel_shows_pending_cancel_and_may_still_fill() -> None:
     e.sync(ny(9, 30, 30))
     e.submit_order({**MARKET_BUY, "qty": 10})
     e.sync(ny(9, 31, 30))
-    stop = e.submit_order(
-        {
-            "symbol": "AAPL",
-            "qty": 10,
-            "side": "sell",
-            "type": "stop",
-            "stop_price": "99.10",
-            "time_in_force": "day",
-        }
-    )
+    stop = e.submit_order(simple("sell", "stop", 10, stop_price="99.10"))
     e.sync(ny(9, 31, 58))
     e.cancel_order(str(stop["id"]))  # 09:31:58: the cancel is due at 09:32:03 ...
     order = e.orders[str(stop["id"])]
@@ -194,28 +190,10 @@ def test_open_orders_reserve_buying_power() -> None:
     e = make_engine({"AAPL": [FLAT] * 5}, initial_cash=10_000.0, margin_multiplier=1.0)
     e.sync(ny(9, 30, 30))
     before = float(str(e.account_json()["buying_power"]))
-    e.submit_order(
-        {
-            "symbol": "AAPL",
-            "qty": 30,
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "90",
-            "time_in_force": "day",
-        }
-    )
+    e.submit_order(simple("buy", "limit", 30, limit_price="90"))
     assert float(str(e.account_json()["buying_power"])) == pytest.approx(before - 30 * 90)
     with pytest.raises(ApiError):  # the docs' example: $10,000, a $3,000 order open, $8,000 more refused
-        e.submit_order(
-            {
-                "symbol": "AAPL",
-                "qty": 80,
-                "side": "buy",
-                "type": "limit",
-                "limit_price": "99",
-                "time_in_force": "day",
-            }
-        )
+        e.submit_order(simple("buy", "limit", 80, limit_price="99"))
 
 
 # ---------------------------------------------------------------- shorting
@@ -307,27 +285,9 @@ def test_legacy_pattern_day_trader_refusals() -> None:
 def test_wash_trade_refuses_a_simple_order_opposite_a_working_one(status: int, code: int) -> None:
     e = make_engine({"AAPL": [FLAT] * 5}, wash_trade_status=status)
     e.sync(ny(9, 30, 30))
-    buy = e.submit_order(
-        {
-            "symbol": "AAPL",
-            "qty": 1,
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "90",
-            "time_in_force": "day",
-        }
-    )
+    buy = e.submit_order(simple("buy", "limit", 1, limit_price="90"))
     with pytest.raises(ApiError) as err:
-        e.submit_order(
-            {
-                "symbol": "AAPL",
-                "qty": 1,
-                "side": "sell",
-                "type": "limit",
-                "limit_price": "110",
-                "time_in_force": "day",
-            }
-        )
+        e.submit_order(simple("sell", "limit", 1, limit_price="110"))
     body = wire.error_json(err.value)
     assert (err.value.status, body["code"], body["message"]) == (
         status,
@@ -338,26 +298,8 @@ def test_wash_trade_refuses_a_simple_order_opposite_a_working_one(status: int, c
     e.submit_order(bracket(side="sell", qty=1, tp=95, sl=105))  # complex orders are exempt
     off = make_engine({"AAPL": [FLAT] * 5}, wash_trade_check=False)
     off.sync(ny(9, 30, 30))
-    off.submit_order(
-        {
-            "symbol": "AAPL",
-            "qty": 1,
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "90",
-            "time_in_force": "day",
-        }
-    )
-    off.submit_order(
-        {
-            "symbol": "AAPL",
-            "qty": 1,
-            "side": "sell",
-            "type": "limit",
-            "limit_price": "110",
-            "time_in_force": "day",
-        }
-    )
+    off.submit_order(simple("buy", "limit", 1, limit_price="90"))
+    off.submit_order(simple("sell", "limit", 1, limit_price="110"))
 
 
 # ---------------------------------------------------------------- the IEX feed
