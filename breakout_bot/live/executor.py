@@ -78,14 +78,12 @@ class Executor:
         ledger: FillLedger,
         gate: RiskGate,
         stream_up: Callable[[], bool],
-        close_attempts: int = 3,
     ) -> None:
         self.broker = broker
         self.clock = clock
         self.ledger = ledger
         self.gate = gate
         self.stream_up = stream_up  # entries wait while the trade stream is down
-        self.close_attempts = close_attempts
 
     def execute(self, symbol: str, action: Action, source: Source) -> list[FollowUp]:
         if isinstance(action, Log):

@@ -59,7 +59,6 @@ class RunnerOptions:
     poll_delay: timedelta = timedelta(seconds=2)  # after a minute closes, before asking for its bar
     reconcile_every: timedelta = timedelta(minutes=15)
     days: int | None = 1  # sessions to trade before exiting; None = forever
-    verify_flat_attempts: int = 3
     stream: bool = True
     bars_stream: bool = False  # bars pushed by the market-data websocket; the minute poll only fills gaps
     stream_start_timeout: float = 10.0  # wall seconds to wait for the trade stream before trading
@@ -114,9 +113,7 @@ class Runner:
         self.ledger = FillLedger(broker, journal)
         self.gate = RiskGate(broker, clock, halt_path(journal.path))
         self.reader = ReconcileReader(broker, self.feed, params.lookback, params.risk_pct is not None)
-        self.executor = Executor(
-            broker, clock, self.ledger, self.gate, lambda: self.stream_up, self.options.verify_flat_attempts
-        )
+        self.executor = Executor(broker, clock, self.ledger, self.gate, lambda: self.stream_up)
         self._observers = list(observers)
         self._events: queue.Queue[QueueItem] = queue.Queue()
         self._stream: StreamHandle | None = None
