@@ -5,7 +5,10 @@ starts `breakout-bot run --sim-clock --days 1` against it, and injects faults at
 (seeded RNG) while watching the simulator's virtual time: kill -9 + restart (sometimes with a corrupt
 or half-written journal while the bot is down), trading/data websocket drops, 429 and 5xx bursts
 (also "after": the order arrived but the response failed), latency, partial fills, rejected orders,
-clock jumps. After the session the simulator's own records are checked (breakout_bot.testkit.faultcheck).
+clock jumps, and Alpaca's account rules (issue 15, `ALPACA_RULE_FAULTS`): legacy pattern-day-trader
+refusals, a plan that loses SIP data (runs on --feed sip), slow cancels, another client taking the data
+stream's one connection (406; runs on --bars stream), the price moving before an order. After the
+session the simulator's own records are checked (breakout_bot.testkit.faultcheck).
 
     .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2
     .venv/bin/python benchmarks/faults.py --runs 20 --seed 1 --jobs 2 --sdk alpaca-py   # the other SDK
@@ -61,6 +64,56 @@ FAULT_WEIGHTS = {
 }
 JUMP_LIMIT = (15, 30)  # no clock jumps after this New York time (they would skip the close itself)
 
+# ---------------------------------------------------------------- Alpaca's account rules (issue 15)
+# Kept apart from the faults above (one dict, one injector, one set of run flags) so that other work
+# extending the suite merges cleanly.
+ALPACA_RULE_FAULTS = {
+    "pdt_refusal": 1,  # the legacy pattern-day-trader refusal of entries and exits, for a while
+    "sip_refusal": 1,  # the plan loses its SIP subscription, for a while (matters on --feed sip runs)
+    "slow_cancels": 2,  # cancels take 1-8 virtual s (pending_cancel), for a while
+    "data_406": 1,  # another client takes the data stream's one connection (matters on --bars stream)
+    "price_drift": 2,  # the price moves 0.3-3 % just before the next order
+}
+FAULT_WEIGHTS.update(ALPACA_RULE_FAULTS)
+# What ends a timed fault (the faults above: latency and partial fills; issue 15's switches).
+FAULT_OFF: dict[str, dict[str, Any]] = {
+    "latency": {"latency_ms": 0},
+    "partial_fills": {"partial_fills": False},
+    "pdt_refusal": {"legacy_pdt": False},
+    "sip_refusal": {"free_plan": False},
+    "slow_cancels": {"cancel_latency_ms": 300},
+    "data_406": {"data_connection_limit": False},
+}
+
+
+def alpaca_rule_run_flags(seed: int) -> list[str]:
+    """Per run (its own seeded RNG, so the fault sequence of a seed is not shifted): the feed and the bar
+    mode the bot runs with, so that the SIP and 406 rules meet a bot they can hurt."""
+    rng = random.Random(f"{seed}/alpaca-rules")
+    flags = []
+    if rng.random() < 0.3:
+        flags += ["--feed", "sip"]
+    if rng.random() < 0.5:
+        flags += ["--bars", "stream"]
+    return flags
+
+
+def inject_alpaca_rule(kind: str, sim: _Sim, rng: random.Random, timed: dict[str, int]) -> None:
+    if kind == "pdt_refusal":
+        sim.fault({"legacy_pdt": "both"})
+        timed[kind] = rng.randint(1, 4)
+    elif kind == "sip_refusal":
+        sim.fault({"free_plan": True})
+        timed[kind] = rng.randint(1, 4)
+    elif kind == "slow_cancels":
+        sim.fault({"cancel_latency_ms": rng.randint(1_000, 8_000)})
+        timed[kind] = rng.randint(2, 8)
+    elif kind == "data_406":
+        sim.fault({"data_connection_limit": True})
+        timed[kind] = rng.randint(1, 3)
+    elif kind == "price_drift":
+        sim.fault({"price_drift_pct": round(rng.choice([-1, 1]) * rng.uniform(0.3, 3.0), 2)})
+
 
 @dataclass
 class RunResult:
@@ -71,6 +124,7 @@ class RunResult:
     wall: float = 0.0
     restarts: int = 0
     supervisor_restarts: int = 0  # exit 4 (broker unavailable) -> restarted, as systemd would
+    sip_restarts: int = 0  # exit 2 (--feed sip refused while the plan lacked SIP) -> restarted after it
     fills: int = 0
 
 
@@ -143,10 +197,13 @@ class _Sim:
 
 
 class _Bot:
-    def __init__(self, run_dir: Path, url: str, sdk: str | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, url: str, sdk: str | None = None, flags: list[str] | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.url = url
         self.sdk = sdk  # None: the bot's own choice (BREAKOUT_SDK, else the default)
+        self.flags = flags or []  # run flags of issue 15's rules (--feed sip, --bars stream)
         self.journal = run_dir / "past_trades.json"
         self.n = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -180,6 +237,7 @@ class _Bot:
                     "--log-dir",
                     str(self.run_dir / "logs"),
                     *(["--sdk", self.sdk] if self.sdk else []),
+                    *self.flags,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -283,7 +341,7 @@ def run_one(
     t0 = time.monotonic()
     session = rng.choice(SESSIONS)
     sim = _Sim(run_dir, rng.randrange(1, 10**6), session)
-    bot = _Bot(run_dir, sim.url, sdk)
+    bot = _Bot(run_dir, sim.url, sdk, alpaca_rule_run_flags(seed))
     close = datetime.combine(session, datetime.min.time(), NEW_YORK).replace(hour=16)
     timed: dict[str, int] = {}  # fault to switch off -> ticks left
     try:
@@ -301,6 +359,14 @@ def run_one(
                 result.supervisor_restarts += 1
                 bot.start()
                 continue
+            if rc == 2 and "--feed" in bot.flags and "--feed iex" in bot.tail() and result.sip_restarts < 5:
+                # Restarted while the plan lacked SIP: `--feed sip` is refused at start with one line and
+                # exit 2 (by design); the operator restarts it once the plan is back. So do we.
+                sim.fault(FAULT_OFF["sip_refusal"])
+                timed.pop("sip_refusal", None)
+                result.sip_restarts += 1
+                bot.start()
+                continue
             if rc is not None:
                 if rc != 0:
                     result.violations.append(Violation("bot_exit", f"exit {rc}: {bot.tail()}"))
@@ -310,7 +376,7 @@ def run_one(
                 timed[name] -= 1
                 if timed[name] <= 0:
                     del timed[name]
-                    sim.fault({"latency_ms": 0} if name == "latency" else {"partial_fills": False})
+                    sim.fault(FAULT_OFF[name])
             if bot.poll() is not None:
                 continue
             now = sim.now_ny()
@@ -343,6 +409,8 @@ def run_one(
                 timed["partial_fills"] = rng.randint(2, 8)
             elif kind == "reject_order":
                 sim.fault({"reject_next_orders": 1})
+            elif kind in ALPACA_RULE_FAULTS:
+                inject_alpaca_rule(kind, sim, rng, timed)
             elif kind == "clock_jump":
                 limit = now.replace(hour=JUMP_LIMIT[0], minute=JUMP_LIMIT[1], second=0, microsecond=0)
                 seconds = min(rng.uniform(5, 600), (limit - now).total_seconds())

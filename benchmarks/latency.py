@@ -291,7 +291,7 @@ def measure(sdk: str, start: dt.date, days: int, speed: float) -> Measured:
         t0 = time.perf_counter()
         with (
             instrumented(probes),
-            simulated_session([SYMBOL], start=start, speed=speed, data=data, sdk=sdk) as (
+            simulated_session([SYMBOL], start=start, speed=speed, data=data, sdk=sdk, feed="sip") as (
                 broker,
                 clock,
                 server,

@@ -44,6 +44,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "breakout-bot bars --compact": (2, "error: --compact: data/cache holds no symbol folders"),
     "breakout-bot bars": (2, "error: --start and --end are required"),
     "breakout-bot check": (1, "no Alpaca API keys configured"),
+    "breakout-bot verify": (2, "error: verify checks your Alpaca paper account: set APCA_API_KEY_ID"),
     "breakout-bot flatten --clear": (0, "kill switch"),
     "breakout-bot flatten": (2, "error: no Alpaca keys configured: nothing to flatten"),
     "breakout-bot schedule": (0, "breakout-bot"),

@@ -516,7 +516,11 @@ class Replay:
                     assert isinstance(action, CancelAll)
                     queue += broker.cancel_orders(action.symbol, self._now())
                 elif kind is CloseAll:
+                    # Live, the executor either turns the take-profit into the exit (the stop working
+                    # until it fills) or cancels the legs and closes; here the close fills at the next
+                    # bar's open, so both are: the legs canceled now, a market close at that open.
                     assert isinstance(action, CloseAll)
+                    queue += broker.cancel_orders(action.symbol, self._now())
                     queue += broker.close_position(action.symbol, self._now())
                 elif kind is SleepUntil:
                     if self._debug:

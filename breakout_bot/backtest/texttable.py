@@ -90,5 +90,7 @@ def _rich(
     for r in rows:
         table.add_row(*r)
     buf = io.StringIO()
-    Console(file=buf, width=width, force_terminal=False, color_system=None, markup=False).print(table)
+    Console(file=buf, width=width, force_terminal=False, color_system=None, markup=False, emoji=False).print(
+        table
+    )
     return buf.getvalue()

@@ -74,7 +74,8 @@ class SubmitOutcome:
     reason: str = ""
 
 
-StreamStatus = Literal["connected", "disconnected", "reconnecting", "auth_failed"]
+# "refused": the server will not serve this stream (a data stream's 406/409): it has stopped.
+StreamStatus = Literal["connected", "disconnected", "reconnecting", "auth_failed", "refused"]
 
 
 class StreamHandle(Protocol):
@@ -97,6 +98,11 @@ class Broker(Protocol):
     Optional (not part of this protocol; callers check for them):
         get_order_by_client_id -- an adapter resolves an unknown submission with it (inside
             submit_bracket); the backtest's broker offers it too
+        replace_order(order_id, limit_price, client_order_id) -> OrderSnapshot -- the flatten replaces
+            a bracket's take-profit by a marketable limit (the stop keeps working); without it the
+            executor cancels the legs and closes
+        submit_stop(symbol, side, qty, stop_price) -> OrderSnapshot -- a protective stop for a position
+            whose close was refused
         requests_sent -- HTTP requests sent so far (the bars command reports it)
 
     `submit_bracket` never resends blindly: its SubmitOutcome says accepted, rejected or unknown.

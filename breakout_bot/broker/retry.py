@@ -5,9 +5,15 @@ Policy (docs/design.md, "Lessons from the bugs of peers"):
 * 429, 500, 502, 503, 504, timeouts and connection errors are transient (TransientBrokerError): an
   *idempotent* call is retried with jittered exponential backoff (honouring Retry-After /
   X-Ratelimit-Reset, capped); the type decides, not the call site.
-* 401, and 403 without Alpaca's rejection code, are authentication failures: BrokerAuthError at once.
-* 403 with code 40310000 (buying power, qty, not shortable...) is a BrokerRejected, never retried.
-* 404 is BrokerNotFound; 400/422 are BrokerRejected; none is retried.
+* Only a 401 of the trading API means the keys are wrong (BrokerAuthError). A 403 is a refusal of this
+  request, told apart by Alpaca's message (the code is only a hint: the same wash-trade message comes as
+  403/40310000 and as 422/42210000): insufficient qty (shares held by open orders), buying power,
+  shorting, wash trade, the legacy pattern-day-trader code 40310100, anything else an account
+  restriction. On the market-data API a 401/403 may be the plan or the keys (Market Data FAQ): the SIP
+  refusal ("subscription does not permit querying recent SIP data") is FeedNotPermitted, the rest
+  DataForbidden. docs/simulator.md lists each body with its source.
+* 404 is BrokerNotFound; 400/409/422 are BrokerRejected (422 with `base_price`: PriceMoved); none is
+  retried.
 * A *non-idempotent* call (an order submission) is never retried here: a transient failure raises
   OrderOutcomeUnknown, and the caller resolves the outcome by client_order_id.
 
@@ -33,13 +39,22 @@ from urllib.parse import urlsplit
 import requests
 
 from ..errors import (
+    AccountRestricted,
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
     BrokerUnavailable,
+    DataForbidden,
+    DayTradeRefused,
+    FeedNotPermitted,
+    InsufficientBuyingPower,
+    InsufficientQty,
     OrderOutcomeUnknown,
+    PriceMoved,
+    ShortRefused,
     TransientBrokerError,
+    WashTradeRefused,
 )
 
 log = logging.getLogger(__name__)
@@ -47,7 +62,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-REJECTION_CODE_403 = 40310000
+DAY_TRADE_CODE = 40310100  # "trade denied due to pattern day trading protection" (legacy)
+# The body's context fields worth a log line (Alpaca adds them to refusals).
+SHOWN_DETAILS = ("base_price", "held_for_orders", "available", "existing_qty", "buying_power", "cost_basis")
+# Trading-API refusals by message (lower case substring -> type), most specific first.
+REFUSALS: tuple[tuple[str, type[BrokerRejected]], ...] = (
+    ("insufficient qty", InsufficientQty),
+    ("insufficient buying power", InsufficientBuyingPower),
+    ("wash trade", WashTradeRefused),
+    ("pattern day trad", DayTradeRefused),
+    ("not allowed to short", ShortRefused),
+    ("cannot be sold short", ShortRefused),
+    ("not shortable", ShortRefused),
+    ("subscription does not permit", FeedNotPermitted),
+    ("insufficient subscription", FeedNotPermitted),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +88,7 @@ class Failure:
     code: int | None = None
     message: str = ""
     retry_after: float | None = None  # seconds, from Retry-After / X-Ratelimit-Reset
+    details: tuple[tuple[str, str], ...] = ()  # the body's context fields (base_price, held_for_orders...)
 
     @property
     def transient(self) -> bool:
@@ -197,36 +227,53 @@ def classify(exc: BaseException, epoch_now: Callable[[], float] = time.time) -> 
             text = (getattr(resp, "text", "") or "")[:200]
         message = text
     headers = getattr(resp, "headers", None) if resp is not None else None
+    details = tuple(
+        (str(k), str(v)) for k, v in (body or {}).items() if k not in ("code", "message") and v is not None
+    )
     return Failure(
         "http",
         status=int(status),
         code=code,
         message=message,
         retry_after=_retry_after(headers, epoch_now),
+        details=details,
     )
 
 
-def to_broker_error(f: Failure, what: str = "") -> BrokerError:
-    """The BrokerError of a failure: its type says whether another try may help (TransientBrokerError)."""
+def _refusal(f: Failure, api: str) -> type[BrokerRejected]:
+    """The type of a refusal, by Alpaca's message first (the code is a hint only)."""
+    text = f.message.lower()
+    kind = next((k for needle, k in REFUSALS if needle in text), None)
+    if kind is not None:
+        return kind
+    if f.code == DAY_TRADE_CODE:
+        return DayTradeRefused
+    if api == "data" and f.status in (401, 403):
+        return DataForbidden
+    if f.status == 403:
+        return AccountRestricted
+    if f.status == 422 and any(k == "base_price" for k, _ in f.details):
+        return PriceMoved
+    return BrokerRejected
+
+
+def to_broker_error(f: Failure, what: str = "", api: str = "trading") -> BrokerError:
+    """The BrokerError of a failure: its type says whether another try may help (TransientBrokerError).
+    `api`: "trading" or "data" (a market-data 401/403 is not proof of bad keys)."""
     prefix = f"{what}: " if what else ""
     detail = f"{prefix}{f.message}" if f.message else f"{prefix}{f.kind}"
+    shown = [f"{k} {v}" for k, v in f.details if k in SHOWN_DETAILS]
+    if shown:
+        detail += f" ({', '.join(shown)})"
     if f.status is not None:
         detail += f" (HTTP {f.status}" + (f", code {f.code})" if f.code else ")")
     if f.kind == "http" and f.status is not None:
-        if f.status == 401:
+        if f.status == 401 and api != "data":
             return BrokerAuthError(detail)
-        if f.status == 403:
-            # Alpaca answers "insufficient buying power", "insufficient qty", "not allowed to short"
-            # with 403 + code 40310000: a rejection of this request. A bare 403 / "forbidden" means
-            # the keys (or the plan) may not do this at all: an auth problem.
-            bare = f.message.strip().lower().rstrip(".") in ("", "forbidden")
-            if f.code == REJECTION_CODE_403 and not bare:
-                return BrokerRejected(detail, status=403, code=f.code)
-            return BrokerAuthError(detail)
+        if f.status in (401, 403, 400, 409, 422):
+            return _refusal(f, api)(detail, status=f.status, code=f.code, details=dict(f.details))
         if f.status == 404:
             return BrokerNotFound(detail)
-        if f.status in (400, 409, 422):
-            return BrokerRejected(detail, status=f.status, code=f.code)
         if f.status in RETRY_STATUSES:
             return TransientBrokerError(detail)
         if 400 <= f.status < 500:
@@ -266,10 +313,12 @@ def call_with_retries(
     rng: Callable[[], float] = random.random,
     epoch_now: Callable[[], float] = time.time,
     scrub: Callable[[str], str] = lambda s: s,
+    api: str = "trading",
 ) -> T:
     """Run `fn` with the retry policy of this module; raise a BrokerError subclass on failure.
 
-    ``scrub`` is applied to every message we build (the adapter passes one that removes its keys).
+    ``scrub`` is applied to every message we build (the adapter passes one that removes its keys);
+    ``api`` says which of Alpaca's APIs answered ("trading" or "data").
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be >= 1")
@@ -288,8 +337,9 @@ def call_with_retries(
                 failure.code,
                 scrub(failure.message),
                 failure.retry_after,
+                failure.details,
             )
-            err = to_broker_error(failure, scrub(what))
+            err = to_broker_error(failure, scrub(what), api)
             if not isinstance(err, TransientBrokerError):
                 raise err from None
             if not idempotent:

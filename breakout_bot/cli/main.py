@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import NamedTuple, NoReturn
 
 from breakout_bot import __version__
-from breakout_bot.errors import BotError, BrokerAuthError, BrokerUnavailable, UserError
+from breakout_bot.errors import BotError, BrokerAuthError, BrokerUnavailable, FeedNotPermitted, UserError
 
 log = logging.getLogger("breakout_bot.cli")
 
@@ -57,6 +57,9 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "sim": CommandSpec(
         "run the Alpaca-compatible simulator server on loopback", "breakout_bot.cli.commands.sim"
+    ),
+    "verify": CommandSpec(
+        "check Alpaca's rules the bot relies on, on your paper account", "breakout_bot.cli.commands.verify"
     ),
     "flatten": CommandSpec(
         "kill switch: cancel all orders, close all positions, no new entries today (--clear lifts it)",
@@ -181,6 +184,8 @@ def user_message(exc: BotError) -> str:
         return f"Alpaca refused the API keys ({exc}); check APCA_API_KEY_ID / APCA_API_SECRET_KEY"
     if isinstance(exc, BrokerUnavailable):
         return f"broker unreachable: {exc}"
+    if isinstance(exc, FeedNotPermitted) and "--feed iex" not in str(exc):
+        return f"{exc}: your data plan does not include this feed; use --feed iex (free plans)"
     return str(exc)
 
 

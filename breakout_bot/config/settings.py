@@ -170,6 +170,8 @@ SPECS: tuple[Spec, ...] = (
 )
 BY_NAME = {s.name: s for s in SPECS}
 ENV_VARS: tuple[str, ...] = tuple(s.env for s in SPECS if s.env)
+# BREAKOUT_ variables that are not settings: read where they are used, known so they draw no warning.
+OTHER_ENV_VARS: tuple[str, ...] = ("BREAKOUT_CACHE_DIR",)  # market/calendar.py: the schedule's cache
 
 
 def load_settings(
@@ -213,8 +215,9 @@ def load_settings(
         return f"{var} ({dotenv_path} line {dot_lines.get(var, '?')})"
 
     warnings: list[str] = []
-    problems.extend(typo_problems(sorted(env), lambda n: n, ENV_VARS, warnings))
-    problems.extend(typo_problems(sorted(dot), dot_label, ENV_VARS, warnings))
+    known = ENV_VARS + OTHER_ENV_VARS
+    problems.extend(typo_problems(sorted(env), lambda n: n, known, warnings))
+    problems.extend(typo_problems(sorted(dot), dot_label, known, warnings))
 
     values: dict[str, object] = {}
     explicit: set[str] = set()  # fields set by some source (not defaulted)

@@ -32,6 +32,9 @@ class Reconciled:
     recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
     equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
     avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
+    # May the symbol be sold short today (shortable and easy to borrow: the asset, re-read each
+    # session)? None: not read (no change).
+    shortable: bool | None = None
 
 
 @value_type
@@ -72,7 +75,22 @@ class PositionChanged:
     qty: Decimal
 
 
-Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged
+@value_type
+class CloseFailed:
+    """The close of a position was not accepted; try again `retry_after` seconds later.
+
+    `unprotected`: nothing protects the position at the broker any more (its legs were canceled, or
+    there were none); `refused`: the broker refused the close itself (not a wait for cancels to finish),
+    so the position needs a stop of its own meanwhile."""
+
+    symbol: str
+    reason: str
+    retry_after: float
+    unprotected: bool = False
+    refused: bool = False
+
+
+Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged | CloseFailed
 
 # ---------------------------------------------------------------- actions
 
@@ -86,6 +104,7 @@ class SubmitBracket:
     take_profit_price: Decimal
     client_order_id: str
     box: Box | None = None  # None when rebuilt from the broker after a restart
+    reference_price: Decimal | None = None  # the signal bar's close: the price the risk gate values at
 
 
 @value_type
@@ -103,7 +122,32 @@ class CancelOrder:
 
 @value_type
 class CloseAll:
+    """Get the position closed: the executor replaces the take-profit leg by a marketable limit (the stop
+    keeps protecting until the exit fills), or, without one, cancels what holds the shares and closes."""
+
     symbol: str
+    reason: str
+    last_price: Decimal | None = None  # the latest close the machine saw (prices the marketable limit)
+    stop_price: Decimal | None = None  # the trade's stop (the marketable limit stays a cent beyond it)
+
+
+@value_type
+class ProtectPosition:
+    """Send a stop order for the position (its close was refused and nothing protects it)."""
+
+    symbol: str
+    side: Side  # the closing side
+    qty: Decimal
+    stop_price: Decimal
+    reason: str
+
+
+@value_type
+class WakeAt:
+    """Step the machine (a Tick) at `when`: a retry the machine scheduled."""
+
+    symbol: str
+    when: datetime
     reason: str
 
 
@@ -132,4 +176,14 @@ class Log:
         return self.text.format(*self.args) if self.args else self.text
 
 
-Action = SubmitBracket | CancelAll | CancelOrder | CloseAll | RecordFill | SleepUntil | Log
+Action = (
+    SubmitBracket
+    | CancelAll
+    | CancelOrder
+    | CloseAll
+    | ProtectPosition
+    | RecordFill
+    | SleepUntil
+    | WakeAt
+    | Log
+)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from functools import lru_cache
 
-from .model import STOP_TYPES, Leg, OrderSnapshot, OrderType
+from .model import NEW_YORK, STOP_TYPES, Leg, OrderSnapshot, OrderType
 
 CLIENT_ORDER_PREFIX = "bb"
 _CID_HEAD = f"{CLIENT_ORDER_PREFIX}-"
@@ -64,10 +64,26 @@ def entries_today(orders: Iterable[OrderSnapshot], symbol: str, day: date) -> tu
     return max((n for n, _ in numbers), default=0), sum(1 for _, filled in numbers if filled)
 
 
+FLATTEN_MARK = "-flat-"
+
+
+def flatten_client_order_id(symbol: str, when: datetime) -> str:
+    """The client order id a take-profit gets when the flatten replaces it by a marketable limit
+    (`bb-AAPL-20240304-flat-155502`): never taken for an entry, unique per second."""
+    ny = when.astimezone(NEW_YORK)
+    return f"{CLIENT_ORDER_PREFIX}-{symbol}-{_yyyymmdd(ny.date())}{FLATTEN_MARK}{ny:%H%M%S}"
+
+
+def is_flatten(cid: str) -> bool:
+    return cid.startswith(_CID_HEAD) and FLATTEN_MARK in cid
+
+
 def order_leg(order: OrderSnapshot, entry_cid: str | None) -> Leg:
     """Which part of our trade an order is: entry, take_profit, stop_loss or flatten."""
     if entry_cid is not None and order.client_order_id == entry_cid:
         return "entry"
+    if is_flatten(order.client_order_id):
+        return "flatten"
     if parse_client_order_id(order.client_order_id) is not None:
         return "entry"
     kind = order.type

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .day import on_time
+from .day import on_close_failed, on_time
 from .events import (
     Action,
     BarClosed,
+    CloseFailed,
     Event,
     OrderUpdate,
     PositionChanged,
@@ -76,6 +77,8 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
         return on_submit_failed(state, event)
     if isinstance(event, PositionChanged):
         return on_position(state, event)
+    if isinstance(event, CloseFailed):
+        return on_close_failed(state, event)
     raise TypeError(f"unknown event {event!r}")
 
 

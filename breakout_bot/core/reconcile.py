@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .day import done, on_time
-from .events import Action, CancelAll, CancelOrder, CloseAll, Log, Reconciled, SleepUntil
+from .day import close_position, done, on_time
+from .events import Action, CancelAll, CancelOrder, Log, Reconciled, SleepUntil
 from .ids import entry_number, parse_client_order_id
-from .model import STOP_TYPES, OrderSnapshot
+from .model import STOP_TYPES, OrderSnapshot, OrderStatus
 from .search import maybe_form_box, start_search
 from .state import (
     ACTIVE_TRADE,
@@ -34,6 +34,14 @@ def on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]]
     base = _adopt(state, event, new_day)
     ours = [o for o in event.open_orders if o.symbol == state.symbol]
     actions = _cancel_strays(state.symbol, event.position_qty, ours)
+    if event.shortable is False and (new_day or state.can_short) and event.session is not None:
+        actions.append(
+            Log(
+                "warning",
+                f"{state.symbol}: not easy to borrow today (Alpaca opens shorts only in easy-to-borrow "
+                "names): short signals are skipped",
+            )
+        )
     if event.session is None:
         return _closed_today(base, event, actions)
     if event.position_qty != 0:
@@ -66,6 +74,7 @@ def _adopt(state: State, event: Reconciled, new_day: bool) -> State:
         trades_today=max(event.trades_today, 0 if new_day else state.trades_today),
         realized_pnl_today=_realized_after(state, event, new_day),
         equity=event.equity or state.equity,
+        can_short=state.can_short if event.shortable is None else event.shortable,
     )
     if new_day:
         base = evolve(
@@ -78,6 +87,8 @@ def _adopt(state: State, event: Reconciled, new_day: bool) -> State:
             avg_entry_price=None,
             seen_executions=frozenset(),
             closing=False,
+            close_retry_at=None,
+            close_failures=0,
         )
     if event.position_qty != 0 and base.avg_entry_price is None and event.avg_entry_price is not None:
         # A restart mid-trade: the exit's realized P&L needs the entry price (daily loss limit).
@@ -124,11 +135,9 @@ def _holding(
         actions.append(Log("info", f"{state.symbol}: broker holds {event.position_qty}; managing it"))
     base = evolve(base, phase=phase, unprotected=not protected)
     if base.flattened:
-        return base, [
-            *actions,
-            CancelAll(state.symbol),
-            CloseAll(state.symbol, "still not flat after flatten"),
-        ]
+        if base.close_retry_at is not None:
+            return base, actions  # a retry of the close is due: it will go out then
+        return base, [*actions, close_position(base, "still not flat after flatten")]
     new_state, more = on_time(base)
     return new_state, actions + more
 
@@ -187,7 +196,9 @@ def _flat(
 
 
 def _protected(position: Decimal, orders: Sequence[OrderSnapshot], symbol: str) -> bool:
-    """Is there a working stop on the closing side of this position (held legs count: Alpaca activates them)?"""
+    """Is there a working stop on the closing side of this position? A held stop-loss leg of a filled
+    bracket counts: Alpaca keeps it `held` until its price trades (forum t/3697), and lists it only under
+    status=all/closed (the reader adds today's held legs to the open orders: `with_held_legs`)."""
     closing_side = "sell" if position > 0 else "buy"
     candidates = [o for o in orders if o.symbol == symbol]
     candidates += [leg for o in candidates for leg in o.legs]
@@ -203,3 +214,27 @@ def _realized_after(state: State, event: Reconciled, new_day: bool) -> float:
     if broker is None:
         return ours
     return broker if new_day else min(ours, broker)
+
+
+def with_held_legs(
+    open_orders: Sequence[OrderSnapshot], todays_orders: Sequence[OrderSnapshot]
+) -> tuple[OrderSnapshot, ...]:
+    """The open orders plus the held legs of today's filled parents, which Alpaca's status=open leaves out
+    (alpaca-trade-api-python #322, alpaca-trade-api-js #87); `todays_orders` is status=all&nested=true."""
+    known = {o.id for o in _walk(open_orders)}
+    held = tuple(
+        leg
+        for parent in todays_orders
+        if parent.filled_qty > 0
+        for leg in parent.legs
+        if leg.status is OrderStatus.HELD and leg.id not in known
+    )
+    return (*open_orders, *held)
+
+
+def _walk(orders: Sequence[OrderSnapshot]) -> list[OrderSnapshot]:
+    out: list[OrderSnapshot] = []
+    for o in orders:
+        out.append(o)
+        out.extend(_walk(o.legs))
+    return out

@@ -20,6 +20,7 @@ from .strategy import (
     is_valid_bar,
     position_size,
 )
+from .ticks import snap_noise
 
 
 def start_search(state: State, exit_time: datetime | None) -> State:
@@ -103,6 +104,11 @@ def check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[State
         return done(state, f"max {p.max_trades} trades per day reached")
     if p.max_daily_loss and -state.realized_pnl_today >= p.max_daily_loss:
         return done(state, f"daily loss limit {p.max_daily_loss:.2f} reached")
+    if side == "sell" and not state.can_short:
+        return state, [
+            *actions,
+            Log("debug", f"{state.symbol}: short breakout at {bar.close} skipped: not easy to borrow today"),
+        ]
     bracket = bracket_prices(box, side)
     skip = bracket_skip_reason(bracket, bar.close)
     if skip is not None:
@@ -126,6 +132,7 @@ def check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[State
         take_profit_price=bracket.take_profit_price,
         client_order_id=client_order_id(state.symbol, session.date, number),
         box=box,
+        reference_price=snap_noise(bar.close),
     )
     return evolve(state, phase=ORDER_SENT, entry=order, entries_sent_today=number), [
         *actions,

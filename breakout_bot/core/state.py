@@ -64,6 +64,9 @@ class State:
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
     closing: bool = False  # CloseAll sent for an unprotected position: the legs' cancels must not re-send it
     done_reason: str = ""  # why the day is done (the status panel says it in words)
+    close_retry_at: datetime | None = None  # a close that did not go through is sent again at this time
+    close_failures: int = 0  # closes of the current position that did not go through (the backoff)
+    can_short: bool = True  # today's asset: shortable and easy to borrow (re-read each session)
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))

@@ -8,11 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from .day import done, on_time, protect
+from .day import close_position, done, on_time, protect, retry_close
 from .events import (
     Action,
-    CancelAll,
-    CloseAll,
     Log,
     OrderUpdate,
     PositionChanged,
@@ -66,8 +64,28 @@ def on_order_update(state: State, event: OrderUpdate) -> tuple[State, list[Actio
         return after_position_change(state, actions, event.timestamp, _grew(previous_qty, state))
     if leg == "entry":
         return _on_other_entry(state, event, actions)
+    if event.event in ENDED_EVENTS and state.position_qty != 0 and (state.flattened or state.closing):
+        return _on_exit_order_ended(state, event, leg, actions)
     if leg == "stop_loss":
         return _on_stop_leg(state, event, actions)
+    return state, actions
+
+
+def _on_exit_order_ended(
+    state: State, event: OrderUpdate, leg: Leg, actions: list[Action]
+) -> tuple[State, list[Action]]:
+    """While we close the position: the close order died (send another now), or an order that held the
+    shares is gone and the close waits for a retry (send it now rather than at the retry)."""
+    if leg == "flatten":
+        more_state, more = retry_close(state, f"close order {event.order.id} {event.event.value}")
+        return more_state, [
+            *actions,
+            Log("warning", f"{state.symbol}: close order {event.event.value}; sending another"),
+            *more,
+        ]
+    if state.close_retry_at is not None:
+        more_state, more = retry_close(state, f"{leg} {event.event.value}")
+        return more_state, [*actions, *more]
     return state, actions
 
 
@@ -208,10 +226,11 @@ def after_position_change(
             actions = [
                 *actions,
                 Log("warning", f"{state.symbol}: position {state.position_qty} opened after the flatten"),
-                CancelAll(state.symbol),
-                CloseAll(state.symbol, "still not flat after flatten"),
+                close_position(state, "still not flat after flatten"),
             ]
         return state, actions
+    if state.close_retry_at is not None or state.close_failures:
+        state = evolve(state, close_retry_at=None, close_failures=0)
     if state.phase is ACTIVE_TRADE:
         return position_closed(state, actions, when)
     return state, actions
@@ -256,18 +275,26 @@ def on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Act
 def on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
     state = advance(state, event.now)
     if event.qty == state.position_qty:
+        if (
+            event.qty != 0
+            and state.phase is DONE_FOR_THE_DAY
+            and state.flattened
+            and state.close_retry_at is None
+        ):
+            # Still holding after the flatten (the minute's position read): make sure a close works.
+            return state, [close_position(state, "still not flat after flatten")]
         return on_time(state)
     previous = state.position_qty
     state = evolve(state, position_qty=event.qty)
     actions: list[Action] = [Log("info", f"{state.symbol}: position {previous} -> {event.qty} (broker)")]
+    if event.qty == 0:
+        state = evolve(state, close_retry_at=None, close_failures=0)
     if event.qty == 0 and state.phase is ACTIVE_TRADE:
         return position_closed(state, actions, event.now)
     if event.qty != 0 and state.phase is DONE_FOR_THE_DAY and state.flattened:
-        return state, [
-            *actions,
-            CancelAll(state.symbol),
-            CloseAll(state.symbol, "still not flat after flatten"),
-        ]
+        if state.close_retry_at is not None:
+            return state, actions  # a retry is already due
+        return state, [*actions, close_position(state, "still not flat after flatten")]
     if event.qty != 0 and state.phase in PRE_TRADE:
         state = evolve(state, phase=ACTIVE_TRADE)
     more_state, more = on_time(state)

@@ -1,9 +1,23 @@
 """The executor: carries out the machine's actions against the broker and the journal.
 
 `execute(symbol, action, source) -> list[FollowUp]`: what an action leads to comes back as events for
-the machine (a refused entry is a SubmitFailed, an accepted one its OrderUpdate) or as a request to
-reconcile; the runner queues them behind the current event, as the backtest's engine does. The
-executor never steps a machine. Time actions (SleepUntil) are the runner's: it owns the clock.
+the machine (a refused entry is a SubmitFailed, an accepted one its OrderUpdate, a close that did not go
+through a CloseFailed) or as a request to reconcile; the runner queues them behind the current event, as
+the backtest's engine does. The executor never steps a machine and never waits: a retry is the
+machine's (CloseFailed -> WakeAt). Time actions (SleepUntil, WakeAt) are the runner's: it owns the clock.
+
+The close (CloseAll), in the order tried:
+
+1. Flat already: nothing to do. A close already working (a market close, or our marketable exit): wait
+   for its fill (the machine hears it; the minute's position read asks again).
+2. A working take-profit leg holds the shares: replace its limit by a marketable one (a cent beyond the
+   stop at worst). The bracket stays whole, so its stop keeps protecting the position until the exit
+   fills: Alpaca support's way to close a bracketed position ("replacing the take profit limit ... keeps
+   all 3 orders intact", forum t/11938). A replace the broker refuses falls through to 3.
+3. Cancel what holds the shares and close (DELETE /v2/positions/{symbol}). Cancels are requests, done a
+   few hundred ms later (forum t/18156; t/813: sometimes seconds or more); meanwhile the close meets 403
+   "insufficient qty available" (held_for_orders: alpaca-trade-api-csharp #247), so it comes back as a
+   CloseFailed retried within a second, or at once when the legs' `canceled` arrives.
 """
 
 from __future__ import annotations
@@ -11,6 +25,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 
 from ..broker.base import Broker
 from ..core.events import (
@@ -18,23 +34,30 @@ from ..core.events import (
     CancelAll,
     CancelOrder,
     CloseAll,
+    CloseFailed,
     Event,
     Log,
     OrderUpdate,
+    PositionChanged,
+    ProtectPosition,
     RecordFill,
     SubmitBracket,
     SubmitFailed,
 )
-from ..core.model import DEAD_STATUSES, OrderEvent, OrderSnapshot, OrderStatus
-from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected
+from ..core.ids import flatten_client_order_id, is_flatten
+from ..core.model import OrderEvent, OrderSnapshot, OrderStatus, OrderType
+from ..core.ticks import MIN_LEG_DISTANCE, round_to_tick
+from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, InsufficientQty
 from .clock import Clock
 from .ledger import FillLedger, Source
 from .risk import RiskGate
 
 log = logging.getLogger(__name__)
 
-CLOSE_CHECKS = 6  # position reads after each close request ...
-CLOSE_CHECK_SECONDS = 5.0  # ... this far apart (clock seconds): a market close fills at the next trade
+RETRY_WHILE_CANCELING_S = 1.0  # the shares are still held by orders being canceled: try again this soon
+RETRY_AFTER_ERROR_S = 2.0  # the broker did not answer
+RETRY_AFTER_REFUSAL_S = 30.0  # the broker refused the close itself
+MARKETABLE_PCT = 1.0  # the marketable exit: this far through the latest close (never past the stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +78,12 @@ class Executor:
         ledger: FillLedger,
         gate: RiskGate,
         stream_up: Callable[[], bool],
-        close_attempts: int = 3,
     ) -> None:
         self.broker = broker
         self.clock = clock
         self.ledger = ledger
         self.gate = gate
         self.stream_up = stream_up  # entries wait while the trade stream is down
-        self.close_attempts = close_attempts
 
     def execute(self, symbol: str, action: Action, source: Source) -> list[FollowUp]:
         if isinstance(action, Log):
@@ -83,6 +104,8 @@ class Executor:
             return self._call(f"{symbol}: cancel orders", lambda: self.broker.cancel_orders(action.symbol))
         if isinstance(action, CloseAll):
             return self._close(action)
+        if isinstance(action, ProtectPosition):
+            return self._protect(action)
         raise TypeError(f"not the executor's action: {action!r}")
 
     def _submit(self, symbol: str, order: SubmitBracket) -> list[FollowUp]:
@@ -111,52 +134,151 @@ class Executor:
         return [ReconcileNow("entry outcome unknown")]
 
     def _close(self, action: CloseAll) -> list[FollowUp]:
-        """Close the position and wait (bounded, on this clock) until the broker reports it flat.
-
-        A market close fills at the next trade, seconds away: re-sending DELETE /v2/positions while it
-        works only earns a 403 "insufficient qty available" (the working close holds the shares). This
-        blocks the runner for up to close_attempts x CLOSE_CHECKS x CLOSE_CHECK_SECONDS clock seconds."""
+        """Get the position closed without waiting here (module docstring: the order tried)."""
         symbol = action.symbol
-        follow_ups: list[FollowUp] = []
-        attempt = 0
-        for attempt in range(1, self.close_attempts + 1):
-            order: OrderSnapshot | None = None
+        try:
+            qty = self.broker.get_position_qty(symbol)
+            orders = self.broker.list_open_orders(symbol) if qty != 0 else []
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            return [CloseFailed(symbol, f"broker unreadable: {exc}", RETRY_AFTER_ERROR_S)]
+        if qty == 0:
+            log.info("%s: flat", symbol)
+            return [PositionChanged(self.clock.now(), Decimal(0))]
+        side = "sell" if qty > 0 else "buy"
+        mine = [o for o in _flat(orders) if o.symbol in ("", symbol)]
+        closing = [o for o in mine if o.side == side and o.is_open]
+        if any(o.type is OrderType.MARKET or is_flatten(o.client_order_id) for o in closing):
+            log.info("%s: a close is working; waiting for its fill", symbol)
+            return []
+        replaced = self._replace_take_profit(action, qty, side, closing, mine)
+        if replaced is not None:
+            return replaced
+        return self._cancel_and_close(action, bool(closing))
+
+    def _replace_take_profit(
+        self,
+        action: CloseAll,
+        qty: Decimal,
+        side: str,
+        closing: list[OrderSnapshot],
+        mine: list[OrderSnapshot],
+    ) -> list[FollowUp] | None:
+        """Step 2: the take-profit becomes a marketable limit; None when there is none or it is refused."""
+        replace = getattr(self.broker, "replace_order", None)
+        take = next(
+            (
+                o
+                for o in closing
+                if o.type is OrderType.LIMIT
+                and o.status is OrderStatus.NEW
+                and o.order_class in ("bracket", "oco")
+                and o.qty - o.filled_qty >= abs(qty)
+            ),
+            None,
+        )
+        if replace is None or take is None:
+            return None
+        stop = (
+            action.stop_price
+            or next((o.stop_price for o in mine if o.side == side and o.stop_price is not None), None)
+            or self._held_stop_of(take, action.symbol)
+        )
+        limit = marketable_limit(side, action.last_price, stop)
+        if limit is None:
+            return None
+        cid = flatten_client_order_id(action.symbol, self.clock.now())
+        try:
+            new = replace(take.id, limit, cid)
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.warning(
+                "%s: replacing the take-profit failed (%s); canceling and closing", action.symbol, exc
+            )
+            return None
+        log.info(
+            "%s: close (%s): take-profit %s replaced by a marketable limit at %s; the stop works until it fills",
+            action.symbol,
+            action.reason,
+            take.id,
+            limit,
+        )
+        return [OrderUpdate(event=OrderEvent.ACCEPTED, order=new, timestamp=self.clock.now())]
+
+    def _held_stop_of(self, take: OrderSnapshot, symbol: str) -> Decimal | None:
+        """The stop price of the take-profit's bracket: its held stop leg is listed only among today's
+        orders (status=all), nested under the parent (after a restart the machine does not know it)."""
+        try:
+            orders = self.broker.list_orders_since(self.clock.now() - timedelta(days=1), symbol)
+        except BrokerError:
+            return None
+        for parent in orders:
+            if any(leg.id == take.id for leg in parent.legs):
+                return next((leg.stop_price for leg in parent.legs if leg.stop_price is not None), None)
+        return None
+
+    def _cancel_and_close(self, action: CloseAll, held: bool) -> list[FollowUp]:
+        """Step 3: cancel what holds the shares, then DELETE the position."""
+        symbol = action.symbol
+        if held:
             try:
-                order = self.broker.close_position(symbol)
-                if order is not None and order.status is OrderStatus.REJECTED:
-                    # Refused outright: nothing is working, so waiting would only let the close slip.
-                    log.warning("%s: close order %s rejected; sending another", symbol, order.id)
-                    continue
+                self.broker.cancel_orders(symbol)
             except BrokerAuthError:
                 raise
-            except BrokerRejected as exc:
-                log.info(
-                    "%s: close position (%s): %s; a close is already working", symbol, action.reason, exc
-                )
             except BrokerError as exc:
-                log.error("%s: close position (%s) failed: %s", symbol, action.reason, exc)
-                follow_ups = [ReconcileNow("close failed")]
-            for _ in range(CLOSE_CHECKS):
-                try:
-                    qty = self.broker.get_position_qty(symbol)
-                except BrokerError as exc:
-                    log.warning("%s: cannot verify flat (attempt %d): %s", symbol, attempt, exc)
-                    qty = None
-                if qty == 0:
-                    log.info("%s: flat", symbol)
-                    return follow_ups
-                if order is not None and self._died(order.id):
-                    break  # rejected or canceled later (Alpaca rejects asynchronously too): send again
-                self.clock.sleep(CLOSE_CHECK_SECONDS)
-        log.error("%s: still not flat after %d attempts; the next position poll retries", symbol, attempt)
-        return follow_ups
-
-    def _died(self, order_id: str) -> bool:
+                log.warning("%s: canceling before the close failed: %s", symbol, exc)
         try:
-            status = self.broker.get_order(order_id).status
-        except BrokerError:
-            return False  # unknown: keep waiting for the position to change
-        return status in DEAD_STATUSES
+            order = self.broker.close_position(symbol)
+        except BrokerAuthError:
+            raise
+        except InsufficientQty as exc:
+            return [
+                CloseFailed(symbol, f"shares still held: {exc}", RETRY_WHILE_CANCELING_S, unprotected=held)
+            ]
+        except BrokerRejected as exc:
+            return [CloseFailed(symbol, str(exc), RETRY_AFTER_REFUSAL_S, unprotected=True, refused=True)]
+        except BrokerError as exc:
+            return [CloseFailed(symbol, str(exc), RETRY_AFTER_ERROR_S, unprotected=held)]
+        if order is None:
+            log.info("%s: flat", symbol)
+            return [PositionChanged(self.clock.now(), Decimal(0))]
+        if order.status is OrderStatus.REJECTED:
+            return [CloseFailed(symbol, f"close order {order.id} rejected", RETRY_WHILE_CANCELING_S, held)]
+        log.info("%s: close (%s) accepted as %s", symbol, action.reason, order.id)
+        return [OrderUpdate(event=OrderEvent.ACCEPTED, order=order, timestamp=self.clock.now())]
+
+    def _protect(self, action: ProtectPosition) -> list[FollowUp]:
+        """A stop order for a position nothing protects (its close was refused)."""
+        submit = getattr(self.broker, "submit_stop", None)
+        if submit is None:
+            log.error(
+                "%s: this broker adapter cannot send a stop: the position stays unprotected", action.symbol
+            )
+            return []
+        try:
+            working = self.broker.list_open_orders(action.symbol)
+            if any(
+                o.side == action.side and o.type in (OrderType.STOP, OrderType.STOP_LIMIT) and o.is_open
+                for o in _flat(working)
+            ):
+                return []  # a stop already protects it
+            order = submit(action.symbol, action.side, action.qty, action.stop_price)
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.error("%s: protective stop at %s failed: %s", action.symbol, action.stop_price, exc)
+            return []
+        log.warning(
+            "%s: protective stop %s %s at %s sent (%s)",
+            action.symbol,
+            action.side,
+            action.qty,
+            action.stop_price,
+            action.reason,
+        )
+        return [OrderUpdate(event=OrderEvent.ACCEPTED, order=order, timestamp=self.clock.now())]
 
     def _call(self, what: str, fn: Callable[[], object]) -> list[FollowUp]:
         try:
@@ -169,3 +291,29 @@ class Executor:
             log.error("%s failed: %s", what, exc)
             return [ReconcileNow(f"{what} failed")]
         return []
+
+
+def marketable_limit(side: str, last: Decimal | None, stop: Decimal | None) -> Decimal | None:
+    """A limit that trades at once: MARKETABLE_PCT % through the latest close, but never past the stop
+    (a sell at least a cent above it, a buy at least a cent below: the bracket's own price rule), so the
+    replaced take-profit stays a valid leg and, should the price be past the stop, the stop is what fills."""
+    if last is None and stop is None:
+        return None
+    if side == "sell":
+        price = round_to_tick(float(last) * (1 - MARKETABLE_PCT / 100), "down") if last is not None else None
+        floor = stop + MIN_LEG_DISTANCE if stop is not None else None
+        candidates = [p for p in (price, floor) if p is not None]
+        return max(candidates)
+    price = round_to_tick(float(last) * (1 + MARKETABLE_PCT / 100), "up") if last is not None else None
+    ceiling = stop - MIN_LEG_DISTANCE if stop is not None else None
+    candidates = [p for p in (price, ceiling) if p is not None]
+    return min(candidates)
+
+
+def _flat(orders: list[OrderSnapshot]) -> list[OrderSnapshot]:
+    """Every order and its legs."""
+    out: list[OrderSnapshot] = []
+    for o in orders:
+        out.append(o)
+        out.extend(_flat(list(o.legs)))
+    return out

@@ -2,7 +2,14 @@
 market-data websocket, merged so that each bar reaches the machine once and in order.
 
 A bar still forming is never handed on; a streamed bar that leaves a gap is preceded by the missing
-bars, fetched over REST; a repeated or older bar is dropped.
+bars, fetched over REST; a repeated or older bar is dropped. Gaps are normal on the free IEX feed (a
+minute without an IEX print has no bar: Market Data FAQ): the machine's box is the last `lookback` bars
+that exist. An updated bar (`u`, recomputed 30 s after the minute with late trades) is not subscribed
+to: a box already formed stays as it was (the guide freezes it while searching); history read over REST
+at a (re)start includes the late trades.
+
+A read the data plan refuses (FeedNotPermitted: `--feed sip` without a SIP subscription) is said once, in
+one line, and the session goes on without new bars (the trade, the flatten and the exit are unaffected).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from datetime import datetime, timedelta
 
 from ..broker.base import MarketData, StreamHandle, StreamStatus
 from ..core.model import BAR_LENGTH, Bar, Session
-from ..errors import BrokerError
+from ..errors import BrokerError, FeedNotPermitted
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,7 @@ class BarFeed:
         self.data = data
         self.last: dict[str, datetime] = {}  # start of the newest bar handed on, per symbol
         self.stream: StreamHandle | None = None
+        self._refused = False  # the plan refused the feed: said once
 
     def start_stream(
         self,
@@ -53,7 +61,7 @@ class BarFeed:
         try:
             bars = self.data.get_bars(symbol, start, now)
         except BrokerError as exc:
-            log.warning("%s: bars unavailable: %s", symbol, exc)
+            self._unavailable(symbol, exc)
             return []
         fresh = []
         for bar in bars:
@@ -83,7 +91,19 @@ class BarFeed:
         if session is None or not session.open < now or last is not None:
             return ()
         start = max(session.open, now - timedelta(minutes=lookback + HISTORY_SLACK))
-        recent = tuple(b for b in self.data.get_bars(symbol, start, now) if b.end <= now)
+        try:
+            recent = tuple(b for b in self.data.get_bars(symbol, start, now) if b.end <= now)
+        except BrokerError as exc:
+            self._unavailable(symbol, exc)  # the minute's poll reads them later
+            return ()
         if recent:
             self.last[symbol] = recent[-1].t
         return recent
+
+    def _unavailable(self, symbol: str, exc: BrokerError) -> None:
+        if isinstance(exc, FeedNotPermitted):
+            if not self._refused:
+                log.error("%s: the data plan refuses this feed (%s): restart with --feed iex", symbol, exc)
+            self._refused = True
+            return
+        log.warning("%s: bars unavailable: %s", symbol, exc)

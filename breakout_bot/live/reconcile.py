@@ -3,23 +3,30 @@
 Read at start, after every stream (re)connection, on a timer and at each new session. The runner asks
 in this order (live/runner.py, `_reconcile`): the market (clock, today's session), today's fills (which
 the runner hands to the machines first), the order book (open orders, today's orders, equity), then per
-symbol the position and the box's history. Today's fills give each symbol its realized P&L and the
-entry price of an open position, so the daily limits survive a restart.
+symbol the position, the asset once a session (may it be sold short today?) and the box's history.
+Today's fills give each symbol its realized P&L and the entry price of an open position, so the daily
+limits survive a restart. The open orders include the held stop-loss legs of today's filled brackets,
+which Alpaca lists only under status=all (core.reconcile.with_held_legs): they protect the position.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from ..broker.base import Broker, FillActivity
 from ..core.events import Reconciled
 from ..core.ids import entries_today
 from ..core.model import NEW_YORK, OrderSnapshot, Session
+from ..core.reconcile import with_held_legs
+from ..errors import BrokerError
 from ..roundtrips import FillLike, todays_realized
 from .feed import BarFeed
+
+log = logging.getLogger(__name__)
 
 SESSIONS_AHEAD = timedelta(days=10)  # the calendar read: today and the next sessions
 ORDERS_LOOKBACK = timedelta(hours=12)  # today's orders: submitted since before midnight (overnight gtc)
@@ -47,6 +54,7 @@ class ReconcileReader:
         self.feed = feed
         self.lookback = lookback
         self.read_equity = read_equity  # equity sizes the trades only with risk_pct
+        self._shortable: dict[tuple[str, date], bool] = {}  # (symbol, session date) -> may short today
 
     def market(self) -> MarketView:
         clock = self.broker.get_clock()
@@ -66,7 +74,22 @@ class ReconcileReader:
         open_orders = self.broker.list_open_orders()
         equity = float(self.broker.get_account().equity) if self.read_equity else 0.0
         todays = self.broker.list_orders_since(view.day_start - ORDERS_LOOKBACK)
-        return OrderBook(tuple(open_orders), tuple(todays), equity)
+        return OrderBook(with_held_legs(open_orders, todays), tuple(todays), equity)
+
+    def shortable_today(self, symbol: str, session: Session | None) -> bool | None:
+        """May `symbol` be sold short this session: shortable and easy to borrow, read once a session
+        (Alpaca: the flags "can change overnight"). None when unreadable (the next reconcile asks again)."""
+        if session is None:
+            return None
+        key = (symbol, session.date)
+        if key not in self._shortable:
+            try:
+                asset = self.broker.get_asset(symbol)
+            except BrokerError as exc:
+                log.warning("%s: asset unreadable (%s); shortability unknown", symbol, exc)
+                return None
+            self._shortable[key] = asset.shortable and asset.easy_to_borrow
+        return self._shortable[key]
 
     def reconciled(
         self, symbol: str, view: MarketView, book: OrderBook, todays_fills: Sequence[FillActivity] | None
@@ -102,4 +125,5 @@ class ReconcileReader:
             recent_bars=self.feed.history(symbol, session, view.now, self.lookback),
             equity=book.equity,
             avg_entry_price=average,
+            shortable=self.shortable_today(symbol, session),
         )

@@ -1,7 +1,9 @@
 """The risk gate: every entry passes here before it reaches the broker.
 
-The account must trade, the kill switch must be off, buying power must cover the order and shorting
-must be enabled for a short. The gate reads the account ahead of entries (once a minute while a symbol
+The account must trade, the kill switch must be off, buying power must cover the order as Alpaca values
+it (core/margin.py, the simulator's rule too: a market buy at the price plus a 4 % collar, a short at
+the price plus 3 %; the signal bar's close stands for the ask), and a short needs shorting enabled and
+$2,000 of equity. The gate reads the account ahead of entries (once a minute while a symbol
 is searching) so that a breakout goes out without an extra round trip; a fill or an order makes that
 read stale, and the next entry reads afresh.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from ..broker.base import AccountInfo, Broker
 from ..core.events import SubmitBracket
+from ..core.margin import MIN_EQUITY_FOR_SHORTS, opening_order_value
 from ..core.model import NEW_YORK
 from ..errors import BrokerError
 from .clock import Clock
@@ -48,16 +51,24 @@ class RiskGate:
         halted = halted_on(self.halt_file, self.clock.now().astimezone(NEW_YORK).date(), self.mode)
         if halted is not None:
             return f"kill switch: {halted}"
-        # The breakout level is within a tick or two of where a market entry fills.
-        box = order.box
-        level = None if box is None else box.high if order.side == "buy" else box.low
-        price = Decimal(str(level)) if level is not None else order.take_profit_price
-        needed = price * order.qty
+        price = self._reference(order)
+        needed = Decimal(str(round(opening_order_value(order.side, order.qty, float(price)), 2)))
         if account.buying_power < needed:
-            return f"buying power {account.buying_power} < {needed:.2f} needed"
+            return f"buying power {account.buying_power} < {needed:.2f} needed (Alpaca's collar included)"
         if order.side == "sell" and not account.shorting_enabled:
             return "shorting is not enabled on this account"
+        if order.side == "sell" and account.equity < Decimal(str(MIN_EQUITY_FOR_SHORTS)):
+            return f"equity {account.equity} < ${MIN_EQUITY_FOR_SHORTS:,.0f}: Alpaca allows no shorts"
         return None
+
+    @staticmethod
+    def _reference(order: SubmitBracket) -> Decimal:
+        """The price the order is valued at: the signal bar's close, else the breakout level."""
+        if order.reference_price is not None:
+            return order.reference_price
+        box = order.box
+        level = None if box is None else box.high if order.side == "buy" else box.low
+        return Decimal(str(level)) if level is not None else order.take_profit_price
 
     def account(self, max_age: timedelta) -> AccountInfo | None:
         """The account, read now unless a read younger than `max_age` is held. None when unreadable."""

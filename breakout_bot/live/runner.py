@@ -13,6 +13,10 @@ The broker is the source of truth: we reconcile over REST at start, after every 
 on a timer and at each new session, and every minute we read new FILL activities (the stream is a
 hint, not the ledger). The runner never sleeps by itself: it blocks on its queue for as long as the
 clock says (`clock.wall_timeout`), so the same loop runs in real, accelerated or stepped time.
+
+No error makes it leave a position behind: while any symbol holds shares, an error that would end the
+run (keys refused, the broker gone, a bug) is logged in one line and the loop carries on after a pause,
+reconciling again (the machine re-protects or keeps working the close). Flat, the error ends the run.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from decimal import Decimal
 
 from ..broker.base import Broker, FillActivity, MarketData, StreamHandle, StreamStatus
 from ..core import machine
-from ..core.events import BarClosed, Event, OrderUpdate, PositionChanged, SleepUntil, Tick
+from ..core.events import BarClosed, Event, OrderUpdate, PositionChanged, SleepUntil, Tick, WakeAt
 from ..core.model import BAR_LENGTH, NEW_YORK, Bar
 from ..core.params import Params
 from ..core.state import ACTIVE_TRADE, DONE_FOR_THE_DAY, SEARCHING, State, initial_state
-from ..errors import BrokerAuthError, BrokerError
+from ..errors import BotError, BrokerAuthError, BrokerError
 from ..journal import Journal, RunTags
 from .clock import Clock
-from .executor import CLOSE_CHECK_SECONDS, Executor, ReconcileNow
+from .executor import Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
 from .ledger import FillLedger, Source
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 LEDGER_DOWN_GRACE_S = 3.0  # wall seconds for the stream's last fills when the ledger is unreadable at exit
 GIVE_UP_AFTER_CLOSE = timedelta(minutes=10)  # a position still open this long after the close: exit anyway
 RECONCILE_RETRY = timedelta(seconds=15)  # after a failed reconcile (each call already retried with backoff)
+SETTLE_CHECK_SECONDS = 5.0  # before exiting: how often a position still closing is read
+ERROR_PAUSE_SECONDS = 30.0  # an error while holding a position: carry on after this pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,6 @@ class RunnerOptions:
     poll_delay: timedelta = timedelta(seconds=2)  # after a minute closes, before asking for its bar
     reconcile_every: timedelta = timedelta(minutes=15)
     days: int | None = 1  # sessions to trade before exiting; None = forever
-    verify_flat_attempts: int = 3
     stream: bool = True
     bars_stream: bool = False  # bars pushed by the market-data websocket; the minute poll only fills gaps
     stream_start_timeout: float = 10.0  # wall seconds to wait for the trade stream before trading
@@ -114,9 +119,7 @@ class Runner:
         self.ledger = FillLedger(broker, journal, tags)
         self.gate = RiskGate(broker, clock, halt_path(journal.path), tags.mode if tags else None)
         self.reader = ReconcileReader(broker, self.feed, params.lookback, params.risk_pct is not None)
-        self.executor = Executor(
-            broker, clock, self.ledger, self.gate, lambda: self.stream_up, self.options.verify_flat_attempts
-        )
+        self.executor = Executor(broker, clock, self.ledger, self.gate, lambda: self.stream_up)
         self._observers = list(observers)
         self._events: queue.Queue[QueueItem] = queue.Queue()
         self._stream: StreamHandle | None = None
@@ -126,6 +129,8 @@ class Runner:
         self._next_reconcile: datetime | None = None
         self._need_reconcile = True
         self._sessions_done: set[date] = set()
+        self._wakes: dict[str, datetime] = {}  # retries the machines asked for (WakeAt)
+        self._bars_refused = False  # the bar stream was refused (406/409): polling only
         self._stop = False
         self._reconciled = False  # a first reconcile has succeeded
         self.nothing_today: str | None = None  # why a today-only run found nothing to trade
@@ -152,26 +157,52 @@ class Runner:
             )
         try:
             while not self._stop:
-                if self._need_reconcile:
-                    self._reconcile()
-                    continue
-                if self._finished() and self._settled():
-                    return 0
-                wake = self._next_wake()
-                item = self._next_event(self.clock.wall_timeout(wake))
-                if item is not None:
-                    self._handle_queued(item)
-                    continue
-                if self.clock.now() < wake:
-                    self.clock.reached(wake)
-                    if self.clock.now() < wake:
-                        continue
-                self._on_wake()
+                try:
+                    if self._turn():
+                        return 0
+                except Exception as exc:  # a held position outranks any error
+                    self._carry_on_or_raise(exc)
             return 0
         finally:
             if self._stream is not None:
                 self._stream.stop()
             self.feed.stop_stream()
+
+    def _turn(self) -> bool:
+        """One turn of the loop; True when the run is over."""
+        if self._need_reconcile:
+            self._reconcile()
+            return False
+        if self._finished() and self._settled():
+            return True
+        wake = self._next_wake()
+        item = self._next_event(self.clock.wall_timeout(wake))
+        if item is not None:
+            self._handle_queued(item)
+            return False
+        if self.clock.now() < wake:
+            self.clock.reached(wake)
+            if self.clock.now() < wake:
+                return False
+        self._on_wake()
+        return False
+
+    def _carry_on_or_raise(self, exc: BaseException) -> None:
+        """An error that would end the run: re-raise it when flat; while holding a position, say why in
+        one line, pause, and reconcile again (the machine re-protects or keeps working the close)."""
+        held = {s: st.position_qty for s, st in self.states.items() if st.position_qty != 0}
+        if not held:
+            raise exc
+        positions = ", ".join(f"{s} {q}" for s, q in held.items())
+        log.error(
+            "%s while holding %s: not exiting; the position is re-checked (re-protected or closed) in %.0fs",
+            _describe(exc),
+            positions,
+            ERROR_PAUSE_SECONDS,
+            exc_info=not isinstance(exc, BotError),
+        )
+        self._need_reconcile = True
+        self.clock.sleep(ERROR_PAUSE_SECONDS)
 
     def _await_stream(self) -> None:
         """Give the trade stream its first connection attempt before trading (wall seconds, bounded).
@@ -226,7 +257,7 @@ class Runner:
             for s in still_open:
                 log.error("%s: exiting with %s still open at the broker", s.symbol, s.position_qty)
             return True
-        self.clock.sleep(CLOSE_CHECK_SECONDS)
+        self.clock.sleep(SETTLE_CHECK_SECONDS)
         return False
 
     # ------------------------------------------------------------------ time
@@ -241,6 +272,7 @@ class Runner:
                 candidates.append(self._next_reconcile)
         if self._sleep_until is not None:
             candidates.append(self._sleep_until)
+        candidates.extend(self._wakes.values())
         if not candidates:
             candidates.append(now + timedelta(minutes=1))
         return min(candidates)
@@ -261,13 +293,15 @@ class Runner:
         if self._next_poll is not None and now >= self._next_poll:
             self._next_poll = _next_minute(now) + self.options.poll_delay
             self._minute(now)
+        self._wakes = {s: w for s, w in self._wakes.items() if w > now}
         for symbol in self.states:
             self._step(symbol, Tick(now))
 
     def _minute(self, now: datetime) -> None:
         """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
         closed_bar = now.replace(second=0, microsecond=0) - BAR_LENGTH  # start of the bar that just closed
-        if self.options.bars_stream:
+        streaming = self.options.bars_stream and not self._bars_refused
+        if streaming:
             self._await_streamed_bars(closed_bar)
         self._poll_fills()
         for symbol, state in self.states.items():
@@ -278,7 +312,7 @@ class Runner:
         for symbol, state in self.states.items():
             if state.session is None or state.phase is DONE_FOR_THE_DAY:
                 continue
-            if self.options.bars_stream and self.feed.has(symbol, closed_bar):
+            if streaming and self.feed.has(symbol, closed_bar):
                 continue  # the websocket delivered it: no REST poll needed
             self._step_bars(symbol, self.feed.poll(symbol, state.session, now))
 
@@ -378,6 +412,13 @@ class Runner:
                 self._step_bars(item.symbol, self.feed.streamed(item.symbol, item.bar, state.session))
             return
         if isinstance(item, StreamEvent) and item.stream == "bars":
+            if item.status == "refused":
+                # 406 (another connection uses these keys on this feed) or 409 (the plan lacks the
+                # feed): the SDK would reconnect forever; the stream has stopped, the minute poll goes on.
+                if not self._bars_refused:
+                    log.warning("bar stream stopped: %s; bars are polled over REST every minute", item.detail)
+                self._bars_refused = True
+                return
             log.info("bar stream %s %s", item.status, item.detail)  # the minute poll covers any gap
             return
         if isinstance(item, StreamEvent):
@@ -421,6 +462,9 @@ class Runner:
                 if isinstance(action, SleepUntil):
                     self._sleep(symbol, action)
                     continue
+                if isinstance(action, WakeAt):
+                    self._wakes[symbol] = action.when  # the machine's one retry: the latest replaces it
+                    continue
                 for follow_up in self.executor.execute(symbol, action, source):
                     if isinstance(follow_up, ReconcileNow):
                         self._need_reconcile = True
@@ -461,3 +505,8 @@ def _nothing_today(view: MarketView) -> str:
 
 def _next_minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -2,7 +2,8 @@
 
 Cash moves by each trade's value (short proceeds included); equity = cash + Σ qty × mark (the last
 trade); buying power = multiplier × equity − gross position value (intraday margin, Alpaca's
-`multiplier "4"`), floored at 0. Positions are kept by core/positions.py's `apply_fill`, as the
+`multiplier "4"`; 1x below $2,000 of equity), floored at 0, less what open opening orders reserve
+(GET /v2/account reports what is left). Positions are kept by core/positions.py's `apply_fill`, as the
 machine keeps its own.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.margin import MIN_EQUITY_FOR_SHORTS
 from ..core.positions import apply_fill
 from .models import Position
 
@@ -73,21 +75,26 @@ class Account:
         return self.cash + sum(p.qty * self._mark(s) for s, p in self.positions.items())
 
     def buying_power(self) -> float:
-        """Intraday margin: multiplier (4) x equity minus gross exposure, floored at 0 (documented)."""
+        """Intraday margin: multiplier (4) x equity minus gross exposure, floored at 0 (documented);
+        "restricted to 1x buying power" below $2,000 of equity."""
         gross = sum(abs(p.qty) * self._mark(s) for s, p in self.positions.items())
-        return max(0.0, self.multiplier * self.equity() - gross)
+        equity = self.equity()
+        return max(0.0, self.effective_multiplier(equity) * equity - gross)
 
-    def view(self) -> AccountView:
+    def effective_multiplier(self, equity: float) -> float:
+        return self.multiplier if equity >= MIN_EQUITY_FOR_SHORTS else 1.0
+
+    def view(self, reserved: float = 0.0) -> AccountView:
         longs = sum(p.qty * self._mark(s) for s, p in self.positions.items() if p.qty > 0)
         shorts = sum(p.qty * self._mark(s) for s, p in self.positions.items() if p.qty < 0)
         return AccountView(
             cash=self.cash,
             equity=self.equity(),
-            buying_power=self.buying_power(),
+            buying_power=max(0.0, self.buying_power() - reserved),
             long_value=longs,
             short_value=shorts,
             last_equity=self.last_equity,
-            multiplier=self.multiplier,
+            multiplier=self.effective_multiplier(self.equity()),
             id=self.id,
             number=self.number,
         )

@@ -30,7 +30,7 @@ from ..market.synthetic import SyntheticSource
 from .clock import VirtualClock
 from .config import SimConfig
 from .control import Control
-from .errors import ApiError
+from .errors import ApiError, unauthorized
 from .exchange import Exchange, RequestRecord
 from .faults import FaultState
 from .quota import RequestQuota
@@ -78,7 +78,7 @@ class SimServer:
         self.faults = FaultState()
         self.faults.latency_ms = cfg.latency_ms
         self.quota = RequestQuota(cfg.rate_limit)
-        self.sockets = Websockets(cfg, self._subscriptions_changed)
+        self.sockets = Websockets(cfg, self.exchange, self._subscriptions_changed)
         self.control = Control(
             cfg, self.clock, self.exchange, self.calendar, self.faults, self.sockets, self._drop
         )
@@ -225,7 +225,7 @@ class SimServer:
     async def _guarded(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         key = request.headers.get("APCA-API-KEY-ID") or ""
         if not self._authorized(request):
-            return error_response(ApiError(401, 40110000, "request is not authorized"))
+            return error_response(unauthorized())
         if self.faults.forbidden:
             return error_response(ApiError(403, 40310000, "forbidden"))
         api = "data" if request.path.startswith("/v2/stocks") else "trading"
@@ -233,7 +233,7 @@ class SimServer:
         headers = verdict.headers()
         if not verdict.allowed:
             return error_response(ApiError(429, 42910000, "rate limit exceeded"), headers)
-        fault = self.faults.take_http(request.path)
+        fault = self.faults.take_http(request.path, request.method)
         if fault is not None and not fault.after:
             return error_response(fault.error(), headers)
         if self.faults.latency_ms > 0:

@@ -2,6 +2,12 @@
 trade_updates events of each change (copies of the order at that moment, for the wire).
 
 Ids come from the exchange's id RNG: fresh for every simulator instance (SimConfig.id_seed fixes them).
+
+A filled bracket's legs: the take-profit goes `new`, the stop-loss stays `held` until its stop price
+trades, then goes `new` and fills ("the typical state would be the take profit limit order leg is set to
+new and the stop loss leg remains held", Alpaca support, forum t/3697; forum t/2727; alpaca-py #198).
+`held_for_orders` counts a group's shares once (a third-party log: `existing_qty 23, held_for_orders 23`
+with the take-profit new and the stop held).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from .account import Account
-from .models import WORKING, Execution, Order, TradeEvent
+from .models import Execution, Order, TradeEvent
 from .orders import OrderRequest
 
 
@@ -21,8 +27,15 @@ def opposite(side: str) -> str:
 
 
 class OrderBook:
-    def __init__(self, rng: random.Random, account: Account, publish: Callable[[TradeEvent], None]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        account: Account,
+        publish: Callable[[TradeEvent], None],
+        event_rng: random.Random | None = None,
+    ) -> None:
         self._rng = rng
+        self._event_rng = event_rng or random.Random(0)  # ids of events that are not fills
         self._account = account
         self._publish = publish
         self.orders: dict[str, Order] = {}
@@ -50,11 +63,24 @@ class OrderBook:
     def legs(self, o: Order) -> list[Order]:
         return [self.orders[i] for i in o.legs]
 
+    def root(self, o: Order) -> Order:
+        return self.orders[o.parent_id] if o.parent_id is not None else o
+
+    def group(self, o: Order) -> list[Order]:
+        """The order's one-cancels-all group: its parent (or itself) and the legs."""
+        root = self.root(o)
+        return [root, *self.legs(root)]
+
     def held_qty(self, symbol: str, side: str) -> int:
-        """Shares that working orders on this side already claim."""
-        return sum(
-            o.remaining for o in self.open if o.symbol == symbol and o.side == side and o.status in WORKING
-        )
+        """Shares that working orders on this side already claim: a one-cancels-other group once (its
+        largest remaining order), an armed held stop as part of its group."""
+        by_group: dict[str, int] = {}
+        for o in self.open:
+            if o.symbol != symbol or o.side != side or not o.can_match:
+                continue
+            key = self.root(o).id if (o.parent_id is not None or o.order_class == "oco") else o.id
+            by_group[key] = max(by_group.get(key, 0), o.remaining)
+        return sum(by_group.values())
 
     # ------------------------------------------------------------------ new orders
     def create(self, req: OrderRequest, asset_id: str, now: float, latency_s: float) -> Order:
@@ -187,24 +213,72 @@ class OrderBook:
         leg.updated_at = t
         self.emit("new", leg, t)
 
+    def arm(self, leg: Order, t: float) -> None:
+        """A stop-loss leg whose parent filled: it stays `held` (no event) but may now trigger."""
+        if leg.status == "held" and not leg.armed:
+            leg.armed = True
+            leg.active_at = max(leg.active_at, t)
+
+    def release(self, leg: Order, t: float) -> None:
+        """An armed stop whose price traded: `new`, then it fills."""
+        if leg.status == "held":
+            leg.status = "new"
+            leg.updated_at = t
+            self.emit("new", leg, t)
+
+    def open_legs(self, parent: Order, t: float) -> None:
+        """The parent filled: the take-profit rests at the exchange, the stop-loss stays held, armed."""
+        for leg in self.legs(parent):
+            if leg.type in ("stop", "stop_limit"):
+                self.arm(leg, t)
+            else:
+                self.activate(leg, t)
+
+    def promote(self, o: Order, t: float) -> None:
+        """`pending_new` / `accepted` -> `new`: the order reached the exchange."""
+        if o.status in ("pending_new", "accepted"):
+            o.status = "new"
+            o.updated_at = t
+            self.emit("new", o, t)
+
     def cancel(self, o: Order, t: float) -> None:
         if not o.is_open:
             return
         o.status = "canceled"
         o.canceled_at = t
         o.updated_at = t
+        o.cancel_at = None
         self.emit("canceled", o, t)
         if o.parent_id is None and o.legs:
-            for leg in self.legs(o):
-                if o.filled_qty > 0 and leg.status == "held":
-                    leg.qty = o.filled_qty  # a partly filled entry keeps its protection
-                    self.activate(leg, t)
-                else:
+            if o.filled_qty > 0 and o.order_class != "oco":
+                for leg in self.legs(o):
+                    if leg.status == "held" and not leg.armed:
+                        leg.qty = o.filled_qty  # a partly filled entry keeps its protection
+                self.open_legs(o, t)
+            else:
+                for leg in self.legs(o):
                     self.cancel(leg, t)
+
+    def replace_by_fill(self, o: Order, by: Order, t: float) -> None:
+        """A take-profit ended by its stop's fill, reported `replaced` (alpaca-py #198) instead of
+        `canceled`."""
+        if not o.is_open:
+            return
+        o.status = "replaced"
+        o.replaced_at = t
+        o.replaced_by = by.id
+        o.updated_at = t
+        self.emit("replaced", o, t)
 
     def emit(self, event: str, o: Order, t: float, ex: Execution | None = None) -> None:
         """A trade_updates event: the order (and, for a parent, its legs) as they are now."""
         legs = tuple(copy.copy(leg) for leg in self.legs(o)) if o.legs and o.parent_id is None else ()
-        published = TradeEvent(event, copy.copy(o), legs, t, ex, self._account.position_qty(o.symbol))
+        # execution_id is on every event but `accepted` and `pending_new` (alpaca-py #371, QC Lean #41).
+        event_id = None
+        if ex is None and event not in ("accepted", "pending_new"):
+            event_id = str(uuid.UUID(int=self._event_rng.getrandbits(128), version=4))
+        published = TradeEvent(
+            event, copy.copy(o), legs, t, ex, self._account.position_qty(o.symbol), event_id
+        )
         self.events.append(published)
         self._publish(published)

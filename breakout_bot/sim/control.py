@@ -66,11 +66,19 @@ class Control:
             "faults": self.faults.describe(),
             "partial_fills": e.partial_fills,
             "reject_next_orders": e.reject_next_orders,
+            "cancel_latency_ms": e.cancel_latency_ms,
+            "legacy_pdt": sorted(e.rules.legacy_pdt),
+            "wash_trade": e.rules.wash_trade,
+            "free_plan": e.free_plan,
+            "take_profit_on_stop": e.matcher.take_profit_on_stop,
+            "data_connection_limit": sorted(self.sockets.occupied),
             "connections": {"trading": len(self.sockets.trading), "data": len(self.sockets.data)},
         }
 
-    def inject_http_fault(self, status: int, count: int = 1, paths: str = "", after: bool = False) -> None:
-        self.faults.add_http(HttpFault(status, count, paths, after))
+    def inject_http_fault(
+        self, status: int, count: int = 1, paths: str = "", after: bool = False, method: str = ""
+    ) -> None:
+        self.faults.add_http(HttpFault(status, count, paths, after, method))
 
     def set_latency(self, ms: int) -> None:
         """Wall-clock delay on every REST response and virtual order-arrival delay."""
@@ -90,11 +98,57 @@ class Control:
         """Abort open websocket connections ("trading", "data" or "all"); returns how many."""
         return self._drop(which)
 
+    def set_cancel_latency(self, ms: int) -> None:
+        """Slow (or instant) cancels: a cancel is processed this many virtual ms after its 204."""
+        self.exchange.cancel_latency_ms = ms
+
+    def set_legacy_pdt(self, which: str | bool) -> None:
+        """The legacy pattern-day-trader refusal: "entries", "exits", "both", or off (False / "")."""
+        kinds = {"entries": {"entries"}, "exits": {"exits"}, "both": {"entries", "exits"}}
+        self.exchange.rules.legacy_pdt = frozenset(kinds.get(str(which), set()) if which else set())
+
+    def set_wash_trade(self, status: int | bool) -> None:
+        """The wash-trade refusal's status (403 or 422; True: 403), or off (False)."""
+        on = status is not False and status != 0
+        self.exchange.rules.wash_trade = (422 if status == 422 else 403) if on else None
+
+    def set_free_plan(self, on: bool) -> None:
+        """No SIP subscription: recent SIP bars 403, the sip stream 409."""
+        self.exchange.free_plan = on
+
+    def set_easy_to_borrow(self, flags: dict[str, bool]) -> None:
+        for symbol, easy in flags.items():
+            self.exchange.set_easy_to_borrow(symbol.upper(), bool(easy))
+
+    def drift_next_order(self, pct: float) -> None:
+        """The price moves by `pct` % (a trade) just before the next order is checked."""
+        self.exchange.price_drift_pct = pct
+
+    def set_data_connection_limit(self, on: bool) -> None:
+        """Another client holds the one data connection of every feed: the bot's connections drop and
+        its next authentication meets 406."""
+        self.sockets.occupied = {"iex", "sip", "test"} if on else set()
+        if on:
+            self.drop_streams("data")
+
+    def set_take_profit_on_stop(self, how: str) -> None:
+        if how not in ("canceled", "replaced"):
+            raise ValueError('take_profit_on_stop: "canceled" or "replaced"')
+        self.exchange.matcher.take_profit_on_stop = how
+
     def clear_faults(self) -> None:
+        cfg, e = self.cfg, self.exchange
         self.faults.clear()
-        self.exchange.reject_next_orders = 0
-        self.exchange.partial_fills = self.cfg.partial_fills
-        self.exchange.latency_ms = self.cfg.latency_ms
+        e.reject_next_orders = 0
+        e.partial_fills = cfg.partial_fills
+        e.latency_ms = cfg.latency_ms
+        e.cancel_latency_ms = cfg.cancel_latency_ms
+        e.price_drift_pct = 0.0
+        e.free_plan = cfg.free_plan
+        e.rules.legacy_pdt = cfg.legacy_pdt
+        e.rules.wash_trade = cfg.wash_trade_status if cfg.wash_trade_check else None
+        e.matcher.take_profit_on_stop = cfg.take_profit_on_stop
+        self.sockets.occupied = set()
 
     def apply_faults(self, body: dict[str, object]) -> None:
         """The POST /sim/faults body (see docs/simulator.md)."""
@@ -106,6 +160,7 @@ class Control:
                 int(str(body.get("count", 1))),
                 str(body.get("paths") or ""),
                 bool(body.get("after", False)),
+                str(body.get("method") or ""),
             )
         if "latency_ms" in body:
             self.set_latency(int(str(body["latency_ms"])))
@@ -117,6 +172,27 @@ class Control:
             self.set_forbidden(bool(body["forbidden"]))
         if "drop_streams" in body:
             self.drop_streams(str(body["drop_streams"]))
+        if "cancel_latency_ms" in body:
+            self.set_cancel_latency(int(str(body["cancel_latency_ms"])))
+        if "legacy_pdt" in body:
+            value = body["legacy_pdt"]
+            self.set_legacy_pdt(value if isinstance(value, bool) else str(value))
+        if "wash_trade" in body:
+            value = body["wash_trade"]
+            self.set_wash_trade(value if isinstance(value, bool) else int(str(value)))
+        if "free_plan" in body:
+            self.set_free_plan(bool(body["free_plan"]))
+        if "easy_to_borrow" in body:
+            flags = body["easy_to_borrow"]
+            if not isinstance(flags, dict):
+                raise ValueError('easy_to_borrow: {"SYMBOL": true|false}')
+            self.set_easy_to_borrow({str(k): bool(v) for k, v in flags.items()})
+        if "price_drift_pct" in body:
+            self.drift_next_order(float(str(body["price_drift_pct"])))
+        if "data_connection_limit" in body:
+            self.set_data_connection_limit(bool(body["data_connection_limit"]))
+        if "take_profit_on_stop" in body:
+            self.set_take_profit_on_stop(str(body["take_profit_on_stop"]))
 
     # ------------------------------------------------------------------ over HTTP
     async def get_state(self, request: web.Request) -> web.Response:

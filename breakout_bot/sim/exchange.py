@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import copy
 import datetime as dt
+import heapq
 import random
 import threading
 import uuid
@@ -27,18 +28,24 @@ from dataclasses import dataclass, replace
 from ..core.model import NEW_YORK
 from ..market.calendar import CalendarSession, MarketCalendar
 from ..market.days import BarSource, DayBars
-from .acceptance import accept
+from .acceptance import Rules, accept, reserved_buying_power
 from .account import Account, AccountView
-from .assets import NOSHORT, Asset, build_universe
+from .assets import WITH_TAPE, Asset, build_universe
 from .book import OrderBook
 from .config import SimConfig
 from .errors import ApiError, invalid, not_found, unprocessable
+from .feeds import feed_bars, is_revised
 from .matching import Matcher
 from .models import BarPrint, Execution, Order, OrderView, Position, Published, TapePrint, TradeEvent
 from .orders import OrderRequest, parse_replace_request
-from .tape import BAR, SESSION_CLOSE, TICK, TICK_OFFSETS, Event, day_events, tick_price, tick_size
+from .tape import BAR, BAR_UPDATE, SESSION_CLOSE, TICK, Event, day_events, tick_price, tick_size
 
 DAY_TIFS = frozenset({"day", "opg", "cls", "ioc", "fok"})
+# "pending_cancel: Sent when the order is awaiting cancelation. Most cancelations will occur without the
+# order entering this state" (docs, streaming): only a slow cancel shows it.
+PENDING_CANCEL_AFTER_S = 1.0
+PROMOTE = "promote"  # timer kinds: a pending_new order reaches the exchange ...
+CANCEL = "cancel"  # ... a requested cancel is processed
 
 
 @dataclass(frozen=True)
@@ -59,19 +66,31 @@ class Exchange:
         self.calendar = calendar
         self._lock = threading.RLock()
         self.assets: dict[str, Asset] = build_universe(cfg.symbols)
-        self.tape_symbols: tuple[str, ...] = tuple(sorted(set(cfg.symbols) | {NOSHORT}))
+        self.tape_symbols: tuple[str, ...] = tuple(sorted(set(cfg.symbols) | set(WITH_TAPE)))
         ids = random.Random(cfg.id_seed)  # None: seeded from the OS, unique to this instance
         account_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
         # Alpaca's paper numbers look like PA3X2M0EDW4T; ours say what they are and differ per instance.
         number = "PSIM" + account_id.replace("-", "")[:8].upper()
         self.account = Account(cfg.initial_cash, cfg.margin_multiplier, self.mark, account_id, number)
-        self.book = OrderBook(ids, self.account, self._publish_trade)
-        self.matcher = Matcher(self.book, self.account, self.assets, cfg.partial_fills)
+        self.book = OrderBook(ids, self.account, self._publish_trade, random.Random(ids.getrandbits(64)))
+        self.matcher = Matcher(
+            self.book, self.account, self.assets, cfg.partial_fills, cfg.take_profit_on_stop
+        )
         self.executions: list[Execution] = self.matcher.executions  # every fill, in order
         self.requests: list[RequestRecord] = []
         # Faults / switches (the server's /sim/faults flips these).
         self.latency_ms: int = cfg.latency_ms
+        self.cancel_latency_ms: int = cfg.cancel_latency_ms
         self.reject_next_orders: int = 0
+        self.price_drift_pct: float = 0.0  # one-shot: the next order meets a price moved by this much
+        self.free_plan: bool = cfg.free_plan
+        self.rules = Rules(cfg.wash_trade_status if cfg.wash_trade_check else None, cfg.legacy_pdt)
+        # Timers: (virtual time, seq, kind, order id), processed in time order with the tape.
+        self._timers: list[tuple[float, int, str, str]] = []
+        self._timer_seq = 0
+        self._prev_tick: dict[
+            str, tuple[int, float, float]
+        ] = {}  # symbol -> (bar, t, price) of its last tick
         # Outbox for the websockets, in emission order.
         self.publishing = False
         self.publish_data = False  # market data messages only while someone subscribes (cheap jumps)
@@ -149,12 +168,15 @@ class Exchange:
         """Process every tape event with time <= ts, in order. Never goes backwards."""
         with self._lock:
             while True:
-                if self._i >= len(self._events):
-                    if not self._load_next_session(ts):
-                        break
+                if self._i >= len(self._events) and self._load_next_session(ts):
                     continue
-                ev = self._events[self._i]
-                if ev.t > ts:
+                ev = self._events[self._i] if self._i < len(self._events) else None
+                timer = self._timers[0] if self._timers else None
+                if timer is not None and timer[0] <= ts and (ev is None or timer[0] <= ev.t):
+                    heapq.heappop(self._timers)
+                    self._fire(timer[0], timer[2], timer[3])
+                    continue
+                if ev is None or ev.t > ts:
                     break
                 self._i += 1
                 self._apply(ev)
@@ -176,16 +198,26 @@ class Exchange:
             return False
         self._session = session
         self._days = {s: self.source.day(s, session) for s in self.tape_symbols}
-        self._events = day_events(session, self._days)
+        cfg = self.cfg
+
+        def revised(symbol: str, bar_start: float) -> bool:
+            return is_revised(cfg.seed, symbol, bar_start, cfg.updated_bar_pct)
+
+        self._events = day_events(session, self._days, revised, cfg.trade_interval_s)
         self._i = 0
+        self._prev_tick.clear()
         self._next_date = session.date + dt.timedelta(days=1)
         return True
 
     def next_event_time(self) -> float | None:
         """When the next tape event happens (for the server's background pump)."""
         with self._lock:
+            timer = self._timers[0][0] if self._timers else None
             if self._i < len(self._events):
-                return self._events[self._i].t
+                tape = self._events[self._i].t
+                return tape if timer is None else min(tape, timer)
+            if timer is not None:
+                return timer
             if self._next_date is None:
                 return None
             try:
@@ -200,20 +232,37 @@ class Exchange:
     def _apply(self, ev: Event) -> None:
         if ev.kind == TICK:
             bars = self._days[ev.symbol]
-            p = tick_price(bars, ev.bar, ev.leg)
-            prev = tick_price(bars, ev.bar, ev.leg - 1) if ev.leg > 0 else None
-            prev_t = ev.t - (TICK_OFFSETS[ev.leg] - TICK_OFFSETS[ev.leg - 1]) if ev.leg > 0 else ev.t
-            size = tick_size(bars, ev.bar)
-            self.last[ev.symbol] = p
-            self.last_trade[ev.symbol] = (ev.t, p, size)
+            p = tick_price(bars, ev.bar, ev.leg) if ev.leg >= 0 else ev.price
+            last = self._prev_tick.get(ev.symbol)
+            prev, prev_t = (last[2], last[1]) if last is not None and last[0] == ev.bar else (None, ev.t)
+            self._prev_tick[ev.symbol] = (ev.bar, ev.t, p)
+            self._trade(ev.symbol, ev.t, p, tick_size(bars, ev.bar), prev, prev_t)
+        elif ev.kind in (BAR, BAR_UPDATE):
             if self.publishing and self.publish_data:
-                self.outbox.append(TapePrint(ev.symbol, ev.t, p, size))
-            self.matcher.match(ev.symbol, ev.t, p, prev, prev_t)
-        elif ev.kind == BAR:
-            if self.publishing and self.publish_data:
-                self.outbox.append(BarPrint(ev.symbol, self._days[ev.symbol], ev.bar))
+                self.outbox.append(BarPrint(ev.symbol, self._days[ev.symbol], ev.bar, ev.kind == BAR_UPDATE))
         elif ev.kind == SESSION_CLOSE:
             self._close_session(ev.t)
+
+    def _trade(self, symbol: str, t: float, p: float, size: int, prev: float | None, prev_t: float) -> None:
+        self.last[symbol] = p
+        self.last_trade[symbol] = (t, p, size)
+        if self.publishing and self.publish_data:
+            self.outbox.append(TapePrint(symbol, t, p, size))
+        self.matcher.match(symbol, t, p, prev, prev_t)
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, t: float, kind: str, order_id: str) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (t, self._timer_seq, kind, order_id))
+
+    def _fire(self, t: float, kind: str, order_id: str) -> None:
+        o = self.book.orders.get(order_id)
+        if o is None:
+            return
+        if kind == PROMOTE:
+            self.book.promote(o, t)
+        elif kind == CANCEL and o.is_open and o.cancel_at is not None:
+            self.book.cancel(o, t)
 
     def _close_session(self, t: float) -> None:
         """The closing bell: day orders expire (event `expired`); marks roll for tomorrow."""
@@ -239,7 +288,11 @@ class Exchange:
     # ------------------------------------------------------------------ the account
     def account_view(self) -> AccountView:
         with self._lock:
-            return self.account.view()
+            return self.account.view(reserved_buying_power(self.book, self.ask))
+
+    def ask(self, symbol: str) -> float:
+        """The simulator's ask: one cent above the last trade (its quotes are ±1 cent)."""
+        return self.last.get(symbol, 0.0) + 0.01
 
     def equity(self) -> float:
         return self.account.equity()
@@ -248,25 +301,43 @@ class Exchange:
     def submit(self, req: OrderRequest) -> OrderView:
         """POST /v2/orders: the order as accepted (ApiError with Alpaca's status/code/message if not)."""
         with self._lock:
-            asset = accept(req, self.assets.get(req.symbol), self.book, self.account, self.price)
+            if self.price_drift_pct and self.price(req.symbol) is not None:
+                self._drift(req.symbol)
+            asset = accept(req, self.assets.get(req.symbol), self.book, self.account, self.price, self.rules)
             order = self.book.create(req, asset.id, self.now, self.latency_ms / 1000.0)
+            # POST /v2/orders answers `pending_new` in the session and `accepted` outside it (the order
+            # statuses doc: accepted is "often seen outside of trading session hours"; QC Lean #41: a
+            # live order streams pending_new, then new). The order reaches the exchange after the latency.
+            initial = "pending_new" if self.calendar.is_open(self.now) else "accepted"
+            members = [order, *(self.book.legs(order) if req.order_class == "oco" else [])]
+            for o in members:
+                o.status = initial
+            self.book.emit(initial, order, self.now)
+            answer = OrderView(copy.copy(order), tuple(copy.copy(leg) for leg in self.book.legs(order)))
             if self.reject_next_orders > 0:
                 # Fault: Alpaca accepts over REST, then rejects asynchronously on the stream.
                 self.reject_next_orders -= 1
-                accepted = OrderView(  # what the REST answer shows: accepted, before the rejection
-                    replace(order, status="accepted"), tuple(copy.copy(leg) for leg in self.book.legs(order))
-                )
                 for o in [order, *self.book.legs(order)]:
                     o.status = "rejected"
                     o.failed_at = self.now
                     o.updated_at = self.now
                 self.book.emit("rejected", order, self.now)
-                return accepted
-            self.book.emit("new", order, self.now)
-            if req.order_class == "oco":
-                for leg in self.book.legs(order):
-                    self.book.emit("new", leg, self.now)
-            return self.view(order)
+                return answer
+            if initial == "pending_new":
+                for o in members:
+                    if order.active_at <= self.now:
+                        self.book.promote(o, self.now)
+                    else:
+                        self._schedule(order.active_at, PROMOTE, o.id)
+            return answer
+
+    def _drift(self, symbol: str) -> None:
+        """Fault: the price moves before this order is checked (a trade printed now)."""
+        last = self.price(symbol)
+        assert last is not None
+        drifted = round(last * (1 + self.price_drift_pct / 100.0), 2 if last >= 1 else 4)
+        self.price_drift_pct = 0.0
+        self._trade(symbol, self.now, drifted, 100, None, self.now)
 
     def view(self, o: Order) -> OrderView:
         """An order with its legs (nested under a parent, as Alpaca's nested listings show them)."""
@@ -296,15 +367,22 @@ class Exchange:
         symbols: set[str] | None = None,
         side: str | None = None,
     ) -> list[Order]:
-        """GET /v2/orders (trading-api.json paths./v2/orders.get): filters on submitted_at, exclusive."""
+        """GET /v2/orders (trading-api.json paths./v2/orders.get): filters on submitted_at, exclusive.
+
+        Held legs are not "open": "the stop-limit order is seen as a closed order with 'Held' status"
+        (alpaca-trade-api-python #322); before the entry fills the flat open list shows the parent only,
+        after it the take-profit only, and `status=open&nested=true` nothing once the parent is filled
+        (alpaca-trade-api-js #80, #87). They are listed by status=closed and status=all, nested under
+        their parent."""
         with self._lock:
             rows = []
             for o in sorted(self.book.orders.values(), key=lambda x: x.seq):
                 if nested and o.parent_id is not None:
                     continue
-                if status == "open" and not o.is_open:
+                listed_open = o.is_open and o.status != "held"
+                if status == "open" and not listed_open:
                     continue
-                if status == "closed" and o.is_open:
+                if status == "closed" and listed_open:
                     continue
                 if after is not None and not o.submitted_at > after:
                     continue
@@ -320,23 +398,44 @@ class Exchange:
             return rows[:limit]
 
     def cancel_order(self, order_id: str) -> None:
-        """DELETE /v2/orders/{id}: 204; 422 when already final (NOTES.md 2e message)."""
+        """DELETE /v2/orders/{id}: 204; 422 when already final (NOTES.md 2e message). The cancel is a
+        request ("accepted with return status 204", trading-api.json; "in all cases simply a request",
+        Alpaca support, forum t/813): processed `cancel_latency_ms` later, the order may fill meanwhile
+        and its shares stay held. Canceling one order of a bracket or OCO cancels the group ("If any one
+        of the orders is canceled, any remaining open order in the group is canceled", docs; forum
+        t/11938); canceling an entry that partly filled keeps its legs for the filled shares."""
         with self._lock:
             o = self.get_order(order_id)
             if not o.is_open:
                 raise unprocessable(f'order is already in "{o.status}" state')
-            self.book.cancel(o, self.now)
+            self.request_cancel(o)
+
+    def request_cancel(self, o: Order) -> None:
+        is_entry = o.parent_id is None and o.order_class != "oco"
+        members = [o] if is_entry else self.book.group(o)
+        latency = self.cancel_latency_ms / 1000.0
+        for m in members:
+            if not m.is_open or m.cancel_at is not None:
+                continue
+            if latency <= 0:
+                self.book.cancel(m, self.now)
+                continue
+            m.cancel_at = self.now + latency
+            if latency >= PENDING_CANCEL_AFTER_S and m.status != "held":
+                m.status = "pending_cancel"
+                m.updated_at = self.now
+                self.book.emit("pending_cancel", m, self.now)
+            self._schedule(m.cancel_at, CANCEL, m.id)
 
     def cancel_all(self) -> list[Order]:
-        """DELETE /v2/orders: the orders canceled; legs go with their parent."""
+        """DELETE /v2/orders: a cancel request for every open order (207, one row each); legs go with
+        their parent."""
         with self._lock:
             out: list[Order] = []
-            for o in [x for x in self.book.open if x.is_open and x.parent_id is None]:
-                self.book.cancel(o, self.now)
-                out.append(o)
-            for o in [x for x in self.book.open if x.is_open]:  # active legs of filled parents
-                self.book.cancel(o, self.now)
-                out.append(o)
+            for o in [x for x in self.book.open if x.is_open and x.cancel_at is None]:
+                if o.is_open and o.cancel_at is None:
+                    self.request_cancel(o)
+                    out.append(o)
             self.book.prune()
             return out
 
@@ -346,13 +445,16 @@ class Exchange:
             old = self.get_order(order_id)
             if not isinstance(body, dict):
                 raise ApiError(400, 40010000, "request body format is invalid")
-            if not old.is_open or old.status == "partially_filled":
-                raise unprocessable(f'order is not replaceable in "{old.status}" state')
+            if not old.is_open or old.status == "partially_filled" or old.cancel_at is not None:
+                state = "pending_cancel" if old.cancel_at is not None and old.is_open else old.status
+                raise unprocessable(f'order is not replaceable in "{state}" state')
             change = parse_replace_request(body)
             coid = change.client_order_id
             if coid is not None and coid in self.book.by_client_id:
                 raise invalid("client_order_id must be unique")
             lp, sp = change.limit_price, change.stop_price
+            if old.parent_id is not None or old.order_class == "oco":
+                self._check_group_prices(old, lp.value if lp else None, sp.value if sp else None)
             new = Order(
                 id=self.book.uuid(),
                 client_order_id=coid or self.book.uuid(),
@@ -376,6 +478,7 @@ class Exchange:
                 replaces=old.id,
                 legs=list(old.legs),
                 parent_id=old.parent_id,
+                armed=old.armed,
             )
             self.book.add(new)
             for leg in self.book.legs(new):
@@ -390,8 +493,27 @@ class Exchange:
             old.legs = []
             self.book.emit("replaced", old, self.now)
             if new.status != "held":
-                self.book.emit("new", new, self.now)
+                self.book.emit(
+                    new.status if new.status in ("accepted", "pending_new") else "new", new, self.now
+                )
             return new
+
+    def _check_group_prices(self, old: Order, limit: float | None, stop: float | None) -> None:
+        """A replaced leg keeps its group valid: the take-profit a cent beyond the stop (the OCO rule of
+        check_bracket_prices)."""
+        group = self.book.group(old)
+        take = next((o for o in group if o.type == "limit" and o.is_open), None)
+        stop_leg = next((o for o in group if o.type in ("stop", "stop_limit") and o.is_open), None)
+        if take is None or stop_leg is None:
+            return
+        tp = limit if old is take and limit is not None else take.limit_price
+        sl = stop if old is stop_leg and stop is not None else stop_leg.stop_price
+        assert tp is not None and sl is not None
+        side = take.side
+        if side == "sell" and sl > round(tp - 0.01, 4):
+            raise unprocessable("stop_loss.stop_price must be <= take_profit.limit_price - 0.01")
+        if side == "buy" and sl < round(tp + 0.01, 4):
+            raise unprocessable("stop_loss.stop_price must be >= take_profit.limit_price + 0.01")
 
     # ------------------------------------------------------------------ positions
     def position(self, sym: str) -> Position:
@@ -448,13 +570,26 @@ class Exchange:
                 rows.reverse()
             return rows
 
-    def visible_bars(self, symbol: str, start: float, end: float) -> list[tuple[DayBars, int, int]]:
-        """(DayBars, lo, hi) slices of bars with start <= t <= end that have closed by now."""
+    def feed_day(self, bars: DayBars, feed: str) -> DayBars:
+        """What `feed` shows of a day's bars (sim/feeds.py: IEX is thinner)."""
+        return feed_bars(bars, feed, self.cfg.seed, self.cfg.iex_missing_pct)
+
+    def set_easy_to_borrow(self, symbol: str, easy: bool) -> None:
+        """The asset's borrow flag changed (Alpaca: "the flags can change overnight")."""
+        with self._lock:
+            asset = self.assets.get(symbol)
+            if asset is not None:
+                self.assets[symbol] = replace(asset, easy_to_borrow=easy)
+
+    def visible_bars(
+        self, symbol: str, start: float, end: float, feed: str = "sip"
+    ) -> list[tuple[DayBars, int, int]]:
+        """(DayBars, lo, hi) slices of `feed`'s bars with start <= t <= end that have closed by now."""
         out: list[tuple[DayBars, int, int]] = []
         sd = dt.datetime.fromtimestamp(start, NEW_YORK).date()
         ed = dt.datetime.fromtimestamp(min(end, self.now), NEW_YORK).date()
         for s in self.calendar.sessions_between(sd, ed):
-            bars = self.source.day(symbol, s)
+            bars = self.feed_day(self.source.day(symbol, s), feed)
             if not len(bars):
                 continue
             closed = bars.closed_count(self.now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .errors import ApiError
+from .errors import ApiError, unauthorized
 
 _BODIES = {
     429: (42910000, "rate limit exceeded"),
@@ -19,7 +19,6 @@ _BODIES = {
     503: (50310000, "service unavailable"),
     504: (50410000, "gateway timeout"),
     403: (40310000, "forbidden"),
-    401: (40110000, "request is not authorized"),
 }
 
 
@@ -29,8 +28,11 @@ class HttpFault:
     count: int
     paths: str = ""  # path prefix; "" = every /v2 path
     after: bool = False  # process the request, then fail the response
+    method: str = ""  # "" = any method; else only this one (e.g. DELETE: a close, not a position read)
 
     def error(self) -> ApiError:
+        if self.status == 401:
+            return unauthorized()
         code, message = _BODIES.get(self.status, (self.status * 100_000, "injected fault"))
         return ApiError(self.status, code, message)
 
@@ -48,10 +50,12 @@ class FaultState:
         with self._lock:
             self._http.append(fault)
 
-    def take_http(self, path: str) -> HttpFault | None:
+    def take_http(self, path: str, method: str = "GET") -> HttpFault | None:
         """Consume one matching HTTP fault, if any (first added, first used)."""
         with self._lock:
             for f in self._http:
+                if f.method and f.method.upper() != method.upper():
+                    continue
                 if f.count > 0 and path.startswith(f.paths or "/v2"):
                     f.count -= 1
                     if f.count == 0:
@@ -69,7 +73,13 @@ class FaultState:
         with self._lock:
             return {
                 "http": [
-                    {"http_status": f.status, "count": f.count, "paths": f.paths, "after": f.after}
+                    {
+                        "http_status": f.status,
+                        "count": f.count,
+                        "paths": f.paths,
+                        "after": f.after,
+                        "method": f.method,
+                    }
                     for f in self._http
                 ],
                 "latency_ms": self.latency_ms,

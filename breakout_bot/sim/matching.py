@@ -4,7 +4,9 @@ Fills follow market/fills.py (shared with the backtest): a market order takes th
 limit or stop level crossed between two trades of one continuous stretch fills at the level, a level
 passed or gapped at the trade's price; a stop-limit becomes a limit once its stop trades. With partial
 fills on, an order fills in two or three pieces on successive trades. A fill books the account, records
-an Execution, emits the trade event, and moves the order's legs (activated) and OCO siblings (canceled).
+an Execution, emits the trade event, and moves the order's legs (the take-profit `new`, the stop-loss
+armed but `held`) and OCO siblings (canceled, or a take-profit `replaced` by its stop's fill when the
+world says so). An armed held stop whose price trades goes `new` first, then fills.
 """
 
 from __future__ import annotations
@@ -13,27 +15,36 @@ from ..market.fills import fill_price_at, rising
 from .account import Account
 from .assets import Asset
 from .book import OrderBook
-from .models import WORKING, Execution, Order
+from .models import Execution, Order
 
 
 class Matcher:
     def __init__(
-        self, book: OrderBook, account: Account, assets: dict[str, Asset], partial_fills: bool
+        self,
+        book: OrderBook,
+        account: Account,
+        assets: dict[str, Asset],
+        partial_fills: bool,
+        take_profit_on_stop: str = "canceled",
     ) -> None:
         self.book = book
         self.account = account
         self.assets = assets
         self.partial_fills = partial_fills
+        self.take_profit_on_stop = take_profit_on_stop  # "canceled" | "replaced"
         self.executions: list[Execution] = []
 
     def match(self, sym: str, t: float, p: float, prev: float | None, prev_t: float) -> None:
         """One trade of `sym` at `t`, price `p`; `prev` the trade before it (at `prev_t`) in this bar."""
-        for o in [o for o in self.book.open if o.symbol == sym and o.status in WORKING]:
-            if not o.is_open or o.status not in WORKING or o.active_at >= t:
+        for o in [o for o in self.book.open if o.symbol == sym and o.can_match]:
+            if not o.can_match or o.active_at >= t:
                 continue  # canceled by a sibling's fill in this very loop, or not arrived yet
+            self.book.promote(o, t)  # an order accepted while the market was closed reaches it now
             cont = prev if prev is not None and o.active_at < prev_t else None
             first_look = o.pieces is None
             price = self.fill_price(o, p, cont)
+            if o.status == "held" and (price is not None or o.triggered):
+                self.book.release(o, t)  # the held stop's price traded
             if price is not None:
                 self.execute(o, price, t, self.next_piece(o))
             elif first_look and o.time_in_force in ("ioc", "fok"):
@@ -106,8 +117,11 @@ class Matcher:
                 if leg.status == "held":
                     leg.qty = o.filled_qty  # legs follow the parent's filled quantity
             if full:
-                for leg in self.book.legs(o):
-                    self.book.activate(leg, t)
+                self.book.open_legs(o, t)
         if full:
+            stop_filled = o.type in ("stop", "stop_limit")
             for sib in self.book.oco_siblings(o):
-                self.book.cancel(sib, t)
+                if stop_filled and sib.type == "limit" and self.take_profit_on_stop == "replaced":
+                    self.book.replace_by_fill(sib, o, t)
+                else:
+                    self.book.cancel(sib, t)

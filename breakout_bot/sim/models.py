@@ -9,8 +9,11 @@ from ..market.days import DayBars
 
 # Statuses after which an order never changes again (trading-api.json components.schemas.OrderStatus).
 TERMINAL = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "stopped", "suspended"})
-# Statuses in which an order may match a tick (held legs wait for their parent).
-WORKING = frozenset({"new", "partially_filled", "accepted"})
+# Statuses in which an order may match a tick. Held legs wait for their parent; a bracket's stop-loss
+# stays `held` after its parent filled (Alpaca support, forum t/3697) but is `armed`: it may trigger.
+# A cancel is a request (trading-api.json DELETE /v2/orders/{id}): until it is processed the order may
+# still fill, in `pending_cancel` or still `new`.
+WORKING = frozenset({"new", "partially_filled", "accepted", "pending_new", "pending_cancel"})
 
 
 @dataclass
@@ -46,11 +49,18 @@ class Order:
     legs: list[str] = field(default_factory=list)  # child order ids (bracket/oto/oco)
     parent_id: str | None = None
     triggered: bool = False  # a stop_limit whose stop was hit: it now rests as a limit
+    armed: bool = False  # a held stop-loss leg whose parent filled: it triggers, then goes `new`
+    cancel_at: float | None = None  # a requested cancel, processed at this virtual time
     pieces: list[int] | None = None  # planned partial-fill sizes, consumed one per tick
 
     @property
     def is_open(self) -> bool:
         return self.status not in TERMINAL
+
+    @property
+    def can_match(self) -> bool:
+        """May this order trade against a tick (when it has arrived)?"""
+        return self.status in WORKING or (self.armed and self.status == "held")
 
     @property
     def remaining(self) -> int:
@@ -99,12 +109,13 @@ class OrderView:
 class TradeEvent:
     """One trade_updates event, as it happened: the order (and its legs) copied at that moment."""
 
-    event: str  # Alpaca's event name: new, fill, partial_fill, canceled, expired, replaced, rejected
+    event: str  # Alpaca's event name: pending_new, accepted, new, fill, partial_fill, pending_cancel, ...
     order: Order
     legs: tuple[Order, ...]  # nested under the order in the message (a bracket's parent only)
     t: float
     execution: Execution | None
     position_qty: int
+    event_id: str | None = None  # the execution_id of an event that is not a fill (None: not sent)
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class BarPrint:
     symbol: str
     day: DayBars
     index: int
+    updated: bool = False  # a `u` message: the bar recomputed 30 s after it closed (late trades)
 
 
 Published = TradeEvent | TapePrint | BarPrint  # what the websockets send, in the exchange's order

@@ -1,6 +1,9 @@
 """The market-data routes: v2 bars over the bars (market-data-api.json: stock_bars_resp_single /
 _multi) and the latest bar, trade and quote. Only bars that have closed on the virtual clock are
-ever served."""
+ever served, as the `feed` shows them (sim/feeds.py: iex is thinner). A free plan (no SIP subscription)
+may read SIP bars only 15 minutes old: "For historical queries, the `end` parameter must be at least 15
+minutes old to query SIP data without a subscription", and the latest endpoints "require a subscription"
+for SIP (Market Data FAQ); else 403 "subscription does not permit querying recent SIP data"."""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ from aiohttp import web
 
 from ..core.model import NEW_YORK
 from . import wire
-from .errors import ApiError
+from .errors import ApiError, sip_not_permitted
 from .exchange import Exchange
 from .queries import query_symbols, query_time
 from .responses import json_response, raw_json
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
+SIP_DELAY_S = 15 * 60  # what a free plan may read of SIP: data at least this old
+FEEDS = ("iex", "sip", "otc", "boats", "overnight", "delayed_sip")
 _TF = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D)$")
 
 
@@ -48,12 +53,28 @@ def parse_timeframe(text: str | None) -> tuple[int, str]:
     return n, unit
 
 
-def _bars_for(engine: Exchange, symbol: str, n: int, unit: str, start: float, end: float) -> list[str]:
+def feed_of(engine: Exchange, query: dict[str, str]) -> str:
+    """The request's feed: sip by default, iex for a plan without SIP (Alpaca's defaults); refused
+    (403) when a free plan asks for recent SIP data."""
+    feed = query.get("feed") or ("iex" if engine.free_plan else "sip")
+    if feed not in FEEDS:
+        raise bad_request(f"invalid feed {feed}")
+    return "sip" if feed == "delayed_sip" else feed
+
+
+def check_sip(engine: Exchange, feed: str, end: float) -> None:
+    if feed == "sip" and engine.free_plan and end > engine.now - SIP_DELAY_S:
+        raise sip_not_permitted()
+
+
+def _bars_for(
+    engine: Exchange, symbol: str, n: int, unit: str, start: float, end: float, feed: str = "sip"
+) -> list[str]:
     """Bars (as JSON text) with start <= t <= end, aggregated to the timeframe (buckets aligned to the
     clock; daily bars stamped at New York midnight like Alpaca's)."""
     out: list[str] = []
     slices = engine.visible_bars(
-        symbol, start if unit != "Day" else start - 86_400, end + 86_400 * (unit == "Day")
+        symbol, start if unit != "Day" else start - 86_400, end + 86_400 * (unit == "Day"), feed
     )
     if unit == "Min" and n == 1:
         for b, lo, hi in slices:
@@ -124,9 +145,11 @@ def bars(engine: Exchange, symbols: list[str], query: dict[str, str], multi: boo
     sort = query.get("sort") or "asc"
     if sort not in ("asc", "desc"):
         raise bad_request("invalid sort")
+    feed = feed_of(engine, query)
+    check_sip(engine, feed, end)
     flat: list[tuple[str, str]] = []
     for sym in sorted(set(symbols)) if multi else symbols:
-        rows = _bars_for(engine, sym, n, unit, start, end)
+        rows = _bars_for(engine, sym, n, unit, start, end, feed)
         if sort == "desc":
             rows.reverse()
         flat.extend((sym, r) for r in rows)
@@ -138,8 +161,8 @@ def bars(engine: Exchange, symbols: list[str], query: dict[str, str], multi: boo
     return wire.multi_bars_text(page, token)
 
 
-def latest_bar(engine: Exchange, symbol: str) -> dict[str, object] | None:
-    slices = engine.visible_bars(symbol, engine.now - 14 * 86_400, engine.now)
+def latest_bar(engine: Exchange, symbol: str, feed: str = "sip") -> dict[str, object] | None:
+    slices = engine.visible_bars(symbol, engine.now - 14 * 86_400, engine.now, feed)
     if not slices:
         return None
     b, _, hi = slices[-1]
@@ -156,7 +179,7 @@ def latest_bar(engine: Exchange, symbol: str) -> dict[str, object] | None:
     )
 
 
-def latest_trade(engine: Exchange, symbol: str) -> dict[str, object] | None:
+def latest_trade(engine: Exchange, symbol: str, feed: str = "sip") -> dict[str, object] | None:
     lt = engine.last_trade.get(symbol)
     if lt is None:
         price = engine.price(symbol)
@@ -166,8 +189,8 @@ def latest_trade(engine: Exchange, symbol: str) -> dict[str, object] | None:
     return wire.trade_json(*lt)
 
 
-def latest_quote(engine: Exchange, symbol: str) -> dict[str, object] | None:
-    tr = latest_trade(engine, symbol)
+def latest_quote(engine: Exchange, symbol: str, feed: str = "sip") -> dict[str, object] | None:
+    tr = latest_trade(engine, symbol, feed)
     if tr is None:
         return None
     return wire.quote_json(str(tr["t"]), float(str(tr["p"])))
@@ -200,12 +223,19 @@ class DataRoutes:
             raise bad_request("symbols is required")
         return raw_json(bars(self.exchange, syms, dict(request.query), multi=True))
 
+    def _latest_feed(self, request: web.Request) -> str:
+        """The latest endpoints: SIP needs a subscription (any age)."""
+        feed = feed_of(self.exchange, dict(request.query))
+        check_sip(self.exchange, feed, self.exchange.now)
+        return feed
+
     def _latest_single(self, what: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         fn = LATEST[what]
 
         async def handler(request: web.Request) -> web.Response:
             sym = request.match_info["symbol"].upper()
-            return json_response(wire.latest_json(sym, what, fn(self.exchange, sym)))
+            feed = self._latest_feed(request)
+            return json_response(wire.latest_json(sym, what, fn(self.exchange, sym, feed)))
 
         return handler
 
@@ -214,7 +244,8 @@ class DataRoutes:
 
         async def handler(request: web.Request) -> web.Response:
             syms = query_symbols(request.query.get("symbols"))
-            out = {s: v for s in syms if (v := fn(self.exchange, s)) is not None}
+            feed = self._latest_feed(request)
+            out = {s: v for s in syms if (v := fn(self.exchange, s, feed)) is not None}
             return json_response({f"{what}s": out})
 
         return handler

@@ -50,7 +50,9 @@ class TradingRoutes:
 
     # -- account, clock, calendar, assets -----------------------------------------------------------
     async def account(self, request: web.Request) -> web.Response:
-        return json_response(wire.account_json(self.exchange.account_view(), self.exchange.now))
+        ex = self.exchange
+        legacy = bool(ex.rules.legacy_pdt)
+        return json_response(wire.account_json(ex.account_view(), ex.now, legacy))
 
     async def account_configurations(self, request: web.Request) -> web.Response:
         return json_response(wire.ACCOUNT_CONFIGURATIONS)  # read-only here

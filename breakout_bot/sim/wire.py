@@ -13,12 +13,14 @@ from decimal import Decimal
 
 import msgpack
 
+from ..core.margin import MIN_EQUITY_FOR_SHORTS
 from ..core.model import NEW_YORK
 from ..market.calendar import CalendarSession
 from ..market.days import DayBars
 from .account import AccountView
 from .assets import Asset
 from .errors import ApiError
+from .feeds import late_volume
 from .models import BarPrint, Execution, Order, OrderView, Position, TapePrint, TradeEvent
 
 UTC = dt.timezone.utc
@@ -103,7 +105,7 @@ def order_view_json(view: OrderView, stream: bool = False) -> dict[str, object]:
 def trade_update_json(ev: TradeEvent) -> dict[str, object]:
     """A trade_updates event's `data`, with the order (and legs) as they were at the event."""
     order = order_json(ev.order, list(ev.legs) or None, stream=True)
-    return trade_update(ev.event, order, ev.t, ev.execution, ev.position_qty)
+    return trade_update(ev.event, order, ev.t, ev.execution, ev.position_qty, ev.event_id)
 
 
 def trade_update(
@@ -112,13 +114,16 @@ def trade_update(
     ts: float,
     ex: Execution | None = None,
     position_qty: int | None = None,
+    event_id: str | None = None,
 ) -> dict[str, object]:
     """Trading stream event data (docs api-references__trading-api__streaming.md): price, qty and
-    position_qty are strings and present on fill/partial_fill only. `timestamp` on every event: the docs
-    list it per event only from fill on, but real `accepted` events carry it (the payload quoted in
-    alpaca-py #371 starts `{'event': 'accepted', 'ti…`, and its fix #372 left `timestamp` required in
-    alpaca-py's TradeUpdate, which drops any event without one)."""
-    data: dict[str, object] = {"event": event, "order": order, "timestamp": ts_utc(ts)}
+    position_qty are strings and present on fill/partial_fill only. `timestamp` is on every event
+    (`new`: d-e-s-o/apca's recorded message; `pending_new`: QC Lean #41; `accepted`: alpaca-py #371, whose
+    TradeUpdate requires it); `execution_id` on every event but `accepted` and `pending_new` (alpaca-py
+    #371 lists it missing on `accepted`, QC Lean #41 shows it null on `pending_new`)."""
+    data: dict[str, object] = {"event": event, "timestamp": ts_utc(ts), "order": order}
+    if event_id is not None:
+        data["execution_id"] = event_id
     if ex is not None:
         data["execution_id"] = ex.execution_id
         data["price"] = dec(ex.price)
@@ -266,7 +271,9 @@ def bar_rows(bars: DayBars) -> list[str]:
 def error_json(e: ApiError) -> dict[str, object]:
     """trading-api.json components.schemas.Error: code, message, and Alpaca's context fields (money as
     decimal strings)."""
-    out: dict[str, object] = {"code": e.code, "message": e.message}
+    out: dict[str, object] = (
+        {"message": e.message} if e.code is None else {"code": e.code, "message": e.message}
+    )
     for key, value in e.extra.items():
         out[key] = value if isinstance(value, str) else (dec(value) or "0")
     return out
@@ -289,11 +296,13 @@ def latest_json(symbol: str, what: str, value: object) -> dict[str, object]:
     return {"symbol": symbol, what: value}
 
 
-def account_json(a: AccountView, now: float) -> dict[str, object]:
-    """trading-api.json components.schemas.Account (example field set, strings for money)."""
+def account_json(a: AccountView, now: float, legacy_pdt: bool = False) -> dict[str, object]:
+    """trading-api.json components.schemas.Account (example field set, strings for money), without the
+    fields Alpaca removed on 2026-07-06 (pattern_day_trader, daytrade_count, daytrading_buying_power:
+    changelog 2026-07-06-pdt) unless the world keeps the legacy pattern-day-trader rules."""
     eq, bp, longs, shorts = a.equity, a.buying_power, a.long_value, a.short_value
     day = dt.datetime.fromtimestamp(now, NEW_YORK).date().isoformat()
-    return {
+    out: dict[str, object] = {
         "id": a.id,
         "admin_configurations": {},
         "user_configurations": None,
@@ -303,24 +312,21 @@ def account_json(a: AccountView, now: float) -> dict[str, object]:
         "currency": "USD",
         "buying_power": dec(round(bp, 2)),
         "regt_buying_power": dec(round(max(0.0, 2 * eq - (longs - shorts)), 2)),
-        "daytrading_buying_power": dec(round(bp, 2)),
         "options_buying_power": "0",
         "effective_buying_power": dec(round(bp, 2)),
         "non_marginable_buying_power": dec(round(max(0.0, a.cash), 2)),
-        "bod_dtbp": "0",
         "cash": dec(round(a.cash, 2)),
         "accrued_fees": "0",
         "pending_transfer_in": "0",
         "pending_transfer_out": "0",
         "portfolio_value": dec(round(eq, 2)),
-        "pattern_day_trader": False,
         "trading_blocked": False,
         "transfers_blocked": False,
         "account_blocked": False,
         "created_at": "2024-01-02T14:30:00.000000Z",
         "trade_suspended_by_user": False,
         "multiplier": dec(a.multiplier),
-        "shorting_enabled": True,
+        "shorting_enabled": eq >= MIN_EQUITY_FOR_SHORTS,
         "equity": dec(round(eq, 2)),
         "last_equity": dec(round(a.last_equity, 2)),
         "long_market_value": dec(round(longs, 2)),
@@ -330,7 +336,6 @@ def account_json(a: AccountView, now: float) -> dict[str, object]:
         "maintenance_margin": dec(round((longs - shorts) * 0.3, 2)),
         "last_maintenance_margin": "0",
         "sma": dec(round(eq, 2)),
-        "daytrade_count": 0,
         "balance_asof": day,
         "crypto_tier": 0,
         "options_trading_level": 0,
@@ -338,6 +343,9 @@ def account_json(a: AccountView, now: float) -> dict[str, object]:
         "intraday_adjustments": "0",
         "pending_reg_taf_fees": "0",
     }
+    if legacy_pdt:
+        out.update(pattern_day_trader=True, daytrade_count=4, daytrading_buying_power=dec(round(bp, 2)))
+    return out
 
 
 ACCOUNT_CONFIGURATIONS: dict[str, object] = {  # trading-api.json components.schemas.AccountConfigurations
@@ -347,7 +355,6 @@ ACCOUNT_CONFIGURATIONS: dict[str, object] = {  # trading-api.json components.sch
     "no_shorting": False,
     "fractional_trading": False,
     "max_margin_multiplier": "4",
-    "pdt_check": "entry",
 }
 
 
@@ -367,6 +374,7 @@ def asset_json(a: Asset) -> dict[str, object]:
         "margin_requirement_short": "100",
         "shortable": a.shortable,
         "easy_to_borrow": a.easy_to_borrow,
+        "borrow_status": a.borrow_status,
         "fractionable": False,
         "attributes": [],
     }
@@ -395,25 +403,34 @@ def _quote(price: float) -> dict[str, object]:
     }
 
 
-def stream_messages(item: TapePrint | BarPrint) -> list[dict[str, object]]:
-    """The data stream's messages for a tape trade (a `t` and a `q`) or a closed bar (a `b`), docs
-    realtime.md. `t` stays epoch seconds here: each connection's codec writes it (stream_time)."""
+def bar_message(
+    symbol: str, b: DayBars, i: int, updated: bool = False, preliminary: bool = False
+) -> dict[str, object]:
+    """A bar of the data stream (docs realtime.md): `b` when it closes, `u` when it is recomputed with
+    late trades (the `updatedBars` channel; the same schema). A `preliminary` `b` lacks the late volume."""
+    volume, count = int(b.v[i]), int(b.n[i])
+    if preliminary:
+        volume, count = max(1, volume - late_volume(volume)), max(1, count - 1)
+    return {
+        "T": "u" if updated else "b",
+        "S": symbol,
+        "o": float(b.o[i]),
+        "h": float(b.h[i]),
+        "l": float(b.low[i]),
+        "c": float(b.c[i]),
+        "v": volume,
+        "t": float(b.t[i]),
+        "n": count,
+        "vw": float(b.vw[i]),
+    }
+
+
+def stream_messages(item: TapePrint | BarPrint, revised: bool = False) -> list[dict[str, object]]:
+    """The data stream's messages for a tape trade (a `t` and a `q`) or a closed bar (a `b`, or a `u`),
+    docs realtime.md. `revised`: the bar will be recomputed (its `b` is preliminary). `t` stays epoch
+    seconds here: each connection's codec writes it (stream_time)."""
     if isinstance(item, BarPrint):
-        b, i = item.day, item.index
-        return [
-            {
-                "T": "b",
-                "S": item.symbol,
-                "o": float(b.o[i]),
-                "h": float(b.h[i]),
-                "l": float(b.low[i]),
-                "c": float(b.c[i]),
-                "v": int(b.v[i]),
-                "t": float(b.t[i]),
-                "n": int(b.n[i]),
-                "vw": float(b.vw[i]),
-            }
-        ]
+        return [bar_message(item.symbol, item.day, item.index, item.updated, revised and not item.updated)]
     sym, t, p = item.symbol, item.t, item.price
     return [
         {"T": "t", "S": sym, "i": int(t), "x": "V", "p": p, "s": item.size, "c": ["@"], "z": "C", "t": t},
@@ -462,5 +479,7 @@ def stream_time(msg: dict[str, object], msgpack_time: bool) -> dict[str, object]
     if not isinstance(t, float):
         return msg
     out = dict(msg)
-    out["t"] = msgpack_timestamp(t) if msgpack_time else (ts_bar(t) if msg.get("T") == "b" else ts_utc(t))
+    out["t"] = (
+        msgpack_timestamp(t) if msgpack_time else (ts_bar(t) if msg.get("T") in ("b", "u") else ts_utc(t))
+    )
     return out

@@ -507,3 +507,20 @@ def test_backtest_broker_bracket_lifecycle() -> None:
     assert (fill2.event, fill2.price, cancel.event) == (OrderEvent.FILL, Decimal("101"), OrderEvent.CANCELED)
     assert b.position == 0 and not b.busy and b.list_open_orders() == []
     assert len(b.fill_activities(now)) == 2
+
+
+def test_the_flatten_leaves_no_leg_working() -> None:
+    """The close - 5 min flatten cancels the bracket's legs: no fill after it that session, and every
+    fill belongs to a round trip. (A flatten that only closed left a take-profit that filled at 15:59,
+    opening a position the next flatten closed: the trades missed it, the equity did not.)"""
+    bars = synthetic_bars("BBB", 9, 3, start=dt.date(2023, 12, 20))
+    result = run_backtest(bars, "BBB", Params(), commission_per_share=0.005)
+    flattened = {f.timestamp.date(): f.timestamp for f in result.fills if f.leg == "flatten"}
+    assert flattened, "the data holds a position at the flatten"
+    assert all(f.timestamp <= flattened.get(f.timestamp.date(), f.timestamp) for f in result.fills)
+    assert len(result.fills) == 2 * len(result.trades)
+    cash = sum(
+        (float(f.qty) * float(f.price)) * (1 if f.side == "sell" else -1) - 0.005 * float(f.qty)
+        for f in result.fills
+    )
+    assert cash == pytest.approx(sum(t.net_pnl for t in result.trades), abs=0.01)

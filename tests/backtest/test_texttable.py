@@ -23,7 +23,9 @@ def rich_text(
     for r in rows:
         table.add_row(*r)
     buf = io.StringIO()
-    Console(file=buf, width=140, force_terminal=False, color_system=None, markup=False).print(table)
+    Console(file=buf, width=140, force_terminal=False, color_system=None, markup=False, emoji=False).print(
+        table
+    )
     return buf.getvalue()
 
 

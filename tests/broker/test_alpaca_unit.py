@@ -141,3 +141,40 @@ def test_closed_detail_reads_the_close_frame_without_deprecated_attributes() -> 
             "connection closed (code 1001, going away)"
         )
         assert closed_detail(ConnectionClosed(None, None)) == "connection closed (code 1006, no close frame)"
+
+
+def test_a_data_stream_refusal_stops_the_stream_instead_of_reconnecting() -> None:
+    """alpaca-trade-api raises ValueError(msg) when `auth` is answered with an error: 406 and 409 cannot
+    be cured by reconnecting (its own loop would retry forever: alpaca-backtrader-api #495)."""
+    import time
+
+    from breakout_bot.broker.alpaca.streams import StreamThread, keep_connected, stream_refusal
+    from breakout_bot.redaction import Redactor
+
+    assert stream_refusal(ValueError("connection limit exceeded")) is not None
+    assert "iex" in (stream_refusal(ValueError("insufficient subscription")) or "")
+    assert stream_refusal(ValueError("auth timeout")) is None
+    assert stream_refusal(OSError("connection limit exceeded")) is None
+    attempts: list[int] = []
+    statuses: list[tuple[str, str]] = []
+
+    async def connect() -> object:
+        attempts.append(1)
+        raise ValueError("connection limit exceeded")
+
+    async def body(h: StreamThread) -> None:
+        await keep_connected(
+            h,
+            "bar stream",
+            connect,
+            lambda raw: None,
+            lambda s, d: statuses.append((s, d)),
+            Redactor([]),  # type: ignore[arg-type]
+        )
+
+    handle = StreamThread("test-bars", body).start()
+    deadline = time.monotonic() + 5
+    while handle.alive and time.monotonic() < deadline:  # the thread ends by itself
+        time.sleep(0.01)
+    assert not handle.alive and attempts == [1]
+    assert statuses and statuses[0][0] == "refused" and "406" in statuses[0][1]

@@ -18,7 +18,7 @@ from alpaca.common.rest import RESTClient
 
 from breakout_bot.broker.alpacapy import sdk
 from breakout_bot.broker.retry import classify, to_broker_error
-from breakout_bot.errors import BrokerAuthError, BrokerRejected, TransientBrokerError
+from breakout_bot.errors import BrokerAuthError, BrokerRejected, InsufficientBuyingPower, TransientBrokerError
 
 
 def instance(cls: type) -> object:
@@ -94,4 +94,5 @@ def test_classify_reads_alpacapy_errors() -> None:
     f = classify(html)
     assert (f.status, f.code) == (502, None) and isinstance(to_broker_error(f), TransientBrokerError)
     coded = classify(api_error(403, json.dumps({"code": 40310000, "message": "insufficient buying power"})))
-    assert (coded.code, type(to_broker_error(coded))) == (40310000, BrokerRejected)
+    # A 403 is told apart by its message (issue 15): a refusal, never bad keys.
+    assert (coded.code, type(to_broker_error(coded))) == (40310000, InsufficientBuyingPower)

@@ -15,13 +15,22 @@ import requests
 from breakout_bot.broker.retry import backoff_delay, call_with_retries, classify, to_broker_error
 from breakout_bot.broker.sdks import installed
 from breakout_bot.errors import (
+    AccountRestricted,
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
     BrokerUnavailable,
+    DataForbidden,
+    DayTradeRefused,
+    FeedNotPermitted,
+    InsufficientBuyingPower,
+    InsufficientQty,
     OrderOutcomeUnknown,
+    PriceMoved,
+    ShortRefused,
     TransientBrokerError,
+    WashTradeRefused,
 )
 
 
@@ -129,16 +138,71 @@ def test_401_is_auth_error_at_once() -> None:
     assert fn.calls == 1
 
 
-@pytest.mark.parametrize(
-    "body",
-    [None, "Forbidden", {"message": "forbidden"}, {"code": 40310000, "message": "forbidden"}],
-)
-def test_bare_403_is_auth(body: object) -> None:
-    exc: BaseException = api_error(403, body) if isinstance(body, dict) else http_error(403, body)
+def test_401_without_a_code_and_as_html_is_auth_error() -> None:
+    """Alpaca's 401 carries no code, and /v2/clock answers with nginx's HTML (research §2.2)."""
+    for exc in (api_error(401, {"message": "unauthorized."}), http_error(401, "<html>401</html>")):
+        with pytest.raises(BrokerAuthError):
+            run(Script(exc))
+
+
+# Every body of issue 15 and of the research notes (/work/research/alpaca-rules.md §2.2), with what it
+# is: none of them says the keys are wrong.
+REFUSALS = [
+    (403, "trading", {"buying_power": "176531.28", "code": 40310000, "cost_basis": "48640000",
+                      "message": "insufficient buying power"}, InsufficientBuyingPower),
+    (403, "trading", {"available": "0", "code": 40310000, "existing_qty": "44", "held_for_orders": "44",
+                      "message": "insufficient qty available for order (requested: 44, available: 0)",
+                      "symbol": "AEIS"}, InsufficientQty),
+    (403, "trading", {"code": 40310000, "message": "account is not allowed to short"}, ShortRefused),
+    (403, "trading", {"code": 40310000, "message": "asset HTB cannot be sold short"}, ShortRefused),
+    (403, "trading", {"code": 40310000, "message": "potential wash trade detected. use complex orders"},
+     WashTradeRefused),
+    (403, "trading", {"code": 40310000, "message": "potential wash trade detected. opposite side limit "
+                      "order exists. use complex orders"}, WashTradeRefused),
+    (422, "trading", {"code": 42210000, "message": "potential wash trade detected. use complex orders"},
+     WashTradeRefused),
+    (403, "trading", {"code": 40310100, "message": "trade denied due to pattern day trading protection"},
+     DayTradeRefused),
+    (403, "trading", {"code": 40310000, "message": "account is not authorized to trade"}, AccountRestricted),
+    (403, "trading", {"code": 40310000, "message": "account is restricted to liquidation only"},
+     AccountRestricted),
+    (403, "trading", {"code": 40310000, "message": "forbidden"}, AccountRestricted),
+    (403, "trading", {"message": "forbidden"}, AccountRestricted),
+    (403, "trading", None, AccountRestricted),
+    (422, "trading", {"base_price": "483.505", "code": 42210000,
+                      "message": "stop_loss.stop_price must be <= base_price - 0.01"}, PriceMoved),
+    (422, "trading", {"code": 42210000, "message": "invalid limit_price 290.123. sub-penny increment does "
+                      "not fulfill minimum pricing criteria"}, BrokerRejected),
+    (403, "data", {"message": "subscription does not permit querying recent SIP data"}, FeedNotPermitted),
+    (403, "data", {"code": 42210000, "message": "subscription does not permit querying recent SIP data"},
+     FeedNotPermitted),
+    (403, "data", {"message": "forbidden"}, DataForbidden),
+    (401, "data", {"message": "unauthorized."}, DataForbidden),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "api", "body", "kind"), REFUSALS)
+def test_refusals_are_classified_by_message_and_never_bad_keys(
+    status: int, api: str, body: dict[str, Any] | None, kind: type[BrokerRejected]
+) -> None:
+    exc: BaseException = api_error(status, body) if body is not None else http_error(status, "Forbidden")
     fn = Script(exc)
-    with pytest.raises(BrokerAuthError):
-        run(fn)
-    assert fn.calls == 1
+    with pytest.raises(BrokerRejected) as info:
+        run(fn, api=api)
+    assert type(info.value) is kind
+    assert not isinstance(info.value, BrokerAuthError)
+    assert fn.calls == 1  # a refusal is never retried
+
+
+def test_refusal_details_reach_the_message() -> None:
+    body = {
+        "base_price": "101.23",
+        "code": 42210000,
+        "message": "stop_loss.stop_price must be <= base_price - 0.01",
+    }
+    with pytest.raises(PriceMoved) as info:
+        run(Script(api_error(422, body)))
+    assert info.value.details["base_price"] == "101.23" and "base_price 101.23" in str(info.value)
 
 
 def test_403_buying_power_is_a_rejection() -> None:
@@ -149,7 +213,7 @@ def test_403_buying_power_is_a_rejection() -> None:
         "message": "insufficient buying power",
     }
     fn = Script(api_error(403, body))
-    with pytest.raises(BrokerRejected) as info:
+    with pytest.raises(InsufficientBuyingPower) as info:
         run(fn)
     assert info.value.status == 403 and info.value.code == 40310000
     assert "insufficient buying power" in str(info.value)

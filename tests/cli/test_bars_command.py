@@ -44,10 +44,23 @@ def bar_requests(url: str) -> int:
     return sum(1 for r in log if r["path"] == "/v2/stocks/AAPL/bars")
 
 
-def run_bars(cache: Path, start: str = "2024-03-01", end: str = "2024-03-12", *extra: str) -> int:
-    return main(
-        ["bars", "--symbol", "AAPL", "--start", start, "--end", end, "--cache-dir", str(cache), *extra]
-    )
+def run_bars(
+    cache: Path, start: str = "2024-03-01", end: str = "2024-03-12", *extra: str, feed: str = "sip"
+) -> int:
+    """The consolidated feed by default: every minute has a bar (the IEX feed has gaps)."""
+    args = ["--symbol", "AAPL", "--start", start, "--end", end, "--cache-dir", str(cache), "--feed", feed]
+    return main(["bars", *args, *extra])
+
+
+def test_the_iex_feed_has_missing_minutes(sim: Any, tmp_path: Path) -> None:
+    """Alpaca's free feed: a minute without an IEX print has no bar (Market Data FAQ)."""
+    assert run_bars(tmp_path / "iex", "2024-03-04", "2024-03-04", feed="iex") == 0
+    assert run_bars(tmp_path / "sip", "2024-03-04", "2024-03-04") == 0
+    iex = pd.read_parquet(tmp_path / "iex" / "AAPL" / "2024-03-04.parquet")
+    sip = pd.read_parquet(tmp_path / "sip" / "AAPL" / "2024-03-04.parquet")
+    assert len(sip) == 390 and 300 < len(iex) < 390
+    assert set(iex["timestamp"]) < set(sip["timestamp"])
+    assert iex["volume"].sum() < sip["volume"].sum() * 0.05  # ~2 % of the volume
 
 
 def test_download_then_resume(sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,6 +196,8 @@ def test_universe_download_compact_and_read_back(
             "2024-03-05",
             "--cache-dir",
             str(cache),
+            "--feed",
+            "sip",  # every minute has a bar (the IEX feed has gaps)
             "--compact",
         ]
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from shared_data import SAMPLE_SPY
 
 from breakout_bot.cli.main import COMMANDS
-from breakout_bot.config.settings import ENV_VARS
+from breakout_bot.config.settings import ENV_VARS, OTHER_ENV_VARS
 
 from .helpers import bot
 
@@ -53,9 +53,21 @@ def test_env_example_shows_the_defaults() -> None:
         assert var in text, var
 
 
+def test_every_breakout_variable_the_code_reads_is_known() -> None:
+    """A BREAKOUT_ variable read outside the settings (os.environ) must be known to them, or setting it
+    draws an "unknown variable" warning (BREAKOUT_CACHE_DIR did)."""
+    read = set()
+    for path in (REPO / "breakout_bot").rglob("*.py"):
+        read |= set(re.findall(r"environ(?:\.get\(|\[)\"(BREAKOUT_[A-Z_]+)\"", path.read_text()))
+    assert read, "the pattern finds the variables the code reads"
+    assert read <= set(ENV_VARS) | set(OTHER_ENV_VARS)
+    example = (REPO / ".env.example").read_text()
+    assert all(var in example for var in OTHER_ENV_VARS)
+
+
 def test_the_readme_tables_list_every_variable_and_command() -> None:
     text = (REPO / "README.md").read_text()
-    for var in ENV_VARS:
+    for var in (*ENV_VARS, *OTHER_ENV_VARS):
         assert f"`{var}`" in text, var
     for command in COMMANDS:
         assert f"`breakout-bot {command}" in text, command

@@ -68,6 +68,7 @@ EXPECTED = {
     "trades": "breakout_bot.cli.commands.trades",
     "sim": "breakout_bot.cli.commands.sim",
     "flatten": "breakout_bot.cli.commands.flatten",
+    "verify": "breakout_bot.cli.commands.verify",
     "schedule": "breakout_bot.cli.commands.schedule",
 }
 

@@ -23,6 +23,7 @@ from breakout_bot.core.events import (
     BarClosed,
     CancelAll,
     CloseAll,
+    CloseFailed,
     Event,
     Log,
     OrderUpdate,
@@ -286,10 +287,14 @@ def _payload(kind: str, state: State) -> Event:
         return PositionChanged(soon, Decimal(0))
     if kind == "position_long":
         return PositionChanged(soon, Decimal(100))
+    if kind == "close_failed":
+        return CloseFailed(SYM, "insufficient qty available (held_for_orders 100)", 1.0, unprotected=True)
     raise AssertionError(kind)
 
 
-FL = ("CancelAll", "CloseAll", "SleepUntil")  # the flatten
+FL = ("CancelAll", "SleepUntil")  # the flatten, flat: cancel what may work
+FL_ENTRY = ("CancelAll", "CloseAll", "SleepUntil")  # an entry working: cancel it, close what it filled
+FL_HELD = ("CloseAll", "SleepUntil")  # the flatten holding a position: close it (the executor keeps its stop)
 # (row, event kind) -> (phase after, non-Log action kinds). Written out cell by cell.
 TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     # waiting_for_open (09:00)
@@ -304,6 +309,7 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("waiting", "submit_failed"): (W, ()),
     ("waiting", "position_flat"): (W, ()),
     ("waiting", "position_long"): (A, ()),  # fixed: was waiting (then searching while holding)
+    ("waiting", "close_failed"): (W, ()),
     # searching (09:40, box 99.50-100.50)
     ("searching", "reconciled"): (S, ()),
     ("searching", "tick"): (S, ()),
@@ -316,10 +322,11 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("searching", "submit_failed"): (S, ()),
     ("searching", "position_flat"): (S, ()),
     ("searching", "position_long"): (A, ()),
+    ("searching", "close_failed"): (S, ()),
     # order_sent (09:41, entry 1 sent)
     ("order_sent", "reconciled"): (SUB, ()),
     ("order_sent", "tick"): (OS, ()),
-    ("order_sent", "tick_flatten"): (D, FL),
+    ("order_sent", "tick_flatten"): (D, FL_ENTRY),
     ("order_sent", "bar_breakout"): (OS, ()),
     ("order_sent", "entry_fill"): (A, ("RecordFill",)),
     ("order_sent", "entry_canceled"): (S, ()),
@@ -328,10 +335,11 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("order_sent", "submit_failed"): (S, ()),
     ("order_sent", "position_flat"): (OS, ()),
     ("order_sent", "position_long"): (A, ()),
+    ("order_sent", "close_failed"): (OS, ()),
     # order_submitted
     ("order_submitted", "reconciled"): (SUB, ()),
     ("order_submitted", "tick"): (SUB, ()),
-    ("order_submitted", "tick_flatten"): (D, FL),
+    ("order_submitted", "tick_flatten"): (D, FL_ENTRY),
     ("order_submitted", "bar_breakout"): (SUB, ()),
     ("order_submitted", "entry_fill"): (A, ("RecordFill",)),
     ("order_submitted", "entry_canceled"): (S, ()),
@@ -340,20 +348,22 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("order_submitted", "submit_failed"): (S, ()),
     ("order_submitted", "position_flat"): (SUB, ()),
     ("order_submitted", "position_long"): (A, ()),
+    ("order_submitted", "close_failed"): (SUB, ()),
     # active_trade (long 100)
     ("active", "reconciled"): (A, ()),
     ("active", "tick"): (A, ()),
-    ("active", "tick_flatten"): (D, FL),
+    ("active", "tick_flatten"): (D, FL_HELD),
     ("active", "bar_breakout"): (A, ()),
     ("active", "entry_fill"): (A, ()),  # the same execution again: applied once
     ("active", "entry_canceled"): (A, ()),
     ("active", "stop_fill"): (S, ("RecordFill",)),
-    ("active", "stop_canceled"): (A, ("CancelAll", "CloseAll")),  # unprotected: flatten
+    ("active", "stop_canceled"): (A, ("CloseAll",)),  # unprotected: flatten
     ("active", "submit_failed"): (A, ()),  # late: ignored with a warning
     ("active", "position_flat"): (S, ()),
     ("active", "position_long"): (A, ()),
+    ("active", "close_failed"): (A, ("WakeAt",)),  # retried at the WakeAt
     # done_for_the_day after the 15:55 flatten (CloseAll not filled yet: still long 100)
-    ("done_flattened", "reconciled"): (D, ("CancelAll", "CloseAll")),  # still not flat: again
+    ("done_flattened", "reconciled"): (D, ("CloseAll",)),  # still not flat: again
     ("done_flattened", "tick"): (D, ()),
     ("done_flattened", "tick_flatten"): (D, ()),
     ("done_flattened", "bar_breakout"): (D, ()),
@@ -363,7 +373,8 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("done_flattened", "stop_canceled"): (D, ()),  # we cancelled it ourselves
     ("done_flattened", "submit_failed"): (D, ()),
     ("done_flattened", "position_flat"): (D, ()),
-    ("done_flattened", "position_long"): (D, ()),
+    ("done_flattened", "position_long"): (D, ("CloseAll",)),  # still holding: is a close working?
+    ("done_flattened", "close_failed"): (D, ("WakeAt",)),  # retried at the WakeAt
     # done_for_the_day in the no-entry window (15:41, flat, not flattened yet)
     ("done_quiet", "reconciled"): (D, ()),
     ("done_quiet", "tick"): (D, ()),
@@ -376,6 +387,7 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("done_quiet", "submit_failed"): (D, ()),
     ("done_quiet", "position_flat"): (D, ()),
     ("done_quiet", "position_long"): (D, ()),
+    ("done_quiet", "close_failed"): (D, ()),
 }
 EVENT_KINDS = sorted({k for _, k in TABLE})
 
@@ -384,7 +396,7 @@ def test_table_covers_every_phase_and_event_type() -> None:
     assert len(TABLE) == len(ROWS) * len(EVENT_KINDS)
     assert {ROWS[row]().phase for row in ROWS} == set(Phase)
     covered = {type(_payload(kind, ROWS[row]())) for row in ROWS for kind in EVENT_KINDS}
-    assert covered == {Reconciled, Tick, BarClosed, OrderUpdate, SubmitFailed, PositionChanged}
+    assert covered == {Reconciled, Tick, BarClosed, OrderUpdate, SubmitFailed, PositionChanged, CloseFailed}
 
 
 @pytest.mark.parametrize(("row", "kind"), sorted(TABLE))
@@ -426,7 +438,10 @@ def test_no_box_before_ten_closed_session_bars() -> None:
 def test_long_breakout_submits_the_right_bracket() -> None:
     state, actions = step(searching(), BarClosed(up(at(9, 40), 100.8)))
     (order,) = of(actions, SubmitBracket)
-    assert order == SubmitBracket(SYM, "buy", 100, STOP, TP, CID1, box=state.box)
+    assert order == SubmitBracket(
+        SYM, "buy", 100, STOP, TP, CID1, box=state.box, reference_price=order.reference_price
+    )
+    assert order.reference_price == Decimal("100.8")  # the signal bar's close: the risk gate values at it
     assert state.entries_sent_today == 1 and state.entry == order
     # A close exactly at the box high is not a breakout.
     _, actions = step(searching(), BarClosed(mkbar(at(9, 40), 100.2, 100.6, 100.1, 100.5)))
@@ -540,7 +555,7 @@ def test_an_earlier_trades_stop_canceled_late_does_not_flatten_this_trade() -> N
 
 def test_stop_leg_canceled_with_position_open_flattens_once() -> None:
     state, actions = step(active(), upd("canceled", leg("stop", status="canceled"), at(9, 45)))
-    assert kinds(actions) == ["CancelAll", "CloseAll"] and warnings(actions)
+    assert kinds(actions) == ["CloseAll"] and warnings(actions)
     # Our own CancelAll now cancels the take-profit leg and (re-)reports the stop: no second CloseAll.
     state, actions = run(
         state,
@@ -584,7 +599,7 @@ def test_flatten_at_close_minus_five() -> None:
     state, actions = step(active(), Tick(at(15, 54, 59)))
     assert state.phase is Phase.ACTIVE_TRADE and actions == []
     state, actions = step(state, Tick(at(15, 55)))
-    assert kinds(actions) == ["CancelAll", "CloseAll", "SleepUntil"]
+    assert kinds(actions) == ["CloseAll", "SleepUntil"]
     assert of(actions, SleepUntil)[0].when == NEXT_OPEN
     assert state.phase is Phase.DONE_FOR_THE_DAY and state.flattened
     state, actions = step(state, Tick(at(15, 56)))
@@ -598,7 +613,7 @@ def test_early_close_flattens_at_1255() -> None:
     state, actions = step(state, Tick(at(12, 54)))
     assert state.phase is Phase.ACTIVE_TRADE and actions == []
     state, actions = step(state, Tick(at(12, 55)))
-    assert kinds(actions) == ["CancelAll", "CloseAll", "SleepUntil"] and state.phase is Phase.DONE_FOR_THE_DAY
+    assert kinds(actions) == ["CloseAll", "SleepUntil"] and state.phase is Phase.DONE_FOR_THE_DAY
     # No entry in the last 20 minutes of the short day either.
     state, _ = step(_searching_at(at(12, 30), EARLY), Tick(at(12, 40)))
     assert state.phase is Phase.DONE_FOR_THE_DAY
@@ -608,7 +623,7 @@ def test_skipped_flatten_window_still_flattens_at_the_close() -> None:
     """No tick between 15:55 and 16:00 (runner stalled): the first event after the close must still
     cancel and close (it used to just go to sleep holding the position)."""
     state, actions = step(active(), Tick(at(16, 0, 5)))
-    assert kinds(actions) == ["CancelAll", "CloseAll", "SleepUntil"]
+    assert kinds(actions) == ["CloseAll", "SleepUntil"]
     assert state.phase is Phase.DONE_FOR_THE_DAY and state.flattened
 
 
@@ -683,12 +698,12 @@ def test_restart_with_protected_position() -> None:
 def test_restart_with_unprotected_position() -> None:
     only_tp = (leg("limit", status="new"),)
     state, actions = step(initial_state(SYM), recon(at(10, 0), position=100, open_orders=only_tp))
-    assert state.phase is Phase.ACTIVE_TRADE and kinds(actions) == ["CancelAll", "CloseAll"]
+    assert state.phase is Phase.ACTIVE_TRADE and kinds(actions) == ["CloseAll"]
     # Before the open: flatten when the market opens (not before: the close would queue).
     state, actions = step(initial_state(SYM), recon(at(9, 0), position=-100))
     assert kinds(actions) == [] and state.unprotected
     state, actions = step(state, Tick(at(9, 30)))
-    assert kinds(actions) == ["CancelAll", "CloseAll"]
+    assert kinds(actions) == ["CloseAll"]
 
 
 def test_restart_with_working_entry_never_sends_a_second_one() -> None:
@@ -799,7 +814,7 @@ def test_position_after_flatten_is_flattened_again() -> None:
     state, _ = step(order_submitted(), Tick(at(15, 55)))
     assert state.flattened
     state, actions = step(state, entry_fill(at(15, 55, 1)))
-    assert kinds(actions) == ["RecordFill", "CancelAll", "CloseAll"]
+    assert kinds(actions) == ["RecordFill", "CloseAll"]
     assert state.phase is Phase.DONE_FOR_THE_DAY
 
 

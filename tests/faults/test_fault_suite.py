@@ -56,3 +56,23 @@ def test_session_under_random_faults_keeps_every_invariant(
         f"seed {seed}: {[str(v) for v in result.violations]}; faults {dict(result.faults)}; "
         f"logs in {result.run_dir}"
     )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_session_under_alpacas_account_rules_keeps_every_invariant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15's faults alone (legacy PDT refusals, a plan losing SIP, slow cancels, a 406 on the data
+    stream, a price that moves before the order) plus kills, on a run trading --feed sip --bars stream."""
+    suite = _suite()
+    weights = {**dict.fromkeys(suite.ALPACA_RULE_FAULTS, 3), "kill": 1}
+    monkeypatch.setattr(suite, "FAULT_WEIGHTS", weights)
+    monkeypatch.setattr(suite, "alpaca_rule_run_flags", lambda seed: ["--feed", "sip", "--bars", "stream"])
+    result = suite.run_one(7, tmp_path, wall_limit=120.0, intensity=2.0)
+    injected = {k for k, n in result.faults.items() if n}
+    assert len(injected & set(suite.ALPACA_RULE_FAULTS)) >= 3, result.faults
+    assert result.violations == [], (
+        f"{[str(v) for v in result.violations]}; faults {dict(result.faults)}; logs in {result.run_dir}"
+    )

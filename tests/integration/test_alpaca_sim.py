@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 import time
@@ -16,7 +17,13 @@ from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.broker.throttle import RequestThrottle
 from breakout_bot.core.events import OrderUpdate, SubmitBracket
 from breakout_bot.core.model import OrderEvent, OrderStatus
-from breakout_bot.errors import BrokerAuthError, BrokerNotFound, BrokerUnavailable
+from breakout_bot.errors import (
+    AccountRestricted,
+    BrokerAuthError,
+    BrokerNotFound,
+    BrokerUnavailable,
+    InsufficientQty,
+)
 
 from .conftest import KEY, SECRET, Events, Sim, make_broker
 
@@ -254,9 +261,9 @@ def test_401_without_retry_storm(sim: Sim, sdk: str, events: Events) -> None:
         bad.close()
 
 
-def test_forbidden_is_auth(sim: Sim, broker: AlpacaBroker) -> None:
+def test_forbidden_is_a_refusal_not_bad_keys(sim: Sim, broker: AlpacaBroker) -> None:
     sim.faults(forbidden=True)
-    with pytest.raises(BrokerAuthError):
+    with pytest.raises(AccountRestricted):
         broker.get_clock()
     assert sim.count("GET", "/v2/clock") == 1
 
@@ -303,11 +310,22 @@ def test_cancel_orders_and_close_position(sim: Sim, broker: AlpacaBroker) -> Non
     sim.advance(60)
     assert broker.get_position_qty("AAPL") == 100
     assert broker.list_positions() == {"AAPL": Decimal(100)}
-    # entry filled: Alpaca's nested list drops the bracket; the working legs must still be seen
+    # entry filled: Alpaca's nested list drops the bracket; the take-profit is seen in the flat list, the
+    # stop-loss stays held and appears only among all orders, nested under its parent
     open_orders = broker.list_open_orders("AAPL")
-    assert sorted(o.type.value for o in open_orders) == ["limit", "stop"]
+    assert [o.type.value for o in open_orders] == ["limit"]
     assert all(o.side == "sell" and o.is_open and o.legs == () for o in open_orders)
-    broker.cancel_orders("AAPL")
+    todays = broker.list_orders_since(dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc), "AAPL")
+    parent = next(o for o in todays if o.client_order_id == "bb-AAPL-cc-1")
+    assert sorted((leg.type.value, leg.status.value) for leg in parent.legs) == [
+        ("limit", "new"),
+        ("stop", "held"),
+    ]
+    broker.cancel_orders("AAPL")  # one leg cancels the group, asynchronously
+    with pytest.raises(InsufficientQty) as held:
+        broker.close_position("AAPL")  # the shares are still held while the cancel is processed
+    assert held.value.details["held_for_orders"] == "100"
+    sim.advance(1)
     assert broker.list_open_orders("AAPL") == []
     broker.cancel_orders("AAPL")  # nothing open: a no-op
     broker.close_position("AAPL")

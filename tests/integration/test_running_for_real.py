@@ -77,6 +77,17 @@ def sim() -> Iterator[SimServer]:
     server.stop()
 
 
+def point_at(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's environment: the flatten fixture's keys, the simulator's URL."""
+    for name, value in {
+        "APCA_API_KEY_ID": "FLATKEY",
+        "APCA_API_SECRET_KEY": "FLATSECRET",
+        "APCA_API_BASE_URL": base,
+        "APCA_API_DATA_URL": base,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_flatten_command_cancels_closes_and_halts(
     sim: SimServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -88,13 +99,7 @@ def test_flatten_command_cancels_closes_and_halts(
     sim.exchange.submit(parse_order_request(body))
     sim.clock.advance(60)
     assert broker.get_position_qty("AAPL") == 10
-    for name, value in {
-        "APCA_API_KEY_ID": "FLATKEY",
-        "APCA_API_SECRET_KEY": "FLATSECRET",
-        "APCA_API_BASE_URL": base,
-        "APCA_API_DATA_URL": base,
-    }.items():
-        monkeypatch.setenv(name, value)
+    point_at(base, monkeypatch)
     code = main(["flatten", "--journal", "past_trades.json", "--log-dir", "logs", "--wait", "0"])
     sim.clock.advance(60)
     out = capsys.readouterr().out
@@ -104,3 +109,32 @@ def test_flatten_command_cancels_closes_and_halts(
     assert broker.get_position_qty("AAPL") == 0
     assert halt_path(Path("past_trades.json")).exists()
     broker.close()
+
+
+def test_flatten_command_waits_for_the_legs_cancel_before_closing(
+    sim: SimServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bracketed position: the legs' cancel takes a moment (held_for_orders meanwhile); the kill switch
+    retries the close instead of giving up with 'flatten incomplete'."""
+    base = sim.base_url
+    body = {
+        "symbol": "AAPL",
+        "qty": "10",
+        "side": "buy",
+        "type": "market",
+        "time_in_force": "day",
+        "order_class": "bracket",
+        "take_profit": {"limit_price": "999"},
+        "stop_loss": {"stop_price": "1"},
+    }
+    sim.exchange.submit(parse_order_request(body))
+    sim.clock.advance(60)
+    sim.control.set_cancel_latency(2000)
+    sim.clock.set_speed(10)  # 2 s of virtual cancel latency = 0.2 s of wall time
+    point_at(base, monkeypatch)
+    code = main(["flatten", "--journal", "past_trades.json", "--log-dir", "logs"])
+    assert code in (0, 1), capsys.readouterr().err
+    held = [r for r in sim.exchange.requests if r.method == "DELETE" and r.path == "/v2/positions/AAPL"]
+    assert held[0].status == 403 and held[-1].status == 200
+    sim.clock.advance(60)
+    assert "AAPL" not in sim.exchange.positions

@@ -74,7 +74,7 @@ def test_rest_through_alpaca_py_models(server: SimServer) -> None:
             symbol_or_symbols="AAPL",
             timeframe=TimeFrame.Minute,
             start=dt.datetime(2024, 3, 4, 9, 30, tzinfo=NY),
-            feed=DataFeed.IEX,
+            feed=DataFeed.SIP,  # every minute has a bar (IEX has none for a minute without an IEX print)
         )
     )["AAPL"]
     assert len(bars) == 15 and bars[-1].timestamp == dt.datetime(2024, 3, 4, 9, 44, tzinfo=NY)
@@ -127,8 +127,14 @@ def test_trade_updates_parse_as_alpaca_py_models(server: SimServer) -> None:
         got = [stream.updates.get(timeout=10) for _ in range(4)]
     finally:
         stream.stop()
-    assert [(u.event, u.order.id == parent.id) for u in got[:2]] == [("new", True), ("fill", True)]
-    assert [u.event for u in got[2:]] == ["new", "new"]  # the legs, released
+    # In the session an order is pending_new, then new; once the parent fills, the take-profit goes new
+    # and the stop-loss stays held (docs/simulator.md, "How the simulator matches Alpaca").
+    assert [(u.event, u.order.id == parent.id) for u in got[:3]] == [
+        ("pending_new", True),
+        ("new", True),
+        ("fill", True),
+    ]
+    assert [(u.event, u.order.type.value) for u in got[3:]] == [("new", "limit")]  # the take-profit
     assert all(u.timestamp.tzinfo is not None for u in got)
-    fill = got[1]
+    fill = got[2]
     assert fill.qty == 100 and fill.price and fill.execution_id is not None

@@ -14,7 +14,7 @@ import pytest
 from breakout_bot.core.model import NEW_YORK, Bar, OrderSnapshot, OrderStatus, OrderType, Session
 from breakout_bot.core.params import Params
 from breakout_bot.core.state import Phase
-from breakout_bot.errors import BrokerUnavailable
+from breakout_bot.errors import BrokerAuthError, BrokerUnavailable
 from breakout_bot.journal import Journal
 from breakout_bot.live.halt import engage, halt_path
 from breakout_bot.live.runner import Runner, RunnerOptions, RunnerStatus
@@ -171,3 +171,47 @@ def test_equity_is_read_only_when_it_sizes_trades(tmp_path: Path, risk_pct: floa
     assert runner(broker, journal, Params(risk_pct=risk_pct)).run() == 0
     first_reconcile = broker.calls[: broker.calls.index("get_position_qty")]
     assert ("get_account" in first_reconcile) == (risk_pct is not None)
+
+
+def test_an_error_while_holding_a_position_never_ends_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keys refused (401) at a reconcile mid-trade: flat, that ends the run (exit 3); holding, the
+    runner says why in one line, pauses, reconciles again, and trades the day out."""
+    broker, journal = world(tmp_path, day({"10:00": BREAKOUT}, after="10:01"))
+    r = runner(broker, journal)
+    armed: list[bool] = []
+
+    def after_entry(status: RunnerStatus) -> None:
+        if not armed and status.states[0].position_qty != 0:
+            broker.fail["get_clock"] = (BrokerAuthError("GET /v2/clock: unauthorized. (HTTP 401)"), 3)
+            armed.append(True)
+
+    r.observe(after_entry)
+    with caplog.at_level("ERROR", logger="breakout_bot.live"):
+        assert r.run() == 0
+    assert armed and caplog.text.count("not exiting") == 3
+    assert broker.engine.position == 0 and [x.leg for x in journal.records()] == ["entry", "flatten"]
+    flat_broker, flat_journal = world(tmp_path / "flat", day())
+    flat_broker.fail["get_clock"] = (BrokerAuthError("GET /v2/clock: unauthorized. (HTTP 401)"), -1)
+    with pytest.raises(BrokerAuthError):
+        runner(flat_broker, flat_journal).run()
+
+
+def test_the_close_never_waits_inside_the_executor(tmp_path: Path) -> None:
+    """CloseAll returns at once (a follow-up for the machine), whatever the broker does: the runner's
+    clock does not move inside an action."""
+    from breakout_bot.core.events import CloseAll, CloseFailed
+    from breakout_bot.errors import InsufficientQty
+
+    broker, journal = world(tmp_path, day({"10:00": BREAKOUT}, after="10:01"))
+    r = runner(broker, journal)
+    r.observe(lambda status: r.stop() if status.states[0].position_qty != 0 else None)
+    r.run()
+    before = broker.clock.now()
+    broker.fail["close_position"] = (InsufficientQty("held_for_orders 100", status=403), 1)
+    follow = r.executor.execute(SYMBOL, CloseAll(SYMBOL, "test"), "rest")
+    assert broker.clock.now() == before
+    assert [type(f) for f in follow] == [CloseFailed] and follow[0].retry_after <= 1.0  # type: ignore[union-attr]
+    follow = r.executor.execute(SYMBOL, CloseAll(SYMBOL, "test"), "rest")
+    assert broker.clock.now() == before and [type(f).__name__ for f in follow] == ["OrderUpdate"]

@@ -38,14 +38,17 @@ def test_bracket_take_profit_fills_and_stop_is_canceled() -> None:
     # 09:30 flat at 100; 09:31 rises through 101 inside the bar (low at :20, high at :40).
     e = make_engine({"AAPL": [FLAT, (100.3, 101.5, 100.2, 101.2)]})
     parent = e.submit_order(bracket())
-    assert parent["status"] == "new"
+    assert parent["status"] == "accepted"  # sent before the open
     assert [leg["status"] for leg in parent["legs"]] == ["held", "held"]  # type: ignore[index]
+    e.sync(ny(9, 31))
+    stop = next(o for o in e.orders.values() if o.type == "stop")
+    assert stop.status == "held"  # the filled bracket's stop stays held until its price trades
     e.sync(ny(9, 33))
     assert events(e) == [
-        ("new", "market", None),
+        ("accepted", "market", None),
+        ("new", "market", None),  # it reached the exchange at the first trade of the session
         ("fill", "market", "100"),
-        ("new", "limit", None),
-        ("new", "stop", None),
+        ("new", "limit", None),  # the take-profit rests at the exchange; the stop stays held
         ("fill", "limit", "101"),
         ("canceled", "stop", None),
     ]
@@ -61,8 +64,8 @@ def test_stop_fills_at_the_gap_price() -> None:
     e.submit_order(bracket())
     e.sync(ny(9, 32))
     stop_fill = e.executions[-1]
-    assert (stop_fill.side, stop_fill.price, stop_fill.time) == ("sell", 98.5, ny(9, 31, 10))
-    assert events(e)[-1] == ("canceled", "limit", None)
+    assert (stop_fill.side, stop_fill.price, stop_fill.time) == ("sell", 98.5, ny(9, 31, 1))
+    assert events(e)[-3:] == [("new", "stop", None), ("fill", "stop", "98.5"), ("canceled", "limit", None)]
     assert e.cash == pytest.approx(100_000 - 150)
 
 
@@ -103,8 +106,9 @@ def test_partial_fills_in_pieces_and_legs_follow() -> None:
     fills = [ev for ev in e.trade_events if ev["event"] in ("partial_fill", "fill")]
     assert [int(str(ev["qty"])) for ev in fills] == [x.qty for x in e.executions]
     assert [ev["order"]["filled_qty"] for ev in fills][-1] == "100"  # type: ignore[index]
-    legs = [o for o in e.orders.values() if o.parent_id]
-    assert all(leg.qty == 100 and leg.status == "new" for leg in legs)
+    legs = {o.type: o for o in e.orders.values() if o.parent_id}
+    assert all(leg.qty == 100 for leg in legs.values())
+    assert (legs["limit"].status, legs["stop"].status, legs["stop"].armed) == ("new", "held", True)
 
 
 def test_day_orders_expire_at_close_gtc_survives() -> None:
@@ -183,7 +187,8 @@ def test_oco_exit_one_cancels_other() -> None:
             "stop_loss": {"stop_price": "99"},
         }
     )
-    assert oco["legs"][0]["status"] == "new"  # type: ignore[index]
+    assert oco["status"] == "pending_new" and oco["legs"][0]["status"] == "pending_new"  # type: ignore[index]
+    assert e.orders[str(oco["legs"][0]["id"])].status == "new"  # type: ignore[index]
     e.sync(ny(9, 33))
     assert e.orders[str(oco["id"])].status == "filled"
     assert e.orders[str(oco["legs"][0]["id"])].status == "canceled"  # type: ignore[index]
@@ -291,10 +296,12 @@ def test_cancel_and_replace() -> None:
     assert new["replaces"] == o["id"] and new["limit_price"] == "96"
     assert e.orders[str(o["id"])].status == "replaced"
     e.cancel_order(str(new["id"]))
+    assert e.orders[str(new["id"])].status == "accepted"  # a cancel is a request: not processed yet
+    e.sync(e.now + 0.3)
     with pytest.raises(ApiError) as err:
         e.cancel_order(str(new["id"]))
     assert err.value.message == 'order is already in "canceled" state'
-    assert [x[0] for x in events(e)] == ["new", "replaced", "new", "canceled"]
+    assert [x[0] for x in events(e)] == ["accepted", "replaced", "accepted", "canceled"]
 
 
 def test_equity_is_cash_plus_positions_after_many_trades() -> None:

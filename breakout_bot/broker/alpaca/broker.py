@@ -155,8 +155,9 @@ class AlpacaBroker:
     def list_open_orders(self, symbol: str | None = None) -> list[OrderSnapshot]:
         """Open orders, legs nested under an open parent; the open legs of a *filled* parent appear
         top-level. Two reads: Alpaca's ``status=open&nested=true`` alone drops a bracket entirely once
-        its entry has filled (alpaca-trade-api-js #87), hiding the working stop; the flat list has the
-        legs but not their parent. Merged by id."""
+        its entry has filled (alpaca-trade-api-js #87); the flat list has the legs but not their parent.
+        Merged by id. A filled bracket's stop-loss stays `held` and is in neither (alpaca-trade-api-python
+        #322): the reconcile finds it among today's orders (core.reconcile.with_held_legs)."""
         base: dict[str, Any] = {"status": "open", "limit": ORDERS_PAGE}
         if symbol:
             base["symbols"] = symbol
@@ -296,6 +297,24 @@ class AlpacaBroker:
                     if leg.is_open and leg.id not in done:
                         self.cancel_order(leg.id)
                         done.add(leg.id)
+
+    def replace_order(self, order_id: str, limit_price: Decimal, client_order_id: str) -> OrderSnapshot:
+        """PATCH /v2/orders/{id}: a new limit price (and client order id) for a working limit order; the
+        answer is the new order that replaces it. Never resent: a doubtful outcome is a BrokerError."""
+        body = {"limit_price": str(limit_price), "client_order_id": client_order_id}
+        return order_from_dict(self.rest.patch(f"PATCH /v2/orders/{order_id}", f"/orders/{order_id}", body))
+
+    def submit_stop(self, symbol: str, side: str, qty: Decimal, stop_price: Decimal) -> OrderSnapshot:
+        """A simple stop order (good till canceled) that protects a position."""
+        body = {
+            "symbol": symbol,
+            "qty": str(qty),
+            "side": side,
+            "type": "stop",
+            "stop_price": str(stop_price),
+            "time_in_force": "gtc",
+        }
+        return order_from_dict(self.rest.post(f"POST /v2/orders stop {symbol}", "/orders", body))
 
     def close_position(self, symbol: str) -> OrderSnapshot | None:
         try:

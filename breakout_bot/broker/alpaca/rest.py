@@ -67,7 +67,7 @@ class AlpacaRest:
         """HTTP requests sent so far (all attempts)."""
         return self._session.sent
 
-    def call(self, what: str, fn: Callable[[], Any], *, idempotent: bool = True) -> Any:
+    def call(self, what: str, fn: Callable[[], Any], *, idempotent: bool = True, api: str = "trading") -> Any:
         return call_with_retries(
             fn,
             idempotent=idempotent,
@@ -76,6 +76,7 @@ class AlpacaRest:
             sleep=self._sleep,
             rng=self._rng,
             scrub=self.redact,
+            api=api,
         )
 
     def get(self, what: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -85,11 +86,17 @@ class AlpacaRest:
         """Never retried: a submission whose outcome is unclear raises OrderOutcomeUnknown."""
         return self.call(what, lambda: self.sdk.post(path, dict(body)), idempotent=False)
 
-    def delete(self, what: str, path: str) -> Any:
-        return self.call(what, lambda: self.sdk.delete(path))
+    def patch(self, what: str, path: str, body: Mapping[str, Any]) -> Any:
+        """Never retried: a replace whose outcome is unclear raises OrderOutcomeUnknown."""
+        return self.call(what, lambda: self.sdk.patch(path, dict(body)), idempotent=False)
+
+    def delete(self, what: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.call(what, lambda: self.sdk.delete(path, dict(params) if params else None))
 
     def data_get(self, what: str, path: str, params: Mapping[str, Any]) -> Any:
-        return self.call(what, lambda: self.sdk.data_get(path, data=dict(params), api_version="v2"))
+        return self.call(
+            what, lambda: self.sdk.data_get(path, data=dict(params), api_version="v2"), api="data"
+        )
 
     def close(self) -> None:
         self.sdk.close()

@@ -2,8 +2,11 @@
 
 A connection is opened through the SDK's handshakes (binding.py) and then read here: on a drop we reconnect with
 jittered backoff, and every transition is reported through on_status("connected" | "disconnected" |
-"reconnecting" | "auth_failed", detail), so that the runner reconciles over REST after each
-reconnection. An auth refusal stops the stream (no reconnect storm).
+"reconnecting" | "auth_failed" | "refused", detail), so that the runner reconciles over REST after each
+reconnection. An auth refusal stops the stream (no reconnect storm), and so does the market-data
+stream's 406 "connection limit exceeded" (another connection uses these keys on this feed) and 409
+"insufficient subscription" (the plan lacks the feed): alpaca-trade-api 3.2's own loop reconnects
+forever on those (its `_auth` raises ValueError(msg); alpaca-backtrader-api #495 shows the loop).
 """
 
 from __future__ import annotations
@@ -173,6 +176,10 @@ async def keep_connected(
             if is_auth_refusal(exc):
                 _emit(on_status, "auth_failed", f"{name}: the server refused the API keys")
                 return
+            refusal = stream_refusal(exc)
+            if refusal is not None:
+                _emit(on_status, "refused", f"{name}: {refusal}")
+                return
             failures += 1
             delay = reconnect_delay(failures)
             _emit(on_status, "reconnecting", redact(f"{name}: {describe(exc)}; retry in {delay:.1f}s"))
@@ -275,6 +282,20 @@ def is_auth_refusal(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and any(
         s in text for s in ("failed to authenticate", "auth failed", "not authenticated", "unauthorized")
     )
+
+
+STREAM_REFUSALS = {
+    "connection limit exceeded": "406 connection limit exceeded (another connection uses these keys on this feed)",
+    "insufficient subscription": "409 insufficient subscription (the plan lacks this feed: free plans use iex)",
+}
+
+
+def stream_refusal(exc: BaseException) -> str | None:
+    """A data-stream refusal that reconnecting cannot cure (the SDK raises ValueError(msg) at auth)."""
+    text = str(exc).lower()
+    if not isinstance(exc, ValueError):
+        return None
+    return next((why for msg, why in STREAM_REFUSALS.items() if msg in text), None)
 
 
 def describe(exc: BaseException) -> str:

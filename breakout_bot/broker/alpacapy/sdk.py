@@ -82,8 +82,11 @@ class PyRest:
     def post(self, path: str, data: dict[str, Any] | None = None) -> Any:
         return self._trading.post(path, data)
 
-    def delete(self, path: str) -> Any:
-        return self._trading.delete(path)
+    def patch(self, path: str, data: dict[str, Any] | None = None) -> Any:
+        return self._trading.patch(path, data)
+
+    def delete(self, path: str, data: dict[str, Any] | None = None) -> Any:
+        return self._trading.delete(path, data)  # a dict goes as query parameters on DELETE
 
     def data_get(self, path: str, data: dict[str, Any] | None = None, api_version: str = "v2") -> Any:
         return self._data.get(path, data, api_version=api_version)

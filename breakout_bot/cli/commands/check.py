@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ...core.model import NEW_YORK
-from ...errors import BrokerAuthError, BrokerError, BrokerNotFound
+from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, FeedNotPermitted
 from ...logging_setup import setup_logging
 from ...redaction import mask_key_id
 from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
@@ -142,6 +142,13 @@ def _checks(
     for symbol in symbols:
         try:
             bar = broker.market_data.get_latest_bar(symbol)
+        except FeedNotPermitted:
+            report.line(
+                False,
+                f"data feed {feed}",
+                "your Alpaca data plan does not include recent SIP data: use --feed iex (the free feed)",
+            )
+            continue
         except BrokerError as exc:
             hint = " (free plans: use --feed iex)" if feed == "sip" else ""
             report.line(False, f"data feed {feed}", f"{symbol}: {exc}{hint}")

@@ -5,6 +5,10 @@ canceled and every position closed, and the command waits (bounded, `--wait`) fo
 It says in words what is still working when it stops waiting, and exits 0 once every position is
 flat or has its closing order working (a market close sent while the market is shut fills at the
 open); 1 when a position is left with no close working. `--clear` lifts today's switch.
+
+Cancels are requests at Alpaca (processed a few hundred ms later; forum t/18156): until they are, the
+orders still hold the shares and the close meets 403 "insufficient qty available" (held_for_orders),
+so a refused close is tried again every POLL_SECONDS while the command waits.
 """
 
 from __future__ import annotations

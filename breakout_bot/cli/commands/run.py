@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,8 +26,10 @@ from ...errors import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
+    BrokerRejected,
     BrokerUnavailable,
     ConfigError,
+    FeedNotPermitted,
     JournalError,
     UserError,
 )
@@ -241,6 +243,7 @@ def _trade(
 ) -> RunOutcome:
     try:
         account = _preflight(broker, settings)
+        _preflight_feed(data, settings)
         # The run id is wall time (when it ran), also for a simulated run in its virtual time.
         tags = RunTags(
             mode, account.account_number or "unknown", new_run_id(dt.datetime.now(dt.timezone.utc))
@@ -301,6 +304,11 @@ def _preflight(broker: Broker, settings: Settings) -> AccountInfo:
         account = broker.get_account()
     except BrokerAuthError:
         raise
+    except BrokerRejected as exc:  # a 403: the keys are fine, the account may not do this
+        raise UserError(
+            f"Alpaca refused to serve the account ({exc}): check its status at https://app.alpaca.markets",
+            exit_code=1,
+        ) from None
     except BrokerError as exc:
         raise BrokerUnavailable(f"cannot read the account at {settings.base_url}: {exc}") from None
     if account.trading_blocked or account.status.upper() != "ACTIVE":
@@ -321,6 +329,23 @@ def _preflight(broker: Broker, settings: Settings) -> AccountInfo:
                 f"{symbol} is not shortable at Alpaca; the strategy sells short on a downside breakout"
             )
     return account
+
+
+def _preflight_feed(data: MarketData, settings: Settings) -> None:
+    """`--feed sip` on a plan without SIP: one clear line now, rather than a session without bars."""
+    if settings.feed != "sip" or not settings.symbols:
+        return
+    try:
+        data.get_latest_bar(settings.symbols[0])
+    except FeedNotPermitted as exc:
+        raise FeedNotPermitted(
+            f"--feed sip: your Alpaca data plan does not include recent SIP data ({exc}); "
+            "use --feed iex (free plans)",
+            status=exc.status,
+            code=exc.code,
+        ) from None
+    except BrokerError as exc:
+        log.warning("data feed %s: latest bar unreadable (%s)", settings.feed, exc)
 
 
 def _run_simulated(
@@ -386,11 +411,12 @@ def simulated_session(
     feed: str = "iex",
     sdk: str = DEFAULT_SDK,
     days: int | None = None,
+    world: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[AlpacaBroker, SimulatorClock, SimServer]]:
     """The built-in simulator on loopback plus an AlpacaBroker (over `sdk`) on its virtual clock (fresh
-    random keys). Used by `run` without keys and by the bot's integration tests. With `days`, the
-    sessions to trade must exist (in the calendar, and in the data file when there is one): ConfigError
-    otherwise."""
+    random keys). Used by `run` without keys, by the bot's integration tests and the benchmarks (`world`:
+    more SimConfig fields, e.g. a start time or a denser tape). With `days`, the sessions to trade must
+    exist (in the calendar, and in the data file when there is one): ConfigError otherwise."""
     from ...broker.alpaca.broker import AlpacaBroker
     from ...broker.throttle import RequestThrottle
     from ...sim import SimConfig, SimServer
@@ -405,6 +431,7 @@ def simulated_session(
         key=key,
         secret=secret,
         partial_fills=partial_fills,
+        **dict(world or {}),
     )
     server = SimServer(config)  # reads --data (DataError: the loader's one line)
     check_sessions(server.calendar, server.source.session_dates(), start, days, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pathlib
 import signal
 import sys
@@ -45,6 +46,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--partial-fills", action="store_true", help="fill market/limit orders in 2-3 pieces")
     parser.add_argument("--latency-ms", type=int, default=0, help="order latency and REST response delay")
+    parser.add_argument(
+        "--start-time",
+        metavar="HH:MM",
+        default="09:25",
+        help="New York time the clock starts at (default 09:25)",
+    )
+    rules = parser.add_argument_group("Alpaca's account rules (docs/simulator.md)")
+    rules.add_argument(
+        "--cancel-latency-ms",
+        type=int,
+        default=300,
+        help="a cancel is processed this many virtual ms after its 204 (default 300; >= 1000 shows pending_cancel)",
+    )
+    rules.add_argument(
+        "--free-plan",
+        action="store_true",
+        help="no SIP subscription: recent SIP bars 403, the sip stream 409",
+    )
+    rules.add_argument(
+        "--legacy-pdt",
+        choices=("entries", "exits", "both"),
+        help="refuse entries and/or exits with the pre-2026 pattern-day-trader 403 (40310100)",
+    )
+    rules.add_argument(
+        "--no-wash-trade-check",
+        action="store_true",
+        help="accept a simple order opposite an open order of the symbol (Alpaca refuses it)",
+    )
+    rules.add_argument(
+        "--wash-trade-status",
+        type=int,
+        choices=(403, 422),
+        default=403,
+        help="the wash-trade refusal's status: 403/40310000 (default) or 422/42210000",
+    )
+    rules.add_argument(
+        "--stop-replaces-take-profit",
+        action="store_true",
+        help='when a bracket\'s stop fills, report its take-profit "replaced" (default "canceled")',
+    )
+    rules.add_argument(
+        "--data-auth-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a data-stream client has to authenticate before 404 auth timeout (default 10)",
+    )
+    rules.add_argument(
+        "--iex-missing-pct",
+        type=float,
+        default=5.0,
+        help="feed=iex: share of minutes with no IEX print, hence no bar (default 5)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> SimConfig:
@@ -59,6 +113,19 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise UserError("bad --speed: must be >= 0")
     if args.latency_ms < 0:
         raise UserError("bad --latency-ms: must be >= 0")
+    if args.cancel_latency_ms < 0:
+        raise UserError("bad --cancel-latency-ms: must be >= 0")
+    if args.data_auth_timeout <= 0:
+        raise UserError("bad --data-auth-timeout: must be > 0")
+    if not 0 <= args.iex_missing_pct < 100:
+        raise UserError("bad --iex-missing-pct: expected 0 <= pct < 100")
+    try:
+        start_time = dt.time.fromisoformat(args.start_time)
+    except ValueError:
+        raise UserError(f"bad --start-time {args.start_time!r}: expected HH:MM") from None
+    pdt = {"entries": {"entries"}, "exits": {"exits"}, "both": {"entries", "exits"}}.get(
+        args.legacy_pdt or "", set()
+    )
     data = pathlib.Path(args.data) if args.data else None
     config = SimConfig(
         symbols=symbols,
@@ -72,6 +139,15 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         port=args.port,
         partial_fills=args.partial_fills,
         latency_ms=args.latency_ms,
+        start_time=start_time,
+        cancel_latency_ms=args.cancel_latency_ms,
+        free_plan=args.free_plan,
+        legacy_pdt=frozenset(pdt),
+        wash_trade_check=not args.no_wash_trade_check,
+        wash_trade_status=args.wash_trade_status,
+        take_profit_on_stop="replaced" if args.stop_replaces_take_profit else "canceled",
+        iex_missing_pct=args.iex_missing_pct,
+        data_auth_timeout_s=args.data_auth_timeout,
     )
     if not config.loopback and (config.key == DEFAULT_KEY or config.secret == DEFAULT_SECRET):
         raise UserError(

@@ -192,10 +192,13 @@ def session(
     after: Mapping[str, OHLC] | None = None,
     partial_fills: bool = False,
     params: Params | None = None,
+    feed: str = "sip",
 ) -> Iterator[Session]:
+    """The scenario's bars on the consolidated feed by default (the designed prices exactly; `feed="iex"`
+    serves the simulator's thinner IEX view of them)."""
     data = write_day(tmp_path / "bars.csv", bars, base=base, after=after)
     with simulated_session(
-        [SYMBOL], start=DAY, speed=0.0, data=data, partial_fills=partial_fills, sdk=TEST_SDK
+        [SYMBOL], start=DAY, speed=0.0, data=data, partial_fills=partial_fills, sdk=TEST_SDK, feed=feed
     ) as (
         broker,
         clock,

@@ -48,9 +48,11 @@ def test_unwritable_log_folder(cwd: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_forbidden_account(sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 403 is a refusal, not bad keys (only a trading 401 is): one line about the account, exit 1."""
     sim.control.set_forbidden(True)
     code, err = run_cli(capsys, "--symbol", "AAPL")
-    one_clear_line(code, err, cwd, "refused", exit_code=3)
+    one_clear_line(code, err, cwd, "refused", "account", exit_code=1)
+    assert "API keys" not in err
     assert len(sim.exchange.requests) <= 5  # no retry storm on 403
 
 
@@ -74,3 +76,20 @@ def test_holiday_start_sleeps_to_the_next_session(cwd: Path, capsys: pytest.Capt
     assert "market closed today" in log
     fills = json.loads((cwd / "past_trades.json").read_text())
     assert fills and all(f["timestamp"].startswith("2024-12-26") for f in fills)
+
+
+def test_feed_sip_without_a_sip_plan_is_one_line_at_start_and_at_check(
+    sim: SimServer, cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A free plan asked for SIP: the bot refuses to start with one line advising --feed iex (exit 2),
+    before any order; `check` says the same on its data-feed line."""
+    sim.control.set_free_plan(True)
+    code, err = run_cli(capsys, "--symbol", "AAPL", "--feed", "sip")
+    one_clear_line(code, err, cwd, "--feed iex", "SIP", exit_code=2)
+    assert not any(r.method == "POST" for r in sim.exchange.requests)
+    assert main(["check", "--symbol", "AAPL", "--feed", "sip"]) == 1
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("✘ data feed sip")]
+    assert "--feed iex" in line
+    assert main(["check", "--symbol", "AAPL", "--feed", "iex"]) in (0, 1)
+    assert "✔ data feed iex" in capsys.readouterr().out

@@ -39,7 +39,12 @@ def _live(
 ) -> list[Fill]:
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
-    with simulated_session([symbol], start=day, seed=seed, data=data, sdk=sdk) as (broker, clock, _):
+    # The consolidated feed: the backtest replays the same (SIP) bars.
+    with simulated_session([symbol], start=day, seed=seed, data=data, feed="sip", sdk=sdk) as (
+        broker,
+        clock,
+        _,
+    ):
         assert (
             Runner(
                 broker, broker.market_data, clock, journal, [symbol], Params(), RunnerOptions(days=1)

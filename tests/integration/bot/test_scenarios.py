@@ -103,7 +103,7 @@ HOLD = (100.6, 100.9, 100.5, 100.6)
 AFTER_TP = (101.0, 101.2, 100.8, 101.0)  # inside the next box: no second trade
 
 
-def _long_then(exit_at: str | None) -> tuple[dict[str, tuple[float, float, float, float]], dict]:
+def long_then(exit_at: str | None) -> tuple[dict[str, tuple[float, float, float, float]], dict]:
     bars = {"10:00": (100.0, 100.7, 99.9, 100.6)}
     after = {"10:01": HOLD}
     if exit_at is not None:
@@ -119,16 +119,20 @@ def test_flatten_five_minutes_before_the_close(tmp_path) -> None:
         s.run()
         entries = s.entries()
         assert [e.client_order_id for e in entries] == [ENTRY_1]
-        flatten = [o for o in s.orders if o.type == "market" and o.side == "sell" and o.parent_id is None]
-        assert len(flatten) == 1
+        # The take-profit was replaced by a marketable limit (Alpaca support's way, forum t/11938): the
+        # bracket stayed whole, its stop held until the exit filled, then canceled with it.
+        flatten = [o for o in s.orders if "-flat-" in o.client_order_id]
+        assert len(flatten) == 1 and flatten[0].type == "limit" and flatten[0].side == "sell"
         assert hm("15:55") <= ny(flatten[0].created_at).time() < hm("16:00")
-        assert flatten[0].status == "filled"
-        assert all(leg.status == "canceled" for leg in s.legs(entries[0]).values())
+        assert flatten[0].status == "filled" and flatten[0].parent_id == entries[0].id
+        stop = next(o for o in s.orders if o.parent_id == entries[0].id and o.type == "stop")
+        assert stop.status == "canceled" and stop.canceled_at == flatten[0].filled_at
         assert [r["leg"] for r in s.journal()] == ["entry", "flatten"]
+        assert not [o for o in s.orders if o.type == "market" and o.side == "sell"]  # no DELETE close
         s.check_invariants()
 
 
-def _buy_before_start(s, stop: float | None) -> None:
+def buy_before_start(s, stop: float | None) -> None:
     exchange, clock = s.server.exchange, s.server.clock
     clock.advance(10 * 60)  # 09:35
     exchange.submit(
@@ -136,6 +140,7 @@ def _buy_before_start(s, stop: float | None) -> None:
             {"symbol": SYMBOL, "qty": "100", "side": "buy", "type": "market", "time_in_force": "day"}
         )
     )
+    clock.advance(30)  # filled: a sell stop next to a working buy would be a wash trade (refused)
     if stop is not None:
         exchange.submit(
             parse_order_request(
@@ -156,7 +161,7 @@ def _buy_before_start(s, stop: float | None) -> None:
 def test_existing_unprotected_position_is_flattened(tmp_path) -> None:
     bars = {"10:00": (100.0, 100.7, 99.9, 100.6)}
     with session(tmp_path, bars) as s:
-        _buy_before_start(s, stop=None)
+        buy_before_start(s, stop=None)
         start = s.server.exchange.now
         s.run()
         closes = [o for o in s.orders if o.side == "sell" and o.created_at >= start]
@@ -171,7 +176,7 @@ def test_existing_unprotected_position_is_flattened(tmp_path) -> None:
 def test_existing_protected_position_is_managed(tmp_path) -> None:
     bars = {"10:00": (100.0, 100.7, 99.9, 100.6)}  # a breakout while we hold: no entry
     with session(tmp_path, bars) as s:
-        _buy_before_start(s, stop=95.0)
+        buy_before_start(s, stop=95.0)
         seen: list[str] = []
 
         def watch(r) -> bool:
@@ -185,7 +190,7 @@ def test_existing_protected_position_is_managed(tmp_path) -> None:
 
 
 def test_restart_mid_trade_sends_no_second_entry(tmp_path) -> None:
-    bars, after = _long_then("10:20")
+    bars, after = long_then("10:20")
     with session(tmp_path, bars, after=after) as s:
         first = s.run(stop_when=lambda r: r.states[SYMBOL].position_qty != 0)  # "crash" in the trade
         assert s.position() == 100
@@ -200,7 +205,7 @@ def test_restart_mid_trade_sends_no_second_entry(tmp_path) -> None:
 
 
 def test_fill_while_the_trade_stream_is_down(tmp_path) -> None:
-    bars, after = _long_then("10:03")
+    bars, after = long_then("10:03")
     with session(tmp_path, bars, after=after) as s:
         dropped: list[int] = []
 
