@@ -32,6 +32,9 @@ class Reconciled:
     recent_bars: tuple[Bar, ...] = ()  # today's most recent closed session bars
     equity: float = 0.0  # account equity (sizes trades when Params.risk_pct is set)
     avg_entry_price: Decimal | None = None  # of position_qty, from today's fills (None: unknown)
+    # (order id, filled qty) of today's orders as the position read saw them: a fill reported later
+    # with a cumulative quantity within these is already in position_qty (core/trade.py, `_book_fill`).
+    reflected: tuple[tuple[str, Decimal], ...] = ()
 
 
 @value_type
@@ -70,9 +73,18 @@ class PositionChanged:
 
     now: datetime
     qty: Decimal
+    reflected: tuple[tuple[str, Decimal], ...] = ()  # as Reconciled.reflected
 
 
-Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged
+@value_type
+class EntryNotFound:
+    """A lookup by client_order_id: the broker has no order with this id (a provable 404)."""
+
+    client_order_id: str
+    now: datetime
+
+
+Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged | EntryNotFound
 
 # ---------------------------------------------------------------- actions
 
@@ -86,6 +98,15 @@ class SubmitBracket:
     take_profit_price: Decimal
     client_order_id: str
     box: Box | None = None  # None when rebuilt from the broker after a restart
+    signal_end: datetime | None = None  # the end of the bar whose close decided it (None: rebuilt)
+
+
+@value_type
+class LookupEntry:
+    """Ask the broker for our entry by its client_order_id (its outcome is still unknown)."""
+
+    symbol: str
+    client_order_id: str
 
 
 @value_type
@@ -132,4 +153,4 @@ class Log:
         return self.text.format(*self.args) if self.args else self.text
 
 
-Action = SubmitBracket | CancelAll | CancelOrder | CloseAll | RecordFill | SleepUntil | Log
+Action = SubmitBracket | LookupEntry | CancelAll | CancelOrder | CloseAll | RecordFill | SleepUntil | Log

@@ -54,6 +54,8 @@ class State:
     box_not_before: datetime | None = None  # the next box uses only bars closed after this (the exit bar)
     position_qty: Decimal = Decimal(0)
     entry: SubmitBracket | None = None  # the working or filled entry of the current trade
+    entry_sent_at: datetime | None = None  # when the machine sent `entry` (order_sent's clock)
+    entry_lookup_at: datetime | None = None  # when it last asked the broker for it (LookupEntry)
     entries_sent_today: int = 0
     trades_today: int = 0
     realized_pnl_today: float = 0.0
@@ -63,6 +65,9 @@ class State:
     unprotected: bool = False  # a position without a working stop: flatten as soon as the market is open
     seen_executions: frozenset[str] = frozenset()  # today's execution ids already applied
     closing: bool = False  # CloseAll sent for an unprotected position: the legs' cancels must not re-send it
+    # (order id, filled qty) that position_qty already holds, from the broker's position reads: a fill
+    # reported later within these is booked (journal, P&L) without moving the position again.
+    reflected: tuple[tuple[str, Decimal], ...] = ()
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))
