@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..core.model import NEW_YORK
-from ..core.state import State
+from ..core.state import ORDER_SENT, ORDER_SUBMITTED, State
 
 if TYPE_CHECKING:
     from .runner import RunnerStatus
@@ -31,6 +32,31 @@ def status_line(state: State) -> dict[str, str]:
         "realized": f"{state.realized_pnl_today:.2f}",
         "entries": str(state.entries_sent_today),
     }
+
+
+def left_open(states: Iterable[State]) -> str:
+    """One line: what a stopped run leaves at the broker and how it is protected (the bracket's legs
+    stay there, working), as the machines last knew it."""
+    parts = []
+    for state in states:
+        entry = state.entry
+        legs = (
+            f"stop {entry.stop_price} / take-profit {entry.take_profit_price}"
+            if entry is not None and entry.stop_price and entry.take_profit_price
+            else "its bracket's legs working there"
+        )
+        if state.position_qty != 0:
+            side = "long" if state.position_qty > 0 else "short"
+            guard = "with NO working stop" if state.unprotected else legs
+            parts.append(f"{state.symbol} {side} {abs(state.position_qty)} still open at the broker, {guard}")
+        elif state.phase in (ORDER_SENT, ORDER_SUBMITTED) and entry is not None:
+            parts.append(
+                f"{state.symbol} entry {entry.client_order_id} ({entry.side} {entry.qty}) working or filled "
+                f"at the broker, with {legs}"
+            )
+    if not parts:
+        return "nothing left open at the broker"
+    return "; ".join(parts) + "; run again to manage it, or `breakout-bot flatten`"
 
 
 class StatusDisplay:
@@ -71,4 +97,5 @@ class StatusDisplay:
                 print(f"{footer}  {row['symbol']}: {phase}  {details}", file=self._stream, flush=True)
 
     def print(self, text: str) -> None:
-        self._console.print(text, highlight=False)
+        # soft_wrap: one line stays one line in a log collector (journald, a pipe), whatever the width.
+        self._console.print(text, highlight=False, soft_wrap=True)

@@ -5,23 +5,35 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import secrets
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ... import __version__
 from ...broker.base import Broker, MarketData
 from ...config.settings import Settings
-from ...core.params import Params
-from ...errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerUnavailable, ConfigError, UserError
+from ...core.params import PARAM_NAMES, Params
+from ...errors import (
+    BotError,
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerUnavailable,
+    ConfigError,
+    UserError,
+)
 from ...journal import Journal
 from ...live.clock import Clock, SimulatorClock, WallClock
 from ...live.runner import Runner, RunnerOptions
-from ...live.status import StatusDisplay
+from ...live.status import StatusDisplay, left_open
 from ...logging_setup import setup_logging
 from ..args import (
     add_connection_arguments,
@@ -93,6 +105,34 @@ def _symbols(args: argparse.Namespace) -> list[str]:
     return raw
 
 
+class Terminated(BaseException):
+    """SIGTERM (`systemctl stop`, a supervisor, `kill`): stop as Ctrl-C does. A BaseException like
+    KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
+
+
+@contextmanager
+def sigterm_stops_the_run() -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated in the main thread (once; a second one while the run
+    winds down is ignored, so that the cleanup finishes)."""
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a test driving run() from a thread): no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     symbols = _symbols(args)
     if not symbols:
@@ -106,6 +146,43 @@ def run(args: argparse.Namespace) -> int:
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
+    with sigterm_stops_the_run():
+        return _logged_run(args, settings, log_path)
+
+
+def start_line(settings: Settings) -> str:
+    params = " ".join(f"{name}={getattr(settings.params, name)}" for name in PARAM_NAMES)
+    return (
+        f"breakout-bot {__version__} starting: mode {settings.mode}, symbols {','.join(settings.symbols)}, "
+        f"bars {settings.bars_mode}, feed {settings.feed}, {params}, journal {settings.journal_path}, "
+        f"pid {os.getpid()}"
+    )
+
+
+def _logged_run(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
+    """The run between its start line and its stop line (the reason it stopped): SIGTERM exits 0,
+    Ctrl-C 130, both after saying what stays open at the broker (`_trade`)."""
+    log.info("%s", start_line(settings))
+    reason = "internal error"
+    try:
+        code = _run_mode(args, settings, log_path)
+        reason = "finished" if code == 0 else f"exit {code}"
+        return code
+    except Terminated:
+        reason = "SIGTERM"
+        return 0
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C)"
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BotError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        log.info("breakout-bot stopped: %s", reason)
+
+
+def _run_mode(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
     journal = Journal(settings.journal_path)
     journal.load()  # a corrupt journal stops us here, moved aside, before any order
     journal.ensure_writable()
@@ -172,6 +249,7 @@ def _trade(
     display: StatusDisplay,
     days: int | None,
 ) -> int:
+    runner: Runner | None = None
     try:
         _preflight(broker, settings)
         runner = Runner(
@@ -186,6 +264,12 @@ def _trade(
         )
         with display:
             return runner.run()
+    except (Terminated, KeyboardInterrupt):
+        # Stop taking entries and leave the broker's brackets as they are: say what stays open.
+        line = left_open(runner.states.values()) if runner is not None else "stopped before trading"
+        log.warning("%s", line, extra={"console": False})
+        display.print(line)
+        raise
     finally:
         broker.close()
 
