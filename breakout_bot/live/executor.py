@@ -73,6 +73,21 @@ class Executor:
         self.gate = gate
         self.stream_up = stream_up  # entries wait while the trade stream is down
         self.close_attempts = close_attempts
+        self._deferred: list[CloseAll] | None = None  # closes sent whose wait for flat comes later
+
+    def defer_close_waits(self) -> None:
+        """Until `finish_closes`: a CloseAll sends its close and leaves its wait for flat for later.
+        Several symbols flatten at the same minute, and one symbol's wait (partial fills take tens of
+        seconds) must not hold back the next one's close: the fault suite saw a third symbol's close go
+        out after close - 4 min."""
+        self._deferred = []
+
+    def finish_closes(self) -> list[FollowUp]:
+        """Wait for flat on every close deferred since `defer_close_waits`, one symbol after the other
+        (their closes all work meanwhile). Each is asked once more: a close already working answers 403
+        "insufficient qty available", a filled one 404, and the wait follows either way."""
+        deferred, self._deferred = self._deferred or [], None
+        return [follow_up for action in deferred for follow_up in self._close(action)]
 
     def execute(self, symbol: str, action: Action, source: Source) -> list[FollowUp]:
         if isinstance(action, Log):
@@ -179,6 +194,9 @@ class Executor:
             except BrokerError as exc:
                 log.error("%s: close position (%s) failed: %s", symbol, action.reason, exc)
                 follow_ups = [ReconcileNow("close failed")]
+            if self._deferred is not None:  # the others' closes first (`defer_close_waits`)
+                self._deferred.append(action)
+                return follow_ups
             for _ in range(CLOSE_CHECKS):
                 try:
                     qty = self.broker.get_position_qty(symbol)

@@ -242,6 +242,18 @@ class Runner:
         return any(s.phase is not DONE_FOR_THE_DAY or s.position_qty != 0 for s in self.states.values())
 
     def _on_wake(self) -> None:
+        self.executor.defer_close_waits()  # symbols that flatten now send their closes together
+        try:
+            self._wake_steps()
+        finally:
+            self._follow_closes()
+
+    def _follow_closes(self) -> None:
+        for follow_up in self.executor.finish_closes():
+            if isinstance(follow_up, ReconcileNow):
+                self._need_reconcile = True
+
+    def _wake_steps(self) -> None:
         now = self.clock.now()
         if self._sleep_until is not None and now >= self._sleep_until:
             self._sleep_until = None
@@ -296,9 +308,13 @@ class Runner:
             book = self.reader.orders(view)
             since = view.day_start - ORDERS_LOOKBACK
             book, positions = self.reader.positions(list(self.states), since, book)
-            for symbol in self.states:
-                read = positions[symbol]
-                self._step(symbol, self.reader.reconciled(symbol, view, book, read, todays_fills))
+            self.executor.defer_close_waits()  # as in _on_wake: closes together, then their waits
+            try:
+                for symbol in self.states:
+                    read = positions[symbol]
+                    self._step(symbol, self.reader.reconciled(symbol, view, book, read, todays_fills))
+            finally:
+                self._follow_closes()
         except BrokerAuthError:
             raise
         except BrokerError as exc:
