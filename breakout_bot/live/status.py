@@ -34,11 +34,22 @@ def status_line(state: State) -> dict[str, str]:
     }
 
 
+NOT_READ = "stopped before reading the broker: whatever is open there stays as it was"
+TAIL = "; run again to manage it, or `breakout-bot flatten`"
+
+
 def left_open(states: Iterable[State]) -> str:
     """One line: what a stopped run leaves at the broker and how it is protected (the bracket's legs
-    stay there, working), as the machines last knew it."""
+    stay there, working), as the machines last knew it. A machine that never heard the broker (no
+    reconcile yet) knows nothing, and says so."""
     parts = []
+    states = list(states)
+    if not states or all(state.next_open is None for state in states):
+        return NOT_READ + TAIL
     for state in states:
+        if state.next_open is None:
+            parts.append(f"{state.symbol} not read from the broker yet (what it holds stays as it was)")
+            continue
         entry = state.entry
         legs = (
             f"stop {entry.stop_price} / take-profit {entry.take_profit_price}"
@@ -47,7 +58,12 @@ def left_open(states: Iterable[State]) -> str:
         )
         if state.position_qty != 0:
             side = "long" if state.position_qty > 0 else "short"
-            guard = "with NO working stop" if state.unprotected else legs
+            if state.flattened or state.closing:  # the legs are canceled and a market close works
+                guard = "its close sent (legs canceled)"
+            elif state.unprotected:
+                guard = "with NO working stop"
+            else:
+                guard = legs
             parts.append(f"{state.symbol} {side} {abs(state.position_qty)} still open at the broker, {guard}")
         elif state.phase in (ORDER_SENT, ORDER_SUBMITTED) and entry is not None:
             parts.append(
@@ -56,7 +72,7 @@ def left_open(states: Iterable[State]) -> str:
             )
     if not parts:
         return "nothing left open at the broker"
-    return "; ".join(parts) + "; run again to manage it, or `breakout-bot flatten`"
+    return "; ".join(parts) + TAIL
 
 
 class StatusDisplay:
@@ -66,6 +82,7 @@ class StatusDisplay:
         use_live = self._stream.isatty() if live is None else live
         self._live: Live | None = Live(console=self._console, auto_refresh=False) if use_live else None
         self._last_phases: dict[str, str] = {}
+        self._last: RunnerStatus | None = None
 
     def __enter__(self) -> StatusDisplay:
         if self._live is not None:
@@ -78,6 +95,7 @@ class StatusDisplay:
 
     def __call__(self, status: RunnerStatus) -> None:
         """A runner observer: the panel (or the changed phases) after a step."""
+        self._last = status
         rows = [status_line(s) for s in status.states]
         stream = "stream up" if status.stream_up else "stream DOWN"
         footer = f"{status.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S} ET · {stream}"
@@ -95,6 +113,10 @@ class StatusDisplay:
                 self._last_phases[row["symbol"]] = phase
                 details = "  ".join(f"{c}={row.get(c, '')}" for c in COLUMNS[2:])
                 print(f"{footer}  {row['symbol']}: {phase}  {details}", file=self._stream, flush=True)
+
+    def left_open(self) -> str:
+        """What stays open at the broker, as of the last step this display saw (`left_open`)."""
+        return left_open(self._last.states if self._last is not None else ())
 
     def print(self, text: str) -> None:
         # soft_wrap: one line stays one line in a log collector (journald, a pipe), whatever the width.

@@ -33,7 +33,7 @@ from ...errors import (
 from ...journal import Journal
 from ...live.clock import Clock, SimulatorClock, WallClock
 from ...live.runner import Runner, RunnerOptions
-from ...live.status import StatusDisplay, left_open
+from ...live.status import StatusDisplay
 from ...logging_setup import setup_logging
 from ..args import (
     add_connection_arguments,
@@ -161,18 +161,22 @@ def start_line(settings: Settings) -> str:
 
 def _logged_run(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
     """The run between its start line and its stop line (the reason it stopped): SIGTERM exits 0,
-    Ctrl-C 130, both after saying what stays open at the broker (`_trade`)."""
+    Ctrl-C 130, both after one line saying what stays open at the broker and how it is protected
+    (nothing is canceled or closed: the brackets keep working there)."""
     log.info("%s", start_line(settings))
+    display = StatusDisplay()
     reason = "internal error"
     try:
-        code = _run_mode(args, settings, log_path)
+        code = _run_mode(args, settings, log_path, display)
         reason = "finished" if code == 0 else f"exit {code}"
         return code
     except Terminated:
         reason = "SIGTERM"
+        _say_what_stays_open(display)
         return 0
     except KeyboardInterrupt:
         reason = "interrupted (Ctrl-C)"
+        _say_what_stays_open(display)
         print("interrupted", file=sys.stderr)
         return 130
     except BotError as exc:
@@ -182,12 +186,17 @@ def _logged_run(args: argparse.Namespace, settings: Settings, log_path: Path) ->
         log.info("breakout-bot stopped: %s", reason)
 
 
-def _run_mode(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
+def _say_what_stays_open(display: StatusDisplay) -> None:
+    line = display.left_open()
+    log.warning("%s", line, extra={"console": False})
+    display.print(line)
+
+
+def _run_mode(args: argparse.Namespace, settings: Settings, log_path: Path, display: StatusDisplay) -> int:
     journal = Journal(settings.journal_path)
     journal.load()  # a corrupt journal stops us here, moved aside, before any order
     journal.ensure_writable()
     params = settings.params
-    display = StatusDisplay()
     if settings.mode == "simulator":
         return _run_simulated(args, settings, params, journal, display, log_path)
     if settings.mode == "live":
@@ -249,7 +258,6 @@ def _trade(
     display: StatusDisplay,
     days: int | None,
 ) -> int:
-    runner: Runner | None = None
     try:
         _preflight(broker, settings)
         runner = Runner(
@@ -264,12 +272,6 @@ def _trade(
         )
         with display:
             return runner.run()
-    except (Terminated, KeyboardInterrupt):
-        # Stop taking entries and leave the broker's brackets as they are: say what stays open.
-        line = left_open(runner.states.values()) if runner is not None else "stopped before trading"
-        log.warning("%s", line, extra={"console": False})
-        display.print(line)
-        raise
     finally:
         broker.close()
 
