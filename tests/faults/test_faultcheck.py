@@ -83,6 +83,30 @@ def test_unprotected_position_and_not_flat_and_late_entry() -> None:
     assert kinds == ["late_entry", "not_flat", "unprotected"]
 
 
+def test_an_entry_whose_post_a_suspension_held_past_the_cutoff_is_not_the_bots_late_entry() -> None:
+    # Cutoff 15:40 New York = 20:40Z. The POST's headers arrived at 15:34:02, the bot was stopped then
+    # and resumed at 15:45:33, when its body (and so the order) arrived (seed 161100014).
+    utc = timezone.utc
+    sent = _ts(20, 45, 33)
+    order = _bracket(1, sent, _ts(20, 45, 40), _ts(20, 50))
+    fills = [_fill("e1", "o1", "buy", _ts(20, 45, 40)), _fill("e2", "o1sl", "sell", _ts(20, 50))]
+    journal = json.dumps([{"id": "e1", "symbol": "AAPL"}, {"id": "e2", "symbol": "AAPL"}])
+    post_at = datetime(2024, 3, 4, 20, 34, 2, tzinfo=utc)
+    post = {"ts": post_at.timestamp(), "method": "POST", "path": "/v2/orders", "status": 200}
+    pause = (post_at, datetime(2024, 3, 4, 20, 45, 33, tzinfo=utc))
+
+    def kinds(requests: list[dict[str, object]], pauses: list[tuple[datetime, datetime]]) -> list[str]:
+        return _day(orders=[order], fills=fills, journal_raw=journal, requests=requests, pauses=pauses)
+
+    assert kinds([post], [pause]) == []
+    assert kinds([post], []) == ["late_entry"]  # no suspension: late
+    assert kinds([], [pause]) == ["late_entry"]  # no POST under way when it stopped: decided after it
+    after_cutoff = (datetime(2024, 3, 4, 20, 40, 30, tzinfo=utc), pause[1])
+    assert kinds([{**post, "ts": after_cutoff[0].timestamp()}], [after_cutoff]) == ["late_entry"]
+    # Created long after the resume: a new decision, not the held-back POST.
+    assert kinds([post], [(post_at, datetime(2024, 3, 4, 20, 44, tzinfo=utc))]) == ["late_entry"]
+
+
 def test_rate_limit_window() -> None:
     burst = [{"ts": 1000.0 + i * 0.2, "path": "/v2/orders", "status": 200} for i in range(201)]
     assert _day(requests=burst) == ["rate_limit"]
