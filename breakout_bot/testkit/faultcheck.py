@@ -99,13 +99,15 @@ def _held_back_by_a_pause(
     requests: Sequence[Mapping[str, Any]],
     pauses: Sequence[tuple[datetime, datetime]],
 ) -> bool:
-    """Was this entry's POST under way before the cutoff, its body held back by a suspension of the bot?
+    """Was this entry's POST under way before the cutoff when a suspension of the bot began?
 
-    The simulator logs a request when its headers arrive and creates the order when its body does; the
-    SDK (urllib3) writes them separately, so a SIGSTOP between the two writes delivers the body, and
-    the order, only after SIGCONT (as Alpaca would receive it). The bot decided before the cutoff and
-    had begun sending: what it wrote cannot be recalled. Found by seed 161100014: POST headers at
-    15:34:02, stopped then, resumed and the order created at 15:45:33."""
+    The simulator logs a request when it starts handling it and creates the order a little later, on
+    its own clock; the suite moves that clock (from another thread) while the bot is stopped, so a POST
+    that arrived just before the SIGSTOP is stamped with the resumed time. The bot had decided before
+    the cutoff and its request was already at the broker: no later check of its own could stop it.
+    Found by seed 161100014 (POST logged at 15:34:02, the order created at 15:45:33, the clock's time
+    at SIGCONT). A suspension that began after the cutoff, or a POST logged before no suspension, still
+    counts as a late entry."""
     posts = [
         datetime.fromtimestamp(float(r["ts"]), timezone.utc)
         for r in requests
