@@ -84,8 +84,8 @@ def test_unprotected_position_and_not_flat_and_late_entry() -> None:
 
 
 def test_an_entry_whose_post_a_suspension_held_past_the_cutoff_is_not_the_bots_late_entry() -> None:
-    # Cutoff 15:40 New York = 20:40Z. The POST's headers arrived at 15:34:02, the bot was stopped then
-    # and resumed at 15:45:33, when its body (and so the order) arrived (seed 161100014).
+    # Cutoff 15:40 New York = 20:40Z. The POST was logged at 15:34:02, the bot was stopped then and
+    # resumed at 15:45:33, the time the simulator's moved clock gave the order (seed 161100014).
     utc = timezone.utc
     sent = _ts(20, 45, 33)
     order = _bracket(1, sent, _ts(20, 45, 40), _ts(20, 50))
