@@ -301,10 +301,12 @@ def _corrupt(rng: random.Random, raw: bytes) -> bytes:
 
 def _settled_request_count(url: str) -> int:
     """The simulator's request count once the killed bot's in-flight requests have landed (a request
-    sent just before kill -9 can still be served after it: seen as a false "talked first")."""
+    sent just before kill -9 can still be served after it: seen as a false "talked first"). The
+    simulator logs a request when it answers, after any injected latency (up to 300 ms): the count must
+    hold still for longer than that (seed 165600008: a 0.1 s look counted the killed bot's last one)."""
     last = int(_http(f"{url}/sim/state")["requests"])
-    for _ in range(20):
-        time.sleep(0.1)
+    for _ in range(10):
+        time.sleep(0.4)
         now = int(_http(f"{url}/sim/state")["requests"])
         if now == last:
             return now
