@@ -92,12 +92,10 @@ class Broker(Protocol):
 
     Required by the trading loop (live/):
         get_clock, get_sessions, get_account, get_position_qty, list_open_orders, list_orders_since,
-        get_order, submit_bracket, cancel_order, cancel_orders, close_position, fill_activities,
-        stream_trade_updates, close
+        get_order, get_order_by_client_id, submit_bracket, cancel_order, cancel_orders, close_position,
+        fill_activities, stream_trade_updates, close
     Required by the commands: get_asset (run's preflight, check), list_positions (flatten)
     Optional (not part of this protocol; callers check for them):
-        get_order_by_client_id -- an adapter resolves an unknown submission with it (inside
-            submit_bracket); the backtest's broker offers it too
         replace_order(order_id, limit_price, client_order_id) -> OrderSnapshot -- the flatten replaces
             a bracket's take-profit by a marketable limit (the stop keeps working); without it the
             executor cancels the legs and closes
@@ -133,6 +131,12 @@ class Broker(Protocol):
         ...
 
     def get_order(self, order_id: str) -> OrderSnapshot: ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        """The order with our client_order_id; None only when the broker provably has none (its own
+        "order not found"); any other failure raises. An adapter resolves an unknown submission with it
+        (inside submit_bracket), and the machine asks for an entry still unanswered (core/pending.py)."""
+        ...
 
     def submit_bracket(self, order: SubmitBracket) -> SubmitOutcome: ...
 

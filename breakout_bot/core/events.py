@@ -35,6 +35,9 @@ class Reconciled:
     # May the symbol be sold short today (shortable and easy to borrow: the asset, re-read each
     # session)? None: not read (no change).
     shortable: bool | None = None
+    # (order id, filled qty) of today's orders as the position read saw them: a fill reported later
+    # with a cumulative quantity within these is already in position_qty (core/trade.py, `_book_fill`).
+    reflected: tuple[tuple[str, Decimal], ...] = ()
 
 
 @value_type
@@ -73,6 +76,7 @@ class PositionChanged:
 
     now: datetime
     qty: Decimal
+    reflected: tuple[tuple[str, Decimal], ...] = ()  # as Reconciled.reflected
 
 
 @value_type
@@ -90,7 +94,17 @@ class CloseFailed:
     refused: bool = False
 
 
-Event = Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged | CloseFailed
+@value_type
+class EntryNotFound:
+    """A lookup by client_order_id: the broker has no order with this id (a provable 404)."""
+
+    client_order_id: str
+    now: datetime
+
+
+Event = (
+    Reconciled | Tick | BarClosed | OrderUpdate | SubmitFailed | PositionChanged | CloseFailed | EntryNotFound
+)
 
 # ---------------------------------------------------------------- actions
 
@@ -105,6 +119,15 @@ class SubmitBracket:
     client_order_id: str
     box: Box | None = None  # None when rebuilt from the broker after a restart
     reference_price: Decimal | None = None  # the signal bar's close: the price the risk gate values at
+    signal_end: datetime | None = None  # the end of the bar whose close decided it (None: rebuilt)
+
+
+@value_type
+class LookupEntry:
+    """Ask the broker for our entry by its client_order_id (its outcome is still unknown)."""
+
+    symbol: str
+    client_order_id: str
 
 
 @value_type
@@ -178,6 +201,7 @@ class Log:
 
 Action = (
     SubmitBracket
+    | LookupEntry
     | CancelAll
     | CancelOrder
     | CloseAll

@@ -9,7 +9,8 @@ The rules it keeps, for one symbol:
    position that appears in any phase is a trade to manage.
 2. Entries carry deterministic client order ids (`bb-SYMBOL-YYYYMMDD-N`, core/ids.py); N only grows
    within a session, and a restart takes it from the broker's orders, so no order is ever sent twice.
-   An entry the broker has not acknowledged yet is waited for, never sent again next to itself.
+   An entry the broker has not acknowledged yet is waited for, never sent again next to itself; and
+   waited for in bounded time: looked up, then given up on with its number reused (pending.py).
 3. Every execution is recorded once (`RecordFill`), whichever source reports it first (execution ids).
 4. Time only moves forward, and every time rule is `day.on_time`: no box before `lookback` closed
    session bars; no new entry in the last `no_entry_minutes`; at close - `flatten_minutes` (or at the
@@ -19,12 +20,15 @@ The rules it keeps, for one symbol:
 6. After an exit the search re-arms with a new box from the bars ending with the exit bar, unless
    `max_trades` or `max_daily_loss` ends the day.
 7. Only a successful read changes the position: a failed read is never "flat".
-8. Only valid, regular-session bars newer than the last one enter the window.
+8. Only valid, regular-session bars newer than the last one enter the window; a bar whose minute
+   ended more than `MAX_SIGNAL_AGE` (70 s) before now may complete the box but never sends an entry
+   (the runner ticks the real time in before any backlog bar).
 9. Open orders on the symbol that we did not send, and that do not protect the position, are canceled.
 10. Total: every (phase, event) pair is handled (tests/core/test_machine.py walks the table).
 
 Where the rules live: state.py (the memory), day.py (4), search.py (1, 6, 8), trade.py (1, 3, 5, 7),
-reconcile.py (2, 5, 9). The backtest engine's shortcut over bars that change nothing uses
+reconcile.py (2, 5, 9), pending.py (2). Rule 7 also means a fill the broker's position read already
+holds moves the position once, not twice (`reflected`, trade.py). The backtest engine's shortcut over bars that change nothing uses
 `quiet_bars` and `absorb_quiet_bars` below, beside the rules they depend on.
 """
 
@@ -37,6 +41,7 @@ from .events import (
     Action,
     BarClosed,
     CloseFailed,
+    EntryNotFound,
     Event,
     OrderUpdate,
     PositionChanged,
@@ -45,11 +50,13 @@ from .events import (
     Tick,
 )
 from .model import Bar
+from .pending import on_entry_not_found, on_entry_timer
 from .reconcile import on_reconciled
 from .search import on_bar
 from .state import (
     ACTIVE_TRADE,
     DONE_FOR_THE_DAY,
+    ORDER_SENT,
     SEARCHING,
     Phase,
     State,
@@ -70,7 +77,10 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
     if isinstance(event, OrderUpdate):
         return on_order_update(state, event)
     if isinstance(event, Tick):
-        return on_time(advance(state, event.now))
+        state, actions = on_time(advance(state, event.now))
+        if state.phase is ORDER_SENT:
+            return on_entry_timer(state, actions)
+        return state, actions
     if isinstance(event, Reconciled):
         return on_reconciled(state, event)
     if isinstance(event, SubmitFailed):
@@ -79,6 +89,8 @@ def step(state: State, event: Event) -> tuple[State, list[Action]]:
         return on_position(state, event)
     if isinstance(event, CloseFailed):
         return on_close_failed(state, event)
+    if isinstance(event, EntryNotFound):
+        return on_entry_not_found(state, event)
     raise TypeError(f"unknown event {event!r}")
 
 

@@ -13,6 +13,7 @@ from .day import close_position, done, on_time
 from .events import Action, CancelAll, CancelOrder, Log, Reconciled, SleepUntil
 from .ids import entry_number, parse_client_order_id
 from .model import STOP_TYPES, OrderSnapshot, OrderStatus
+from .pending import absent_at_broker
 from .search import maybe_form_box, start_search
 from .state import (
     ACTIVE_TRADE,
@@ -26,7 +27,7 @@ from .state import (
     evolve,
     later,
 )
-from .trade import entry_from_order, position_closed
+from .trade import entry_from_order, merge_reflected, position_closed
 
 
 def on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]]:
@@ -75,6 +76,7 @@ def _adopt(state: State, event: Reconciled, new_day: bool) -> State:
         realized_pnl_today=_realized_after(state, event, new_day),
         equity=event.equity or state.equity,
         can_short=state.can_short if event.shortable is None else event.shortable,
+        reflected=merge_reflected(() if new_day else state.reflected, event.reflected),
     )
     if new_day:
         base = evolve(
@@ -166,15 +168,14 @@ def _flat(
         and base.entry is not None
         and event.entries_sent_today < entry_number(base.entry.client_order_id)
     ):
-        # Our submission is still in flight (or its outcome unknown): the broker has not seen its
-        # client_order_id yet, so "no working entry" proves nothing. Wait for the ack or a SubmitFailed
-        # rather than search (and maybe send a second entry next to the first).
+        # Our submission is in flight or its outcome unknown, and today's orders do not list its
+        # client_order_id: right after the POST that proves nothing (wait for the ack or a
+        # SubmitFailed rather than search and maybe send a second entry next to the first); once any
+        # attempt would have landed, it never arrived (pending.py).
         new_state, more = on_time(base)
-        return new_state, [
-            *actions,
-            Log("info", f"{state.symbol}: entry {base.entry.client_order_id} not seen at the broker yet"),
-            *more,
-        ]
+        if new_state.phase is not ORDER_SENT:
+            return new_state, actions + more
+        return absent_at_broker(new_state, actions + more)
     if base.phase in EXPOSED:
         # Flat with nothing working: the trade ended (or the entry never arrived) while we were not looking.
         if base.phase is ACTIVE_TRADE:

@@ -5,7 +5,7 @@ Part of the machine (core/machine.py has the entry point and the rules it keeps)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .day import done, on_time
 from .events import Action, Log, SubmitBracket
@@ -22,6 +22,12 @@ from .strategy import (
 )
 from .ticks import snap_noise
 
+# A bar whose minute ended longer ago than this tells what the price was, not what it is: it still
+# joins the window (and may complete the box), but its close never sends an entry. The guide acts on
+# the latest bar only. A bar polled 2 s after its minute is 2 s old; one replayed after a stall, a
+# dropped connection or a slow feed is minutes old (issue 16: a 15:37 bar traded at 15:46).
+MAX_SIGNAL_AGE = timedelta(seconds=70)
+
 
 def start_search(state: State, exit_time: datetime | None) -> State:
     return evolve(
@@ -30,6 +36,8 @@ def start_search(state: State, exit_time: datetime | None) -> State:
         box=None,
         box_not_before=exit_time,
         entry=None,
+        entry_sent_at=None,
+        entry_lookup_at=None,
         avg_entry_price=None,
         closing=False,
     )
@@ -94,6 +102,16 @@ def check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[State
     side = breakout_signal(box, bar.close)
     if side is None:
         return state, actions
+    now = state.now  # real time when the runner ticked before the bar; never earlier than its end
+    if now is not None and now - bar.end > MAX_SIGNAL_AGE:
+        return state, [
+            *actions,
+            Log(
+                "warning",
+                "{}: stale signal: {:%H:%M} bar is {} min old; not trading it",
+                (state.symbol, bar.t.astimezone(NEW_YORK), int((now - bar.t).total_seconds() // 60)),
+            ),
+        ]
     if state.position_qty != 0:  # defensive: one position per symbol, whatever the path that got here
         return evolve(state, phase=ACTIVE_TRADE), [
             *actions,
@@ -133,15 +151,25 @@ def check_breakout(state: State, bar: Bar, actions: list[Action]) -> tuple[State
         client_order_id=client_order_id(state.symbol, session.date, number),
         box=box,
         reference_price=snap_noise(bar.close),
+        signal_end=bar.end,
     )
-    return evolve(state, phase=ORDER_SENT, entry=order, entries_sent_today=number), [
+    sent = evolve(
+        state,
+        phase=ORDER_SENT,
+        entry=order,
+        entries_sent_today=number,
+        entry_sent_at=now,
+        entry_lookup_at=None,
+    )
+    return sent, [
         *actions,
         Log(
             "info",
-            "{}: {} breakout: close {} {} {}; {} {} stop {} take-profit {}",
+            "{}: {} breakout: {:%H:%M} bar close {} {} {}; {} {} stop {} take-profit {}",
             (
                 state.symbol,
                 "long" if side == "buy" else "short",
+                bar.t.astimezone(NEW_YORK),
                 bar.close,
                 ">" if side == "buy" else "<",
                 level,

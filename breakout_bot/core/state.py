@@ -54,6 +54,8 @@ class State:
     box_not_before: datetime | None = None  # the next box uses only bars closed after this (the exit bar)
     position_qty: Decimal = Decimal(0)
     entry: SubmitBracket | None = None  # the working or filled entry of the current trade
+    entry_sent_at: datetime | None = None  # when the machine sent `entry` (order_sent's clock)
+    entry_lookup_at: datetime | None = None  # when it last asked the broker for it (LookupEntry)
     entries_sent_today: int = 0
     trades_today: int = 0
     realized_pnl_today: float = 0.0
@@ -67,6 +69,9 @@ class State:
     close_retry_at: datetime | None = None  # a close that did not go through is sent again at this time
     close_failures: int = 0  # closes of the current position that did not go through (the backoff)
     can_short: bool = True  # today's asset: shortable and easy to borrow (re-read each session)
+    # (order id, filled qty) that position_qty already holds, from the broker's position reads: a fill
+    # reported later within these is booked (journal, P&L) without moving the position again.
+    reflected: tuple[tuple[str, Decimal], ...] = ()
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(State))

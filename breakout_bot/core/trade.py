@@ -196,9 +196,17 @@ def _fill_of(event: OrderUpdate, leg: Leg) -> Fill | None:
 
 
 def _book_fill(state: State, fill: Fill) -> State:
-    """Update position, average entry and realized P&L from one execution, and remember its id."""
+    """Update position, average entry and realized P&L from one execution, and remember its id.
+
+    An execution the broker's last position read already held (`state.reflected`: that read came after
+    it, its report comes after the read) moves the position no further; it is booked as if the position
+    had been read just before it, so average and P&L still count it. Issue 16: the reconcile read the
+    fills, the entry filled, the position read said 100, and the queued stream fill made it 200."""
     signed = fill.qty if fill.side == "buy" else -fill.qty
-    position, average, realized = apply_fill(state.position_qty, state.avg_entry_price, signed, fill.price)
+    before = state.position_qty
+    if state.reflected and _reflected(state.reflected, fill):
+        before -= signed
+    position, average, realized = apply_fill(before, state.avg_entry_price, signed, fill.price)
     pnl = state.realized_pnl_today
     if realized is not None:
         pnl += float(realized)
@@ -209,6 +217,24 @@ def _book_fill(state: State, fill: Fill) -> State:
         realized_pnl_today=pnl,
         seen_executions=state.seen_executions | {fill.execution_id},
     )
+
+
+def _reflected(reflected: tuple[tuple[str, Decimal], ...], fill: Fill) -> bool:
+    cum = fill.cum_qty
+    return cum is not None and any(oid == fill.order_id and cum <= qty for oid, qty in reflected)
+
+
+def merge_reflected(
+    held: tuple[tuple[str, Decimal], ...], read: tuple[tuple[str, Decimal], ...]
+) -> tuple[tuple[str, Decimal], ...]:
+    """What a newer position read holds: everything an older one did, and what the newer one lists."""
+    if not read:
+        return held
+    merged = dict(held)
+    for oid, qty in read:
+        if qty > merged.get(oid, Decimal(0)):
+            merged[oid] = qty
+    return tuple(merged.items())
 
 
 def _grew(previous_qty: Decimal, state: State) -> bool:
@@ -274,6 +300,8 @@ def on_submit_failed(state: State, event: SubmitFailed) -> tuple[State, list[Act
 
 def on_position(state: State, event: PositionChanged) -> tuple[State, list[Action]]:
     state = advance(state, event.now)
+    if event.reflected:
+        state = evolve(state, reflected=merge_reflected(state.reflected, event.reflected))
     if event.qty == state.position_qty:
         if (
             event.qty != 0

@@ -108,7 +108,9 @@ class RemoteSimulatorClock:
     """The virtual clock of a `breakout-bot sim` running in another process (fault suite, demos).
 
     Reads {now, speed} from GET /sim/state and extrapolates locally, re-reading it at most every quarter
-    of a wall second (another process, e.g. a fault injector, may move the clock too).
+    of a wall second (another process, e.g. a fault injector, may move the clock too). A reading is
+    anchored to the moment its request went out, not to its answer: an answer that reached a suspended
+    process late (SIGSTOP while the fault suite moves the clock on) is re-read at the next call.
     Loopback only: this is a development tool, never a route to a real broker.
     """
 
@@ -121,10 +123,12 @@ class RemoteSimulatorClock:
         self._speed = 0.0
         self._sync()
 
-    def _sync(self, state: dict[str, Any] | None = None) -> None:
-        state = state or self._get(f"{self._base}/sim/state", None)
+    def _sync(self, state: dict[str, Any] | None = None, sent: float | None = None) -> None:
+        if state is None:
+            sent = time.monotonic()
+            state = self._get(f"{self._base}/sim/state", None)
         self._anchor_virtual = datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00")).timestamp()
-        self._anchor_wall = time.monotonic()
+        self._anchor_wall = time.monotonic() if sent is None else sent
         self._speed = float(state["speed"])
 
     @property
@@ -144,7 +148,8 @@ class RemoteSimulatorClock:
 
     def reached(self, until: datetime) -> None:
         if self.stepped and until > self.now():
-            self._sync(self._post(f"{self._base}/sim/clock", {"advance_to": until.isoformat()}))
+            sent = time.monotonic()
+            self._sync(self._post(f"{self._base}/sim/clock", {"advance_to": until.isoformat()}), sent)
 
     def monotonic(self) -> float:
         return self.now().timestamp()

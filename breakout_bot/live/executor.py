@@ -35,8 +35,10 @@ from ..core.events import (
     CancelOrder,
     CloseAll,
     CloseFailed,
+    EntryNotFound,
     Event,
     Log,
+    LookupEntry,
     OrderUpdate,
     PositionChanged,
     ProtectPosition,
@@ -46,6 +48,7 @@ from ..core.events import (
 )
 from ..core.ids import flatten_client_order_id, is_flatten
 from ..core.model import OrderEvent, OrderSnapshot, OrderStatus, OrderType
+from ..core.search import MAX_SIGNAL_AGE
 from ..core.ticks import MIN_LEG_DISTANCE, round_to_tick
 from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejected, InsufficientQty
 from .clock import Clock
@@ -68,6 +71,13 @@ class ReconcileNow:
 
 
 FollowUp = Event | ReconcileNow
+
+# What an order the broker reports (an accepted POST, a lookup) tells the machine about our entry.
+_ENDED = {
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+}
 
 
 class Executor:
@@ -95,6 +105,8 @@ class Executor:
             return []
         if isinstance(action, SubmitBracket):
             return self._submit(symbol, action)
+        if isinstance(action, LookupEntry):
+            return self._look_up(symbol, action.client_order_id)
         if isinstance(action, CancelOrder):
             return self._call(
                 f"{symbol}: cancel stray order {action.order_id}",
@@ -116,6 +128,11 @@ class Executor:
         reason = self.gate.refusal(order)
         if reason is not None:
             return [SubmitFailed(cid, reason)]
+        if order.signal_end is not None and (age := self.clock.now() - order.signal_end) > MAX_SIGNAL_AGE:
+            # Decided on a fresh bar, but the process stalled (or the account read crawled) since: the
+            # signal is as stale as a late bar's would be (core/search.py, MAX_SIGNAL_AGE).
+            log.warning("%s: entry %s not sent: its signal is %d s old", symbol, cid, age.total_seconds())
+            return [SubmitFailed(cid, "signal went stale before it could be sent")]
         try:
             outcome = self.broker.submit_bracket(order)
         except BrokerAuthError:
@@ -126,12 +143,38 @@ class Executor:
         if outcome.status == "rejected":
             return [SubmitFailed(cid, outcome.reason)]
         if outcome.status == "accepted" and outcome.order is not None:
-            accepted = outcome.order
-            log.info("%s: entry %s accepted as %s", symbol, cid, accepted.id)
-            event = OrderEvent.ACCEPTED if accepted.is_open else OrderEvent.OTHER
-            return [OrderUpdate(event=event, order=accepted, timestamp=self.clock.now())]
+            log.info("%s: entry %s accepted as %s", symbol, cid, outcome.order.id)
+            return self._reported(outcome.order)
+        # Still unknown after the adapter's lookup and re-send: the machine asks again on its clock and
+        # gives up in bounded time (core/pending.py); a reconcile may tell sooner.
         log.error("%s: entry %s outcome unknown (%s); reconciling", symbol, cid, outcome.reason)
         return [ReconcileNow("entry outcome unknown")]
+
+    def _look_up(self, symbol: str, cid: str) -> list[FollowUp]:
+        """The machine asks for its entry by client_order_id: found, absent, or (an error) no answer."""
+        try:
+            found = self.broker.get_order_by_client_id(cid)
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.warning("%s: entry %s lookup failed: %s", symbol, cid, exc)
+            return []  # no answer: the machine asks again, then gives up in bounded time
+        if found is None:
+            log.warning("%s: entry %s is not at the broker", symbol, cid)
+            return [EntryNotFound(cid, self.clock.now())]
+        log.info("%s: entry %s found at the broker as %s (%s)", symbol, cid, found.id, found.status.value)
+        return self._reported(found)
+
+    def _reported(self, order: OrderSnapshot) -> list[FollowUp]:
+        """Our entry as the broker has it: working (accepted), ended, or filled (its executions come from
+        the fills ledger, which a reconcile reads at once)."""
+        now = self.clock.now()
+        if order.is_open:
+            return [OrderUpdate(event=OrderEvent.ACCEPTED, order=order, timestamp=now)]
+        ended = _ENDED.get(order.status)
+        if ended is not None:
+            return [OrderUpdate(event=ended, order=order, timestamp=now)]
+        return [ReconcileNow(f"entry {order.client_order_id} {order.status.value}")]
 
     def _close(self, action: CloseAll) -> list[FollowUp]:
         """Get the position closed without waiting here (module docstring: the order tried)."""

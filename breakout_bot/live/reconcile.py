@@ -3,18 +3,26 @@
 Read at start, after every stream (re)connection, on a timer and at each new session. The runner asks
 in this order (live/runner.py, `_reconcile`): the market (clock, today's session), today's fills (which
 the runner hands to the machines first), the order book (open orders, today's orders, equity), then per
-symbol the position, the asset once a session (may it be sold short today?) and the box's history.
-Today's fills give each symbol its realized P&L and the entry price of an open position, so the daily
-limits survive a restart. The open orders include the held stop-loss legs of today's filled brackets,
-which Alpaca lists only under status=all (core.reconcile.with_held_legs): they protect the position.
+symbol the position (`positions`: between two reads of today's orders), the asset once a session (may
+it be sold short today?) and the box's history. Today's fills give each symbol its realized P&L and the
+entry price of an open position, so the daily limits survive a restart. The open orders include the
+held stop-loss legs of today's filled brackets, which Alpaca lists only under status=all
+(core.reconcile.with_held_legs): they protect the position.
+
+A position read is a snapshot of moving things: an execution may land between the fills read and the
+position read, and its trade_updates message, queued meanwhile, then reaches the machine after a
+position that already holds it (issue 16: the bot believed 200 where the broker held 100). So every
+position the machines adopt comes with the executions it holds, as (order id, filled qty) of today's
+orders read before and after it: when both reads agree, nothing filled in between and the position
+holds exactly those; the machine books a later report within them without moving the position again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from ..broker.base import Broker, FillActivity
@@ -30,6 +38,31 @@ log = logging.getLogger(__name__)
 
 SESSIONS_AHEAD = timedelta(days=10)  # the calendar read: today and the next sessions
 ORDERS_LOOKBACK = timedelta(hours=12)  # today's orders: submitted since before midnight (overnight gtc)
+SNAPSHOT_READS = 3  # position reads between order reads before taking one whose brackets disagree
+
+
+def midnight(day: date) -> datetime:
+    """New York midnight of `day` (today's orders and fills are read from there)."""
+    return datetime.combine(day, time(0), NEW_YORK)
+
+
+def filled_quantities(orders: Iterable[OrderSnapshot], symbol: str) -> tuple[tuple[str, Decimal], ...]:
+    """(order id, filled qty) of `symbol`'s orders and their legs that filled anything, sorted."""
+    out: list[tuple[str, Decimal]] = []
+    stack = [o for o in orders if o.symbol == symbol]
+    while stack:
+        order = stack.pop()
+        if order.filled_qty > 0:
+            out.append((order.id, order.filled_qty))
+        stack.extend(order.legs)
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRead:
+    qty: Decimal  # signed
+    reflected: tuple[tuple[str, Decimal], ...]  # the executions it holds (at least these)
+    consistent: bool  # the order reads around it agreed: it holds exactly `reflected`
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +100,7 @@ class ReconcileReader:
         over = None
         if session is not None and now >= session.close:
             over, session = session, None
-        day_start = datetime.combine(today, datetime.min.time(), NEW_YORK)
-        return MarketView(now, session, next_open, day_start, over)
+        return MarketView(now, session, next_open, midnight(today), over)
 
     def orders(self, view: MarketView) -> OrderBook:
         open_orders = self.broker.list_open_orders()
@@ -91,17 +123,55 @@ class ReconcileReader:
             self._shortable[key] = asset.shortable and asset.easy_to_borrow
         return self._shortable[key]
 
+    def positions(
+        self, symbols: Sequence[str], since: datetime, book: OrderBook
+    ) -> tuple[OrderBook, dict[str, PositionRead]]:
+        """Each symbol's position with the executions it holds (module docstring), read after `book`'s
+        orders and before a second read of today's orders; a symbol whose two order reads disagree is
+        read again (at most SNAPSHOT_READS times, then the earlier read's executions: those it surely
+        holds). The book comes back with the latest read of today's orders."""
+        reads: dict[str, PositionRead] = {}
+        before = book.todays_orders
+        pending = list(symbols)
+        for attempt in range(1, SNAPSHOT_READS + 1):
+            qty = {symbol: self.broker.get_position_qty(symbol) for symbol in pending}
+            after = tuple(self.broker.list_orders_since(since, symbols[0] if len(symbols) == 1 else None))
+            for symbol in list(pending):
+                held = filled_quantities(before, symbol)
+                consistent = held == filled_quantities(after, symbol)
+                if consistent or attempt == SNAPSHOT_READS:
+                    if not consistent:
+                        log.warning("%s: fills kept landing around the position read; using it", symbol)
+                    reads[symbol] = PositionRead(qty[symbol], held, consistent)
+                    pending.remove(symbol)
+            before = after
+            if not pending:
+                break
+        return replace(book, todays_orders=before), reads
+
+    def position(self, symbol: str, session_date: date) -> PositionRead:
+        """One symbol's position with the executions it holds (the minute's poll, when the broker's
+        figure differs from the machine's)."""
+        since = midnight(session_date) - ORDERS_LOOKBACK
+        book = OrderBook((), tuple(self.broker.list_orders_since(since, symbol)), 0.0)
+        return self.positions([symbol], since, book)[1][symbol]
+
     def reconciled(
-        self, symbol: str, view: MarketView, book: OrderBook, todays_fills: Sequence[FillActivity] | None
+        self,
+        symbol: str,
+        view: MarketView,
+        book: OrderBook,
+        read: PositionRead,
+        todays_fills: Sequence[FillActivity] | None,
     ) -> Reconciled:
         """One symbol's Reconciled: today's entries counted by the core (`core.ids.entries_today`), the
-        position (read now), realized P&L and entry price from today's fills, and the box's history at a
-        (re)start."""
+        position (`read`, from `positions`), realized P&L and entry price from today's fills, and the
+        box's history at a (re)start."""
         session = view.session
         entries_sent, trades = (
             (0, 0) if session is None else entries_today(book.todays_orders, symbol, session.date)
         )
-        position = self.broker.get_position_qty(symbol)
+        position = read.qty
         realized: Decimal | None = None
         average: Decimal | None = None
         if todays_fills is not None:
@@ -126,4 +196,5 @@ class ReconcileReader:
             equity=book.equity,
             avg_entry_price=average,
             shortable=self.shortable_today(symbol, session),
+            reflected=read.reflected,
         )

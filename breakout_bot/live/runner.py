@@ -43,7 +43,7 @@ from .executor import Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
 from .ledger import FillLedger, Source
-from .reconcile import MarketView, ReconcileReader
+from .reconcile import ORDERS_LOOKBACK, MarketView, ReconcileReader
 from .risk import RiskGate
 
 log = logging.getLogger(__name__)
@@ -341,8 +341,11 @@ class Runner:
             if todays_fills is not None:
                 self._apply_fills(todays_fills)
             book = self.reader.orders(view)
+            since = view.day_start - ORDERS_LOOKBACK
+            book, positions = self.reader.positions(list(self.states), since, book)
             for symbol in self.states:
-                self._step(symbol, self.reader.reconciled(symbol, view, book, todays_fills))
+                read = positions[symbol]
+                self._step(symbol, self.reader.reconciled(symbol, view, book, read, todays_fills))
         except BrokerAuthError:
             raise
         except BrokerError as exc:
@@ -375,13 +378,19 @@ class Runner:
             self._deliver(update, "rest")
 
     def _poll_position(self, symbol: str, now: datetime) -> None:
+        state = self.states[symbol]
         try:
             qty = self.broker.get_position_qty(symbol)
+            reflected: tuple[tuple[str, Decimal], ...] = ()
+            if qty != state.position_qty and state.session is not None:
+                # The broker holds what the fills have not told yet: which executions does it hold?
+                read = self.reader.position(symbol, state.session.date)
+                qty, reflected = read.qty, read.reflected
         except BrokerError as exc:
             # A failed read is not proof of flat: tell the machine nothing.
             log.warning("%s: position read failed: %s", symbol, exc)
             return
-        self._step(symbol, PositionChanged(now, qty))
+        self._step(symbol, PositionChanged(now, qty, reflected))
 
     # ------------------------------------------------------------------ the queue
     def _next_event(self, timeout: float) -> QueueItem | None:
@@ -440,6 +449,11 @@ class Runner:
 
     # ------------------------------------------------------------------ the machines
     def _step_bars(self, symbol: str, bars: list[Bar]) -> None:
+        """Closed bars, oldest first, after the time: a machine that first heard of it through the bars
+        would take a backlog (after a stall, a reconnect, a slow feed) for the present and trade on it."""
+        if not bars:
+            return
+        self._step(symbol, Tick(self.clock.now()))
         for bar in bars:
             self._step(symbol, BarClosed(bar))
 
@@ -457,7 +471,9 @@ class Runner:
             state, actions = machine.step(before, event)
             self.states[symbol] = state
             if state.phase is not before.phase:
-                log.info("%s: %s -> %s", symbol, before.phase.value, state.phase.value)
+                # The clock's time too: in a simulated run it is not the log line's (wall) time.
+                when = self.clock.now().astimezone(NEW_YORK).isoformat(timespec="seconds")
+                log.info("%s: %s -> %s at %s", symbol, before.phase.value, state.phase.value, when)
             for action in actions:
                 if isinstance(action, SleepUntil):
                     self._sleep(symbol, action)

@@ -10,6 +10,7 @@ pipe or a log are never wrapped: one event, one line.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..core.model import NEW_YORK
-from ..core.state import Phase, State
+from ..core.state import ORDER_SENT, ORDER_SUBMITTED, Phase, State
 
 if TYPE_CHECKING:
     from .runner import RunnerStatus
@@ -126,6 +127,47 @@ def footer(status: RunnerStatus, simulated: bool) -> str:
     return f"{clock} · {stream}{equity}"
 
 
+NOT_READ = "stopped before reading the broker: whatever is open there stays as it was"
+TAIL = "; run again to manage it, or `breakout-bot flatten`"
+
+
+def left_open(states: Iterable[State]) -> str:
+    """One line: what a stopped run leaves at the broker and how it is protected (the bracket's legs
+    stay there, working), as the machines last knew it. A machine that never heard the broker (no
+    reconcile yet) knows nothing, and says so."""
+    parts = []
+    states = list(states)
+    if not states or all(state.next_open is None for state in states):
+        return NOT_READ + TAIL
+    for state in states:
+        if state.next_open is None:
+            parts.append(f"{state.symbol} not read from the broker yet (what it holds stays as it was)")
+            continue
+        entry = state.entry
+        legs = (
+            f"stop {entry.stop_price} / take-profit {entry.take_profit_price}"
+            if entry is not None and entry.stop_price and entry.take_profit_price
+            else "its bracket's legs working there"
+        )
+        if state.position_qty != 0:
+            side = "long" if state.position_qty > 0 else "short"
+            if state.flattened or state.closing:  # the exit works (a replaced take-profit or a close)
+                guard = "its close sent"
+            elif state.unprotected:
+                guard = "with NO working stop"
+            else:
+                guard = legs
+            parts.append(f"{state.symbol} {side} {abs(state.position_qty)} still open at the broker, {guard}")
+        elif state.phase in (ORDER_SENT, ORDER_SUBMITTED) and entry is not None:
+            parts.append(
+                f"{state.symbol} entry {entry.client_order_id} ({entry.side} {entry.qty}) working or filled "
+                f"at the broker, with {legs}"
+            )
+    if not parts:
+        return "nothing left open at the broker"
+    return "; ".join(parts) + TAIL
+
+
 class StatusDisplay:
     def __init__(
         self, stream: TextIO | None = None, live: bool | None = None, simulated: bool = False
@@ -136,6 +178,7 @@ class StatusDisplay:
         self._live: Live | None = Live(console=self._console, auto_refresh=False) if use_live else None
         self._last_lines: dict[str, str] = {}
         self.simulated = simulated
+        self._last: RunnerStatus | None = None
 
     def __enter__(self) -> StatusDisplay:
         if self._live is not None:
@@ -148,6 +191,7 @@ class StatusDisplay:
 
     def __call__(self, status: RunnerStatus) -> None:
         """A runner observer: the panel (or a line per symbol whose phase changed) after a step."""
+        self._last = status
         if self._live is not None:
             self._live.update(self.panel(status), refresh=True)
             return
@@ -169,6 +213,10 @@ class StatusDisplay:
         for name in FIELDS:
             table.add_row(name, *(row[name] for row in rows))
         return table
+
+    def left_open(self) -> str:
+        """What stays open at the broker, as of the last step this display saw (`left_open`)."""
+        return left_open(self._last.states if self._last is not None else ())
 
     def print(self, text: str) -> None:
         """A line of the run's own (banner, summary): never wrapped by us, on a terminal or not."""

@@ -137,6 +137,10 @@ class FakeBroker:
         self._call("get_order")
         return self.engine.get_order(order_id)
 
+    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        self._call("get_order_by_client_id")
+        return self.engine.get_order_by_client_id(client_order_id)
+
     def submit_bracket(self, order: SubmitBracket) -> SubmitOutcome:
         self._call("submit_bracket")
         updates = self.engine.submit_bracket(order, self.clock.now())

@@ -77,7 +77,7 @@ def test_a_missing_sdk_is_one_line(chosen: str, argv: list[str], env: dict[str, 
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"error: the {chosen} SDK is not installed: install it with `pip install -e ")
     assert "--sdk" in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "past_trades.json").exists()  # nothing started before the check
+    assert not (tmp_path / "simulated" / "past_trades.json").exists()  # nothing started before the check
 
 
 @needs("alpaca-py")
@@ -86,4 +86,4 @@ def test_the_other_sdk_runs_without_the_default_one(tmp_path: Path) -> None:
     proc = cli_without("alpaca_trade_api", "run", "--symbol", "AAPL", "--sdk", "alpaca-py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SIMULATED" in proc.stdout
-    assert '"symbol": "AAPL"' in (tmp_path / "past_trades.json").read_text()
+    assert '"symbol": "AAPL"' in (tmp_path / "simulated" / "past_trades.json").read_text()

@@ -236,7 +236,10 @@ def test_piped_output_is_one_line_per_event_and_logs_in_simulated_new_york_time(
     assert any(p.startswith("done for today: ") for p in phases)
     assert all("_" not in p for p in phases)  # words, not state names
     log = (tmp_path / "logs" / "simulated" / "breakout-bot.log").read_text().splitlines()
-    assert log[0].startswith("2024-03-04T09:25:00.000-05:00 INFO")  # simulated time, New York
+    # The process's start line is stamped when the process started (wall time: the simulator does not
+    # exist yet); from the simulator's start on, simulated time, New York.
+    assert " starting: mode simulator" in log[0]
+    assert log[1].startswith("2024-03-04T09:25:00.000-05:00 INFO")
     start = next(line for line in log if " started: " in line)
     assert "mode simulator, account PSIM" in start and '"qty": 100' in start
     run_id = start.split(" run ")[1].split(" ")[0]

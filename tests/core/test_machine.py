@@ -24,8 +24,10 @@ from breakout_bot.core.events import (
     CancelAll,
     CloseAll,
     CloseFailed,
+    EntryNotFound,
     Event,
     Log,
+    LookupEntry,
     OrderUpdate,
     PositionChanged,
     Reconciled,
@@ -39,6 +41,8 @@ from breakout_bot.core.ids import client_order_id, entries_today, order_leg, par
 from breakout_bot.core.machine import step
 from breakout_bot.core.model import Bar, OrderEvent, OrderSnapshot, OrderStatus, OrderType, Session, Side
 from breakout_bot.core.params import Params
+from breakout_bot.core.pending import GIVE_UP_AFTER
+from breakout_bot.core.search import MAX_SIGNAL_AGE
 from breakout_bot.core.state import Phase, State, evolve, initial_state
 from breakout_bot.live.status import status_fields
 
@@ -325,7 +329,7 @@ TABLE: dict[tuple[str, str], tuple[Phase, tuple[str, ...]]] = {
     ("searching", "close_failed"): (S, ()),
     # order_sent (09:41, entry 1 sent)
     ("order_sent", "reconciled"): (SUB, ()),
-    ("order_sent", "tick"): (OS, ()),
+    ("order_sent", "tick"): (OS, ("LookupEntry",)),  # a minute unanswered: ask the broker
     ("order_sent", "tick_flatten"): (D, FL_ENTRY),
     ("order_sent", "bar_breakout"): (OS, ()),
     ("order_sent", "entry_fill"): (A, ("RecordFill",)),
@@ -439,7 +443,15 @@ def test_long_breakout_submits_the_right_bracket() -> None:
     state, actions = step(searching(), BarClosed(up(at(9, 40), 100.8)))
     (order,) = of(actions, SubmitBracket)
     assert order == SubmitBracket(
-        SYM, "buy", 100, STOP, TP, CID1, box=state.box, reference_price=order.reference_price
+        SYM,
+        "buy",
+        100,
+        STOP,
+        TP,
+        CID1,
+        box=state.box,
+        reference_price=order.reference_price,
+        signal_end=at(9, 41),
     )
     assert order.reference_price == Decimal("100.8")  # the signal bar's close: the risk gate values at it
     assert state.entries_sent_today == 1 and state.entry == order
@@ -890,7 +902,9 @@ class Broker:
         self.entry: OrderSnapshot | None = None
         self.legs: list[OrderSnapshot] = []
         self.pending: deque[Event] = deque()
-        self.cids: set[str] = set()
+        self.cids: set[str] = set()  # client order ids that reached the broker
+        self.lost: set[str] = set()  # submissions that never reached it (a reset before the POST)
+        self.filled: dict[str, Decimal] = {}  # order id -> filled qty, as the broker's orders show it
         self.max_entry = 0
         self.trades = 0
         self.n = 0
@@ -901,8 +915,22 @@ class Broker:
 
     def apply(self, action: Action, now: datetime) -> None:
         if isinstance(action, SubmitBracket):
-            # The runner journals the cid before sending: a restart knows about refused ones too.
-            self.max_entry = max(self.max_entry, parse_client_order_id(action.client_order_id)[2])  # type: ignore[index]
+            cid = action.client_order_id
+            if cid in self.cids:  # a duplicate is refused (422); the adapter looks the first one up
+                live = self.entry is not None and self.entry.client_order_id == cid
+                assert self.entry is None or live, "a second live entry"
+                self.pending.append(
+                    upd("accepted", self.entry, now)
+                    if live and self.entry
+                    else SubmitFailed(cid, "duplicate")
+                )
+                return
+            if self.rng.random() < 0.08:
+                self.lost.add(cid)  # no answer at all: the machine has to find out by itself
+                return
+            assert self.position == 0 and self.entry is None, "an entry sent while a trade is on"
+            self.cids.add(cid)
+            self.max_entry = max(self.max_entry, parse_client_order_id(cid)[2])  # type: ignore[index]
             if self.rng.random() < 0.15:
                 self.pending.append(SubmitFailed(action.client_order_id, "rejected"))
                 return
@@ -912,9 +940,9 @@ class Broker:
                 OrderStatus.NEW,
                 Decimal(action.qty), order_class="bracket",
             )  # fmt: skip
-            self.legs = [
-                replace(leg("limit", exit_side, "held", action.take_profit_price), qty=Decimal(action.qty)),
-                replace(leg("stop", exit_side, "held", action.stop_price), qty=Decimal(action.qty)),
+            self.legs = [  # order ids are unique at a broker (the `reflected` keys rely on it)
+                replace(leg(kind, exit_side, "held", price), qty=Decimal(action.qty), id=f"{cid}-{kind}")
+                for kind, price in (("limit", action.take_profit_price), ("stop", action.stop_price))
             ]
             if self.rng.random() < 0.7:
                 self.pending.append(upd("accepted", self.entry, now))
@@ -925,14 +953,22 @@ class Broker:
             for order in self.legs:
                 self.pending.append(upd("canceled", replace(order, status=OrderStatus.CANCELED), now))
             self.legs = []
+        elif isinstance(action, LookupEntry):
+            cid = action.client_order_id
+            if self.entry is not None and self.entry.client_order_id == cid:
+                self.pending.append(upd("accepted", self.entry, now))
+            elif cid not in self.cids:
+                self.pending.append(EntryNotFound(cid, now))
+            # an entry that arrived and ended: its fill or cancel is on its way already
         elif isinstance(action, CloseAll) and self.position:
             side: Side = "sell" if self.position > 0 else "buy"
             qty = abs(self.position)
             order = OrderSnapshot(
-                "close", "close-uuid", SYM, side, OrderType.MARKET, OrderStatus.FILLED, qty, qty
+                f"close-{self.n}", "close-uuid", SYM, side, OrderType.MARKET, OrderStatus.FILLED, qty, qty
             )
             self.pending.append(upd("fill", order, now, self.exec_id(), int(qty), "100.00"))
             self.position = Decimal(0)
+            self.filled[order.id] = qty
 
     def spontaneous(self, now: datetime, price: float) -> None:
         """Something happens at the broker on its own."""
@@ -951,6 +987,7 @@ class Broker:
                 status = OrderStatus.FILLED if cum == e.qty else OrderStatus.PARTIALLY_FILLED
                 e = replace(e, filled_qty=cum, status=status, filled_avg_price=Decimal(px))
                 self.position += q if e.side == "buy" else -q
+                self.filled[e.id] = cum
                 event = "fill" if status is OrderStatus.FILLED else "partial_fill"
                 self.pending.append(upd(event, e, now, self.exec_id(), q, px))
                 self.entry = None if status is OrderStatus.FILLED else e
@@ -978,6 +1015,7 @@ class Broker:
                     )
                 )
                 self.position = Decimal(0)
+                self.filled[hit.id] = qty
                 for o in self.legs:
                     if o is not hit:
                         self.pending.append(upd("canceled", replace(o, status=OrderStatus.CANCELED), now))
@@ -987,6 +1025,9 @@ class Broker:
                 for o in stops:
                     self.pending.append(upd("canceled", replace(o, status=OrderStatus.CANCELED), now))
                 self.legs = [o for o in self.legs if o.type is not OrderType.STOP]
+
+    def reflected(self) -> tuple[tuple[str, Decimal], ...]:
+        return tuple(self.filled.items())
 
     def open_orders(self) -> tuple[OrderSnapshot, ...]:
         if self.entry is not None:
@@ -1009,20 +1050,20 @@ def _simulate(rng: random.Random, params: Params, session: Session) -> None:
         return Reconciled(
             now=now, session=session, next_open=NEXT_OPEN, position_qty=broker.position,
             open_orders=broker.open_orders(), entries_sent_today=broker.max_entry,
-            trades_today=broker.trades, recent_bars=tuple(history[-10:]),
+            trades_today=broker.trades, recent_bars=tuple(history[-10:]), reflected=broker.reflected(),
         )  # fmt: skip
 
     def feed(event: Event) -> None:
         nonlocal state
-        position_before, entry_working_before = broker.position, broker.entry is not None
+        before = state
         state, actions = step(state, event)
         for action in actions:
             if isinstance(action, SubmitBracket):
-                assert position_before == 0 and broker.position == 0, "entry while a position is open"
-                assert not entry_working_before and broker.entry is None, "entry while another works"
+                # (The broker model asserts the rest: no entry while a trade is on, never two live ones.)
+                assert before.phase is Phase.SEARCHING and before.position_qty == 0, "entry outside a search"
                 assert state.now is not None and state.now < no_entry_at, "entry in the no-entry window"
-                assert action.client_order_id not in broker.cids, "client_order_id reused"
-                broker.cids.add(action.client_order_id)
+                assert action.signal_end is not None, "an entry without its signal"
+                assert state.now - action.signal_end <= MAX_SIGNAL_AGE, "an entry on a stale bar"
             if isinstance(action, RecordFill):
                 recorded.append(action.fill.execution_id)
             broker.apply(action, now)
@@ -1030,39 +1071,56 @@ def _simulate(rng: random.Random, params: Params, session: Session) -> None:
             assert state.phase is Phase.DONE_FOR_THE_DAY, (state.phase, state.now)
         if now >= session.close:  # flat by the close (the model applies CloseAll at once)
             assert broker.position == 0 and broker.entry is None, "not flat at the close"
+        if not broker.pending:  # everything reported: the machine holds what the broker holds
+            assert state.position_qty == broker.position, (state.position_qty, broker.position, event)
+        if isinstance(event, Tick) and state.phase is Phase.ORDER_SENT:  # resolved in bounded time
+            assert state.now is not None and state.entry_sent_at is not None
+            assert state.now - state.entry_sent_at < GIVE_UP_AFTER, "order_sent for minutes"
+
+    def next_bar() -> Bar:
+        nonlocal price, minute
+        jump = rng.choice([0.0] * 6 + [0.012, -0.012, 0.03, -0.03])
+        o = price
+        price = max(1.0, price * (1 + jump + rng.uniform(-0.002, 0.002)))
+        bar = mkbar(
+            minute, o, max(o, price) + rng.uniform(0, 0.1), min(o, price) - rng.uniform(0, 0.1), price
+        )
+        history.append(bar)
+        minute += timedelta(minutes=1)
+        return bar
 
     feed(reconcile())
     while minute < session.close + timedelta(minutes=3):
         r = rng.random()
-        if r < 0.35:  # the current bar closes
-            jump = rng.choice([0.0] * 6 + [0.012, -0.012, 0.03, -0.03])
-            o = price
-            price = max(1.0, price * (1 + jump + rng.uniform(-0.002, 0.002)))
-            bar = mkbar(
-                minute, o, max(o, price) + rng.uniform(0, 0.1), min(o, price) - rng.uniform(0, 0.1), price
-            )
-            history.append(bar)
+        if r < 0.33:  # the current bar closes
+            bar = next_bar()
             now = max(now, bar.end)
-            minute += timedelta(minutes=1)
             feed(BarClosed(bar))
             if rng.random() < 0.05:
                 feed(BarClosed(bar))  # duplicated delivery
-        elif r < 0.45:
+        elif r < 0.43:
             now = max(now, min(now + timedelta(seconds=rng.randint(1, 50)), minute + timedelta(minutes=1)))
             feed(Tick(now))
-        elif r < 0.70 and broker.pending:
+        elif r < 0.66 and broker.pending:
             event = broker.pending.popleft()
             feed(event)
             if isinstance(event, OrderUpdate) and rng.random() < 0.1:
                 feed(event)  # the stream repeats itself / REST replays it
-        elif r < 0.85:
+        elif r < 0.80:
             broker.spontaneous(now, price)
-        elif r < 0.90:
-            feed(PositionChanged(now, broker.position) if not broker.pending else Tick(now))
-        elif r < 0.95:
-            while broker.pending:  # the runner drains its queue, then reads REST
-                feed(broker.pending.popleft())
-            feed(reconcile())
+        elif r < 0.86:  # a position read, maybe while the stream still brings fills it already holds
+            feed(PositionChanged(now, broker.position, broker.reflected()))
+        elif r < 0.91:
+            if rng.random() < 0.5:
+                while broker.pending:  # the runner drains its queue, then reads REST ...
+                    feed(broker.pending.popleft())
+            feed(reconcile())  # ... or the stream's fills are still queued behind the reconcile
+        elif r < 0.93:  # the process stalls for minutes, then catches up: the time first, then the bars
+            backlog = [next_bar() for _ in range(rng.randint(2, 12))]
+            now = max(now, backlog[-1].end + timedelta(seconds=rng.randint(0, 50)))
+            feed(Tick(now))
+            for bar in backlog:
+                feed(BarClosed(bar))
         else:  # crash and restart: queued stream events are lost, REST is the truth
             broker.pending.clear()
             state = initial_state(SYM, params)

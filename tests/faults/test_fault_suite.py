@@ -2,8 +2,10 @@
 
 Each case runs one simulated session with the bot as a real subprocess against a simulator subprocess,
 injecting seeded random faults (kill -9 + restart, corrupt journal, stream drops, 429/5xx bursts incl.
-"the order arrived but the response failed", latency, partial fills, rejections, clock jumps), then
-checks every reliability invariant against the simulator's own records.
+"the order arrived but the response failed", latency, partial fills, rejections, clock jumps; and issue
+16's: SIGSTOP/SIGCONT stalls, connection resets and black holes from the suite's TCP proxy, SIGTERM in a
+trade, a real 429 storm, a fault in the flatten window), then checks every reliability invariant against
+the simulator's own records. Seed 103 runs three symbols, bars from the websocket and partial fills.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def _suite() -> ModuleType:
         (11, None),
         (23, None),
         (42, None),
+        (103, None),
         pytest.param(42, "alpaca-py", marks=[needs("alpaca-py"), ALREADY_ON_ALPACA_PY]),
     ],
-    ids=["11", "23", "42", "42-alpaca-py"],
+    ids=["11", "23", "42", "103", "42-alpaca-py"],
 )  # None: the bot's own choice (TEST_SDK); one seed on alpaca-py as well
 def test_session_under_random_faults_keeps_every_invariant(
     seed: int, sdk: str | None, tmp_path: Path

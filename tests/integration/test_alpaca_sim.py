@@ -429,3 +429,12 @@ def test_partial_fills_carry_their_own_qty(sim: Sim, broker: AlpacaBroker, event
     assert execs[-1].order.filled_qty == Decimal(100)
     assert len({u.execution_id for u in execs}) == len(execs)
     handle.stop()
+
+
+def test_only_alpacas_own_not_found_proves_an_order_absent(sim: Sim, broker: AlpacaBroker) -> None:
+    """A 404 without Alpaca's "order not found" body (a proxy, a wrong URL) says nothing about the order
+    (the machine then asks again instead of concluding the entry never arrived)."""
+    sim.faults(http_status=404, count=1, paths="/v2/orders:by_client_order_id")
+    with pytest.raises(BrokerNotFound):
+        broker.get_order_by_client_id("bb-AAPL-404-1")
+    assert broker.get_order_by_client_id("bb-AAPL-404-1") is None

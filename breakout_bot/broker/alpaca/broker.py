@@ -41,7 +41,14 @@ log = logging.getLogger(__name__)
 
 ORDERS_PAGE = 500  # Alpaca's maximum `limit` for GET /v2/orders
 ACTIVITIES_PAGE = 100  # page_size for account activities (max 100)
+# A second POST with a client_order_id Alpaca already holds: 422 with this message. Its numeric code is
+# reported as 40010001 by some and 42210000 by others (third-party live probes; alpaca-py #260 shows the
+# message for a canceled order's id), so the status and the message decide, never the code.
 DUPLICATE_CID = "client_order_id must be unique"
+# GET /v2/orders:by_client_order_id for an id Alpaca does not hold: 404 {"code": 40410000, "message":
+# "order not found"} (some report "order not found for <id>"). A 404 without it (a proxy, a wrong URL)
+# says nothing about the order.
+ORDER_NOT_FOUND = ("order not found", "code 40410000")
 
 
 class AlpacaBroker:
@@ -204,14 +211,18 @@ class AlpacaBroker:
         )
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        """None only on Alpaca's own "order not found"; any other 404 raises (it proves nothing)."""
         try:
             row = self.rest.get(
                 "GET /v2/orders:by_client_order_id",
                 "/orders:by_client_order_id",
                 {"client_order_id": client_order_id},
             )
-        except BrokerNotFound:
-            return None
+        except BrokerNotFound as exc:
+            text = str(exc).lower()
+            if any(mark in text for mark in ORDER_NOT_FOUND):
+                return None
+            raise
         return order_from_dict(row)
 
     def fill_activities(self, since: datetime) -> list[FillActivity]:
@@ -253,7 +264,7 @@ class AlpacaBroker:
                 row = self.rest.post(what, "/orders", body)
                 return SubmitOutcome("accepted", order_from_dict(row))
             except BrokerRejected as exc:
-                if DUPLICATE_CID not in str(exc):
+                if exc.status != 422 or DUPLICATE_CID not in str(exc).lower():
                     return SubmitOutcome("rejected", None, str(exc))
                 reason = f"{exc}: the order already exists"
             except OrderOutcomeUnknown as exc:

@@ -8,11 +8,13 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,8 +23,9 @@ from ...broker.base import AccountInfo, Broker, MarketData
 from ...broker.sdks import sdk_binding
 from ...config.settings import DEFAULT_SDK, LOOPBACK_HOSTS, Settings, simulated_path
 from ...core.model import NEW_YORK
-from ...core.params import Params
+from ...core.params import PARAM_NAMES, Params
 from ...errors import (
+    BotError,
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
@@ -116,6 +119,34 @@ def _symbols(args: argparse.Namespace) -> list[str]:
     return raw
 
 
+class Terminated(BaseException):
+    """SIGTERM (`systemctl stop`, a supervisor, `kill`): stop as Ctrl-C does. A BaseException like
+    KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
+
+
+@contextmanager
+def sigterm_stops_the_run() -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated in the main thread (once; a second one while the run
+    winds down is ignored, so that the cleanup finishes)."""
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a test driving run() from a thread): no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     symbols = _symbols(args)
     if not symbols:
@@ -127,12 +158,59 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
     sdk_binding(settings.sdk)  # the chosen SDK is installed, or one line says how, before anything starts
-    apart = settings.mode == "simulator" and args.journal is None
     if settings.mode == "simulator":
         settings = _kept_apart(settings, args)
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
+    with sigterm_stops_the_run():
+        return _logged_run(args, settings, log_path)
+
+
+def start_line(settings: Settings) -> str:
+    params = " ".join(f"{name}={getattr(settings.params, name)}" for name in PARAM_NAMES)
+    return (
+        f"breakout-bot {__version__} starting: mode {settings.mode}, symbols {','.join(settings.symbols)}, "
+        f"bars {settings.bars_mode}, feed {settings.feed}, {params}, journal {settings.journal_path}, "
+        f"pid {os.getpid()}"
+    )
+
+
+def _logged_run(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
+    """The run between its start line and its stop line (the reason it stopped): SIGTERM exits 0,
+    Ctrl-C 130, both after one line saying what stays open at the broker and how it is protected
+    (nothing is canceled or closed: the brackets keep working there)."""
+    log.info("%s", start_line(settings))
+    display = StatusDisplay(simulated=settings.mode == "simulator")
+    reason = "internal error"
+    try:
+        code = _run_mode(args, settings, log_path, display)
+        reason = "finished" if code == 0 else f"exit {code}"
+        return code
+    except Terminated:
+        reason = "SIGTERM"
+        _say_what_stays_open(display)
+        return 0
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C)"
+        _say_what_stays_open(display)
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BotError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        log.info("breakout-bot stopped: %s", reason)
+
+
+def _say_what_stays_open(display: StatusDisplay) -> None:
+    line = display.left_open()
+    log.warning("%s", line, extra={"console": False})
+    display.print(line)
+
+
+def _run_mode(args: argparse.Namespace, settings: Settings, log_path: Path, display: StatusDisplay) -> int:
+    apart = settings.mode == "simulator" and args.journal is None
     journal = Journal(settings.journal_path)
     # One bot per journal: a second one is refused here, before it reads or sends anything.
     journal.claim(f"pid {os.getpid()}, started {dt.datetime.now(NEW_YORK):%Y-%m-%d %H:%M} New York time")
@@ -140,7 +218,6 @@ def run(args: argparse.Namespace) -> int:
         journal.load()  # a corrupt journal stops us here, moved aside, before any order
         journal.ensure_writable()
         params = settings.params
-        display = StatusDisplay(simulated=settings.mode == "simulator")
         if settings.mode == "simulator":
             return _run_simulated(args, settings, params, journal, display, log_path, apart)
         if settings.mode == "live":

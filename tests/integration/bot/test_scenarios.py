@@ -229,7 +229,8 @@ def test_429_storm(tmp_path) -> None:
 
     bars = {"10:00": (100.0, 100.7, 99.9, 100.6), "10:01": (100.6, 101.6, 100.5, 101.0)}
     with session(tmp_path, bars) as s:
-        storm_at = dt.datetime(2024, 3, 4, 10, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+        # After the entry went out (a storm on the POST itself: tests/integration/bot/test_stalls.py).
+        storm_at = dt.datetime(2024, 3, 4, 10, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
         injected: list[bool] = []
 
         def storm(r) -> bool:
