@@ -47,6 +47,19 @@ def close_position(state: State, reason: str) -> CloseAll:
     return CloseAll(state.symbol, reason, last, stop)
 
 
+def entry_filling(state: State) -> bool:
+    """A position from an entry filled only in part: the rest of it may still be filling."""
+    entry = state.entry
+    return entry is not None and state.position_qty != 0 and abs(state.position_qty) < entry.qty
+
+
+def close_actions(state: State, reason: str) -> list[Action]:
+    """The close, after canceling an entry still filling (its later fills would open the position
+    again behind the close)."""
+    cancel: list[Action] = [CancelAll(state.symbol)] if entry_filling(state) else []
+    return [*cancel, close_position(state, reason)]
+
+
 def flatten(state: State, reason: str) -> tuple[State, list[Action]]:
     """Cancel the working entry, or close the position (the executor keeps its stop working until the
     exit fills where it can), and be done for the day."""
@@ -56,7 +69,7 @@ def flatten(state: State, reason: str) -> tuple[State, list[Action]]:
     if state.position_qty != 0 or state.phase in ENTRY_WORKING:
         # A working entry may have filled in part without our hearing of it yet: close whatever the
         # broker holds (the executor reads the position first, so a flat account costs one read).
-        actions.append(close_position(state, reason))
+        actions.extend(close_actions(state, reason))
     new_state, done_actions = done(evolve(state, flattened=True, unprotected=False), reason)
     return new_state, actions + done_actions
 
@@ -154,5 +167,5 @@ def protect(state: State) -> tuple[State, list[Action]]:
     state = evolve(state, unprotected=False, closing=True)
     return state, [
         Log("warning", f"{state.symbol}: position {state.position_qty} has no working stop; flattening"),
-        close_position(state, "unprotected position"),
+        *close_actions(state, "unprotected position"),
     ]

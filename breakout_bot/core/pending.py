@@ -8,7 +8,8 @@ with the same client_order_id (broker/alpaca/broker.py). Then, on the clock:
   client_order_id (`LookupEntry`): found, it is adopted (an `OrderUpdate`); provably absent
   (`EntryNotFound`) once `ABSENT_AFTER` has passed since it was sent, it never arrived;
 * a reconcile that lists today's orders without it, `ABSENT_AFTER` after it was sent, says the same;
-* after `GIVE_UP_AFTER` with no answer at all (the broker unreachable), it is treated as not sent.
+* after `GIVE_UP_AFTER` with no answer at all (the broker unreachable), it is treated as not sent, and
+  whatever of ours works at the broker is canceled (had it arrived, it could fill unseen).
 
 "Not sent" searches again and gives the entry's number back: the next entry carries the same
 client_order_id, so if the lost one reaches the broker after all, the broker refuses the second as a
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .events import Action, EntryNotFound, Log, LookupEntry
+from .events import Action, CancelAll, EntryNotFound, Log, LookupEntry
 from .ids import entry_number
 from .search import resume_search
 from .state import ORDER_SENT, State, advance, evolve
@@ -39,7 +40,10 @@ def on_entry_timer(state: State, actions: list[Action]) -> tuple[State, list[Act
         return state, actions
     waited = now - sent_at
     if waited >= GIVE_UP_AFTER:
-        return entry_not_sent(state, f"outcome still unknown after {int(waited.total_seconds())} s", actions)
+        # Unanswered, it may still have arrived: cancel whatever of ours works there (nothing holds a
+        # position in order_sent), so that a lost entry cannot fill unseen later in the day.
+        why = f"outcome still unknown after {int(waited.total_seconds())} s"
+        return entry_not_sent(state, why, [*actions, CancelAll(state.symbol)])
     last = state.entry_lookup_at
     if waited < LOOKUP_AFTER or (last is not None and now - last < LOOKUP_AFTER):
         return state, actions

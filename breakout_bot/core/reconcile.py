@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .day import close_position, done, on_time
+from .day import close_actions, done, on_time
 from .events import Action, CancelAll, CancelOrder, Log, Reconciled, SleepUntil
 from .ids import entry_number, parse_client_order_id
 from .model import STOP_TYPES, OrderSnapshot, OrderStatus
@@ -133,13 +133,24 @@ def _holding(
     """The broker holds a position: manage it (flatten it again if today was already flattened)."""
     protected = _protected(event.position_qty, ours, state.symbol)
     phase = DONE_FOR_THE_DAY if base.flattened else ACTIVE_TRADE
+    filling = next(
+        (
+            o
+            for o in ours
+            if o.is_open and o.filled_qty < o.qty and parse_client_order_id(o.client_order_id) is not None
+        ),
+        None,
+    )
+    if filling is not None and (base.entry is None or base.entry.client_order_id != filling.client_order_id):
+        # Our entry is still filling (a partial fill): the flatten must know it, to cancel the rest.
+        base = evolve(base, entry=entry_from_order(filling, base))
     if state.phase is not ACTIVE_TRADE:
         actions.append(Log("info", f"{state.symbol}: broker holds {event.position_qty}; managing it"))
     base = evolve(base, phase=phase, unprotected=not protected)
     if base.flattened:
         if base.close_retry_at is not None:
             return base, actions  # a retry of the close is due: it will go out then
-        return base, [*actions, close_position(base, "still not flat after flatten")]
+        return base, [*actions, *close_actions(base, "still not flat after flatten")]
     new_state, more = on_time(base)
     return new_state, actions + more
 

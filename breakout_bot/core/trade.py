@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from .day import close_position, done, on_time, protect, retry_close
+from .day import close_actions, done, on_time, protect, retry_close
 from .events import (
     Action,
     Log,
@@ -252,7 +252,7 @@ def after_position_change(
             actions = [
                 *actions,
                 Log("warning", f"{state.symbol}: position {state.position_qty} opened after the flatten"),
-                close_position(state, "still not flat after flatten"),
+                *close_actions(state, "still not flat after flatten"),
             ]
         return state, actions
     if state.close_retry_at is not None or state.close_failures:
@@ -310,7 +310,7 @@ def on_position(state: State, event: PositionChanged) -> tuple[State, list[Actio
             and state.close_retry_at is None
         ):
             # Still holding after the flatten (the minute's position read): make sure a close works.
-            return state, [close_position(state, "still not flat after flatten")]
+            return state, close_actions(state, "still not flat after flatten")
         return on_time(state)
     previous = state.position_qty
     state = evolve(state, position_qty=event.qty)
@@ -322,7 +322,7 @@ def on_position(state: State, event: PositionChanged) -> tuple[State, list[Actio
     if event.qty != 0 and state.phase is DONE_FOR_THE_DAY and state.flattened:
         if state.close_retry_at is not None:
             return state, actions  # a retry is already due
-        return state, [*actions, close_position(state, "still not flat after flatten")]
+        return state, [*actions, *close_actions(state, "still not flat after flatten")]
     if event.qty != 0 and state.phase in PRE_TRADE:
         state = evolve(state, phase=ACTIVE_TRADE)
     more_state, more = on_time(state)

@@ -22,6 +22,7 @@ from breakout_bot.core.events import (
     Action,
     BarClosed,
     CancelAll,
+    CancelOrder,
     CloseAll,
     CloseFailed,
     EntryNotFound,
@@ -830,6 +831,18 @@ def test_position_after_flatten_is_flattened_again() -> None:
     assert state.phase is Phase.DONE_FOR_THE_DAY
 
 
+def test_the_flatten_cancels_an_entry_still_filling_before_it_closes() -> None:
+    """30 of 100 filled at 15:55: the rest of the entry is canceled first, or its later fills would
+    open the position again behind the close (the random interleavings found it)."""
+    state, _ = step(order_submitted(), entry_fill(at(15, 50), qty=30, cum=30))
+    assert state.phase is Phase.ACTIVE_TRADE and state.position_qty == 30
+    state, actions = step(state, Tick(at(15, 55)))
+    assert kinds(actions) == ["CancelAll", "CloseAll", "SleepUntil"]
+    full, _ = step(order_submitted(), entry_fill(at(15, 50)))
+    _, actions = step(full, Tick(at(15, 55)))
+    assert kinds(actions) == ["CloseAll", "SleepUntil"]  # filled: the stop keeps working until the exit
+
+
 def test_reconcile_after_flatten_with_entry_still_working_stays_done() -> None:
     """The 15:55 CancelAll has not gone through yet when a reconcile lists the entry as working: stay done
     and cancel again (it used to go back to order_submitted after the close - 5)."""
@@ -953,6 +966,13 @@ class Broker:
             for order in self.legs:
                 self.pending.append(upd("canceled", replace(order, status=OrderStatus.CANCELED), now))
             self.legs = []
+        elif isinstance(action, CancelOrder):
+            for order in [o for o in self.legs if o.id == action.order_id]:
+                self.pending.append(upd("canceled", replace(order, status=OrderStatus.CANCELED), now))
+                self.legs.remove(order)
+            if self.entry is not None and self.entry.id == action.order_id:
+                self.pending.append(upd("canceled", replace(self.entry, status=OrderStatus.CANCELED), now))
+                self.entry = None
         elif isinstance(action, LookupEntry):
             cid = action.client_order_id
             if self.entry is not None and self.entry.client_order_id == cid:
@@ -969,6 +989,11 @@ class Broker:
             self.pending.append(upd("fill", order, now, self.exec_id(), int(qty), "100.00"))
             self.position = Decimal(0)
             self.filled[order.id] = qty
+            # The executor's close ends the bracket with it: its take-profit, replaced by a marketable
+            # limit, is the exit (the group's stop is canceled), or the legs are canceled before it.
+            for leg_order in self.legs:
+                self.pending.append(upd("canceled", replace(leg_order, status=OrderStatus.CANCELED), now))
+            self.legs = []
 
     def spontaneous(self, now: datetime, price: float) -> None:
         """Something happens at the broker on its own."""
@@ -1098,6 +1123,8 @@ def _simulate(rng: random.Random, params: Params, session: Session) -> None:
             feed(BarClosed(bar))
             if rng.random() < 0.05:
                 feed(BarClosed(bar))  # duplicated delivery
+            if broker.position != state.position_qty:  # the runner's minute position poll sees it
+                feed(PositionChanged(now, broker.position, broker.reflected()))
         elif r < 0.43:
             now = max(now, min(now + timedelta(seconds=rng.randint(1, 50)), minute + timedelta(minutes=1)))
             feed(Tick(now))
