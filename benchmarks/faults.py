@@ -698,8 +698,10 @@ def run_one(
         found: list[Violation] = []
         for symbol in profile.symbols:
             start = datetime.combine(session, datetime.min.time(), NEW_YORK).isoformat()
+            # The bars the bot traded on: its feed's (IEX has its own gaps and prices; issue 15).
+            feed = bot.flags[bot.flags.index("--feed") + 1] if "--feed" in bot.flags else "iex"
             query = urllib.parse.urlencode(
-                {"timeframe": "1Min", "start": start, "end": end.isoformat(), "limit": 10000}
+                {"timeframe": "1Min", "start": start, "end": end.isoformat(), "limit": 10000, "feed": feed}
             )
             bars = _http(f"{sim.url}/v2/stocks/{symbol}/bars?{query}").get("bars") or []
             found += check_day(
