@@ -343,6 +343,13 @@ class _Bot:
         except subprocess.TimeoutExpired:
             return None
 
+    def up(self) -> bool:
+        """This incarnation is past its start-up: its banner is out, so its SIGTERM handler is in place
+        (before it Python is still importing, and a SIGTERM ends it as Python's default does, before
+        it has read or sent anything)."""
+        path = self.run_dir / f"bot-{self.n}.out"
+        return path.exists() and " trading " in path.read_text(errors="replace")
+
     def tail(self) -> str:
         text = (self.run_dir / f"bot-{self.n}.out").read_text(errors="replace")
         return " | ".join(text.strip().splitlines()[-3:])
@@ -523,7 +530,7 @@ def _partition_fault(
     elif kind == "blackhole":
         proxy.blackhole(rng.uniform(0.5, 3.0))
     elif kind == "sigterm":
-        if now.time() >= ny_time(15, 50) or time.monotonic() - bot.started < 2.0:
+        if now.time() >= ny_time(15, 50) or time.monotonic() - bot.started < 2.0 or not bot.up():
             return ""
         if not _sigterm_in_trade(bot, sim, result):
             return ""
