@@ -236,11 +236,22 @@ class Executor:
             new = replace(take.id, limit, cid)
         except BrokerAuthError:
             raise
-        except BrokerError as exc:
+        except BrokerRejected as exc:
             log.warning(
-                "%s: replacing the take-profit failed (%s); canceling and closing", action.symbol, exc
+                "%s: replacing the take-profit refused (%s); canceling and closing", action.symbol, exc
             )
             return None
+        except BrokerError as exc:
+            # Unanswered (a reset, a 5xx, a timeout): the replace may have landed, and a close sent now
+            # would sell the shares a second time. The retry reads the orders again: our marketable exit
+            # working (step 1) or the take-profit still there (this step again). The stop stays meanwhile.
+            return [
+                CloseFailed(
+                    action.symbol,
+                    f"replacing the take-profit: outcome unknown ({exc})",
+                    RETRY_WHILE_CANCELING_S,
+                )
+            ]
         log.info(
             "%s: close (%s): take-profit %s replaced by a marketable limit at %s; the stop works until it fills",
             action.symbol,
