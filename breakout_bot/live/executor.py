@@ -180,8 +180,11 @@ class Executor:
         """Get the position closed without waiting here (module docstring: the order tried)."""
         symbol = action.symbol
         try:
+            # The orders first, then the position: a close that fills between the two reads then shows
+            # in the position (read the other way round, the position still held the shares while the
+            # filled close was gone from the open orders, and a second close sold them again).
+            orders = self.broker.list_open_orders(symbol)
             qty = self.broker.get_position_qty(symbol)
-            orders = self.broker.list_open_orders(symbol) if qty != 0 else []
         except BrokerAuthError:
             raise
         except BrokerError as exc:

@@ -107,3 +107,42 @@ def test_a_replace_whose_answer_is_lost_is_not_followed_by_a_close(tmp_path: Pat
     assert [type(f).__name__ for f in first] == ["CloseFailed"] and broker.calls == ["replace tp-1"]
     assert executor.execute("AAPL", action, "rest") == []  # our exit is working: wait for its fill
     assert broker.calls == ["replace tp-1"]  # no cancel, no close, no second replace
+
+
+class _CloseFillingNow:
+    """Long 100 with our market close working; it fills right after the executor's first read."""
+
+    def __init__(self) -> None:
+        self.position = Decimal(100)
+        self.close = OrderSnapshot("c-1", "", "AAPL", "sell", OrderType.MARKET, OrderStatus.NEW, Decimal(100))
+        self.reads = 0
+
+    def _read(self) -> None:
+        self.reads += 1
+        if self.reads == 2:  # between the executor's two reads
+            self.position, self.close = Decimal(0), replace(self.close, status=OrderStatus.FILLED)
+
+    def get_position_qty(self, symbol: str) -> Decimal:
+        self._read()
+        return self.position
+
+    def list_open_orders(self, symbol: str | None = None) -> list[OrderSnapshot]:
+        self._read()
+        return [self.close] if self.close.is_open else []
+
+    def close_position(self, symbol: str) -> OrderSnapshot:
+        raise AssertionError("a second close: it would sell the shares again")
+
+    def cancel_orders(self, symbol: str) -> None:
+        raise AssertionError("nothing to cancel")
+
+
+def test_a_close_filling_between_the_reads_is_not_sent_again(tmp_path: Path) -> None:
+    clock = SteppedClock(START)
+    broker = _CloseFillingNow()
+    journal = Journal(tmp_path / "past_trades.json")
+    journal.load()
+    ledger = FillLedger(broker, journal)  # type: ignore[arg-type]
+    gate = RiskGate(broker, clock, tmp_path / "halt")  # type: ignore[arg-type]
+    executor = Executor(broker, clock, ledger, gate, lambda: True)  # type: ignore[arg-type]
+    executor.execute("AAPL", CloseAll("AAPL", "still not flat after flatten"), "rest")
