@@ -13,7 +13,8 @@ The close (CloseAll), in the order tried:
 2. A working take-profit leg holds the shares: replace its limit by a marketable one (a cent beyond the
    stop at worst). The bracket stays whole, so its stop keeps protecting the position until the exit
    fills: Alpaca support's way to close a bracketed position ("replacing the take profit limit ... keeps
-   all 3 orders intact", forum t/11938). A replace the broker refuses falls through to 3.
+   all 3 orders intact", forum t/11938). A replace the broker refuses falls through to 3; one whose
+   answer is lost may have landed, so the close comes back as a CloseFailed and the retry reads again.
 3. Cancel what holds the shares and close (DELETE /v2/positions/{symbol}). Cancels are requests, done a
    few hundred ms later (forum t/18156; t/813: sometimes seconds or more); meanwhile the close meets 403
    "insufficient qty available" (held_for_orders: alpaca-trade-api-csharp #247), so it comes back as a
