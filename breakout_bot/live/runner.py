@@ -239,9 +239,7 @@ class Runner:
         make sure we leave flat; a position still open keeps us here (bounded by the session close)."""
         ledger_read = self._poll_fills()
         now = self.clock.now()
-        for symbol, state in self.states.items():
-            if state.position_qty != 0:
-                self._poll_position(symbol, now)
+        self._poll_positions([s for s, state in self.states.items() if state.position_qty != 0], now)
         still_open = [s for s in self.states.values() if s.position_qty != 0]
         if not still_open:
             if not ledger_read:
@@ -304,17 +302,26 @@ class Runner:
         if streaming:
             self._await_streamed_bars(closed_bar)
         self._poll_fills()
-        for symbol, state in self.states.items():
-            if state.phase is ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
-                self._poll_position(symbol, now)
+        self._poll_positions(
+            [
+                symbol
+                for symbol, state in self.states.items()
+                if state.phase is ACTIVE_TRADE or (state.flattened and state.position_qty != 0)
+            ],
+            now,
+        )
         if self._searching():
             self.gate.prefetch()
-        for symbol, state in self.states.items():
-            if state.session is None or state.phase is DONE_FOR_THE_DAY:
-                continue
-            if streaming and self.feed.has(symbol, closed_bar):
-                continue  # the websocket delivered it: no REST poll needed
-            self._step_bars(symbol, self.feed.poll(symbol, state.session, now))
+        sessions = {
+            symbol: state.session
+            for symbol, state in self.states.items()
+            if state.session is not None
+            and state.phase is not DONE_FOR_THE_DAY
+            and not (streaming and self.feed.has(symbol, closed_bar))  # the websocket delivered it
+        }
+        fresh = self.feed.poll_all(sessions, now) if sessions else {}
+        for symbol in sessions:  # the symbols' order: the same as the backtest's (portfolio.merge_steps)
+            self._step_bars(symbol, fresh.get(symbol, []))
 
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
@@ -343,9 +350,11 @@ class Runner:
             book = self.reader.orders(view)
             since = view.day_start - ORDERS_LOOKBACK
             book, positions = self.reader.positions(list(self.states), since, book)
+            recent = self.reader.histories(list(self.states), view)
             for symbol in self.states:
                 read = positions[symbol]
-                self._step(symbol, self.reader.reconciled(symbol, view, book, read, todays_fills))
+                event = self.reader.reconciled(symbol, view, book, read, todays_fills, recent.get(symbol, ()))
+                self._step(symbol, event)
         except BrokerAuthError:
             raise
         except BrokerError as exc:
@@ -377,20 +386,31 @@ class Runner:
         for update in self.ledger.updates_from(activities, self.states):
             self._deliver(update, "rest")
 
-    def _poll_position(self, symbol: str, now: datetime) -> None:
-        state = self.states[symbol]
+    def _poll_positions(self, symbols: list[str], now: datetime) -> None:
+        """`symbols`' positions from one read of every position (GET /v2/positions), each stepped as
+        PositionChanged; a symbol whose figure differs from its machine's is read again with the
+        executions it holds."""
+        if not symbols:
+            return
         try:
-            qty = self.broker.get_position_qty(symbol)
+            held = self.broker.list_positions()
+        except BrokerError as exc:
+            # A failed read is not proof of flat: tell the machines nothing.
+            log.warning("position read failed: %s", exc)
+            return
+        for symbol in symbols:
+            state = self.states[symbol]
+            qty = held.get(symbol, Decimal(0))
             reflected: tuple[tuple[str, Decimal], ...] = ()
             if qty != state.position_qty and state.session is not None:
                 # The broker holds what the fills have not told yet: which executions does it hold?
-                read = self.reader.position(symbol, state.session.date)
+                try:
+                    read = self.reader.position(symbol, state.session.date)
+                except BrokerError as exc:
+                    log.warning("%s: position read failed: %s", symbol, exc)
+                    continue
                 qty, reflected = read.qty, read.reflected
-        except BrokerError as exc:
-            # A failed read is not proof of flat: tell the machine nothing.
-            log.warning("%s: position read failed: %s", symbol, exc)
-            return
-        self._step(symbol, PositionChanged(now, qty, reflected))
+            self._step(symbol, PositionChanged(now, qty, reflected))
 
     # ------------------------------------------------------------------ the queue
     def _next_event(self, timeout: float) -> QueueItem | None:
