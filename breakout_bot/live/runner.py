@@ -117,7 +117,14 @@ class Runner:
         self.stream_up = not self.options.stream
         self.feed = BarFeed(data)
         self.ledger = FillLedger(broker, journal, tags)
-        self.gate = RiskGate(broker, clock, halt_path(journal.path), tags.mode if tags else None)
+        self.gate = RiskGate(
+            broker,
+            clock,
+            halt_path(journal.path),
+            tags.mode if tags else None,
+            params,
+            lambda: self.states.values(),
+        )
         self.reader = ReconcileReader(broker, self.feed, params.lookback, params.risk_pct is not None)
         self.executor = Executor(broker, clock, self.ledger, self.gate, lambda: self.stream_up)
         self._observers = list(observers)
