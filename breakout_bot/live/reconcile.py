@@ -154,12 +154,14 @@ class ReconcileReader:
                 break
         return replace(book, todays_orders=before), reads
 
-    def position(self, symbol: str, session_date: date) -> PositionRead:
-        """One symbol's position with the executions it holds (the minute's poll, when the broker's
-        figure differs from the machine's)."""
+    def positions_now(self, symbols: Sequence[str], session_date: date) -> dict[str, PositionRead]:
+        """Symbols' positions with the executions they hold (the minute's poll, for the symbols whose
+        figure at the broker differs from their machine's): one read of today's orders, of the
+        positions, and of the orders again, however many symbols."""
         since = midnight(session_date) - ORDERS_LOOKBACK
-        book = OrderBook((), tuple(self.broker.list_orders_since(since, symbol)), 0.0)
-        return self.positions([symbol], since, book)[1][symbol]
+        one = symbols[0] if len(symbols) == 1 else None
+        book = OrderBook((), tuple(self.broker.list_orders_since(since, one)), 0.0)
+        return self.positions(symbols, since, book)[1]
 
     def reconciled(
         self,

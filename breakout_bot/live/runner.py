@@ -43,7 +43,7 @@ from .executor import Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
 from .ledger import FillLedger, Source
-from .reconcile import ORDERS_LOOKBACK, MarketView, ReconcileReader
+from .reconcile import ORDERS_LOOKBACK, MarketView, PositionRead, ReconcileReader
 from .risk import RiskGate
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,11 @@ class Runner:
         self._sessions_done: set[date] = set()
         self._wakes: dict[str, datetime] = {}  # retries the machines asked for (WakeAt)
         self._bars_refused = False  # the bar stream was refused (406/409): polling only
+        # With --max-positions the symbols' order decides a contested slot (core/portfolio.py): streamed
+        # bars then wait for the minute's poll and are served with the polled ones in that order, rather
+        # than in the order the websocket happened to deliver them.
+        self._in_order = params.max_positions > 0
+        self._held_bars: dict[str, list[Bar]] = {}
         self._stop = False
         self._reconciled = False  # a first reconcile has succeeded
         self.nothing_today: str | None = None  # why a today-only run found nothing to trade
@@ -327,8 +332,9 @@ class Runner:
             and not (streaming and self.feed.has(symbol, closed_bar))  # the websocket delivered it
         }
         fresh = self.feed.poll_all(sessions, now) if sessions else {}
-        for symbol in sessions:  # the symbols' order: the same as the backtest's (portfolio.merge_steps)
-            self._step_bars(symbol, fresh.get(symbol, []))
+        held, self._held_bars = self._held_bars, {}
+        for symbol in self.states:  # the symbols' order: the same as the backtest's (portfolio.merge_steps)
+            self._step_bars(symbol, [*held.get(symbol, []), *fresh.get(symbol, [])])
 
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
@@ -405,19 +411,25 @@ class Runner:
             # A failed read is not proof of flat: tell the machines nothing.
             log.warning("position read failed: %s", exc)
             return
+        # The broker holds what the fills have not told yet: which executions does it hold?
+        differing: dict[str, date] = {}
         for symbol in symbols:
             state = self.states[symbol]
-            qty = held.get(symbol, Decimal(0))
-            reflected: tuple[tuple[str, Decimal], ...] = ()
-            if qty != state.position_qty and state.session is not None:
-                # The broker holds what the fills have not told yet: which executions does it hold?
-                try:
-                    read = self.reader.position(symbol, state.session.date)
-                except BrokerError as exc:
-                    log.warning("%s: position read failed: %s", symbol, exc)
-                    continue
-                qty, reflected = read.qty, read.reflected
-            self._step(symbol, PositionChanged(now, qty, reflected))
+            if held.get(symbol, Decimal(0)) != state.position_qty and state.session is not None:
+                differing[symbol] = state.session.date
+        reads: dict[str, PositionRead] = {}
+        for day in sorted(set(differing.values())):
+            try:
+                reads.update(self.reader.positions_now([s for s, d in differing.items() if d == day], day))
+            except BrokerError as exc:
+                log.warning("position read failed: %s", exc)
+                return
+        for symbol in symbols:
+            read = reads.get(symbol)
+            if read is None:
+                self._step(symbol, PositionChanged(now, held.get(symbol, Decimal(0)), ()))
+            else:
+                self._step(symbol, PositionChanged(now, read.qty, read.reflected))
 
     # ------------------------------------------------------------------ the queue
     def _next_event(self, timeout: float) -> QueueItem | None:
@@ -445,7 +457,11 @@ class Runner:
         if isinstance(item, BarEvent):
             state = self.states.get(item.symbol)
             if state is not None and state.session is not None:
-                self._step_bars(item.symbol, self.feed.streamed(item.symbol, item.bar, state.session))
+                bars = self.feed.streamed(item.symbol, item.bar, state.session)
+                if self._in_order:
+                    self._held_bars.setdefault(item.symbol, []).extend(bars)
+                else:
+                    self._step_bars(item.symbol, bars)
             return
         if isinstance(item, StreamEvent) and item.stream == "bars":
             if item.status == "refused":

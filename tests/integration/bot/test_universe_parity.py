@@ -37,11 +37,12 @@ def _minute(t: dt.datetime) -> str:
     return t.astimezone(NEW_YORK).strftime("%H:%M")
 
 
-def live(tmp_path: Path) -> list[Fill]:
+def live(tmp_path: Path, symbols: list[str] = SYMBOLS, bars_stream: bool = False) -> list[Fill]:
     journal = Journal(tmp_path / "past_trades.json")
     journal.load()
-    with simulated_session(SYMBOLS, start=DAY, seed=SEED, feed="sip", sdk=TEST_SDK) as (broker, clock, _):
-        runner = Runner(broker, broker.market_data, clock, journal, SYMBOLS, PARAMS, RunnerOptions(days=1))
+    with simulated_session(symbols, start=DAY, seed=SEED, feed="sip", sdk=TEST_SDK) as (broker, clock, _):
+        options = RunnerOptions(days=1, bars_stream=bars_stream)
+        runner = Runner(broker, broker.market_data, clock, journal, symbols, PARAMS, options)
         assert runner.run() == 0
     return sorted(
         (r.symbol, r.leg, r.side, Decimal(r.qty), Decimal(r.price), _minute(parse_time(r.timestamp)))
@@ -49,8 +50,8 @@ def live(tmp_path: Path) -> list[Fill]:
     )
 
 
-def backtest(params: Params) -> tuple[list[Fill], list[str]]:
-    bars: dict[str, pd.DataFrame] = {s: synthetic_bars(s, SEED, 1, DAY) for s in SYMBOLS}
+def backtest(params: Params, symbols: list[str] = SYMBOLS) -> tuple[list[Fill], list[str]]:
+    bars: dict[str, pd.DataFrame] = {s: synthetic_bars(s, SEED, 1, DAY) for s in symbols}
     result = run_portfolio(bars, params)
     fills = sorted(
         (s, f.leg, f.side, f.qty, f.price, _minute(f.timestamp))
@@ -88,3 +89,13 @@ def test_max_positions_live_and_backtest_decide_alike(
     assert bot == limited
     assert any("max positions 3 reached" in r.getMessage() for r in caplog.records)
     assert Counter(f[1] for f in bot)["entry"] >= 5
+
+
+def test_streamed_bars_are_served_in_the_symbols_order(tmp_path: Path) -> None:
+    """`--bars stream` with --max-positions: the websocket delivers a minute's bars in its own order
+    (the simulator's: sorted); the bot serves them in the order given, as the backtest does. Given in
+    reverse, the contested slots go to the last symbols by name."""
+    backwards = SYMBOLS[::-1]
+    expected, _ = backtest(PARAMS, backwards)
+    assert expected != backtest(PARAMS)[0]  # the order decides some slots on this day
+    assert live(tmp_path, backwards, bars_stream=True) == expected
