@@ -170,8 +170,7 @@ class MarketData(Protocol):
     """One-minute bars. An adapter implements:
 
     Required: get_bars_multi (the trading loop polls every symbol's bars with it once a minute, in one
-        request however many symbols, and reads the boxes' history with it), get_bars (one symbol: a
-        gap the bar stream left)
+        request however many symbols, and reads the boxes' history with it), get_bars (one symbol's)
     Required by `check`: get_latest_bar
     Optional: stream_bars (`run --bars stream`; an adapter without a stream raises BrokerError and the
         minute poll carries on)

@@ -1,12 +1,12 @@
 """The bar feed: closed one-minute bars per symbol, polled over REST once a minute or pushed by the
 market-data websocket, merged so that each bar reaches the machine once and in order.
 
-A bar still forming is never handed on; a streamed bar that leaves a gap is preceded by the missing
-bars, fetched over REST; a repeated or older bar is dropped. Gaps are normal on the free IEX feed (a
+A bar still forming is never handed on; a streamed bar that leaves a gap waits for the minute's poll,
+which reads it with the missing bars (one request for every symbol); a repeated or older bar is dropped. Gaps are normal on the free IEX feed (a
 minute without an IEX print has no bar: Market Data FAQ): the machine's box is the last `lookback` bars
 that exist. An updated bar (`u`, recomputed 30 s after the minute with late trades) is not subscribed
 to: a box already formed stays as it was (the guide freezes it while searching); history read over REST
-at a (re)start includes the late trades.
+at a (re)start includes the late trades. A streamed bar after a gap is left to the minute's poll.
 
 A read the data plan refuses (FeedNotPermitted: `--feed sip` without a SIP subscription) is said once, in
 one line, and the session goes on without new bars (the trade, the flatten and the exit are unaffected).
@@ -97,28 +97,18 @@ class BarFeed:
             fresh.append(bar)
         return fresh
 
-    def poll(self, symbol: str, session: Session, now: datetime) -> list[Bar]:
-        """One symbol's bars closed since the last one handed on (a gap the stream left). [] when the
-        read fails (the next poll catches up)."""
-        last = self.last.get(symbol)
-        start = session.open if last is None else last + BAR_LENGTH
-        if start >= now:
-            return []
-        try:
-            bars = self.data.get_bars(symbol, start, now)
-        except BrokerError as exc:
-            self._unavailable(symbol, exc)
-            return []
-        return self._take(symbol, bars, now)
-
     def streamed(self, symbol: str, bar: Bar, session: Session) -> list[Bar]:
-        """A bar the websocket pushed, preceded by any it skipped (fetched over REST); [] when old."""
+        """A bar the websocket pushed; [] when old, and [] when it leaves a gap: the minute's poll
+        (BarFeed.poll_all, due seconds after the close) then reads it with whatever came before it, in
+        one request for every symbol. A gap is common on IEX (a minute without a print has no bar): a
+        REST read per symbol and gap would make the request cost grow with the universe."""
         last = self.last.get(symbol)
         if last is not None and bar.t <= last:
             return []
-        missing = self.poll(symbol, session, bar.t) if last is not None and bar.t > last + BAR_LENGTH else []
+        if last is not None and bar.t > last + BAR_LENGTH:
+            return []
         self.last[symbol] = bar.t
-        return [*missing, bar]
+        return [bar]
 
     def histories(
         self, symbols: Sequence[str], session: Session | None, now: datetime, lookback: int
