@@ -27,18 +27,17 @@ def sim3() -> Iterator[Sim]:
         server.stop()
 
 
-@pytest.fixture
-def broker3(sim3: Sim, sdk: str) -> Iterator[AlpacaBroker]:
-    b = make_broker(sim3, sdk=sdk)
-    try:
-        yield b
-    finally:
-        b.close()
-
-
 def test_multi_symbol_bars_match_single_reads_across_pages(
-    sim3: Sim, broker3: AlpacaBroker, monkeypatch: pytest.MonkeyPatch
+    sim3: Sim, sdk: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    broker3 = make_broker(sim3, sdk=sdk)
+    try:
+        multi_symbol_reads(sim3, broker3, monkeypatch)
+    finally:
+        broker3.close()
+
+
+def multi_symbol_reads(sim3: Sim, broker3: AlpacaBroker, monkeypatch: pytest.MonkeyPatch) -> None:
     sim3.advance(3600)  # 10:25 New York: an hour of bars
     now = sim3.server.clock.now()
     start = now - timedelta(minutes=40)
