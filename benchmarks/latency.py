@@ -166,7 +166,6 @@ class Probes:
         self.received: dict[str, float] = {}  # client_order_id -> first POST /v2/orders
         self.decisions: dict[str, tuple[str, int, str, float]] = {}  # cid -> (symbol, bar t, path, when)
         self.origin: dict[tuple[str, int], str] = {}  # (symbol, bar start) -> how the feed got it
-        self.streaming = False  # inside BarFeed.streamed: its REST reads fill a gap (runner thread only)
 
 
 @contextmanager
@@ -175,7 +174,7 @@ def instrumented(p: Probes) -> Iterator[None]:
     orig_mw = sim_app.SimServer.guard
     orig_step = machine.step
     orig_streamed = BarFeed.streamed
-    orig_poll = BarFeed.poll
+    orig_poll_all = BarFeed.poll_all
 
     async def send_data(self: Any, msgs: list[dict[str, object]]) -> None:
         now = time.perf_counter()
@@ -208,26 +207,23 @@ def instrumented(p: Probes) -> Iterator[None]:
         return new, actions
 
     def streamed(self: BarFeed, symbol: str, bar: Bar, session: Session) -> list[Bar]:
-        p.streaming = True
-        try:
-            bars = orig_streamed(self, symbol, bar, session)
-        finally:
-            p.streaming = False
+        bars = orig_streamed(self, symbol, bar, session)
         if bars:
             p.origin[(symbol, int(bars[-1].t.timestamp()))] = "stream"
         return bars
 
-    def poll(self: BarFeed, symbol: str, session: Session, now: dt.datetime) -> list[Bar]:
-        bars = orig_poll(self, symbol, session, now)
-        for b in bars:
-            p.origin[(symbol, int(b.t.timestamp()))] = "gap-poll" if p.streaming else "poll"
-        return bars
+    def poll_all(self: BarFeed, sessions: Any, now: dt.datetime) -> dict[str, list[Bar]]:
+        polled = orig_poll_all(self, sessions, now)
+        for symbol, bars in polled.items():
+            for b in bars:
+                p.origin[(symbol, int(b.t.timestamp()))] = "poll"
+        return polled
 
     sim_websockets.Conn.send_data = send_data  # type: ignore[method-assign]
     sim_app.SimServer.guard = middleware  # type: ignore[method-assign]
     machine.step = step  # type: ignore[assignment]
     BarFeed.streamed = streamed  # type: ignore[method-assign]
-    BarFeed.poll = poll  # type: ignore[method-assign]
+    BarFeed.poll_all = poll_all  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -235,7 +231,7 @@ def instrumented(p: Probes) -> Iterator[None]:
         sim_app.SimServer.guard = orig_mw  # type: ignore[method-assign]
         machine.step = orig_step
         BarFeed.streamed = orig_streamed  # type: ignore[method-assign]
-        BarFeed.poll = orig_poll  # type: ignore[method-assign]
+        BarFeed.poll_all = orig_poll_all  # type: ignore[method-assign]
 
 
 def session_speed_keeper(server: Any, speed: float, stop: threading.Event) -> None:

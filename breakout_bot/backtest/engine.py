@@ -73,6 +73,7 @@ from ..core.events import (
     RecordFill,
     SleepUntil,
     SubmitBracket,
+    SubmitFailed,
     Tick,
 )
 from ..core.model import NEW_YORK, Bar, Fill, Session
@@ -416,6 +417,11 @@ class Equity:
         return self.value
 
 
+# A portfolio's say on an entry before it reaches the simulated broker: (symbol, order) -> why not, or
+# None (backtest/portfolio.py; the live bot's is live/risk.py, both on core/portfolio.py).
+EntryGate = Callable[[str, SubmitBracket], str | None]
+
+
 class Replay:
     """One symbol's machine and simulated broker over sessions of a ReplayInput."""
 
@@ -431,6 +437,7 @@ class Replay:
         self.state = machine.initial_state(symbol, params)
         self.fills: list[Fill] = []
         self.entries: dict[str, SubmitBracket] = {}
+        self.gate: EntryGate | None = None
         self.trades: list[Trade] = []
         self.skipped: list[str] = []
         self.warnings: list[str] = []
@@ -510,6 +517,11 @@ class Replay:
                     self.fills.append(action.fill)
                 elif kind is SubmitBracket:
                     assert isinstance(action, SubmitBracket)
+                    if self.gate is not None and (refused := self.gate(self.symbol, action)) is not None:
+                        # As live: the entry is not sent and the machine searches again (its warning
+                        # line is the report's).
+                        queue.append(SubmitFailed(action.client_order_id, refused))
+                        continue
                     self.entries[action.client_order_id] = action
                     queue += broker.submit_bracket(action, self._now())
                 elif kind is CancelAll:

@@ -330,7 +330,11 @@ def format_portfolio(result: PortfolioResult, *, width: int = 140) -> str:
     m = result.metrics()
     rows = [_portfolio_row(s, per_symbol[s]) for s in result.symbols]
     rows.append(_portfolio_row("portfolio", m))
-    how = "advanced together (one account sizes them: --risk-pct)" if result.lockstep else "independent"
+    how = (
+        "advanced together (one account: --risk-pct, --max-positions, --max-daily-loss)"
+        if result.lockstep
+        else "independent"
+    )
     title = f"{len(result.symbols)} symbols, {m.trades} trades; symbols {how}"
     parts = [render(title, PORTFOLIO_COLUMNS, rows, width=width)]
     parts.append(

@@ -14,6 +14,11 @@ then, in the order of the symbols given, their decisions at its close. That merg
 portfolio-level gate (a maximum of positions, buying power across symbols, the order in which
 simultaneous breakouts are served) sits between the symbols' decisions: it would see every earlier
 step of every symbol, and the symbols' decisions on one bar in a fixed order.
+
+The portfolio's rules (core/portfolio.py: `max_positions`, the daily loss across the symbols) sit
+there: with either set the replays advance together too, and each entry passes `portfolio_refusal` on
+every symbol's machine as it stands at that step (the live bot's risk gate asks the same function). The
+live account's buying power is the broker's figure; the backtest has no buying power of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.events import SubmitBracket
 from ..core.params import Params
+from ..core.portfolio import portfolio_refusal
 from .engine import Equity, Replay, ReplayInput, ReplayPart, gc_paused, replay_run
 from .inputs import SessionCalendar
 from .metrics import Metrics, compute_metrics, result_metrics
@@ -82,8 +89,9 @@ def run_portfolio(
     lockstep: bool | None = None,
 ) -> PortfolioResult:
     """Backtest every symbol of `bars` (symbol -> frame, in the order to serve them) on one account.
-    `lockstep` (default: only with risk_pct) advances the symbols together; otherwise they run as
-    independent tasks (symbol x year) on `executor` (default: this process)."""
+    `lockstep` (default: with risk_pct or a portfolio rule: max_positions, max_daily_loss) advances
+    the symbols together; otherwise they run as independent tasks (symbol x year) on `executor`
+    (default: this process). A portfolio rule needs the lockstep: ValueError without it."""
     cal = calendar if isinstance(calendar, SessionCalendar) else SessionCalendar(calendar)
     symbols = list(bars)
     inputs = {
@@ -99,11 +107,16 @@ def run_portfolio(
         )
         for s, frame in bars.items()
     }
-    together = params.risk_pct is not None if lockstep is None else lockstep
+    shared = bool(params.max_positions or params.max_daily_loss) and len(symbols) > 1
+    together = (params.risk_pct is not None or shared) if lockstep is None else lockstep
+    if shared and not together:
+        raise ValueError("max_positions and max_daily_loss across symbols need the lockstep replay")
     if together:
         parts = {
             s: [p]
-            for s, p in zip(symbols, _lockstep(inputs, initial_equity, commission_per_share), strict=True)
+            for s, p in zip(
+                symbols, _lockstep(inputs, initial_equity, commission_per_share, params), strict=True
+            )
         }
     else:
         executor = executor or SerialExecutor()
@@ -126,12 +139,19 @@ def years(replay: ReplayInput) -> list[tuple[int, int]]:
 
 
 def _lockstep(
-    inputs: Mapping[str, ReplayInput], initial_equity: float, commission: float
+    inputs: Mapping[str, ReplayInput], initial_equity: float, commission: float, params: Params
 ) -> list[ReplayPart]:
     """Every symbol's replay advanced together on one account: merged by the moment of each step,
-    ties (the same bar) in the order of the symbols."""
+    ties (the same bar) in the order of the symbols; each entry passes the portfolio's rules."""
     equity = Equity(initial_equity, commission)
     replays = [Replay(replay, equity) for replay in inputs.values()]
+    if len(replays) > 1 and (params.max_positions or params.max_daily_loss):
+
+        def gate(symbol: str, order: SubmitBracket) -> str | None:
+            return portfolio_refusal(symbol, [r.state for r in replays], params)
+
+        for replay in replays:
+            replay.gate = gate
     with gc_paused():
         for _ in merge_steps([r.steps(0, len(r.input.sessions)) for r in replays]):
             pass

@@ -169,7 +169,8 @@ class Broker(Protocol):
 class MarketData(Protocol):
     """One-minute bars. An adapter implements:
 
-    Required: get_bars (the trading loop polls it every minute and reads the box's history with it)
+    Required: get_bars_multi (the trading loop polls every symbol's bars with it once a minute, in one
+        request however many symbols, and reads the boxes' history with it), get_bars (one symbol's)
     Required by `check`: get_latest_bar
     Optional: stream_bars (`run --bars stream`; an adapter without a stream raises BrokerError and the
         minute poll carries on)
@@ -177,6 +178,11 @@ class MarketData(Protocol):
 
     def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
         """Closed one-minute bars with start <= t < end, oldest first (all pages)."""
+        ...
+
+    def get_bars_multi(self, symbols: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        """Every symbol's closed one-minute bars with start <= t < end, oldest first (all pages); each
+        symbol asked for is a key, with [] when it has none."""
         ...
 
     def get_latest_bar(self, symbol: str) -> Bar | None:

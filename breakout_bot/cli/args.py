@@ -31,6 +31,7 @@ METAVARS = {
     "max_trades": "N",
     "max_daily_loss": "USD",
     "risk_pct": "PCT",
+    "max_positions": "N",
 }
 
 

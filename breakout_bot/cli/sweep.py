@@ -142,6 +142,11 @@ def run_sweep(
         raise UserError(
             "--sweep: the fast kernel trades a fixed --qty; --risk-pct sizing needs the event path"
         )
+    if base.max_positions and len(frames) > 1:
+        raise UserError(
+            "--sweep: the fast kernel runs each symbol alone; --max-positions across symbols needs the "
+            "event path (backtest without --sweep)"
+        )
     param_sets = grid(specs, base)
     started = time.perf_counter()
     prepared = {s: kernel.prepare_bars(frame) for s, frame in frames.items()}

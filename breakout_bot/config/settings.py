@@ -155,6 +155,12 @@ SPECS: tuple[Spec, ...] = (
         "--risk-pct",
         float_in(0, 100, "expected a percentage above 0 and below 100"),
     ),
+    Spec(
+        "max_positions",
+        "BREAKOUT_MAX_POSITIONS",
+        "--max-positions",
+        int_in(0, None, "expected a whole number >= 0 (0 = no limit)"),
+    ),
     Spec("journal_path", "BREAKOUT_JOURNAL", "--journal", path),
     Spec("log_dir", "BREAKOUT_LOG_DIR", "--log-dir", path),
     Spec("log_file", "BREAKOUT_LOG_FILE", "--log-file", path),

@@ -139,10 +139,12 @@ class Executor:
         except BrokerAuthError:
             raise
         except BrokerError as exc:
+            self.gate.reserve(order)  # it may be working: count its buying power until the next read
             log.error("%s: entry %s outcome unknown: %s", symbol, cid, exc)
             return [ReconcileNow("entry outcome unknown")]  # the broker will tell whether it arrived
         if outcome.status == "rejected":
             return [SubmitFailed(cid, outcome.reason)]
+        self.gate.reserve(order)
         if outcome.status == "accepted" and outcome.order is not None:
             log.info("%s: entry %s accepted as %s", symbol, cid, outcome.order.id)
             return self._reported(outcome.order)

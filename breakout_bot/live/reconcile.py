@@ -3,7 +3,7 @@
 Read at start, after every stream (re)connection, on a timer and at each new session. The runner asks
 in this order (live/runner.py, `_reconcile`): the market (clock, today's session), today's fills (which
 the runner hands to the machines first), the order book (open orders, today's orders, equity), then per
-symbol the position (`positions`: between two reads of today's orders), the asset once a session (may
+symbol the position (`positions`: one read of every position, between two reads of today's orders), the asset once a session (may
 it be sold short today?) and the box's history. Today's fills give each symbol its realized P&L and the
 entry price of an open position, so the daily limits survive a restart. The open orders include the
 held stop-loss legs of today's filled brackets, which Alpaca lists only under status=all
@@ -28,7 +28,7 @@ from decimal import Decimal
 from ..broker.base import Broker, FillActivity
 from ..core.events import Reconciled
 from ..core.ids import entries_today
-from ..core.model import NEW_YORK, OrderSnapshot, Session
+from ..core.model import NEW_YORK, Bar, OrderSnapshot, Session
 from ..core.reconcile import with_held_legs
 from ..errors import BrokerError
 from ..roundtrips import FillLike, todays_realized
@@ -108,6 +108,10 @@ class ReconcileReader:
         todays = self.broker.list_orders_since(view.day_start - ORDERS_LOOKBACK)
         return OrderBook(with_held_legs(open_orders, todays), tuple(todays), equity)
 
+    def histories(self, symbols: Sequence[str], view: MarketView) -> dict[str, tuple[Bar, ...]]:
+        """The boxes' history at a (re)start, one read for all `symbols` (BarFeed.histories)."""
+        return self.feed.histories(symbols, view.session, view.now, self.lookback)
+
     def shortable_today(self, symbol: str, session: Session | None) -> bool | None:
         """May `symbol` be sold short this session: shortable and easy to borrow, read once a session
         (Alpaca: the flags "can change overnight"). None when unreadable (the next reconcile asks again)."""
@@ -134,7 +138,8 @@ class ReconcileReader:
         before = book.todays_orders
         pending = list(symbols)
         for attempt in range(1, SNAPSHOT_READS + 1):
-            qty = {symbol: self.broker.get_position_qty(symbol) for symbol in pending}
+            held_now = self.broker.list_positions()  # one read for every symbol (GET /v2/positions)
+            qty = {symbol: held_now.get(symbol, Decimal(0)) for symbol in pending}
             after = tuple(self.broker.list_orders_since(since, symbols[0] if len(symbols) == 1 else None))
             for symbol in list(pending):
                 held = filled_quantities(before, symbol)
@@ -149,12 +154,14 @@ class ReconcileReader:
                 break
         return replace(book, todays_orders=before), reads
 
-    def position(self, symbol: str, session_date: date) -> PositionRead:
-        """One symbol's position with the executions it holds (the minute's poll, when the broker's
-        figure differs from the machine's)."""
+    def positions_now(self, symbols: Sequence[str], session_date: date) -> dict[str, PositionRead]:
+        """Symbols' positions with the executions they hold (the minute's poll, for the symbols whose
+        figure at the broker differs from their machine's): one read of today's orders, of the
+        positions, and of the orders again, however many symbols."""
         since = midnight(session_date) - ORDERS_LOOKBACK
-        book = OrderBook((), tuple(self.broker.list_orders_since(since, symbol)), 0.0)
-        return self.positions([symbol], since, book)[1][symbol]
+        one = symbols[0] if len(symbols) == 1 else None
+        book = OrderBook((), tuple(self.broker.list_orders_since(since, one)), 0.0)
+        return self.positions(symbols, since, book)[1]
 
     def reconciled(
         self,
@@ -163,10 +170,11 @@ class ReconcileReader:
         book: OrderBook,
         read: PositionRead,
         todays_fills: Sequence[FillActivity] | None,
+        recent_bars: tuple[Bar, ...] = (),
     ) -> Reconciled:
         """One symbol's Reconciled: today's entries counted by the core (`core.ids.entries_today`), the
         position (`read`, from `positions`), realized P&L and entry price from today's fills, and the
-        box's history at a (re)start."""
+        box's history at a (re)start (`recent_bars`: BarFeed.histories, read for all symbols at once)."""
         session = view.session
         entries_sent, trades = (
             (0, 0) if session is None else entries_today(book.todays_orders, symbol, session.date)
@@ -192,7 +200,7 @@ class ReconcileReader:
             entries_sent_today=entries_sent,
             trades_today=trades,
             realized_pnl_today=None if realized is None else float(realized),
-            recent_bars=self.feed.history(symbol, session, view.now, self.lookback),
+            recent_bars=recent_bars,
             equity=book.equity,
             avg_entry_price=average,
             shortable=self.shortable_today(symbol, session),

@@ -4,13 +4,22 @@ The account must trade, the kill switch must be off, buying power must cover the
 it (core/margin.py, the simulator's rule too: a market buy at the price plus a 4 % collar, a short at
 the price plus 3 %; the signal bar's close stands for the ask), and a short needs shorting enabled and
 $2,000 of equity. The gate reads the account ahead of entries (once a minute while a symbol
-is searching) so that a breakout goes out without an extra round trip; a fill or an order makes that
-read stale, and the next entry reads afresh.
+is searching) so that a breakout goes out without an extra round trip; a fill makes that read stale,
+and the next entry reads afresh.
+
+Several symbols: an entry sent reserves buying power at once ("your available buying power is reduced
+by existing open buy long and sell short orders": Alpaca, "Orders at Alpaca"; core/margin.py), so the
+gate counts what the entries it let through since its last read reserve (valued as Alpaca values them)
+and checks the next one against what is left: no re-read of the account per entry, and no order the
+broker would refuse for buying power. The next read includes them. The portfolio's own rules
+(`--max-positions`, the daily loss across the symbols: core/portfolio.py) are checked first, on the
+machines' states the runner hands in.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +28,9 @@ from ..broker.base import AccountInfo, Broker
 from ..core.events import SubmitBracket
 from ..core.margin import MIN_EQUITY_FOR_SHORTS, opening_order_value
 from ..core.model import NEW_YORK
+from ..core.params import Params
+from ..core.portfolio import portfolio_refusal
+from ..core.state import State
 from ..errors import BrokerError
 from .clock import Clock
 from .halt import halted_on
@@ -31,8 +43,19 @@ ACCOUNT_MAX_AGE = timedelta(minutes=2)
 
 
 class RiskGate:
-    def __init__(self, broker: Broker, clock: Clock, halt_file: Path, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        clock: Clock,
+        halt_file: Path,
+        mode: str | None = None,
+        params: Params | None = None,
+        states: Callable[[], Iterable[State]] = tuple,
+    ) -> None:
         self.broker = broker
+        self.params = params or Params()
+        self.states = states  # every symbol's machine, for the portfolio's rules
+        self._reserved = Decimal(0)  # buying power reserved by entries let through since the read
         self.clock = clock
         self.halt_file = halt_file
         self.mode = mode  # a simulated run ignores a kill switch engaged for a real account
@@ -41,25 +64,38 @@ class RiskGate:
         self._read_at: datetime | None = None
 
     def refusal(self, order: SubmitBracket) -> str | None:
-        """Why this entry must not go out, or None."""
+        """Why this entry must not go out, or None. An entry let through reserves its buying power
+        (`reserve`, once the executor has sent it)."""
+        portfolio = portfolio_refusal(order.symbol, self.states(), self.params)
+        if portfolio is not None:
+            return portfolio
         account = self.account(max_age=ACCOUNT_MAX_AGE)
         if account is None:
             return "account unreadable"
-        self.invalidate()  # this order changes buying power: the next entry reads it afresh
         if account.trading_blocked:
             return "account trading is blocked"
         halted = halted_on(self.halt_file, self.clock.now().astimezone(NEW_YORK).date(), self.mode)
         if halted is not None:
             return f"kill switch: {halted}"
-        price = self._reference(order)
-        needed = Decimal(str(round(opening_order_value(order.side, order.qty, float(price)), 2)))
-        if account.buying_power < needed:
-            return f"buying power {account.buying_power} < {needed:.2f} needed (Alpaca's collar included)"
+        needed = self.value(order)
+        available = account.buying_power - self._reserved
+        if available < needed:
+            reserved = f", {self._reserved:.2f} of it reserved by entries working" if self._reserved else ""
+            return f"buying power {available} < {needed:.2f} needed (Alpaca's collar included{reserved})"
         if order.side == "sell" and not account.shorting_enabled:
             return "shorting is not enabled on this account"
         if order.side == "sell" and account.equity < Decimal(str(MIN_EQUITY_FOR_SHORTS)):
             return f"equity {account.equity} < ${MIN_EQUITY_FOR_SHORTS:,.0f}: Alpaca allows no shorts"
         return None
+
+    def value(self, order: SubmitBracket) -> Decimal:
+        """The buying power the entry takes, as Alpaca values it (core/margin.py)."""
+        price = self._reference(order)
+        return Decimal(str(round(opening_order_value(order.side, order.qty, float(price)), 2)))
+
+    def reserve(self, order: SubmitBracket) -> None:
+        """An entry was sent (or may have been): its buying power is taken until the next read."""
+        self._reserved += self.value(order)
 
     @staticmethod
     def _reference(order: SubmitBracket) -> Decimal:
@@ -77,6 +113,7 @@ class RiskGate:
             try:
                 self._account = self.broker.get_account()
                 self._read_at = now
+                self._reserved = Decimal(0)  # the read's buying power holds the working orders
                 self.equity = self._account.equity
             except BrokerError as exc:
                 log.warning("account unreadable: %s", exc)

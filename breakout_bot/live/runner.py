@@ -43,7 +43,7 @@ from .executor import Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
 from .ledger import FillLedger, Source
-from .reconcile import ORDERS_LOOKBACK, MarketView, ReconcileReader
+from .reconcile import ORDERS_LOOKBACK, MarketView, PositionRead, ReconcileReader
 from .risk import RiskGate
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,14 @@ class Runner:
         self.stream_up = not self.options.stream
         self.feed = BarFeed(data)
         self.ledger = FillLedger(broker, journal, tags)
-        self.gate = RiskGate(broker, clock, halt_path(journal.path), tags.mode if tags else None)
+        self.gate = RiskGate(
+            broker,
+            clock,
+            halt_path(journal.path),
+            tags.mode if tags else None,
+            params,
+            lambda: self.states.values(),
+        )
         self.reader = ReconcileReader(broker, self.feed, params.lookback, params.risk_pct is not None)
         self.executor = Executor(broker, clock, self.ledger, self.gate, lambda: self.stream_up)
         self._observers = list(observers)
@@ -131,6 +138,11 @@ class Runner:
         self._sessions_done: set[date] = set()
         self._wakes: dict[str, datetime] = {}  # retries the machines asked for (WakeAt)
         self._bars_refused = False  # the bar stream was refused (406/409): polling only
+        # With --max-positions the symbols' order decides a contested slot (core/portfolio.py): streamed
+        # bars then wait for the minute's poll and are served with the polled ones in that order, rather
+        # than in the order the websocket happened to deliver them.
+        self._in_order = params.max_positions > 0
+        self._held_bars: dict[str, list[Bar]] = {}
         self._stop = False
         self._reconciled = False  # a first reconcile has succeeded
         self.nothing_today: str | None = None  # why a today-only run found nothing to trade
@@ -239,9 +251,7 @@ class Runner:
         make sure we leave flat; a position still open keeps us here (bounded by the session close)."""
         ledger_read = self._poll_fills()
         now = self.clock.now()
-        for symbol, state in self.states.items():
-            if state.position_qty != 0:
-                self._poll_position(symbol, now)
+        self._poll_positions([s for s, state in self.states.items() if state.position_qty != 0], now)
         still_open = [s for s in self.states.values() if s.position_qty != 0]
         if not still_open:
             if not ledger_read:
@@ -304,17 +314,27 @@ class Runner:
         if streaming:
             self._await_streamed_bars(closed_bar)
         self._poll_fills()
-        for symbol, state in self.states.items():
-            if state.phase is ACTIVE_TRADE or (state.flattened and state.position_qty != 0):
-                self._poll_position(symbol, now)
+        self._poll_positions(
+            [
+                symbol
+                for symbol, state in self.states.items()
+                if state.phase is ACTIVE_TRADE or (state.flattened and state.position_qty != 0)
+            ],
+            now,
+        )
         if self._searching():
             self.gate.prefetch()
-        for symbol, state in self.states.items():
-            if state.session is None or state.phase is DONE_FOR_THE_DAY:
-                continue
-            if streaming and self.feed.has(symbol, closed_bar):
-                continue  # the websocket delivered it: no REST poll needed
-            self._step_bars(symbol, self.feed.poll(symbol, state.session, now))
+        sessions = {
+            symbol: state.session
+            for symbol, state in self.states.items()
+            if state.session is not None
+            and state.phase is not DONE_FOR_THE_DAY
+            and not (streaming and self.feed.has(symbol, closed_bar))  # the websocket delivered it
+        }
+        fresh = self.feed.poll_all(sessions, now) if sessions else {}
+        held, self._held_bars = self._held_bars, {}
+        for symbol in self.states:  # the symbols' order: the same as the backtest's (portfolio.merge_steps)
+            self._step_bars(symbol, [*held.get(symbol, []), *fresh.get(symbol, [])])
 
     def _await_streamed_bars(self, closed_bar: datetime, wall_limit: float = 0.05) -> None:
         """Give the bar websocket a moment (wall time) to deliver the bar that just closed, handling
@@ -343,9 +363,11 @@ class Runner:
             book = self.reader.orders(view)
             since = view.day_start - ORDERS_LOOKBACK
             book, positions = self.reader.positions(list(self.states), since, book)
+            recent = self.reader.histories(list(self.states), view)
             for symbol in self.states:
                 read = positions[symbol]
-                self._step(symbol, self.reader.reconciled(symbol, view, book, read, todays_fills))
+                event = self.reader.reconciled(symbol, view, book, read, todays_fills, recent.get(symbol, ()))
+                self._step(symbol, event)
         except BrokerAuthError:
             raise
         except BrokerError as exc:
@@ -377,20 +399,37 @@ class Runner:
         for update in self.ledger.updates_from(activities, self.states):
             self._deliver(update, "rest")
 
-    def _poll_position(self, symbol: str, now: datetime) -> None:
-        state = self.states[symbol]
-        try:
-            qty = self.broker.get_position_qty(symbol)
-            reflected: tuple[tuple[str, Decimal], ...] = ()
-            if qty != state.position_qty and state.session is not None:
-                # The broker holds what the fills have not told yet: which executions does it hold?
-                read = self.reader.position(symbol, state.session.date)
-                qty, reflected = read.qty, read.reflected
-        except BrokerError as exc:
-            # A failed read is not proof of flat: tell the machine nothing.
-            log.warning("%s: position read failed: %s", symbol, exc)
+    def _poll_positions(self, symbols: list[str], now: datetime) -> None:
+        """`symbols`' positions from one read of every position (GET /v2/positions), each stepped as
+        PositionChanged; a symbol whose figure differs from its machine's is read again with the
+        executions it holds."""
+        if not symbols:
             return
-        self._step(symbol, PositionChanged(now, qty, reflected))
+        try:
+            held = self.broker.list_positions()
+        except BrokerError as exc:
+            # A failed read is not proof of flat: tell the machines nothing.
+            log.warning("position read failed: %s", exc)
+            return
+        # The broker holds what the fills have not told yet: which executions does it hold?
+        differing: dict[str, date] = {}
+        for symbol in symbols:
+            state = self.states[symbol]
+            if held.get(symbol, Decimal(0)) != state.position_qty and state.session is not None:
+                differing[symbol] = state.session.date
+        reads: dict[str, PositionRead] = {}
+        for day in sorted(set(differing.values())):
+            try:
+                reads.update(self.reader.positions_now([s for s, d in differing.items() if d == day], day))
+            except BrokerError as exc:
+                log.warning("position read failed: %s", exc)
+                return
+        for symbol in symbols:
+            read = reads.get(symbol)
+            if read is None:
+                self._step(symbol, PositionChanged(now, held.get(symbol, Decimal(0)), ()))
+            else:
+                self._step(symbol, PositionChanged(now, read.qty, read.reflected))
 
     # ------------------------------------------------------------------ the queue
     def _next_event(self, timeout: float) -> QueueItem | None:
@@ -418,7 +457,11 @@ class Runner:
         if isinstance(item, BarEvent):
             state = self.states.get(item.symbol)
             if state is not None and state.session is not None:
-                self._step_bars(item.symbol, self.feed.streamed(item.symbol, item.bar, state.session))
+                bars = self.feed.streamed(item.symbol, item.bar, state.session)
+                if self._in_order:
+                    self._held_bars.setdefault(item.symbol, []).extend(bars)
+                else:
+                    self._step_bars(item.symbol, bars)
             return
         if isinstance(item, StreamEvent) and item.stream == "bars":
             if item.status == "refused":

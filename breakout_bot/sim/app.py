@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import pathlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -207,6 +208,7 @@ class SimServer:
                 return error_response(ApiError(401, 40110000, "request is not authorized"))
             return await handler(request)
         now = self.clock.timestamp()
+        arrived = time.time()
         status = 500
         try:
             resp = await self._guarded(request, handler, now)
@@ -214,7 +216,7 @@ class SimServer:
             return resp
         finally:
             agent = request.headers.get("User-Agent", "")
-            self.exchange.record_request(RequestRecord(now, request.method, path, status, agent))
+            self.exchange.record_request(RequestRecord(now, request.method, path, status, agent, arrived))
 
     def _authorized(self, request: web.Request) -> bool:
         return (

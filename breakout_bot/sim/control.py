@@ -236,6 +236,7 @@ class Control:
                     "path": r.path,
                     "status": r.status,
                     "agent": r.agent,
+                    "wall": r.wall,
                 }
                 for r in list(self.exchange.requests)
             ]

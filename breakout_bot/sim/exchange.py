@@ -57,6 +57,7 @@ class RequestRecord:
     path: str
     status: int
     agent: str = ""  # the client's User-Agent (which SDK sent it)
+    wall: float = 0.0  # time.time() when it arrived (a client's reaction time, in benchmarks)
 
 
 class Exchange:

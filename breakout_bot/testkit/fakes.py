@@ -184,6 +184,12 @@ class FakeBroker:
         self._call("get_bars")
         return [b for b in self.bars if start <= b.t < end and b.t + BAR_LENGTH <= self.clock.now()]
 
+    def get_bars_multi(self, symbols: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        """The same bars for every symbol (the fake has one tape)."""
+        self._call("get_bars_multi")
+        bars = [b for b in self.bars if start <= b.t < end and b.t + BAR_LENGTH <= self.clock.now()]
+        return {s: list(bars) for s in symbols}
+
     def get_latest_bar(self, symbol: str) -> Bar | None:
         self._call("get_latest_bar")
         closed = [b for b in self.bars if b.end <= self.clock.now()]

@@ -101,9 +101,27 @@ def test_a_sweep_over_several_symbols(
     assert "2 symbols (AAA, BBB)" in out and len(pd.read_csv(csv)) == 2
 
 
+def test_max_positions_one_never_holds_two_symbols(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spans = {}
+    for limit in ("0", "1"):
+        trades = tmp_path / f"t{limit}.json"
+        code, _out, err = run(
+            capsys, "--data", str(folder), "--symbols", "AAA,BBB", "--max-positions", limit,
+            "--trades-out", str(trades),
+        )  # fmt: skip
+        assert code == 0, err
+        spans[limit] = sorted((t["entry_time"], t["exit_time"]) for t in json.loads(trades.read_text()))
+    overlaps = [a for a, b in zip(spans["1"], spans["1"][1:], strict=False) if b[0] < a[1]]
+    assert not overlaps and len(spans["1"]) < len(spans["0"])
+    assert any(b[0] < a[1] for a, b in zip(spans["0"], spans["0"][1:], strict=False))  # unlimited overlaps
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
+        (["--symbols", "AAA,BBB", "--sweep", "lookback=5:6", "--max-positions", "1"], "--max-positions"),
         (["--symbols", "AAA,CCC"], "no bars for CCC"),
         (["--symbols", "AAA,B B"], "not a ticker"),
         (["--symbols", "AAA,BBB", "--symbol", "AAA"], "--symbol and --symbols"),

@@ -71,7 +71,7 @@ def test_it_reconciles_before_anything_else(tmp_path: Path) -> None:
         "fill_activities",
         "list_open_orders",
         "list_orders_since",
-        "get_position_qty",
+        "list_positions",
     ]
     assert "submit_bracket" not in calls  # a quiet day: no breakout
     assert at("15:40") <= broker.clock.now() < at("15:41")  # done at the no-entry window, flat: it exits
@@ -169,7 +169,7 @@ def test_a_position_is_flattened_before_the_close_and_the_run_ends_flat(tmp_path
 def test_equity_is_read_only_when_it_sizes_trades(tmp_path: Path, risk_pct: float | None) -> None:
     broker, journal = world(tmp_path, day())
     assert runner(broker, journal, Params(risk_pct=risk_pct)).run() == 0
-    first_reconcile = broker.calls[: broker.calls.index("get_position_qty")]
+    first_reconcile = broker.calls[: broker.calls.index("list_positions")]
     assert ("get_account" in first_reconcile) == (risk_pct is not None)
 
 

@@ -37,16 +37,16 @@ def _phases(r: Runner) -> list[tuple[dt.datetime, Phase]]:
 
 def _stall_at(broker: FakeBroker, when: str, until: str) -> None:
     """The process is suspended at `when` (its first bar read after it) and resumed at `until`."""
-    real = broker.get_bars
+    real = broker.get_bars_multi
     stalled: list[bool] = []
 
-    def get_bars(symbol: str, start: dt.datetime, end: dt.datetime) -> list:  # type: ignore[type-arg]
+    def get_bars_multi(symbols: list[str], start: dt.datetime, end: dt.datetime) -> dict:  # type: ignore[type-arg]
         if not stalled and broker.clock.now() >= at(when):
             stalled.append(True)
             broker.clock.reached(at(until))
-        return real(symbol, start, end)
+        return real(symbols, start, end)
 
-    broker.get_bars = get_bars  # type: ignore[method-assign]
+    broker.get_bars_multi = get_bars_multi  # type: ignore[method-assign]
 
 
 def test_after_a_stall_into_the_no_entry_window_the_backlog_is_not_traded(
@@ -153,17 +153,17 @@ def test_the_reconcile_race_does_not_double_the_position(tmp_path: Path) -> None
     """The reconcile reads the fills (none), the entry fills, the position read returns 100: the
     stream's fill, queued meanwhile, must not make it 200 (issue 16)."""
     broker, journal = world(tmp_path, day({"10:00": BREAKOUT}, after="10:01"))
-    real = broker.get_position_qty
+    real = broker.list_positions
     raced: list[Decimal] = []
 
-    def get_position_qty(symbol: str) -> Decimal:
+    def list_positions() -> dict[str, Decimal]:
         if not raced and at("10:01:30") <= broker.clock.now() < at("10:02"):
             broker.clock.reached(at("10:02"))  # the entry fills now; its stream message is queued
-            raced.append(real(symbol))
-            return raced[-1]
-        return real(symbol)
+            raced.append(real()[SYMBOL])
+            return real()
+        return real()
 
-    broker.get_position_qty = get_position_qty  # type: ignore[method-assign]
+    broker.list_positions = list_positions  # type: ignore[method-assign]
     held: list[Decimal] = []
     # A reconcile falls due at 10:01:30 (09:25 + 36.5 min), 28 s after the entry went out.
     r = Runner(
@@ -200,4 +200,4 @@ def test_a_minute_poll_that_sees_an_unreported_exit_does_not_count_it_twice(tmp_
     assert r.run() == 0
     assert raced and min(held) == 0 and max(held) == 100, sorted(set(held))
     assert [x.leg for x in journal.records()] == ["entry", "stop_loss"]
-    assert "list_orders_since" in broker.calls[broker.calls.index("get_position_qty", 40) :]
+    assert "list_orders_since" in broker.calls[broker.calls.index("list_positions", 40) :]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,9 @@ from .rest import AlpacaRest
 from .streams import OnStatus, StreamThread, start_bars
 
 BARS_PAGE = 10_000  # Alpaca's maximum `limit` for bars
+# Symbols per multi-symbol bars request: keeps the URL short (about 8 characters a symbol) whatever the
+# universe; Alpaca documents no maximum, alpaca-py sends the whole list in one query string.
+SYMBOLS_PER_REQUEST = 200
 
 
 class AlpacaMarketData:
@@ -53,8 +56,34 @@ class AlpacaMarketData:
         self, symbol: str, start: datetime, end: datetime, feed: str | None = None
     ) -> list[dict[str, Any]]:
         """Raw v2 one-minute bars (dicts with t,o,h,l,c,v,n,vw) for start..end, all pages."""
-        path = f"/stocks/{symbol}/bars"
-        base: dict[str, Any] = {
+        out: list[dict[str, Any]] = []
+        for resp in self._pages(
+            f"GET /v2/stocks/{symbol}/bars", f"/stocks/{symbol}/bars", self._bars_query(start, end, feed)
+        ):
+            out.extend(resp.get("bars") or [])
+        return out
+
+    def multi_bar_records(
+        self, symbols: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Raw v2 one-minute bars of several symbols from GET /v2/stocks/bars?symbols=A,B (all pages):
+        one request per page however many symbols. The page limit counts bars across all symbols, a page
+        runs symbol by symbol ({"bars": {"A": [...], "B": [...]}}), and a symbol may continue on the next
+        page (market-data-api.json, StockBars `limit`: "applies to the total number of data points, not
+        per symbol"; alpaca-py's get_stock_bars and alpaca-trade-api's get_bars with a list page the same
+        way)."""
+        out: dict[str, list[dict[str, Any]]] = {s.upper(): [] for s in symbols}
+        wanted = sorted(out)
+        for i in range(0, len(wanted), SYMBOLS_PER_REQUEST):
+            chunk = wanted[i : i + SYMBOLS_PER_REQUEST]
+            query = {**self._bars_query(start, end, None), "symbols": ",".join(chunk)}
+            for resp in self._pages("GET /v2/stocks/bars", "/stocks/bars", query):
+                for symbol, rows in (resp.get("bars") or {}).items():
+                    out.setdefault(symbol, []).extend(rows or [])
+        return out
+
+    def _bars_query(self, start: datetime, end: datetime, feed: str | None) -> dict[str, Any]:
+        return {
             "timeframe": "1Min",
             "start": rfc3339(start),
             "end": rfc3339(end),
@@ -62,27 +91,30 @@ class AlpacaMarketData:
             "limit": BARS_PAGE,
             "feed": feed or self.feed,
         }
-        out: list[dict[str, Any]] = []
+
+    def _pages(self, what: str, path: str, base: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every page of a bars read, following next_page_token (a repeated token is an error, not a loop)."""
         token: str | None = None
         tokens: set[str] = set()
         while True:
             params = dict(base)
             if token:
                 params["page_token"] = token
-            resp = self.rest.data_get(f"GET /v2/stocks/{symbol}/bars", path, params)
-            out.extend(resp.get("bars") or [])
+            resp = self.rest.data_get(what, path, params) or {}
+            yield resp
             token = resp.get("next_page_token")
             if not token:
-                return out
+                return
             if token in tokens:
-                raise BrokerError(f"bars pagination for {symbol} repeats a page token")
+                raise BrokerError(f"{what}: pagination repeats a page token")
             tokens.add(token)
 
     def get_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
-        bars = [bar_from_dict(r) for r in self.bar_records(symbol, start, end)]
-        bars = [b for b in bars if start <= b.t < end]
-        bars.sort(key=lambda b: b.t)
-        return bars
+        return _closed_in(self.bar_records(symbol, start, end), start, end)
+
+    def get_bars_multi(self, symbols: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        records = self.multi_bar_records(symbols, start, end)
+        return {s: _closed_in(records.get(s.upper(), []), start, end) for s in symbols}
 
     def get_latest_bar(self, symbol: str) -> Bar | None:
         """The latest one-minute bar of the feed (None when the feed has none)."""
@@ -117,3 +149,9 @@ class AlpacaMarketData:
         for s in list(self.streams):
             s.stop()
         self.streams.clear()
+
+
+def _closed_in(records: list[dict[str, Any]], start: datetime, end: datetime) -> list[Bar]:
+    bars = [b for b in map(bar_from_dict, records) if start <= b.t < end]
+    bars.sort(key=lambda b: b.t)
+    return bars

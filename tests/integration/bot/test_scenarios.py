@@ -301,8 +301,8 @@ def test_cli_end_to_end_simulated(tmp_path) -> None:
 def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkeypatch) -> None:
     """The runner prefetches the account once a minute while searching; the gate must accept that read
     a minute and a bit later, or every entry decided on a streamed bar pays a GET /v2/account before
-    its POST (~3.5 ms of the bar-to-order latency, benchmarks/latency.py). Orders and fills still
-    force a fresh read."""
+    its POST (~3.5 ms of the bar-to-order latency, benchmarks/latency.py). An entry sent reserves its
+    buying power in the gate (no read per entry, issue 22); a fill still forces a fresh read."""
     import datetime as dt
 
     from breakout_bot.core.events import SubmitBracket
@@ -319,8 +319,12 @@ def test_risk_gate_uses_the_account_read_at_the_previous_minute(tmp_path, monkey
         order = SubmitBracket(SYMBOL, "buy", 100, Decimal("99.5"), Decimal("101.5"), ENTRY_1, _box())
         assert runner.gate.refusal(order) is None
         assert len(reads) == 1  # the prefetched read served the gate
+        runner.gate.reserve(order)  # the executor's, once the entry is sent
         assert runner.gate.refusal(order) is None
-        assert len(reads) == 2  # the order made it stale: read afresh
+        assert len(reads) == 1  # the entry's buying power is counted in the gate: no read per entry
+        runner.gate.invalidate()  # a fill
+        assert runner.gate.refusal(order) is None
+        assert len(reads) == 2  # read afresh
 
 
 # A short from 10:01 (entry 99.40) stopped out at 100.50 by the 10:20 bar: -110. The box re-forms from
