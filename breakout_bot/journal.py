@@ -41,6 +41,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -169,6 +170,8 @@ _SCHEMA = (
 _INSERT = f"INSERT OR IGNORE INTO fills ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
 # rowid order is insertion order: rows are never deleted, so each new rowid is the largest plus one.
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM fills ORDER BY rowid"
+_SELECT_AFTER = f"SELECT rowid, {', '.join(_FIELDS)} FROM fills WHERE rowid > ? ORDER BY rowid"
+_INDENT = re.compile(r"^", re.MULTILINE)
 EXPORT_DELAY = 0.25  # s: appends within it share one export of past_trades.json
 _Stamp = tuple[int, int, int, int]
 
@@ -280,8 +283,11 @@ class Journal:
         self._exported_seq = 0  # the newest of them an export has covered
         self._export_error: str | None = None
         self._export_failures = 0
+        self._export_seconds = 0.0  # how long the last rewrite of the file took
         self._exporter: threading.Thread | None = None
         self._file_stamp: _Stamp | None = None  # the file as we last read or wrote it
+        self._chunks: list[str] = []  # each exported record's JSON text, in rowid order
+        self._chunks_rowid = 0  # the last rowid in _chunks
         self._closed = False
 
     # -- reading -------------------------------------------------------------------------------
@@ -302,7 +308,8 @@ class Journal:
     def ensure_writable(self) -> None:
         """Prove now, before any order, that fills can be recorded: open (or create) the ledger,
         migrate what only the file holds into it, and write a temp file in the journal's folder (as
-        each export does). A journal that can't be written must stop us at start, not lose a fill."""
+        each export does), then write past_trades.json. A journal that can't be written must stop us at
+        start, not lose a fill."""
         directory = self.path.parent
         try:
             with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{self.path.name}.probe-"):
@@ -312,6 +319,13 @@ class Journal:
         except OSError as exc:
             raise JournalError(f"journal {self.path} is not writable: {exc.strerror or exc}") from None
         self.extend([])  # creates the ledger, or proves it takes a write; migrates the file's records
+        # A migration leaves a long WAL; folded into the database now, the appends' commits never pay
+        # for it (an autocheckpoint retried at each commit while the WAL stays long).
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._writer().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Now, before any order: brings a file left behind by a kill -9 up to date, and serializes the
+        # history once, so later exports only add the new records.
+        self._export()
 
     def records(self) -> list[FillRecord]:
         with self._lock:
@@ -602,8 +616,9 @@ class Journal:
             self._export_wanted.wait()
             if not self._closed:
                 self._export_wanted.clear()
-                # Coalesce: the appends of one burst (a bracket's legs, a reconcile) share one export.
-                threading.Event().wait(EXPORT_DELAY)
+                # Coalesce: the appends of one burst (a bracket's legs, a reconcile) share one export,
+                # and a long history is rewritten at most a fifth of the time.
+                threading.Event().wait(max(EXPORT_DELAY, 4 * self._export_seconds))
             with self._export_done:
                 behind = self._exported_seq < self._export_seq
             try:
@@ -626,14 +641,22 @@ class Journal:
                 self._export_failed(str(exc))
             try:
                 self._import_file(conn)
-                rows = conn.execute(_SELECT).fetchall()
+                # Rows are never deleted and rowids only grow: only the new ones need serializing,
+                # so a burst at 100k records costs a join and a write, not 100k json.dumps.
+                rows = conn.execute(_SELECT_AFTER, (self._chunks_rowid,)).fetchall()
             except (sqlite3.Error, JournalError) as exc:
                 self._export_failed(str(exc))
             finally:
                 conn.close()
+            for rowid, *values in rows:
+                text = json.dumps(dict(zip(_FIELDS, values, strict=True)), indent=2)
+                self._chunks.append(_INDENT.sub("  ", text))
+                self._chunks_rowid = rowid
             self._cleanup_stale_temps()
+            started = time.monotonic()
             try:
-                self._file_stamp = self._write(rows)
+                self._file_stamp = self._write(self._chunks)
+                self._export_seconds = time.monotonic() - started
             except JournalError as exc:
                 self._export_failed(str(exc))
             with self._export_done:
@@ -701,8 +724,9 @@ class Journal:
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> _Stamp | None:
-        data = json.dumps([dict(zip(_FIELDS, row, strict=True)) for row in rows], indent=2) + "\n"
+    def _write(self, chunks: list[str]) -> _Stamp | None:
+        # What json.dumps(records, indent=2) writes, from each record's own (cached) dump.
+        data = "[\n" + ",\n".join(chunks) + "\n]\n" if chunks else "[]\n"
         directory = self.path.parent
         tmp: str | None = None
         try:
