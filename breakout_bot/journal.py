@@ -221,20 +221,22 @@ def _record_from_row(row: tuple[Any, ...]) -> FillRecord:
 def _read_ledger(db: Path) -> list[FillRecord]:
     """All records of a ledger, opened read-only (a reader in a read-only folder: immutable)."""
     try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(_SELECT).fetchall()
-        finally:
-            conn.close()
+        return _select_all(f"{db.resolve().as_uri()}?mode=ro")
     except sqlite3.OperationalError:
         if os.access(db.parent, os.W_OK):
             raise
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?immutable=1", uri=True)
-        try:
-            rows = conn.execute(_SELECT).fetchall()
-        finally:
-            conn.close()
-    return [_record_from_row(row) for row in rows]
+        return _select_all(f"{db.resolve().as_uri()}?immutable=1")
+
+
+def _select_all(uri: str) -> list[FillRecord]:
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        # A ledger another process has just created may not have its table yet: empty, not an error.
+        if (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fills'").fetchone()
+            is None
+        ):
+            return []
+        return [_record_from_row(row) for row in conn.execute(_SELECT)]
 
 
 class _Corrupt(Exception):

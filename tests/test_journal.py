@@ -3,6 +3,7 @@ sqlite ledger with past_trades.json as its export (written off the appending thr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -162,13 +163,13 @@ def test_append_is_durable_before_the_export(tmp_path: Path, monkeypatch: pytest
     """The append returns with the fill in the ledger; the file follows on the exporter's thread."""
     p = tmp_path / "past_trades.json"
     gate = threading.Event()
-    real = journal_mod.Journal._write
+    real = os.replace
 
-    def slow_write(self: Journal, rows: list[tuple[object, ...]]) -> object:
-        gate.wait(10)
-        return real(self, rows)  # type: ignore[arg-type]
+    def slow_replace(src: str, dst: str) -> None:
+        gate.wait(10)  # the export's rename: the disk is slow today
+        real(src, dst)
 
-    monkeypatch.setattr(journal_mod.Journal, "_write", slow_write)
+    monkeypatch.setattr(journal_mod.os, "replace", slow_replace)
     j = Journal(p)
     t0 = time.perf_counter()
     assert j.append(fill("a"))
@@ -551,7 +552,8 @@ def test_an_existing_journal_migrates_into_the_ledger_without_a_step(tmp_path: P
     assert [r.id for r in j.load()] == ["o1", "o2", "t1"]
     assert not journal_mod.ledger_path(p).exists()  # reading creates nothing
     j.ensure_writable()  # the bot's start: the ledger is created and takes the file's records
-    assert [r.id for r in journal_mod._read_ledger(journal_mod.ledger_path(p))] == ["o1", "o2", "t1"]
+    with contextlib.closing(sqlite3.connect(journal_mod.ledger_path(p))) as db:
+        assert [row[0] for row in db.execute("SELECT id FROM fills ORDER BY rowid")] == ["o1", "o2", "t1"]
     j.append(fill("n1", mode="live", account="A1", run="r2"))
     j.close()
     back = journal_mod.read_journal(p)
