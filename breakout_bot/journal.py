@@ -172,6 +172,7 @@ _INSERT = f"INSERT OR IGNORE INTO fills ({', '.join(_FIELDS)}) VALUES ({', '.joi
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM fills ORDER BY rowid"
 _SELECT_AFTER = f"SELECT rowid, {', '.join(_FIELDS)} FROM fills WHERE rowid > ? ORDER BY rowid"
 _INDENT = re.compile(r"^", re.MULTILINE)
+_WRITE_SLICE = 500  # records per write of the export (~200 kB)
 EXPORT_DELAY = 0.25  # s: appends within it share one export of past_trades.json
 _Stamp = tuple[int, int, int, int]
 
@@ -288,7 +289,7 @@ class Journal:
         self._export_seconds = 0.0  # how long the last rewrite of the file took
         self._exporter: threading.Thread | None = None
         self._file_stamp: _Stamp | None = None  # the file as we last read or wrote it
-        self._chunks: list[str] = []  # each exported record's JSON text, in rowid order
+        self._chunks: list[bytes] = []  # each exported record's JSON text, in rowid order
         self._chunks_rowid = 0  # the last rowid in _chunks
         self._closed = False
 
@@ -652,7 +653,7 @@ class Journal:
                 conn.close()
             for rowid, *values in rows:
                 text = json.dumps(dict(zip(_FIELDS, values, strict=True)), indent=2)
-                self._chunks.append(_INDENT.sub("  ", text))
+                self._chunks.append(_INDENT.sub("  ", text).encode())
                 self._chunks_rowid = rowid
             self._cleanup_stale_temps()
             started = time.monotonic()
@@ -726,15 +727,21 @@ class Journal:
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
-    def _write(self, chunks: list[str]) -> _Stamp | None:
-        # What json.dumps(records, indent=2) writes, from each record's own (cached) dump.
-        data = "[\n" + ",\n".join(chunks) + "\n]\n" if chunks else "[]\n"
+    def _write(self, chunks: list[bytes]) -> _Stamp | None:
+        # What json.dumps(records, indent=2) writes, from each record's own (cached) dump, in slices:
+        # one join of a long history would hold the GIL (the runner's thread) for tens of ms.
         directory = self.path.parent
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
+            with os.fdopen(fd, "wb") as fh:
+                if not chunks:
+                    fh.write(b"[]\n")
+                for start in range(0, len(chunks), _WRITE_SLICE):
+                    head = b"[\n" if start == 0 else b",\n"
+                    fh.write(head + b",\n".join(chunks[start : start + _WRITE_SLICE]))
+                if chunks:
+                    fh.write(b"\n]\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
