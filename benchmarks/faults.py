@@ -53,6 +53,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from breakout_bot.config.settings import SDKS
+from breakout_bot.errors import JournalError
+from breakout_bot.journal import read_journal
 from breakout_bot.testkit.faultcheck import INVARIANTS, Violation, check_day, check_protected_at
 from breakout_bot.testkit.proxy import FaultyProxy
 
@@ -413,6 +415,15 @@ def _restart_after_kill(rng: random.Random, kind: str, bot: _Bot, result: RunRes
     bot.start()
 
 
+def _journal_raw(path: Path) -> bytes:
+    """What the journal holds: the sqlite ledger with past_trades.json (its export, which lags it
+    after a kill -9 until the next start), as one JSON list; the file's bytes if it cannot be read."""
+    try:
+        return json.dumps([r.to_dict() for r in read_journal(path)]).encode()
+    except JournalError:
+        return path.read_bytes() if path.exists() else b""
+
+
 # ---- issue 16's faults: stalls, the proxy's partitions, SIGTERM, the rate storm, the flatten window
 
 
@@ -697,7 +708,7 @@ def run_one(
         orders = _http(f"{sim.url}/v2/orders?status=all&nested=true&limit=500&direction=asc")
         requests_log = _http(f"{sim.url}/sim/requests")
         positions = _http(f"{sim.url}/v2/positions")
-        journal_raw = bot.journal.read_bytes() if bot.journal.exists() else b""
+        journal_raw = _journal_raw(bot.journal)
         for name, data in (("fills", fills), ("orders", orders), ("requests", requests_log)):
             (run_dir / f"sim-{name}.json").write_text(json.dumps(data, indent=1))
         result.fills = len(fills)

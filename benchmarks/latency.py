@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import logging
 import math
 import statistics
@@ -276,14 +277,41 @@ class Measured:
         return [x for xs in self.by_path.values() for x in xs]
 
 
-def measure(sdk: str, start: dt.date, days: int, speed: float) -> Measured:
+def prefill(path: Path, records: int) -> None:
+    """A journal that already holds `records` fills (years of trading), as the bot finds it at start."""
+    rows = [
+        {
+            "id": f"old-{i:08d}",
+            "order_id": f"old-ord-{i // 2:08d}",
+            "client_order_id": f"bb-OLD-20200102-{i // 2}",
+            "symbol": "OLD",
+            "side": "buy" if i % 2 == 0 else "sell",
+            "qty": "100",
+            "price": "101.25",
+            "timestamp": "2020-01-02T15:00:00Z",
+            "leg": "entry" if i % 2 == 0 else "take_profit",
+            "source": "rest",
+            "cum_qty": "100",
+            "mode": "paper",
+            "account": "PA0BENCH",
+            "run": "20200102T143000Z-000000",
+        }
+        for i in range(records)
+    ]
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def measure(sdk: str, start: dt.date, days: int, speed: float, ledger_records: int = 0) -> Measured:
     """The bot on `sdk` trades `days` sessions of the breakout-rich bars; every decision timed."""
     probes = Probes()
     with tempfile.TemporaryDirectory(prefix="bb-latency-") as tmp:
         data = Path(tmp) / "bars.csv"
         planned = write_bars(data, start, days)
         journal = Journal(Path(tmp) / "past_trades.json")
+        if ledger_records:
+            prefill(journal.path, ledger_records)
         journal.load()
+        journal.ensure_writable()  # as the bot starts (the sqlite ledger: its migration)
         t0 = time.perf_counter()
         with (
             instrumented(probes),
@@ -316,6 +344,7 @@ def measure(sdk: str, start: dt.date, days: int, speed: float) -> Measured:
                 if keeper is not None:
                     keeper.join()
             fills = len(server.exchange.executions)
+        journal.close()
         wall = time.perf_counter() - t0
 
     by_path: dict[str, list[float]] = {}
@@ -395,6 +424,13 @@ def main() -> int:
         choices=SDKS,
         help="the SDK under the bot; repeat for several, run in turn in this process (default: each SDK)",
     )
+    ap.add_argument(
+        "--ledger-records",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with a journal already holding N fills (issue 21: 100000)",
+    )
     args = ap.parse_args()
     start = dt.date.fromisoformat(args.start)
     days = args.days or sessions_for(args.entries, start)
@@ -406,7 +442,7 @@ def main() -> int:
         f"(speed {args.speed:g}{' = stepped clock' if args.speed == 0 else ''}, {days} sessions "
         f"from {start}, SDKs in turn: {', '.join(sdks)})"
     )
-    runs = [measure(sdk, start, days, args.speed) for sdk in sdks]
+    runs = [measure(sdk, start, days, args.speed, args.ledger_records) for sdk in sdks]
     ok = [report(m, args.entries) for m in runs]
     if len(runs) > 1 and all(ok):
         print(

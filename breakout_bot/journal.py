@@ -1,35 +1,48 @@
-"""past_trades.json: every fill exactly once, written atomically.
+"""The fill journal: every fill exactly once, durable before the bot relies on it; past_trades.json.
 
-The file is a JSON list of fill records keyed by Alpaca's execution id. Invariant 4 of the design
-("each fill is in past_trades.json exactly once, also across crashes and restarts") rests on three
-things done here:
+The ledger is a sqlite database beside the journal (``past_trades.json.sqlite``, WAL, ``synchronous=FULL``,
+primary key on Alpaca's execution id). Invariant 4 of the design ("each fill is journaled exactly once,
+also across crashes and restarts") rests on:
 
-* idempotency: a record whose id is already present is not appended again (the stream and REST
-  reconciliation both report the same fill);
-* atomicity: the whole list is written to a temp file in the same directory, fsynced, then
-  ``os.replace``-d over the old file and the directory fsynced, so a crash leaves either the old or
-  the new file, never half of one;
-* cross-process safety: read-modify-write happens under an advisory ``flock`` on
-  ``past_trades.json.lock`` and re-reads the file first, so two writers never drop each other's
-  records; a running bot also ``claim``s the journal for its whole run, so a second bot on the same
-  journal is refused with one line instead of trading beside it.
+* idempotency: ``INSERT OR IGNORE`` on the primary key (the stream and REST reconciliation both
+  report the same fill);
+* durability: an append returns only once its transaction is committed and the WAL fsynced, so a
+  kill -9 (or a power cut) after it keeps the fill; before it, the broker still has it and the next
+  start's reconcile records it. One append costs O(log n), not a rewrite of the whole history;
+* cross-process safety: sqlite's own locks (``BEGIN IMMEDIATE``); a running bot also ``claim``s the
+  journal (an advisory ``flock`` on ``past_trades.json.lock``) for its whole run, so a second bot on
+  the same journal is refused with one line instead of trading beside it.
+
+``past_trades.json`` stays the file users read: a JSON list of the ledger's records in the order they
+were recorded, rewritten atomically (temp file, fsync, ``os.replace``, directory fsync) from the
+ledger by an exporter thread a moment after each append, never on the caller's thread, and at
+`close()`. It may lag the ledger by that moment (after a kill -9, until the next start). A journal
+from before the ledger (or records added to the file by hand) is merged in: records in the file but
+not in the ledger are inserted on the next write (`ensure_writable`, at the bot's start), so existing
+journals migrate without a step. A corrupt file is moved aside (never overwritten) with one line; so
+is a corrupt ledger.
 
 Each record is tagged with where it happened: ``mode`` (simulator, paper or live), ``account`` (the
 broker's account number) and ``run`` (the bot run that recorded it; the run's start line in the log
 carries its mode, account, symbols and parameters under the same id). Records written before these
 tags existed have none (None) and stay readable. Readers that must not change anything (``breakout-bot
-trades``) use `read_journal`: no lock file, and a corrupt file is reported, never moved.
+trades``) use `read_journal`: the ledger and the file read-only, no lock file, and a corrupt file is
+reported, never moved.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
 import re
+import sqlite3
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -148,22 +161,83 @@ def new_run_id(now: datetime) -> str:
     return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"
 
 
+_FIELDS = tuple(f.name for f in fields(FillRecord))
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS fills (id TEXT PRIMARY KEY NOT NULL, "
+    + ", ".join(f"{name} TEXT" for name in _FIELDS[1:])
+    + ")"
+)
+_INSERT = f"INSERT OR IGNORE INTO fills ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+# rowid order is insertion order: rows are never deleted, so each new rowid is the largest plus one.
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM fills ORDER BY rowid"
+_SELECT_AFTER = f"SELECT rowid, {', '.join(_FIELDS)} FROM fills WHERE rowid > ? ORDER BY rowid"
+_INDENT = re.compile(r"^", re.MULTILINE)
+_WRITE_SLICE = 500  # records per write of the export (~200 kB)
+EXPORT_DELAY = 0.25  # s: appends within it share one export of past_trades.json
+_Stamp = tuple[int, int, int, int]
+
+
+def ledger_path(path: Path) -> Path:
+    """The sqlite ledger behind a journal file (its WAL and shm files sit beside it)."""
+    path = Path(path)
+    return path.with_name(path.name + ".sqlite")
+
+
 def read_journal(path: Path) -> list[FillRecord]:
     """The journal's records for a reader that changes nothing: no lock file is created and a corrupt
-    file stays where it is (JournalError says what is wrong). A missing file is an empty journal."""
+    file stays where it is (JournalError says what is wrong). A missing file is an empty journal.
+    The ledger's records first (in the order recorded), then any the file holds that it does not."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        return []
+        raw = b""
     except OSError as exc:
         raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
     try:
-        return _parse(raw)
+        in_file = _parse(raw)
     except ValueError as exc:
         raise JournalError(
             f"journal {path} is corrupt ({exc}); left as it is: fix it, or start the bot, which moves it "
             "aside and records today's fills again from the broker"
         ) from None
+    db = ledger_path(path)
+    if not db.exists():
+        return in_file
+    try:
+        in_ledger = _read_ledger(db)
+    except (sqlite3.Error, ValueError) as exc:
+        raise JournalError(f"cannot read the ledger {db}: {exc}; left as it is") from None
+    return _merge(in_ledger, in_file)
+
+
+def _merge(first: list[FillRecord], then: Iterable[FillRecord]) -> list[FillRecord]:
+    ids = {r.id for r in first}
+    return first + [r for r in then if r.id not in ids]
+
+
+def _record_from_row(row: tuple[Any, ...]) -> FillRecord:
+    return FillRecord(**dict(zip(_FIELDS, row, strict=True)))
+
+
+def _read_ledger(db: Path) -> list[FillRecord]:
+    """All records of a ledger, opened read-only (a reader in a read-only folder: immutable)."""
+    try:
+        return _select_all(f"{db.resolve().as_uri()}?mode=ro")
+    except sqlite3.OperationalError:
+        if os.access(db.parent, os.W_OK):
+            raise
+        return _select_all(f"{db.resolve().as_uri()}?immutable=1")
+
+
+def _select_all(uri: str) -> list[FillRecord]:
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        # A ledger another process has just created may not have its table yet: empty, not an error.
+        if (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fills'").fetchone()
+            is None
+        ):
+            return []
+        return [_record_from_row(row) for row in conn.execute(_SELECT)]
 
 
 class _Corrupt(Exception):
@@ -172,38 +246,73 @@ class _Corrupt(Exception):
         self.problem = problem
 
 
-class Journal:
-    """The fill journal. Thread-safe; safe to share between processes on POSIX (advisory flock).
+_open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
 
-    ``has()``/``records()`` answer from memory (what this process last read or wrote); ``append()`` and
-    ``extend()`` always re-read the file under the lock first if another process changed it.
+
+@atexit.register
+def _export_open_journals() -> None:
+    # A process that ends without close() still leaves past_trades.json up to date (kill -9 aside).
+    for journal in list(_open_journals):
+        with contextlib.suppress(Exception):
+            journal.close()
+
+
+class Journal:
+    """The fill journal. Thread-safe; safe to share between processes (sqlite's locks).
+
+    ``has()``/``records()`` answer from memory (what this process last read or wrote, refreshed from
+    the ledger when another writer changed it); ``append()`` and ``extend()`` write the ledger, and
+    ``past_trades.json`` follows off the caller's thread (`flush()` waits for it).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.ledger_path = ledger_path(self.path)
         self._lock = threading.RLock()
         self._records: list[FillRecord] = []
         self._ids: set[str] = set()
-        # Identity of the file version held in memory; None = never read. Each write is a new inode
-        # (os.replace) and the list only grows, so a changed stamp means "someone else wrote".
-        self._stamp: tuple[int, int, int, int] | None = None
+        self._pending: list[FillRecord] = []  # in the file, not yet in the ledger (migration)
         self._loaded = False
-        self._flock_held = False
+        self._stale = False  # the exporter put records from the file into the ledger
+        self._db: sqlite3.Connection | None = None
+        self._data_version: int | None = None
         self._claim_fd: int | None = None  # held by claim() for a bot's whole run
+        # The exporter: its own thread and sqlite connection, so an append never waits on it.
+        self._export_lock = threading.Lock()
+        self._export_wanted = threading.Event()
+        self._export_done = threading.Condition()
+        self._export_seq = 0  # appends asking for an export
+        self._exported_seq = 0  # the newest of them an export has covered
+        self._export_error: str | None = None
+        self._export_failures = 0
+        self._export_seconds = 0.0  # how long the last rewrite of the file took
+        self._exporter: threading.Thread | None = None
+        self._file_stamp: _Stamp | None = None  # the file as we last read or wrote it
+        self._chunks: list[bytes] = []  # each exported record's JSON text, in rowid order
+        self._chunks_rowid = 0  # the last rowid in _chunks
+        self._closed = False
 
     # -- reading -------------------------------------------------------------------------------
 
     def load(self) -> list[FillRecord]:
-        """Read the file (missing → empty). Corrupt → moved aside and JournalError."""
+        """Read the ledger and the file (both missing → empty). Corrupt → moved aside and JournalError."""
         with self._lock:
-            records, stamp = self._read_disk()
-            self._set(records, stamp)
-            return list(records)
+            in_file, stamp = self._read_file()
+            in_ledger = self._read_own_ledger()
+            ids = {r.id for r in in_ledger}
+            self._pending = [r for r in in_file if r.id not in ids]
+            self._set(in_ledger + self._pending)
+            self._file_stamp = stamp
+            if self.ledger_path.exists() and len(in_file) - len(self._pending) < len(in_ledger):
+                self._request_export()  # the file lags the ledger (a kill -9 before its export)
+            return list(self._records)
 
     def ensure_writable(self) -> None:
-        """Prove now, before any order, that fills can be recorded (a temp file in the journal's
-        folder, as every write uses): a journal that can't be written must stop us at start, not lose a fill."""
+        """Prove now, before any order, that fills can be recorded: open (or create) the ledger,
+        migrate what only the file holds into it, and write a temp file in the journal's folder (as
+        each export does), then write past_trades.json. A journal that can't be written must stop us at
+        start, not lose a fill."""
         directory = self.path.parent
         try:
             with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{self.path.name}.probe-"):
@@ -212,6 +321,14 @@ class Journal:
                 raise PermissionError(f"{self.path} is read-only")
         except OSError as exc:
             raise JournalError(f"journal {self.path} is not writable: {exc.strerror or exc}") from None
+        self.extend([])  # creates the ledger, or proves it takes a write; migrates the file's records
+        # A migration leaves a long WAL; folded into the database now, the appends' commits never pay
+        # for it (an autocheckpoint retried at each commit while the WAL stays long).
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._writer().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Now, before any order: brings a file left behind by a kill -9 up to date, and serializes the
+        # history once, so later exports only add the new records.
+        self._export()
 
     def records(self) -> list[FillRecord]:
         with self._lock:
@@ -256,7 +373,9 @@ class Journal:
             self._claim_fd = fd
 
     def release(self) -> None:
-        """Let another bot claim the journal (the lock file stays: removing it would race)."""
+        """Bring past_trades.json up to date, then let another bot claim the journal (the lock file
+        stays: removing it would race)."""
+        self.close()
         with self._lock:
             if self._claim_fd is not None:
                 os.close(self._claim_fd)
@@ -269,59 +388,167 @@ class Journal:
         return self.extend([record]) == 1
 
     def extend(self, records: Iterable[FillRecord]) -> int:
-        """Add the fills not yet journaled, in order, with a single write. Returns how many were added.
-
-        On a write error the in-memory list is left as it was, so the caller may retry later.
-        """
+        """Add the fills not yet journaled, in order, in one committed (durable) transaction. Returns
+        how many were added. On a write error nothing is added, so the caller may retry later."""
         new = list(records)
-        with self._lock, self._file_lock():
-            disk, stamp = self._read_disk() if self._changed_on_disk() else (self._records, self._stamp)
-            # Keep what another process wrote (disk first, in its order) and anything we knew that
-            # the file lost (deleted or moved aside), then the new records.
-            merged = list(disk)
-            seen = {r.id for r in merged}
-            for r in self._records:
-                if r.id not in seen:
-                    merged.append(r)
-                    seen.add(r.id)
-            missing_from_disk = len(merged) > len(disk)
-            added = 0
-            for r in new:
-                if r.id not in seen:
-                    merged.append(r)
-                    seen.add(r.id)
-                    added += 1
-            if added == 0 and not missing_from_disk:
-                self._set(merged, stamp)
-                return 0
-            self._cleanup_stale_temps()
-            new_stamp = self._write(merged)
-            self._set(merged, new_stamp)
-            return added
+        with self._lock:
+            self._ensure_loaded()
+            db = self._writer()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._changed_by_others(db):
+                        self._reload(db)
+                    for r in self._pending:
+                        db.execute(_INSERT, _row(r))
+                    added: list[FillRecord] = []
+                    added_ids: set[str] = set()
+                    for r in new:
+                        if r.id in self._ids or r.id in added_ids:
+                            continue
+                        if db.execute(_INSERT, _row(r)).rowcount == 1:
+                            added.append(r)
+                            added_ids.add(r.id)
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot write journal {self.ledger_path}: {exc}") from None
+            self._data_version = _data_version(db)
+            migrated = bool(self._pending)
+            self._pending = []
+            self._records.extend(added)
+            self._ids.update(r.id for r in added)
+            if added or migrated:
+                self._request_export()
+            return len(added)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until past_trades.json holds every record appended so far (JournalError if the export
+        fails: the records are safe in the ledger, the file is behind)."""
+        with self._export_done:
+            wanted, failures = self._export_seq, self._export_failures
+            if self._exported_seq >= wanted:
+                return
+            self._export_done.wait_for(
+                lambda: self._exported_seq >= wanted or self._export_failures > failures, timeout
+            )
+            if self._exported_seq < wanted:
+                problem = self._export_error or f"not written within {timeout:.0f} s"
+                raise JournalError(f"cannot write journal {self.path}: {problem}")
+
+    def close(self) -> None:
+        """Write past_trades.json now if it is behind (on this thread), stop the exporter, close the ledger."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        exporter = self._exporter
+        if exporter is not None:
+            self._export_wanted.set()
+            exporter.join(60)
+        if self._exported_seq < self._export_seq:
+            try:
+                self._export()
+            except JournalError as exc:
+                log.error("%s", exc)
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            self._exporter = None
+            self._closed = False  # usable again: the next append reopens the ledger
+        _open_journals.discard(self)
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _set(self, records: list[FillRecord], stamp: tuple[int, int, int, int] | None) -> None:
+    def _set(self, records: list[FillRecord]) -> None:
         self._records = list(records)
         self._ids = {r.id for r in records}
-        self._stamp = stamp
         self._loaded = True
+        self._stale = False
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self.load()
+        elif self._stale and self._db is not None:
+            self._reload(self._db)
 
-    def _stat_stamp(self) -> tuple[int, int, int, int] | None:
+    def _reload(self, db: sqlite3.Connection) -> None:
+        in_ledger = [_record_from_row(row) for row in db.execute(_SELECT)]
+        ids = {r.id for r in in_ledger}
+        self._pending = [r for r in self._pending if r.id not in ids]
+        self._set(in_ledger + self._pending)
+
+    def _changed_by_others(self, db: sqlite3.Connection) -> bool:
+        # data_version moves when another connection (a process, or our exporter) commits.
+        return self._stale or _data_version(db) != self._data_version
+
+    def _writer(self) -> sqlite3.Connection:
+        """The ledger's connection for appends (created, with its schema, on first use)."""
+        if self._db is not None:
+            return self._db
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            fd = os.open(self.ledger_path, os.O_RDWR | os.O_CREAT, 0o644)  # an OSError names the cause
+            os.close(fd)
+            db = _connect(self.ledger_path)
+            db.execute(_SCHEMA)
+        except OSError as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc.strerror or exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self._corrupt_ledger(str(exc))
+        self._db = db
+        self._data_version = None  # read (and compared) inside the first transaction
+        return db
 
-    def _changed_on_disk(self) -> bool:
-        return not self._loaded or self._stat_stamp() != self._stamp
+    def _read_own_ledger(self) -> list[FillRecord]:
+        if not self.ledger_path.exists():
+            return []
+        try:
+            if self._db is not None:
+                self._data_version = _data_version(self._db)
+                return [_record_from_row(row) for row in self._db.execute(_SELECT)]
+            return _read_ledger(self.ledger_path)
+        except sqlite3.OperationalError as exc:
+            raise JournalError(f"cannot read the ledger {self.ledger_path}: {exc}") from None
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            self._corrupt_ledger(str(exc))
 
-    def _read_disk(self) -> tuple[list[FillRecord], tuple[int, int, int, int] | None]:
+    def _corrupt_ledger(self, problem: str) -> NoReturn:
+        """Move a corrupt ledger (and its WAL) aside; the next start rebuilds it from the file and
+        the broker's fills."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        target = _aside(self.ledger_path)
+        try:
+            for suffix in ("-wal", "-shm", ""):
+                source = Path(f"{self.ledger_path}{suffix}")
+                if source.exists():
+                    os.replace(source, Path(f"{target}{suffix}"))
+        except OSError as exc:
+            raise JournalError(
+                f"ledger {self.ledger_path} is corrupt ({problem}) and could not be moved aside: "
+                f"{exc.strerror or exc}; fix or remove it"
+            ) from None
+        log.error(
+            "ledger %s is corrupt (%s); moved to %s",
+            self.ledger_path,
+            problem,
+            target,
+            extra={"console": False},
+        )
+        raise JournalError(
+            f"ledger {self.ledger_path} was corrupt ({problem}); moved it to {target}; "
+            "start again (it is rebuilt from past_trades.json, and fills are reconciled from the broker)"
+        )
+
+    # -- the file: reading, moving a corrupt one aside, the export -------------------------------
+
+    def _read_file(self) -> tuple[list[FillRecord], _Stamp | None]:
         """Read and validate the file; a corrupt one is moved aside (under the file lock) and raises."""
         try:
             return self._read_once()
@@ -334,8 +561,9 @@ class Journal:
                 return self._read_once()
             except _Corrupt as exc:
                 self._move_aside(exc.problem)
+                raise  # unreachable: _move_aside raises
 
-    def _read_once(self) -> tuple[list[FillRecord], tuple[int, int, int, int] | None]:
+    def _read_once(self) -> tuple[list[FillRecord], _Stamp | None]:
         try:
             with open(self.path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -350,15 +578,10 @@ class Journal:
             raise _Corrupt(str(exc)) from None
         return records, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _move_aside(self, problem: str) -> NoReturn:
-        """Rename a corrupt journal out of the way (never overwrite it) and raise JournalError."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        base = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        target = base
-        n = 1
-        while target.exists():  # two corruptions in one second: never clobber the first copy
-            target = base.with_name(f"{base.name}-{n}")
-            n += 1
+    def _move_aside(self, problem: str, *, quiet: bool = False) -> None:
+        """Rename a corrupt journal out of the way (never overwrite it) and raise JournalError
+        (quiet: log it only, for the exporter, whose ledger still holds every record)."""
+        target = _aside(self.path)
         try:
             os.replace(self.path, target)
         except OSError as exc:
@@ -366,25 +589,118 @@ class Journal:
                 f"journal {self.path} is corrupt ({problem}) and could not be moved aside: "
                 f"{exc.strerror or exc}; fix or remove it"
             ) from None
-        self._stamp = None
+        self._file_stamp = None
         # File only: the JournalError raised below is the one line the terminal shows.
         log.error(
             "journal %s is corrupt (%s); moved to %s", self.path, problem, target, extra={"console": False}
         )
+        if quiet:
+            return
         raise JournalError(
             f"journal {self.path} was corrupt ({problem}); moved it to {target}; "
             "check it, then start again (fills are reconciled from the broker)"
         )
 
+    def _request_export(self) -> None:
+        with self._export_done:
+            self._export_seq += 1
+        _open_journals.add(self)
+        if self._exporter is None or not self._exporter.is_alive():
+            if self._closed:
+                return
+            self._exporter = threading.Thread(
+                target=self._export_loop, name=f"journal-export {self.path.name}", daemon=True
+            )
+            self._exporter.start()
+        self._export_wanted.set()
+
+    def _export_loop(self) -> None:
+        while True:
+            self._export_wanted.wait()
+            if not self._closed:
+                self._export_wanted.clear()
+                # Coalesce: the appends of one burst (a bracket's legs, a reconcile) share one export,
+                # and a long history is rewritten at most a fifth of the time.
+                threading.Event().wait(max(EXPORT_DELAY, 4 * self._export_seconds))
+            with self._export_done:
+                behind = self._exported_seq < self._export_seq
+            try:
+                if behind:  # else an earlier export of this burst covered it
+                    self._export()
+            except JournalError as exc:
+                log.error("%s (the fills are in %s)", exc, self.ledger_path)
+                threading.Event().wait(1.0)  # retried on the next append or at close
+            if self._closed:
+                return
+
+    def _export(self) -> None:
+        """Rewrite past_trades.json from the ledger (first taking in records only the file holds)."""
+        with self._export_lock, self._file_lock():
+            with self._export_done:
+                covering = self._export_seq
+            try:
+                conn = _connect(self.ledger_path)
+            except sqlite3.Error as exc:
+                self._export_failed(str(exc))
+            try:
+                self._import_file(conn)
+                # Rows are never deleted and rowids only grow: only the new ones need serializing,
+                # so a burst at 100k records costs a join and a write, not 100k json.dumps.
+                rows = conn.execute(_SELECT_AFTER, (self._chunks_rowid,)).fetchall()
+            except (sqlite3.Error, JournalError) as exc:
+                self._export_failed(str(exc))
+            finally:
+                conn.close()
+            for rowid, *values in rows:
+                text = json.dumps(dict(zip(_FIELDS, values, strict=True)), indent=2)
+                self._chunks.append(_INDENT.sub("  ", text).encode())
+                self._chunks_rowid = rowid
+            self._cleanup_stale_temps()
+            started = time.monotonic()
+            try:
+                self._file_stamp = self._write(self._chunks)
+                self._export_seconds = time.monotonic() - started
+            except JournalError as exc:
+                self._export_failed(str(exc))
+            with self._export_done:
+                self._export_error = None
+                self._exported_seq = max(self._exported_seq, covering)
+                self._export_done.notify_all()
+
+    def _export_failed(self, problem: str) -> NoReturn:
+        with self._export_done:
+            self._export_error = problem
+            self._export_failures += 1
+            self._export_done.notify_all()
+        raise JournalError(f"cannot write journal {self.path}: {problem}")
+
+    def _import_file(self, conn: sqlite3.Connection) -> None:
+        """Records someone put in the file since we last wrote it (a hand edit, an older breakout-bot)
+        go into the ledger before the file is rewritten; a corrupt file is moved aside, not lost."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) == self._file_stamp:
+            return
+        try:
+            in_file, _ = self._read_once()
+        except _Corrupt as exc:
+            self._move_aside(exc.problem, quiet=True)
+            return
+        with conn:
+            added = sum(conn.execute(_INSERT, _row(r)).rowcount for r in in_file)
+        if added:
+            self._stale = True
+
     @contextlib.contextmanager
     def _file_lock(self, required: bool = True) -> Iterator[None]:
-        """Advisory exclusive flock on the .lock file. Caller holds self._lock.
+        """Advisory exclusive flock on the .lock file around a rewrite or a move of the file.
 
-        flock conflicts between two descriptors of the same process too, so a nested call must not
-        lock again: ``_flock_held`` makes it re-entrant. ``required=False``: proceed unlocked if the
-        lock file cannot be created (a read-only directory can still be read).
+        Not while this process holds its claim (the claim is that lock). ``required=False``: proceed
+        unlocked if the lock file cannot be created (a read-only directory can still be read).
         """
-        if fcntl is None or self._flock_held or self._claim_fd is not None:
+        if fcntl is None or self._claim_fd is not None:
             yield
             return
         fd: int | None = None
@@ -398,10 +714,8 @@ class Journal:
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._flock_held = True
             yield
         finally:
-            self._flock_held = False
             os.close(fd)  # closing releases the flock
 
     def _cleanup_stale_temps(self) -> None:
@@ -413,26 +727,62 @@ class Journal:
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
-    def _write(self, records: list[FillRecord]) -> tuple[int, int, int, int] | None:
-        data = json.dumps([r.to_dict() for r in records], indent=2) + "\n"
+    def _write(self, chunks: list[bytes]) -> _Stamp | None:
+        # What json.dumps(records, indent=2) writes, from each record's own (cached) dump, in slices:
+        # one join of a long history would hold the GIL (the runner's thread) for tens of ms.
         directory = self.path.parent
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
+            with os.fdopen(fd, "wb") as fh:
+                if not chunks:
+                    fh.write(b"[]\n")
+                for start in range(0, len(chunks), _WRITE_SLICE):
+                    head = b"[\n" if start == 0 else b",\n"
+                    fh.write(head + b",\n".join(chunks[start : start + _WRITE_SLICE]))
+                if chunks:
+                    fh.write(b"\n]\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
             tmp = None
             _fsync_dir(directory)
+            st = os.stat(self.path)
         except OSError as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc.strerror or exc}") from None
         finally:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-        return self._stat_stamp()
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    # WAL: appends are one sequential write, readers (the exporter, `trades`) never block them;
+    # synchronous=FULL: the WAL is fsynced at every commit, so a committed fill survives a power cut.
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def _data_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _row(record: FillRecord) -> tuple[str | None, ...]:
+    return tuple(getattr(record, name) for name in _FIELDS)
+
+
+def _aside(path: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = path.with_name(f"{path.name}.corrupt-{stamp}")
+    target = base
+    n = 1
+    while target.exists():  # two corruptions in one second: never clobber the first copy
+        target = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return target
 
 
 def _parse(raw: bytes) -> list[FillRecord]:

@@ -66,7 +66,7 @@ NOT_RUN = {
     "H=": "needs a running simulator: test_the_curl_examples_run_against_the_simulator runs the block",
     "curl ": "as above",
 }
-PLACEHOLDER = re.compile(r"[\[\]…|<>]|\bCOMMAND\b|\bFILE\b|\bDATE\b|\bSYMBOL\b")
+PLACEHOLDER = re.compile(r"[\[\]…|<>]|\bCOMMAND\b|\bFILE\b|\bDATE\b|\bSYMBOL\b|\bURL\b")
 
 
 def fenced(text: str, lang: str) -> list[str]:

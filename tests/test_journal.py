@@ -1,11 +1,18 @@
-"""past_trades.json: idempotent, ordered, atomic, corrupt-safe, thread- and process-safe."""
+"""The journal: idempotent, ordered, durable, atomic, corrupt-safe, thread- and process-safe; the
+sqlite ledger with past_trades.json as its export (written off the appending thread)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,11 @@ from hypothesis import strategies as st
 from breakout_bot import journal as journal_mod
 from breakout_bot.errors import JournalError
 from breakout_bot.journal import FillRecord, Journal
+
+
+@pytest.fixture(autouse=True)
+def quick_exports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_mod, "EXPORT_DELAY", 0.005)  # the tests wait on exports often
 
 
 def fill(fid: str, **kw: str) -> FillRecord:
@@ -34,7 +46,10 @@ def fill(fid: str, **kw: str) -> FillRecord:
     return FillRecord(**base)
 
 
-def ids_on_disk(path: Path) -> list[str]:
+def ids_on_disk(path: Path, *journals: Journal) -> list[str]:
+    """past_trades.json's ids once the journals' exports have caught up."""
+    for journal in journals:
+        journal.flush()
     return [r["id"] for r in json.loads(path.read_text())]
 
 
@@ -107,17 +122,20 @@ def test_append_is_idempotent_and_ordered(tmp_path: Path) -> None:
     assert j.append(fill("a")) is True
     assert j.append(fill("b", price="999")) is False  # same execution id: first wins
     assert j.has("a") and j.has("b")
-    assert ids_on_disk(p) == ["b", "a"]
+    assert ids_on_disk(p, j) == ["b", "a"]
     assert j.records()[0].price == "187.15"
     # a fresh instance (a restart) sees the same and still refuses duplicates
     j2 = Journal(p)
     assert [r.id for r in j2.load()] == ["b", "a"]
     assert j2.append(fill("a")) is False
     assert j2.extend([fill("c"), fill("a"), fill("c"), fill("d")]) == 2
-    assert ids_on_disk(p) == ["b", "a", "c", "d"]
+    assert ids_on_disk(p, j2) == ["b", "a", "c", "d"]
 
 
-def test_extend_writes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_appends_are_one_transaction_each_and_exports_coalesce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_mod, "EXPORT_DELAY", 0.25)
     j = Journal(tmp_path / "past_trades.json")
     calls: list[int] = []
     real = os.replace
@@ -128,14 +146,46 @@ def test_extend_writes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(journal_mod.os, "replace", counting_replace)
     assert j.extend([fill(str(i)) for i in range(50)]) == 50
-    assert len(calls) == 1
+    for i in range(50, 100):
+        assert j.append(fill(str(i)))
+    j.flush()
+    assert 1 <= len(calls) <= 5  # a burst of appends shares a rewrite of past_trades.json
     assert j.extend([fill("1"), fill("2")]) == 0
-    assert len(calls) == 1  # nothing new: no write at all
+    j.flush()
+    assert ids_on_disk(tmp_path / "past_trades.json") == [str(i) for i in range(100)]
+    before = len(calls)
+    time.sleep(journal_mod.EXPORT_DELAY * 2)
+    assert len(calls) == before  # nothing new: no rewrite at all
+    j.close()
+
+
+def test_append_is_durable_before_the_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The append returns with the fill in the ledger; the file follows on the exporter's thread."""
+    p = tmp_path / "past_trades.json"
+    gate = threading.Event()
+    real = os.replace
+
+    def slow_replace(src: str, dst: str) -> None:
+        gate.wait(10)  # the export's rename: the disk is slow today
+        real(src, dst)
+
+    monkeypatch.setattr(journal_mod.os, "replace", slow_replace)
+    j = Journal(p)
+    t0 = time.perf_counter()
+    assert j.append(fill("a"))
+    assert time.perf_counter() - t0 < 2  # never waited on the export
+    assert not p.exists()
+    assert [r.id for r in journal_mod.read_journal(p)] == ["a"]  # readers see the ledger
+    assert [r.id for r in Journal(p).load()] == ["a"]  # so does a restart
+    gate.set()
+    assert ids_on_disk(p, j) == ["a"]
 
 
 def test_file_format_is_plain_json_list(tmp_path: Path) -> None:
     p = tmp_path / "past_trades.json"
-    Journal(p).append(fill("e1"))
+    j = Journal(p)
+    j.append(fill("e1"))
+    j.flush()
     data = json.loads(p.read_text())
     assert data == [fill("e1").to_dict()]
     assert isinstance(data[0]["qty"], str) and isinstance(data[0]["price"], str)
@@ -144,59 +194,82 @@ def test_file_format_is_plain_json_list(tmp_path: Path) -> None:
 # -- atomicity and write errors ------------------------------------------------------------------
 
 
-def test_crash_during_replace_keeps_original(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_keeps_the_file_and_the_fill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = tmp_path / "past_trades.json"
     j = Journal(p)
     j.append(fill("a"))
+    j.flush()
     before = p.read_bytes()
 
     def boom(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(journal_mod.os, "replace", boom)
+    assert j.append(fill("b")) is True  # durable in the ledger: the export is what failed
     with pytest.raises(JournalError, match=r"cannot write journal .*No space left on device"):
-        j.append(fill("b"))
-    assert p.read_bytes() == before
+        j.flush(timeout=5)
+    assert p.read_bytes() == before  # the old file, whole
     assert [x.name for x in tmp_path.iterdir() if x.name.endswith(".tmp")] == []  # temp removed
-    assert not j.has("b")  # memory unchanged, so a retry works
+    assert [r.id for r in journal_mod.read_journal(p)] == ["a", "b"]
     monkeypatch.undo()
-    assert j.append(fill("b")) is True
-    assert ids_on_disk(p) == ["a", "b"]
+    assert j.append(fill("c")) is True
+    assert ids_on_disk(p, j) == ["a", "b", "c"]
 
 
-def test_fsync_failure_is_journal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+class _FailingCommit:
+    """The ledger's connection, with its commits failing as a full or broken disk makes them fail."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real = real
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.real.execute(sql, *args)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_failed_commit_adds_nothing_and_a_retry_works(tmp_path: Path) -> None:
     p = tmp_path / "past_trades.json"
     j = Journal(p)
     j.append(fill("a"))
-
-    def bad_fsync(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(journal_mod.os, "fsync", bad_fsync)
-    with pytest.raises(JournalError, match="Input/output error"):
-        j.append(fill("b"))
-    assert ids_on_disk(p) == ["a"]
-    assert [r.id for r in j.records()] == ["a"]
+    real = j._db
+    assert real is not None
+    j._db = _FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(JournalError, match=r"cannot write journal .*disk I/O error") as info:
+        j.extend([fill("b"), fill("c")])
+    assert "\n" not in str(info.value)
+    assert [r.id for r in j.records()] == ["a"]  # memory unchanged
+    assert [r.id for r in journal_mod.read_journal(p)] == ["a"]  # rolled back: neither b nor c
+    j._db = real
+    assert j.extend([fill("b"), fill("c")]) == 2
+    assert ids_on_disk(p, j) == ["a", "b", "c"]
 
 
 def test_leftover_temp_from_crashed_writer_is_ignored_and_cleaned(tmp_path: Path) -> None:
     p = tmp_path / "past_trades.json"
-    Journal(p).append(fill("a"))
+    first = Journal(p)
+    first.append(fill("a"))
+    first.close()
     # what a process killed between write and os.replace leaves behind: a half-written temp file
     leftover = tmp_path / ".past_trades.json.abc123.tmp"
     leftover.write_text('[{"id": "half')
     j = Journal(p)
     assert [r.id for r in j.load()] == ["a"]  # ignored on read
     j.append(fill("b"))
+    assert ids_on_disk(p, j) == ["a", "b"]
     assert not leftover.exists()  # cleaned under the lock on the next write
-    assert ids_on_disk(p) == ["a", "b"]
 
 
 def test_read_only_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = tmp_path / "ro"
     d.mkdir()
     p = d / "past_trades.json"
-    Journal(p).append(fill("a"))
+    first = Journal(p)
+    first.append(fill("a"))
+    first.close()
     d.chmod(0o500)
     try:
         probe = d / "probe"
@@ -207,17 +280,17 @@ def test_read_only_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             def denied(*a: object, **k: object) -> object:
                 raise PermissionError(13, "Permission denied")
 
-            monkeypatch.setattr(journal_mod.tempfile, "mkstemp", denied)
+            monkeypatch.setattr(journal_mod.tempfile, "NamedTemporaryFile", denied)
         except PermissionError:
             pass
         j = Journal(p)
         assert [r.id for r in j.load()] == ["a"]  # reading still works
+        assert [r.id for r in journal_mod.read_journal(p)] == ["a"]
         with pytest.raises(JournalError) as info:
-            j.append(fill("b"))
+            j.ensure_writable()  # at the bot's start, before any order
         msg = str(info.value)
         assert "\n" not in msg and "Permission denied" in msg and str(p) in msg
         assert info.value.exit_code == 5
-        assert not j.has("b")
         assert ids_on_disk(p) == ["a"]
     finally:
         d.chmod(0o700)
@@ -257,17 +330,48 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, content: str) -> None:
     assert len(list(tmp_path.glob("past_trades.json.corrupt-*"))) == 2
 
 
-def test_corrupt_file_found_during_append_then_retry(tmp_path: Path) -> None:
+def test_corrupt_file_found_while_running_is_moved_aside_and_rewritten(tmp_path: Path) -> None:
     p = tmp_path / "past_trades.json"
     j = Journal(p)
     j.append(fill("a"))
+    j.flush()
     p.write_text("oops")  # someone broke the file while we run
-    with pytest.raises(JournalError, match="moved it to"):
-        j.append(fill("b"))
-    assert not j.has("b")
-    # the retry rewrites what this process knew plus the new fill: nothing is lost
-    assert j.append(fill("b")) is True
-    assert ids_on_disk(p) == ["a", "b"]
+    assert j.append(fill("b")) is True  # the ledger is intact: appends go on
+    assert ids_on_disk(p, j) == ["a", "b"]  # the export rewrote it from the ledger
+    aside = list(tmp_path.glob("past_trades.json.corrupt-*"))
+    assert [x.read_text() for x in aside] == ["oops"]  # and kept the broken copy
+
+
+def test_records_added_to_the_file_by_hand_are_kept(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    j = Journal(p)
+    j.append(fill("a"))
+    j.flush()
+    data = json.loads(p.read_text())
+    p.write_text(json.dumps([*data, fill("hand").to_dict()]))  # an edit, or an older breakout-bot
+    j.append(fill("b"))
+    assert ids_on_disk(p, j) == ["a", "b", "hand"]  # taken into the ledger before the next rewrite
+    assert j.has("hand")
+    assert [r.id for r in Journal(p).load()] == ["a", "b", "hand"]
+
+
+def test_a_corrupt_ledger_is_moved_aside_and_rebuilt_from_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    j = Journal(p)
+    j.extend([fill("a"), fill("b")])
+    j.close()
+    ledger = journal_mod.ledger_path(p)
+    ledger.write_bytes(b"SQLite format 3\x00" + os.urandom(3000))
+    with pytest.raises(JournalError, match=r"ledger .* was corrupt") as info:
+        Journal(p).load()
+    assert "\n" not in str(info.value)
+    assert len(list(tmp_path.glob("past_trades.json.sqlite.corrupt-*"))) == 1
+    again = Journal(p)
+    assert [r.id for r in again.load()] == ["a", "b"]
+    again.ensure_writable()
+    again.append(fill("c"))
+    again.close()
+    assert [r.id for r in journal_mod.read_journal(p)] == ["a", "b", "c"]
 
 
 def test_duplicate_ids_in_file_keep_first(tmp_path: Path) -> None:
@@ -299,7 +403,7 @@ def test_concurrent_appends_from_threads(tmp_path: Path) -> None:
         th.start()
     for th in threads:
         th.join()
-    on_disk = ids_on_disk(p)
+    on_disk = ids_on_disk(p, j)
     assert sorted(on_disk) == sorted({f"{t}-{i}" for t in range(n_threads) for i in range(per_thread)})
     assert len(on_disk) == len(set(on_disk)) == sum(added) == n_threads * per_thread
 
@@ -309,6 +413,7 @@ def _process_worker(path: str, prefix: str, count: int) -> None:
     for i in range(count):
         j.append(fill(f"{prefix}-{i}", symbol=prefix))
         j.append(fill(f"shared-{i}"))  # both processes report these
+    j.close()  # a multiprocessing child skips atexit: close() brings the file up to date
 
 
 def test_concurrent_appends_from_processes(tmp_path: Path) -> None:
@@ -335,7 +440,8 @@ def test_other_process_records_are_kept(tmp_path: Path) -> None:
     mine.append(fill("m1"))
     theirs.append(fill("t1"))  # re-reads under the lock: keeps m1
     mine.append(fill("m2"))  # notices the file changed: keeps t1
-    assert ids_on_disk(p) == ["m1", "t1", "m2"]
+    theirs.flush()
+    assert ids_on_disk(p, mine) == ["m1", "t1", "m2"]
     assert mine.has("t1")
 
 
@@ -350,15 +456,19 @@ def test_file_equals_unique_ids_in_first_seen_order(
     p = tmp_path / f"pt-{os.urandom(4).hex()}.json"
     j = Journal(p)
     offered: list[str] = []
+    opened = [j]
     for batch in batches:
         if reopen:
-            j = Journal(p)  # a restart between batches must not change the outcome
+            j = Journal(p)
+            opened.append(j)  # a restart between batches must not change the outcome
         if len(batch) == 1:
             j.append(fill(batch[0]))
         else:
             j.extend([fill(x) for x in batch])
         offered.extend(batch)
     expected = list(dict.fromkeys(offered))
+    for each in opened:
+        each.flush()
     assert (ids_on_disk(p) if p.exists() else []) == expected
     assert [r.id for r in Journal(p).load()] == expected
 
@@ -410,10 +520,89 @@ def test_a_claimed_journal_refuses_a_second_bot(tmp_path: Path) -> None:
 def test_read_journal_changes_nothing(tmp_path: Path) -> None:
     p = tmp_path / "past_trades.json"
     assert journal_mod.read_journal(p) == []
-    Journal(p).append(fill("r1"))
+    j = Journal(p)
+    j.append(fill("r1"))
+    j.close()
     (tmp_path / "past_trades.json.lock").unlink()
+    before = sorted(x.name for x in tmp_path.iterdir())
+    assert before == ["past_trades.json", "past_trades.json.sqlite"]
+    ledger = journal_mod.ledger_path(p).read_bytes()
     assert [r.id for r in journal_mod.read_journal(p)] == ["r1"]
     p.write_text('[{"id": "broken"')
     with pytest.raises(JournalError, match=r"is corrupt .*left as it is"):
         journal_mod.read_journal(p)
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["past_trades.json"]  # no lock, nothing moved
+    after = {x.name for x in tmp_path.iterdir()} - {
+        "past_trades.json.sqlite-wal",
+        "past_trades.json.sqlite-shm",
+    }
+    assert sorted(after) == before  # no lock, nothing moved (sqlite's own -wal/-shm aside)
+    assert journal_mod.ledger_path(p).read_bytes() == ledger
+
+
+# -- issue 21: the sqlite ledger -------------------------------------------------------------------
+
+
+def test_an_existing_journal_migrates_into_the_ledger_without_a_step(tmp_path: Path) -> None:
+    old = {k: v for k, v in fill("o1").to_dict().items() if k not in ("mode", "account", "run", "cum_qty")}
+    older = {k: v for k, v in fill("o2").to_dict().items() if k not in ("leg", "source", "cum_qty")}
+    tagged = fill("t1", mode="paper", account="PA3TEST", run="20240304T140000Z-abc123", cum_qty="100")
+    p = tmp_path / "past_trades.json"
+    p.write_text(json.dumps([old, older, tagged.to_dict()], indent=2))
+    j = Journal(p)
+    assert [r.id for r in j.load()] == ["o1", "o2", "t1"]
+    assert not journal_mod.ledger_path(p).exists()  # reading creates nothing
+    j.ensure_writable()  # the bot's start: the ledger is created and takes the file's records
+    with contextlib.closing(sqlite3.connect(journal_mod.ledger_path(p))) as db:
+        assert [row[0] for row in db.execute("SELECT id FROM fills ORDER BY rowid")] == ["o1", "o2", "t1"]
+    j.append(fill("n1", mode="live", account="A1", run="r2"))
+    j.close()
+    back = journal_mod.read_journal(p)
+    assert [r.id for r in back] == ["o1", "o2", "t1", "n1"]
+    assert (back[0].mode, back[0].cum_qty, back[1].leg, back[1].source) == (None, None, "unknown", "stream")
+    assert back[2] == tagged  # every field kept
+    assert ids_on_disk(p) == ["o1", "o2", "t1", "n1"]
+
+
+_KILL_WRITER = """
+import sys
+from pathlib import Path
+from breakout_bot.journal import FillRecord, Journal
+
+j = Journal(Path(sys.argv[1]))
+j.load()
+j.ensure_writable()
+start = int(sys.argv[2])
+for i in range(start, start + 100000):
+    r = FillRecord(id=f"k{i}", order_id=f"o{i}", client_order_id="c", symbol="AAPL", side="buy",
+                   qty="1", price="1.5", timestamp="2024-01-02T14:41:00Z", leg="entry")
+    j.append(r)
+    j.append(r)  # the same fill again (stream and REST): never twice
+    print(r.id, flush=True)  # acknowledged: the bot may now rely on it
+"""
+
+
+def test_kill_9_never_loses_an_acknowledged_fill_nor_doubles_one(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    acknowledged: list[str] = []
+    start = 0
+    for round_ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _KILL_WRITER, str(p), str(start)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        wanted = 20 + 37 * round_  # killed at a different point each round
+        for _ in range(wanted):
+            acknowledged.append(proc.stdout.readline().strip())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        acknowledged.extend(line.strip() for line in proc.stdout.read().splitlines())
+        records = journal_mod.read_journal(p)
+        ids = [r.id for r in records]
+        assert len(ids) == len(set(ids))  # exactly once
+        assert set(acknowledged) <= set(ids)  # nothing acknowledged is lost
+        start = int(ids[-1][1:]) + 1  # the next "restart" goes on after what was recorded
+    j = Journal(p)
+    assert [r.id for r in j.load()] == ids
+    j.ensure_writable()
+    j.close()  # the file catches up with the ledger at the next start
+    assert ids_on_disk(p) == ids

@@ -65,6 +65,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "kill switch: cancel all orders, close all positions, no new entries today (--clear lifts it)",
         "breakout_bot.cli.commands.flatten",
     ),
+    "notify": CommandSpec(
+        "send a test message to a notification URL (apprise: Telegram, Discord, ntfy, e-mail, JSON…)",
+        "breakout_bot.cli.commands.notify",
+    ),
     "schedule": CommandSpec(
         "print a systemd service and timer, or a crontab line, that run the bot every trading day",
         "breakout_bot.cli.commands.schedule",

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 from ..core.params import PARAM_NAMES, Params
 from ..errors import ConfigError
-from ..redaction import Redactor, mask_key_id
+from ..redaction import Redactor, mask_key_id, url_scheme, url_secrets
 from .envfile import read_dotenv, typo_problems
-from .values import boolean, choice, float_in, int_in, key, path, symbols, url
+from .values import boolean, choice, float_in, int_in, key, notify_urls, path, symbols, url
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -63,6 +63,7 @@ class Settings:
     bars_mode: str = "poll"
     speed: float = 0.0  # simulator: virtual seconds per wall second; 0 = as fast as possible
     days: int = 1
+    notify: tuple[str, ...] = ()  # apprise URLs (issue 21); they hold tokens: secrets
     warnings: tuple[str, ...] = ()  # what was ignored (unknown BREAKOUT_ variables): the CLI prints them
 
     @property
@@ -79,13 +80,14 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log or terminal (for logging_setup's redaction)."""
-        return tuple(s for s in (self.secret_key, self.key_id) if s)
+        return (*(s for s in (self.secret_key, self.key_id) if s), *url_secrets(self.notify))
 
     def redacted(self) -> dict[str, Any]:
         """All fields, keys redacted: safe to print (``breakout-bot check``) or log."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["key_id"] = mask_key_id(self.key_id)
         out["secret_key"] = "***" if self.secret_key else None
+        out["notify"] = tuple(url_scheme(u) for u in self.notify)
         return out
 
     def __repr__(self) -> str:
@@ -173,6 +175,7 @@ SPECS: tuple[Spec, ...] = (
         float_in(0, None, "expected a number >= 0 (0 = as fast as possible)", lo_open=False),
     ),
     Spec("days", "BREAKOUT_DAYS", "--days", int_in(1, None, "expected a whole number >= 1")),
+    Spec("notify", "BREAKOUT_NOTIFY", "--notify", notify_urls, secret=True),
 )
 BY_NAME = {s.name: s for s in SPECS}
 ENV_VARS: tuple[str, ...] = tuple(s.env for s in SPECS if s.env)

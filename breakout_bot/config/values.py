@@ -113,3 +113,18 @@ def path(v: object) -> Path:
     if not s:
         raise ValueError("expected a file or directory path")
     return Path(s).expanduser()
+
+
+def notify_urls(v: object) -> tuple[str, ...]:
+    """apprise URLs: repeated flags or a comma-separated list (BREAKOUT_NOTIFY), each scheme://..."""
+    raw = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else [v]
+    out: list[str] = []
+    for chunk in raw:
+        for item in (p.strip() for p in text(chunk).split(",")):
+            if not item:
+                continue
+            if "://" not in item:
+                raise ValueError("expected apprise URLs (scheme://…, e.g. tgram://, ntfy://, json://)")
+            if item not in out:
+                out.append(item)
+    return tuple(out)

@@ -39,6 +39,7 @@ from ...errors import (
 from ...journal import Journal, RunTags, new_run_id
 from ...live.clock import Clock, SimulatorClock, WallClock
 from ...live.halt import halt_on, halt_path
+from ...live.notify import Notifications
 from ...live.runner import Runner, RunnerOptions
 from ...live.status import DayResults, StatusDisplay, money
 from ...logging_setup import LOG_NAME, setup_logging, use_log_time
@@ -69,6 +70,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--bars",
         choices=("poll", "stream"),
         help="poll v2 bars once a minute (default, as the guide) or take them from the market-data websocket",
+    )
+    parser.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="send what the bot does to an apprise URL (tgram://, discord://, ntfy://, mailto://, json://…); "
+        "repeat for several (BREAKOUT_NOTIFY: comma-separated); needs the notify extra",
     )
     parser.add_argument(
         "--once",
@@ -318,6 +326,8 @@ def _trade(
     today_only: bool,
     mode: str,
 ) -> RunOutcome:
+    notices = Notifications.start(settings.notify, settings.secrets) if settings.notify else None
+    stopped = "stopped by an error"
     try:
         account = _preflight(broker, settings)
         _preflight_feed(data, settings)
@@ -336,16 +346,28 @@ def _trade(
             settings.symbols,
             params,
             RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream", today_only=today_only),
-            observers=[display, results],
+            observers=[display, results, *([notices.observer] if notices else [])],
             tags=tags,
         )
         with display:
             code = runner.run()
+        stopped = f"finished (exit {code})"
         if runner.nothing_today is not None:
             display.print(runner.nothing_today)
         return RunOutcome(code, tags, results, runner.nothing_today)
+    except BrokerAuthError:
+        stopped = "the broker refused the API keys"
+        raise
+    except Terminated:
+        stopped = "stopped by SIGTERM"
+        raise
+    except KeyboardInterrupt:
+        stopped = "interrupted (Ctrl-C)"
+        raise
     finally:
         broker.close()
+        if notices is not None:
+            notices.close(stopped)
 
 
 def _log_start(tags: RunTags, settings: Settings, params: Params, journal: Journal) -> None:

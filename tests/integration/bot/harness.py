@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from breakout_bot.broker.alpaca.broker import AlpacaBroker
 from breakout_bot.cli.commands.run import simulated_session
 from breakout_bot.core.ids import parse_client_order_id
 from breakout_bot.core.params import Params
-from breakout_bot.journal import Journal
+from breakout_bot.journal import Journal, read_journal
 from breakout_bot.live.clock import SimulatorClock
 from breakout_bot.live.runner import Runner, RunnerOptions
 from breakout_bot.sim import SimServer
@@ -127,9 +126,8 @@ class Session:
         return out
 
     def journal(self) -> list[dict[str, Any]]:
-        if not self.journal_path.exists():
-            return []
-        return list(json.loads(self.journal_path.read_text()))
+        """What the journal holds: its ledger (past_trades.json, the export, follows a moment later)."""
+        return [r.to_dict() for r in read_journal(self.journal_path)]
 
     def position(self, symbol: str = SYMBOL) -> int:
         pos = self.server.exchange.positions.get(symbol)
