@@ -413,14 +413,21 @@ def test_a_run_leaves_no_cyclic_garbage_and_restores_the_collector() -> None:
     replay creates no reference cycles, which refcounting alone could not free."""
     bars = synthetic_bars("SYN", 4, 3)
     run_backtest(bars, "SYN", Params())  # imports and caches first
-    gc.collect()
-    gc.disable()
-    try:
-        result = run_backtest(bars, "SYN", Params(lookback=5, min_range_pct=0.1))
-        assert result.trades
-        assert gc.collect() == 0
-    finally:
-        gc.enable()
+    found = []
+    # Another test's thread in this process (a journal's exporter, a server) may make garbage of its own
+    # meanwhile: a replay that made cycles would leave some on every attempt.
+    for _ in range(3):
+        gc.collect()
+        gc.disable()
+        try:
+            result = run_backtest(bars, "SYN", Params(lookback=5, min_range_pct=0.1))
+            assert result.trades
+            found.append(gc.collect())
+        finally:
+            gc.enable()
+        if found[-1] == 0:
+            break
+    assert 0 in found, found
     run_backtest(bars, "SYN", Params())
     assert gc.isenabled()
 
