@@ -27,3 +27,15 @@ def each_sdk() -> list[Any]:
 def needs(name: str) -> pytest.MarkDecorator:
     """Skip a test of one SDK where that SDK is not installed."""
     return pytest.mark.skipif(not installed(name), reason=f"{name} not installed")
+
+
+# What a subprocess of the bot keeps of the test's environment when a test strips the developer's
+# settings (APCA_*, BREAKOUT_*): the SDK the run tests (the 3.13 leg has alpaca-py alone) and the cache.
+KEPT_SETTINGS = ("BREAKOUT_SDK", "BREAKOUT_CACHE_DIR")
+
+
+def without_settings() -> dict[str, str]:
+    """os.environ without the developer's APCA_ and BREAKOUT_ settings, but the ones KEPT_SETTINGS names."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "BREAKOUT_")) or k in KEPT_SETTINGS
+    }

@@ -3,17 +3,18 @@ BREAKOUT_ settings from the developer's environment."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from sdk_choice import without_settings
+
 CONSOLE = Path(sys.executable).with_name("breakout-bot")
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "BREAKOUT_"))}
+    env = without_settings()
     env.update({"COLUMNS": "80", "PYTHONWARNINGS": "ignore"})
     env.update(extra or {})
     return env

@@ -8,7 +8,6 @@ simulator's own records say what the bot left at the broker."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sdk_choice import without_settings
 
 from breakout_bot import __version__
 from breakout_bot.cli.main import main
@@ -48,7 +48,7 @@ def server(tmp_path: Path) -> Iterator[SimServer]:
 
 
 def _bot(server: SimServer, cwd: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "BREAKOUT_"))}
+    env = without_settings()
     env.update(
         APCA_API_KEY_ID=KEY,
         APCA_API_SECRET_KEY=SECRET,
