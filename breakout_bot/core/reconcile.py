@@ -54,12 +54,15 @@ def on_reconciled(state: State, event: Reconciled) -> tuple[State, list[Action]]
         if any(o.is_open for o in ours):
             actions.append(CancelAll(state.symbol))
         return base, actions
-    working_entry = next(
-        (o for o in ours if o.is_open and parse_client_order_id(o.client_order_id) is not None), None
-    )
+    working_entry = _working_entry(ours)
     if working_entry is not None:
         return _entry_working(base, working_entry, actions)
     return _flat(state, base, event, new_day, actions)
+
+
+def _working_entry(ours: Sequence[OrderSnapshot]) -> OrderSnapshot | None:
+    """One of our entries working at the broker (by its client_order_id), if any."""
+    return next((o for o in ours if o.is_open and parse_client_order_id(o.client_order_id) is not None), None)
 
 
 def _adopt(state: State, event: Reconciled, new_day: bool) -> State:
@@ -133,14 +136,8 @@ def _holding(
     """The broker holds a position: manage it (flatten it again if today was already flattened)."""
     protected = _protected(event.position_qty, ours, state.symbol)
     phase = DONE_FOR_THE_DAY if base.flattened else ACTIVE_TRADE
-    filling = next(
-        (
-            o
-            for o in ours
-            if o.is_open and o.filled_qty < o.qty and parse_client_order_id(o.client_order_id) is not None
-        ),
-        None,
-    )
+    working = _working_entry(ours)
+    filling = working if working is not None and working.filled_qty < working.qty else None
     if filling is not None and (base.entry is None or base.entry.client_order_id != filling.client_order_id):
         # Our entry is still filling (a partial fill): the flatten must know it, to cancel the rest.
         base = evolve(base, entry=entry_from_order(filling, base))
