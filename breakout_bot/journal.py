@@ -43,10 +43,11 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -94,10 +95,11 @@ class FillRecord:
     run: str | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, str) and not (f.name in _OPTIONAL and value is None):
-                raise ValueError(f"{f.name}: expected a string, got {value!r}")
+        # _FIELDS, not dataclasses.fields(): a start reads 100k records, and fields() was most of it.
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, str) and not (value is None and name in _OPTIONAL):
+                raise ValueError(f"{name}: expected a string, got {value!r}")
         if not self.id:
             raise ValueError("id: must not be empty")
         if not self.symbol:
@@ -124,7 +126,7 @@ class FillRecord:
             raise ValueError(f"timestamp: expected RFC 3339, got {self.timestamp!r}")
 
     def to_dict(self) -> dict[str, str | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FillRecord:
@@ -135,11 +137,11 @@ class FillRecord:
         if not isinstance(data, Mapping):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in data:
-                values[f.name] = data[f.name]
-            elif f.name not in _DEFAULTED:
-                raise ValueError(f"missing field {f.name!r}")
+        for name in _FIELDS:
+            if name in data:
+                values[name] = data[name]
+            elif name not in _DEFAULTED:
+                raise ValueError(f"missing field {name!r}")
         return cls(**values)
 
 
@@ -171,7 +173,9 @@ _INSERT = f"INSERT OR IGNORE INTO fills ({', '.join(_FIELDS)}) VALUES ({', '.joi
 # rowid order is insertion order: rows are never deleted, so each new rowid is the largest plus one.
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM fills ORDER BY rowid"
 _SELECT_AFTER = f"SELECT rowid, {', '.join(_FIELDS)} FROM fills WHERE rowid > ? ORDER BY rowid"
-_INDENT = re.compile(r"^", re.MULTILINE)
+_RECORD_TEMPLATE = (
+    "  {\n" + ",\n".join(f"    {encode_basestring_ascii(name)}: %s" for name in _FIELDS) + "\n  }"
+)
 _WRITE_SLICE = 500  # records per write of the export (~200 kB)
 EXPORT_DELAY = 0.25  # s: appends within it share one export of past_trades.json
 _Stamp = tuple[int, int, int, int]
@@ -193,30 +197,31 @@ def read_journal(path: Path) -> list[FillRecord]:
         raw = b""
     except OSError as exc:
         raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+    # The file's bytes first, then the ledger: a record the ledger takes in meanwhile is in one or the
+    # other (the file only ever grows, by exports of the ledger).
+    db = ledger_path(path)
+    in_ledger: list[FillRecord] = []
+    if db.exists():
+        try:
+            in_ledger = _read_ledger(db)
+        except (sqlite3.Error, ValueError) as exc:
+            raise JournalError(f"cannot read the ledger {db}: {exc}; left as it is") from None
     try:
-        in_file = _parse(raw)
+        in_file, _ = _parse(raw, known={r.id for r in in_ledger})
     except ValueError as exc:
         raise JournalError(
             f"journal {path} is corrupt ({exc}); left as it is: fix it, or start the bot, which moves it "
             "aside and records today's fills again from the broker"
         ) from None
-    db = ledger_path(path)
-    if not db.exists():
-        return in_file
-    try:
-        in_ledger = _read_ledger(db)
-    except (sqlite3.Error, ValueError) as exc:
-        raise JournalError(f"cannot read the ledger {db}: {exc}; left as it is") from None
-    return _merge(in_ledger, in_file)
-
-
-def _merge(first: list[FillRecord], then: Iterable[FillRecord]) -> list[FillRecord]:
-    ids = {r.id for r in first}
-    return first + [r for r in then if r.id not in ids]
+    return in_ledger + in_file
 
 
 def _record_from_row(row: tuple[Any, ...]) -> FillRecord:
-    return FillRecord(**dict(zip(_FIELDS, row, strict=True)))
+    # Not validated again: the ledger only ever takes validated records (`extend`, `_import_file`),
+    # and a start reads all of them (100k: ~1 s of __post_init__ saved).
+    record = object.__new__(FillRecord)
+    record.__dict__.update(zip(_FIELDS, row, strict=True))
+    return record
 
 
 def _read_ledger(db: Path) -> list[FillRecord]:
@@ -298,13 +303,13 @@ class Journal:
     def load(self) -> list[FillRecord]:
         """Read the ledger and the file (both missing → empty). Corrupt → moved aside and JournalError."""
         with self._lock:
-            in_file, stamp = self._read_file()
             in_ledger = self._read_own_ledger()
             ids = {r.id for r in in_ledger}
-            self._pending = [r for r in in_file if r.id not in ids]
+            # Records the ledger holds are not parsed out of the file again, only counted.
+            self._pending, in_file, stamp = self._read_file(ids)
             self._set(in_ledger + self._pending)
             self._file_stamp = stamp
-            if self.ledger_path.exists() and len(in_file) - len(self._pending) < len(in_ledger):
+            if self.ledger_path.exists() and in_file - len(self._pending) < len(in_ledger):
                 self._request_export()  # the file lags the ledger (a kill -9 before its export)
             return list(self._records)
 
@@ -506,6 +511,10 @@ class Journal:
     def _read_own_ledger(self) -> list[FillRecord]:
         if not self.ledger_path.exists():
             return []
+        if self._db is None and os.access(self.ledger_path.parent, os.W_OK):
+            # Read through the appends' own connection: its data_version then says the first append
+            # needs no second read of the whole ledger.
+            self._writer()
         try:
             if self._db is not None:
                 self._data_version = _data_version(self._db)
@@ -548,35 +557,36 @@ class Journal:
 
     # -- the file: reading, moving a corrupt one aside, the export -------------------------------
 
-    def _read_file(self) -> tuple[list[FillRecord], _Stamp | None]:
-        """Read and validate the file; a corrupt one is moved aside (under the file lock) and raises."""
+    def _read_file(self, known: Collection[str] = ()) -> tuple[list[FillRecord], int, _Stamp | None]:
+        """Read and validate the file (see `_parse`); a corrupt one is moved aside (under the file
+        lock) and raises."""
         try:
-            return self._read_once()
+            return self._read_once(known)
         except _Corrupt:
             pass
         # Re-check under the lock: another process may have replaced the file since we read it, and
         # we must never move a good file aside.
         with self._file_lock(required=False):
             try:
-                return self._read_once()
+                return self._read_once(known)
             except _Corrupt as exc:
                 self._move_aside(exc.problem)
                 raise  # unreachable: _move_aside raises
 
-    def _read_once(self) -> tuple[list[FillRecord], _Stamp | None]:
+    def _read_once(self, known: Collection[str] = ()) -> tuple[list[FillRecord], int, _Stamp | None]:
         try:
             with open(self.path, "rb") as fh:
                 st = os.fstat(fh.fileno())
                 raw = fh.read()
         except FileNotFoundError:
-            return [], None
+            return [], 0, None
         except OSError as exc:
             raise JournalError(f"cannot read journal {self.path}: {exc.strerror or exc}") from None
         try:
-            records = _parse(raw)
+            records, count = _parse(raw, known)
         except ValueError as exc:
             raise _Corrupt(str(exc)) from None
-        return records, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        return records, count, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _move_aside(self, problem: str, *, quiet: bool = False) -> None:
         """Rename a corrupt journal out of the way (never overwrite it) and raise JournalError
@@ -651,14 +661,16 @@ class Journal:
                 self._export_failed(str(exc))
             finally:
                 conn.close()
+            whole = self._chunks_rowid == 0  # this export serializes the whole history
             for rowid, *values in rows:
-                text = json.dumps(dict(zip(_FIELDS, values, strict=True)), indent=2)
-                self._chunks.append(_INDENT.sub("  ", text).encode())
+                self._chunks.append(_export_text(values))
                 self._chunks_rowid = rowid
             self._cleanup_stale_temps()
             started = time.monotonic()
             try:
-                self._file_stamp = self._write(self._chunks)
+                # A start on a file that is up to date (30 MB at 100k records) does not rewrite it.
+                if not (whole and self._file_holds(self._chunks)):
+                    self._file_stamp = self._write(self._chunks)
                 self._export_seconds = time.monotonic() - started
             except JournalError as exc:
                 self._export_failed(str(exc))
@@ -684,7 +696,7 @@ class Journal:
         if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) == self._file_stamp:
             return
         try:
-            in_file, _ = self._read_once()
+            in_file, _, _ = self._read_once()
         except _Corrupt as exc:
             self._move_aside(exc.problem, quiet=True)
             return
@@ -727,21 +739,27 @@ class Journal:
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
+    def _file_holds(self, chunks: list[bytes]) -> bool:
+        """Whether past_trades.json is, byte for byte, what an export of `chunks` would write."""
+        try:
+            with open(self.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                raw = fh.read()
+        except OSError:
+            return False
+        if raw != b"".join(_file_slices(chunks)):
+            return False
+        self._file_stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        return True
+
     def _write(self, chunks: list[bytes]) -> _Stamp | None:
-        # What json.dumps(records, indent=2) writes, from each record's own (cached) dump, in slices:
-        # one join of a long history would hold the GIL (the runner's thread) for tens of ms.
         directory = self.path.parent
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
             with os.fdopen(fd, "wb") as fh:
-                if not chunks:
-                    fh.write(b"[]\n")
-                for start in range(0, len(chunks), _WRITE_SLICE):
-                    head = b"[\n" if start == 0 else b",\n"
-                    fh.write(head + b",\n".join(chunks[start : start + _WRITE_SLICE]))
-                if chunks:
-                    fh.write(b"\n]\n")
+                for piece in _file_slices(chunks):
+                    fh.write(piece)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -755,6 +773,27 @@ class Journal:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _export_text(values: Iterable[str | None]) -> bytes:
+    """One record (its values in _FIELDS order) as json.dumps(records, indent=2) writes it inside the
+    list, byte for byte: the C string encoder json.dumps uses (ensure_ascii) on each value, several
+    times faster than json.dumps(record, indent=2), whose indenting encoder is pure Python."""
+    return (
+        _RECORD_TEMPLATE % tuple(["null" if v is None else encode_basestring_ascii(v) for v in values])
+    ).encode()
+
+
+def _file_slices(chunks: list[bytes]) -> Iterator[bytes]:
+    # What json.dumps(records, indent=2) writes, from each record's own (cached) text, in slices:
+    # one join of a long history would hold the GIL (the runner's thread) for tens of ms.
+    if not chunks:
+        yield b"[]\n"
+        return
+    for start in range(0, len(chunks), _WRITE_SLICE):
+        head = b"[\n" if start == 0 else b",\n"
+        yield head + b",\n".join(chunks[start : start + _WRITE_SLICE])
+    yield b"\n]\n"
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -785,10 +824,12 @@ def _aside(path: Path) -> Path:
     return target
 
 
-def _parse(raw: bytes) -> list[FillRecord]:
-    """Parse the file's bytes; ValueError with a short reason if it is not a list of valid records."""
+def _parse(raw: bytes, known: Collection[str] = ()) -> tuple[list[FillRecord], int]:
+    """Parse the file's bytes: its records but those whose id is `known` (the ledger has them: they
+    are counted, not validated again), and how many records it holds. ValueError with a short
+    reason if it is not a list of valid records."""
     if not raw.strip():  # e.g. `touch past_trades.json`: holds nothing that could be lost
-        return []
+        return [], 0
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -798,6 +839,10 @@ def _parse(raw: bytes) -> list[FillRecord]:
     records: list[FillRecord] = []
     seen: set[str] = set()
     for i, item in enumerate(data):
+        fill_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(fill_id, str) and fill_id in known and fill_id not in seen:
+            seen.add(fill_id)
+            continue
         try:
             record = FillRecord.from_dict(item)
         except (ValueError, TypeError) as exc:
@@ -807,7 +852,7 @@ def _parse(raw: bytes) -> list[FillRecord]:
             continue
         seen.add(record.id)
         records.append(record)
-    return records
+    return records, len(seen)
 
 
 def _fsync_dir(directory: Path) -> None:

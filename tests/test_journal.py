@@ -606,3 +606,68 @@ def test_kill_9_never_loses_an_acknowledged_fill_nor_doubles_one(tmp_path: Path)
     j.ensure_writable()
     j.close()  # the file catches up with the ledger at the next start
     assert ids_on_disk(p) == ids
+
+
+# -- the export's own encoder and the start on a large journal (issue 21) ---------------------------
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), _text), min_size=len(journal_mod._FIELDS), max_size=len(journal_mod._FIELDS)
+    )
+)
+def test_the_exports_text_is_what_json_dumps_writes(values: list[str | None]) -> None:
+    # past_trades.json stays exactly json.dumps(records, indent=2): quotes, backslashes, control
+    # characters and non-ASCII escaped as json.dumps escapes them.
+    record = dict(zip(journal_mod._FIELDS, values, strict=True))
+    expected = json.dumps([record], indent=2) + "\n"
+    assert b"".join(journal_mod._file_slices([journal_mod._export_text(values)])) == expected.encode()
+
+
+def test_a_start_on_an_up_to_date_journal_neither_rewrites_nor_revalidates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "past_trades.json"
+    j = Journal(p)
+    j.ensure_writable()
+    j.extend([fill(f"e{i}") for i in range(50)])
+    j.close()
+    stamp = os.stat(p)
+    validated: list[str] = []
+    real = FillRecord.from_dict
+
+    def counting(data: object) -> FillRecord:
+        validated.append(str(data))
+        return real(data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FillRecord, "from_dict", staticmethod(counting))
+    again = Journal(p)
+    assert len(again.load()) == 50
+    again.ensure_writable()
+    again.close()
+    assert validated == []  # the file's records are the ledger's: counted, not parsed into records
+    after = os.stat(p)
+    assert (after.st_ino, after.st_mtime_ns) == (stamp.st_ino, stamp.st_mtime_ns)  # not rewritten
+    assert [r["id"] for r in json.loads(p.read_text())] == [f"e{i}" for i in range(50)]
+
+
+def test_a_hand_edited_file_is_rewritten_from_the_ledger_at_start(tmp_path: Path) -> None:
+    p = tmp_path / "past_trades.json"
+    j = Journal(p)
+    j.ensure_writable()
+    j.extend([fill("a"), fill("b")])
+    j.close()
+    data = json.loads(p.read_text())
+    data[0]["price"] = "1.00"  # an edit of a record the ledger holds: the ledger wins
+    data.append(fill("hand").to_dict())  # a record only the file holds: taken in
+    p.write_text(json.dumps(data, indent=2) + "\n")
+    again = Journal(p)
+    assert [r.id for r in again.load()] == ["a", "b", "hand"]
+    again.ensure_writable()
+    again.close()
+    written = json.loads(p.read_text())
+    assert [r["id"] for r in written] == ["a", "b", "hand"]
+    assert written[0]["price"] == "187.15"
