@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import gc
 import json
 import logging
 import math
@@ -170,6 +171,26 @@ class Probes:
 
 
 @contextmanager
+def full_collections(into: list[float]) -> Iterator[None]:
+    """Time the garbage collector's full (generation 2) passes: each stops every thread, the runner's too."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            into.append((time.perf_counter() - started.pop()) * 1000)
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
+
+
+@contextmanager
 def instrumented(p: Probes) -> Iterator[None]:
     orig_send = sim_websockets.Conn.send_data
     orig_mw = sim_app.SimServer.guard
@@ -271,6 +292,7 @@ class Measured:
     by_path: dict[str, list[float]]  # ms, bar pushed -> order received, by how the bar reached the runner
     decide: list[float]  # ms, bar pushed -> machine.step returned
     timeline: list[tuple[float, float]]  # (decided, latency ms) for the drift line
+    full_collections: list[float]  # ms each, the collector's generation-2 passes during the run
 
     @property
     def measured(self) -> list[float]:
@@ -304,6 +326,7 @@ def prefill(path: Path, records: int) -> None:
 def measure(sdk: str, start: dt.date, days: int, speed: float, ledger_records: int = 0) -> Measured:
     """The bot on `sdk` trades `days` sessions of the breakout-rich bars; every decision timed."""
     probes = Probes()
+    collections: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bb-latency-") as tmp:
         data = Path(tmp) / "bars.csv"
         planned = write_bars(data, start, days)
@@ -315,6 +338,7 @@ def measure(sdk: str, start: dt.date, days: int, speed: float, ledger_records: i
         t0 = time.perf_counter()
         with (
             instrumented(probes),
+            full_collections(collections),
             simulated_session([SYMBOL], start=start, speed=speed, data=data, sdk=sdk, feed="sip") as (
                 broker,
                 clock,
@@ -372,6 +396,7 @@ def measure(sdk: str, start: dt.date, days: int, speed: float, ledger_records: i
         by_path,
         decide,
         timeline,
+        collections,
     )
 
 
@@ -404,6 +429,12 @@ def report(m: Measured, entries: int) -> bool:
     print(
         f"  drift: p50 of the first {tenth} decisions {pct(ordered[:tenth], 50):.3f} ms, "
         f"of the last {tenth} {pct(ordered[-tenth:], 50):.3f} ms"
+    )
+    gcs = m.full_collections
+    print(
+        f"  full garbage collections during the run: {len(gcs)}"
+        + (f", longest {max(gcs):.1f} ms" if gcs else "")
+        + " (the runner freezes its start heap after the first reconcile)"
     )
     p99 = pct(measured, 99)
     print(f"  target p99 < 10 ms: {'met' if p99 < 10 else 'NOT met'} ({p99:.3f} ms)")

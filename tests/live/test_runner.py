@@ -215,3 +215,21 @@ def test_the_close_never_waits_inside_the_executor(tmp_path: Path) -> None:
     assert [type(f) for f in follow] == [CloseFailed] and follow[0].retry_after <= 1.0  # type: ignore[union-attr]
     follow = r.executor.execute(SYMBOL, CloseAll(SYMBOL, "test"), "rest")
     assert broker.clock.now() == before and [type(f).__name__ for f in follow] == ["OrderUpdate"]
+
+
+def test_the_start_heap_is_frozen_after_the_first_reconcile(tmp_path: Path) -> None:
+    # A journal of years of fills is ~2 objects per record: left to the collector, each full collection
+    # walks them on the runner's thread (issue 21: bar close -> order p99 with a 100k-record ledger).
+    import gc
+
+    gc.unfreeze()
+    broker, journal = world(tmp_path, day())
+    journal.extend([])
+    seen: list[int] = []
+    r = runner(broker, journal)
+    r.observe(lambda status: seen.append(gc.get_freeze_count()))
+    try:
+        assert r.run() == 0
+        assert seen and seen[-1] > 0
+    finally:
+        gc.unfreeze()
