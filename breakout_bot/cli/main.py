@@ -65,6 +65,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "kill switch: cancel all orders, close all positions, no new entries today (--clear lifts it)",
         "breakout_bot.cli.commands.flatten",
     ),
+    "dashboard": CommandSpec(
+        "a read-only web page of past days from the journal: fills, P&L, charts",
+        "breakout_bot.cli.commands.dashboard",
+    ),
     "notify": CommandSpec(
         "send a test message to a notification URL (apprise: Telegram, Discord, ntfy, e-mail, JSON…)",
         "breakout_bot.cli.commands.notify",
