@@ -265,3 +265,36 @@ def test_past_days_from_the_journal(tmp_path: Path) -> None:
         assert '"journal"' in get(s.url)[1]  # the page in its journal mode: a day picker
     finally:
         s.close()
+
+
+def test_a_run_shows_its_own_accounts_fills_only(server: DashboardServer, tmp_path: Path) -> None:
+    path = tmp_path / "past_trades.json"
+    journal = Journal(path)
+    journal.load()
+    for fid, account in (("1", "SIM-A"), ("2", "SIM-B")):
+        journal.append(
+            FillRecord(
+                fid,
+                "o" + fid,
+                "c" + fid,
+                "AAPL",
+                "buy",
+                "100",
+                "185",
+                T.isoformat(),
+                mode="simulator",
+                account=account,
+            )
+        )
+    journal.flush()
+    journal.close()
+    feed = RunFeed(server, path, simulated=True, account=("simulator", "SIM-B"))
+    feed(
+        status(
+            T, evolve(initial_state("AAPL"), phase=ACTIVE_TRADE, session=SESSION, position_qty=Decimal(100))
+        )
+    )
+    wait_for(lambda: server.hub.latest is not None)
+    page = json.loads(server.hub.latest or "null")
+    assert [f["price"] for f in page["symbols"][0]["fills"]] == [185.0]
+    assert len(page["symbols"][0]["fills"]) == 1

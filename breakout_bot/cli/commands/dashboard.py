@@ -20,6 +20,7 @@ from aiohttp import web
 from ...config.settings import Settings, simulated_path
 from ...core.model import Bar
 from ...errors import ConfigError
+from ...journal import RunTags, ledger_path
 from ...live.dashboard.feed import BarsForDay, JournalDays, RunFeed
 from ...live.dashboard.server import (
     DashboardServer,
@@ -73,13 +74,21 @@ def serve(
     return DashboardServer(host, port, make_app).start()
 
 
+def check_settings(settings: Settings) -> None:
+    """`run`'s dashboard address and token, checked before the run starts (ConfigError: one line)."""
+    if settings.dashboard:
+        host, _ = parse_address(settings.dashboard)
+        check_exposure(host, settings.dashboard_token)
+
+
 def start_for_run(
-    settings: Settings, journal_path: Path, *, simulated: bool
+    settings: Settings, journal_path: Path, tags: RunTags
 ) -> tuple[DashboardServer, RunFeed] | None:
     """The run's dashboard and its runner observer, or None without --dashboard."""
     if not settings.dashboard:
         return None
     host, port = parse_address(settings.dashboard)
+    simulated = tags.mode == "simulator"
     title = f"breakout-bot · {', '.join(settings.symbols)}"
     server = serve(
         host,
@@ -93,7 +102,8 @@ def start_for_run(
         f"dashboard: {server.url}" + (" (open it with ?token=…)" if settings.dashboard_token else ""),
         flush=True,
     )
-    return server, RunFeed(server, journal_path, simulated=simulated)
+    feed = RunFeed(server, journal_path, simulated=simulated, account=(tags.mode, tags.account))
+    return server, feed
 
 
 def cached_bars(cache_dir: Path) -> BarsForDay:
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, trading=False)
     token = args.token or settings.dashboard_token
     journal_path = simulated_path(settings.journal_path) if args.simulated else settings.journal_path
-    if not journal_path.exists():
+    if not journal_path.exists() and not ledger_path(journal_path).exists():
         raise ConfigError(f"dashboard: no journal at {journal_path} (give --journal FILE)")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"dashboard --port {args.port}: expected a port, 0 to 65535")

@@ -52,6 +52,7 @@ from ..args import (
     settings_from_args,
 )
 from .dashboard import add_run_arguments as add_dashboard_arguments
+from .dashboard import check_settings as check_dashboard
 from .dashboard import start_for_run as start_dashboard
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
     sdk_binding(settings.sdk)  # the chosen SDK is installed, or one line says how, before anything starts
+    check_dashboard(settings)  # a dashboard off loopback without a token: refused before anything starts
     if settings.mode == "simulator":
         settings = _kept_apart(settings, args)
     log_path = setup_logging(
@@ -342,7 +344,7 @@ def _trade(
         _log_start(tags, settings, params, journal)
         _announce_kill_switch(display, journal, clock, mode)
         results = DayResults()
-        dashboard = start_dashboard(settings, journal.path, simulated=mode == "simulator")
+        dashboard = start_dashboard(settings, journal.path, tags)
         runner = Runner(
             broker,
             data,

@@ -4,7 +4,7 @@
 session's minute bars as the machines saw them (their window holds the last `lookback` only) and hands
 the status to the server's loop with `call_soon_threadsafe`; it never blocks, never does I/O, never
 raises into the runner. The page's JSON is made on the server's loop, coalesced (a burst of steps
-makes one update) and with the journal's fills re-read (in a worker thread) only when a symbol's
+makes one update, at most five a second) and with the journal's fills re-read (in a worker thread) only when a symbol's
 fills may have changed.
 """
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIN_INTERVAL = 0.2  # seconds between two updates: a page need not change faster than a reader reads
 MAX_BARS = 2_000  # a session's minute bars are 390 (960 with extended hours): room for a long day
 
 
@@ -42,9 +43,17 @@ def _fill_signature(states: Sequence[State]) -> tuple[object, ...]:
 class RunFeed:
     """A runner observer feeding a `DashboardServer` (see the module's docstring)."""
 
-    def __init__(self, server: DashboardServer, journal_path: Path, *, simulated: bool) -> None:
+    def __init__(
+        self,
+        server: DashboardServer,
+        journal_path: Path,
+        *,
+        simulated: bool,
+        account: tuple[str, str] | None = None,
+    ) -> None:
         self._server = server
         self._journal_path = journal_path
+        self._account = account  # (mode, account): the run's; the journal may hold other accounts' fills
         self._simulated = simulated
         self._bars: dict[str, tuple[Bar, ...]] = {}
         self._session: dict[str, dt.date | None] = {}
@@ -99,6 +108,7 @@ class RunFeed:
                     simulated=self._simulated,
                 )
                 self._server.hub.publish(dumps(page))
+                await asyncio.sleep(MIN_INTERVAL)  # steps meanwhile make one update, not one each
         except Exception:
             log.exception("dashboard: could not make the page")
         finally:
@@ -106,10 +116,13 @@ class RunFeed:
 
     def _read_fills(self) -> list[FillRecord]:
         try:
-            return read_journal(self._journal_path)
+            records = read_journal(self._journal_path)
         except JournalError as exc:
             log.warning("dashboard: %s", exc)
             return self._fills
+        if self._account is None:
+            return records
+        return [r for r in records if (r.mode, r.account) == self._account]
 
 
 BarsForDay = Callable[[str, dt.date], "Sequence[Bar] | None"]

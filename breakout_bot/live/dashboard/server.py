@@ -322,6 +322,10 @@ class DashboardServer:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:  # a feed's pending update: the page is going away
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
 
 def dumps(view: View) -> str:
