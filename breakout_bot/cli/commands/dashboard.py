@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from aiohttp import web
 
-from ...config.settings import Settings, simulated_path
+from ...config.settings import Settings
 from ...core.model import Bar
 from ...errors import ConfigError
 from ...journal import RunTags, ledger_path
@@ -32,7 +32,7 @@ from ...live.dashboard.server import (
 )
 from ...market import cache
 from ...market.bars import load_bars, regular_session
-from ..args import settings_from_args
+from ..args import add_journal_arguments, journal_from_args, settings_from_args
 from .bars import DEFAULT_CACHE
 
 DEFAULT_PORT = 8050
@@ -121,19 +121,7 @@ def cached_bars(cache_dir: Path) -> BarsForDay:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--journal",
-        "--file",
-        dest="journal",
-        type=Path,
-        metavar="PATH",
-        help="the journal to show (default: BREAKOUT_JOURNAL, else past_trades.json)",
-    )
-    parser.add_argument(
-        "--simulated",
-        action="store_true",
-        help="the simulated runs' journal (simulated/past_trades.json beside the configured one)",
-    )
+    add_journal_arguments(parser)
     parser.add_argument(
         "--port",
         type=int,
@@ -161,7 +149,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, trading=False)
     token = args.token or settings.dashboard_token
-    journal_path = simulated_path(settings.journal_path) if args.simulated else settings.journal_path
+    journal_path = journal_from_args(args, settings)
     if not journal_path.exists() and not ledger_path(journal_path).exists():
         raise ConfigError(f"dashboard: no journal at {journal_path} (give --journal FILE)")
     if not 0 <= args.port <= 65535:

@@ -121,7 +121,7 @@ function renderSymbol(v) {
   $(".unrealized", s).textContent = f.unrealized || "";
   $(".realized", s).textContent = v.realized_text || "";
   fillTable($(".orders", s), v.working_orders || [], o => [[o.order], [o.side], [o.qty, "num"], [o.type], [price(o.price), "num"], [o.status]]);
-  fillTable($(".fills", s), v.fills || [], x => [[x.time.replace("T", " ")], [x.side], [x.qty, "num"], [price(x.price), "num"], [x.leg]]);
+  fillTable($(".fills", s), v.fills || [], x => [[x.time.slice(11)], [x.side], [x.qty, "num"], [price(x.price), "num"], [x.leg]]);
   fillTable($(".trades", s), v.trades || [], t => [[t.direction], [t.qty, "num"], [price(t.entry_price), "num"], [t.exit_price === null ? "open" : price(t.exit_price), "num"], [t.realized_text, "num"]]);
   chart(s, v);
 }
