@@ -96,7 +96,6 @@ def start_for_run(
         settings.dashboard_token,
         mode="run",
         title=title,
-        journal=JournalDays(journal_path, cached_bars(DEFAULT_CACHE)),
     )
     print(
         f"dashboard: {server.url}" + (" (open it with ?token=…)" if settings.dashboard_token else ""),
