@@ -51,6 +51,19 @@ ADAPTERS = {
 }
 # Each SDK is imported by its binding alone, so the bot runs with either SDK installed by itself.
 SDK_HOMES = {"alpaca_trade_api": "broker/alpaca/sdk.py", "alpaca": "broker/alpacapy/sdk.py"}
+# The dashboard only reads: nothing that can trade (the broker, the executor, the runner's machinery)
+# is within its reach; it sees the runner through RunnerStatus alone.
+READ_ONLY = "live/dashboard/"
+READ_ONLY_MAY_IMPORT = (
+    "breakout_bot.core",
+    "breakout_bot.journal",
+    "breakout_bot.roundtrips",
+    "breakout_bot.errors",
+    "breakout_bot.redaction",
+    "breakout_bot.live.status",
+    "breakout_bot.live.dashboard",
+    "breakout_bot.live.runner.RunnerStatus",
+)
 # Entry points may start the CLI (python -m breakout_bot, python -m breakout_bot.sim).
 ENTRY_POINTS = {"__main__.py", "sim/__main__.py"}
 
@@ -89,6 +102,10 @@ def violations(path: Path, source: str) -> list[str]:
     out = []
     for line, module in imported_modules(path, source):
         target = part_of(module)
+        if relative.as_posix().startswith(READ_ONLY) and not any(
+            module == allowed or module.startswith(allowed + ".") for allowed in READ_ONLY_MAY_IMPORT
+        ):
+            out.append(f"{relative}:{line}: the read-only dashboard imports {module}")
         for adapter, users in ADAPTERS.items():
             if (module == adapter or module.startswith(adapter + ".")) and own not in users:
                 out.append(f"{relative}:{line}: {own} imports the adapter {module}")
@@ -127,6 +144,9 @@ def test_imports_follow_the_map(path: Path) -> None:
         ("live/runner.py", "from ..broker.alpaca.broker import AlpacaBroker\n"),
         ("backtest/broker.py", "from ..broker import alpaca\n"),
         ("live/executor.py", "from ..broker.alpacapy import sdk\n"),
+        ("live/dashboard/feed.py", "from ..executor import Executor\n"),
+        ("live/dashboard/server.py", "from ...broker.base import Broker\n"),
+        ("live/dashboard/view.py", "def f():\n    from ..runner import Runner\n"),
     ],
 )
 def test_a_forbidden_import_fails(where: str, source: str) -> None:

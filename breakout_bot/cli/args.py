@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config.settings import BY_NAME, DEFAULT_SDK, SDKS, Settings, load_settings
+from ..config.settings import BY_NAME, DEFAULT_SDK, SDKS, Settings, load_settings, simulated_path
 from ..core.params import DESCRIPTIONS, Params
 from ..errors import ConfigError
 
@@ -165,3 +165,27 @@ def settings_from_args(
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return settings
+
+
+def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
+    """--journal (alias --file) and --simulated, for the commands that read a journal."""
+    parser.add_argument(
+        "--journal",
+        "--file",
+        dest="journal",
+        type=Path,
+        metavar="PATH",
+        help="the journal to read (default: BREAKOUT_JOURNAL, else past_trades.json)",
+    )
+    parser.add_argument(
+        "--simulated",
+        action="store_true",
+        help="the simulated runs' journal (simulated/past_trades.json beside the configured one)",
+    )
+
+
+def journal_from_args(args: argparse.Namespace, settings: Settings) -> Path:
+    """The journal to read: --journal as given, else the configured one (simulated/ with --simulated)."""
+    if args.simulated and args.journal is None:
+        return simulated_path(settings.journal_path)
+    return settings.journal_path

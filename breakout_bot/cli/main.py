@@ -65,6 +65,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "kill switch: cancel all orders, close all positions, no new entries today (--clear lifts it)",
         "breakout_bot.cli.commands.flatten",
     ),
+    "dashboard": CommandSpec(
+        "a read-only web page of past days from the journal: fills, P&L, charts",
+        "breakout_bot.cli.commands.dashboard",
+    ),
     "notify": CommandSpec(
         "send a test message to a notification URL (apprise: Telegram, Discord, ntfy, e-mail, JSON…)",
         "breakout_bot.cli.commands.notify",
@@ -106,6 +110,17 @@ def _import_command(module: str) -> ModuleType:
         raise
 
 
+class CommandListFormatter(argparse.HelpFormatter):
+    """argparse measures the command names without the two spaces it indents them by, so a name of
+    nine letters ("dashboard") would push its help onto a line of its own: count them."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS and action.choices and isinstance(action.choices, dict):
+            longest = max(len(name) for name in action.choices) + self._current_indent + 2
+            self._action_max_length = max(self._action_max_length, longest)
+
+
 def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     """The top-level parser with every command listed but none configured (no imports), and each
     command's own parser."""
@@ -113,6 +128,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         prog=PROG,
         description="Intraday breakout trading bot for US stocks on Alpaca.",
         epilog=f"Run '{PROG} COMMAND --help' for a command's options.",
+        formatter_class=CommandListFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -22,7 +22,7 @@ from ..core.params import PARAM_NAMES, Params
 from ..errors import ConfigError
 from ..redaction import Redactor, mask_key_id, url_scheme, url_secrets
 from .envfile import read_dotenv, typo_problems
-from .values import boolean, choice, float_in, int_in, key, notify_urls, path, symbols, url
+from .values import boolean, choice, float_in, int_in, key, notify_urls, path, symbols, text, url
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -64,6 +64,8 @@ class Settings:
     speed: float = 0.0  # simulator: virtual seconds per wall second; 0 = as fast as possible
     days: int = 1
     notify: tuple[str, ...] = ()  # apprise URLs (issue 21); they hold tokens: secrets
+    dashboard: str | None = None  # [HOST:]PORT of `run --dashboard` (issue 21)
+    dashboard_token: str | None = None  # needed off loopback: a secret
     warnings: tuple[str, ...] = ()  # what was ignored (unknown BREAKOUT_ variables): the CLI prints them
 
     @property
@@ -80,7 +82,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log or terminal (for logging_setup's redaction)."""
-        return (*(s for s in (self.secret_key, self.key_id) if s), *url_secrets(self.notify))
+        keys = (self.secret_key, self.key_id, self.dashboard_token)
+        return (*(s for s in keys if s), *url_secrets(self.notify))
 
     def redacted(self) -> dict[str, Any]:
         """All fields, keys redacted: safe to print (``breakout-bot check``) or log."""
@@ -88,6 +91,7 @@ class Settings:
         out["key_id"] = mask_key_id(self.key_id)
         out["secret_key"] = "***" if self.secret_key else None
         out["notify"] = tuple(url_scheme(u) for u in self.notify)
+        out["dashboard_token"] = "***" if self.dashboard_token else None
         return out
 
     def __repr__(self) -> str:
@@ -176,6 +180,8 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("days", "BREAKOUT_DAYS", "--days", int_in(1, None, "expected a whole number >= 1")),
     Spec("notify", "BREAKOUT_NOTIFY", "--notify", notify_urls, secret=True),
+    Spec("dashboard", "BREAKOUT_DASHBOARD", "--dashboard", text),
+    Spec("dashboard_token", "BREAKOUT_DASHBOARD_TOKEN", "--dashboard-token", key, secret=True),
 )
 BY_NAME = {s.name: s for s in SPECS}
 ENV_VARS: tuple[str, ...] = tuple(s.env for s in SPECS if s.env)

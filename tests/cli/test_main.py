@@ -69,6 +69,7 @@ EXPECTED = {
     "sim": "breakout_bot.cli.commands.sim",
     "flatten": "breakout_bot.cli.commands.flatten",
     "verify": "breakout_bot.cli.commands.verify",
+    "dashboard": "breakout_bot.cli.commands.dashboard",
     "notify": "breakout_bot.cli.commands.notify",
     "schedule": "breakout_bot.cli.commands.schedule",
 }

@@ -51,6 +51,9 @@ from ..args import (
     parse_date_flag,
     settings_from_args,
 )
+from .dashboard import add_run_arguments as add_dashboard_arguments
+from .dashboard import check_settings as check_dashboard
+from .dashboard import start_for_run as start_dashboard
 
 if TYPE_CHECKING:
     from ...broker.alpaca.broker import AlpacaBroker
@@ -78,6 +81,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="send what the bot does to an apprise URL (tgram://, discord://, ntfy://, mailto://, json://…); "
         "repeat for several (BREAKOUT_NOTIFY: comma-separated); needs the notify extra",
     )
+    add_dashboard_arguments(parser)
     parser.add_argument(
         "--once",
         action="store_true",
@@ -166,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed: expected a number >= 0, got {args.speed}")
     settings = settings_from_args(args)
     sdk_binding(settings.sdk)  # the chosen SDK is installed, or one line says how, before anything starts
+    check_dashboard(settings)  # a dashboard off loopback without a token: refused before anything starts
     if settings.mode == "simulator":
         settings = _kept_apart(settings, args)
     log_path = setup_logging(
@@ -328,6 +333,7 @@ def _trade(
 ) -> RunOutcome:
     notices = Notifications.start(settings.notify, settings.secrets) if settings.notify else None
     stopped = "stopped by an error"
+    dashboard = None
     try:
         account = _preflight(broker, settings)
         _preflight_feed(data, settings)
@@ -338,6 +344,7 @@ def _trade(
         _log_start(tags, settings, params, journal)
         _announce_kill_switch(display, journal, clock, mode)
         results = DayResults()
+        dashboard = start_dashboard(settings, journal.path, tags)
         runner = Runner(
             broker,
             data,
@@ -346,7 +353,12 @@ def _trade(
             settings.symbols,
             params,
             RunnerOptions(days=days, bars_stream=settings.bars_mode == "stream", today_only=today_only),
-            observers=[display, results, *([notices.observer] if notices else [])],
+            observers=[
+                display,
+                results,
+                *([notices.observer] if notices else []),
+                *([dashboard[1]] if dashboard else []),
+            ],
             tags=tags,
         )
         with display:
@@ -368,6 +380,8 @@ def _trade(
         broker.close()
         if notices is not None:
             notices.close(stopped)
+        if dashboard is not None:
+            dashboard[0].close()
 
 
 def _log_start(tags: RunTags, settings: Settings, params: Params, journal: Journal) -> None:

@@ -25,23 +25,11 @@ from ...errors import ConfigError
 from ...journal import FillRecord, read_journal
 from ...live.status import money
 from ...roundtrips import NEW_YORK, FillLike, RoundTrip, round_trips
-from ..args import parse_date_flag, settings_from_args
+from ..args import add_journal_arguments, journal_from_args, parse_date_flag, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--journal",
-        "--file",
-        dest="journal",
-        type=Path,
-        metavar="PATH",
-        help="the journal to read (default: BREAKOUT_JOURNAL, else past_trades.json)",
-    )
-    parser.add_argument(
-        "--simulated",
-        action="store_true",
-        help="the simulated runs' journal (simulated/past_trades.json beside the configured one)",
-    )
+    add_journal_arguments(parser)
     parser.add_argument(
         "--since", metavar="YYYY-MM-DD", help="only trades opened on or after this date (New York)"
     )
@@ -88,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     since = parse_date_flag(args.since, "--since") if args.since else None
     explicit = args.journal is not None
     settings = settings_from_args(args, trading=False)
-    path = settings.journal_path
-    if args.simulated and not explicit:
-        path = simulated_path(path)
+    path = journal_from_args(args, settings)
     console = Console(width=None if sys.stdout.isatty() else 200)  # a pipe: never cut a column
     if not path.exists():
         if explicit:
