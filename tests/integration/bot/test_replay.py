@@ -55,6 +55,7 @@ def _simulated_day(
     partial_fills: bool = False,
     fault: Callable[[SimServer], None] | None = None,
     mode: str = "simulator",
+    feed: str = "sip",
 ) -> list[tuple[str, str, int]]:
     """One simulated session as `run` trades it, journal and log where `replay --simulated` looks.
     Returns the requests the simulator served: (method, path, status)."""
@@ -67,7 +68,7 @@ def _simulated_day(
     journal.load()
     with (
         simulated_session(
-            [symbol], start=day, seed=seed, feed="sip", partial_fills=partial_fills, sdk=TEST_SDK
+            [symbol], start=day, seed=seed, feed=feed, partial_fills=partial_fills, sdk=TEST_SDK
         ) as (broker, clock, server),
         _json_log(log_path),
     ):
@@ -79,7 +80,7 @@ def _simulated_day(
             world = (
                 {"seed": seed, "data": None, "partial_fills": partial_fills} if mode == "simulator" else None
             )
-            log_start(tags, [symbol], "sip", Params(), journal_path, world)
+            log_start(tags, [symbol], feed, Params(), journal_path, world)
             runner = Runner(
                 broker,
                 broker.market_data,
@@ -248,3 +249,16 @@ def test_a_paper_days_bars_are_downloaded_into_the_cache(
         assert len([r for r in data_api.exchange.requests if r.path == "/v2/stocks/AAPL/bars"]) == 1
     finally:
         data_api.stop()
+
+
+def test_a_run_on_the_iex_feed_is_named_where_it_parts_from_the_consolidated_rehearsal(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """The bot decided on the simulator's IEX bars (minutes missing, prices a cent off); the simulator's
+    tape and the rehearsal are the consolidated bars: a box a cent apart, and the replay says why."""
+    day = dt.date(2024, 3, 5)
+    _simulated_day(tmp_path, "AAPL", day, 3, feed="iex")
+    report = _replay(tmp_path, day, capsys, monkeypatch)
+    first = report["verdict"]["first_divergence"]
+    assert report["feed"] == "iex" and first is not None, report
+    assert first["why"].startswith("IEX vs consolidated prices"), first
