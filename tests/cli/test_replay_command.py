@@ -8,7 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from breakout_bot.cli.commands.replay import read_run_log
+from breakout_bot.cli.commands.replay import bar_gaps, read_run_log, signals_and_incidents
+from breakout_bot.core.model import NEW_YORK
 
 from .helpers import bot, error_line
 
@@ -22,7 +23,7 @@ def test_a_simulated_day_replays_as_a_table_json_and_a_chart(tmp_path: Path) -> 
     assert table.returncode == 0, table.stderr
     out = table.stdout
     assert "AAPL 2024-03-05: live vs rehearsal (run " in out
-    assert "verdict: decisions matched 6/6, exact (every price) 6/6; slippage $0.00" in out
+    assert "verdict: decisions matched 6/6, exact (every price) 6/6; slippage +0.00" in out
     assert len(re.findall(r"^ +\d= +live +(long|short) ", out, re.M)) == 6  # every row exact: `=`
     assert len(re.findall(r"^ +rehearsal +(long|short) ", out, re.M)) == 6
     assert "first divergence" not in out
@@ -113,3 +114,45 @@ def test_the_start_line_is_read_as_this_and_earlier_versions_wrote_it(tmp_path: 
         {"lookback": 12, "qty": 100},
     )
     assert [m for _, m in read.lines] == ["AAPL: box 1-2 range 1"]
+
+
+def test_the_logs_signals_and_incidents_are_read_by_kind(tmp_path: Path) -> None:
+    lines = [
+        ("09:41", "AAPL: box 99.5000-100.5000 range 1.0000 from 10 bars ending 09:40"),
+        ("09:42", "AAPL: long breakout: 09:41 bar close 100.6 > 100.5; buy 100 stop 99.5 take-profit 101.5"),
+        ("09:43", "MSFT: entry bb-MSFT-20240305-1 refused: insufficient buying power; searching again"),
+        ("10:05", "AAPL: stale signal: 10:01 bar is 3 min old; not trading it"),
+        ("10:20", "AAPL: entry bb-AAPL-20240305-2 not sent: its signal is 95 s old"),
+        ("10:30", "AAPL: trade stream down; entry blocked until it reconnects"),
+        ("11:00", "AAPL: entry bb-AAPL-20240305-3 refused: insufficient buying power; searching again"),
+        ("11:10", "AAPL: entry rejected; searching again"),
+        ("11:20", "AAPL: entry bb-AAPL-20240305-4 outcome unknown (HTTP 503); reconciling"),
+        ("12:00", "AAPL: kill switch engaged (flatten): no entries until tomorrow"),
+    ]
+    log = tmp_path / "breakout-bot.log"
+    log.write_text(
+        "".join(f"2024-03-05T{hm}:00.000-05:00 INFO    breakout_bot.x: {message}\n" for hm, message in lines)
+    )
+    signals, incidents = signals_and_incidents(
+        read_run_log(log, dt.date(2024, 3, 5)), "AAPL", dt.date(2024, 3, 5)
+    )
+    (signal,) = signals
+    assert (signal.side, f"{signal.bar:%H:%M}", signal.box.high, signal.box.low) == (
+        "buy",
+        "09:41",
+        100.5,
+        99.5,
+    )
+    kinds = [i.kind for i in incidents]
+    assert kinds == [
+        "late bar",
+        "stale bar",
+        "stream down",
+        "rejected order",
+        "rejected order",
+        "order outcome unknown",
+        "manual flatten",
+    ]
+    starts = [dt.datetime(2024, 3, 5, 9, m, tzinfo=NEW_YORK) for m in (30, 31, 35, 36)]
+    (gap,) = bar_gaps(starts)
+    assert gap.kind == "gap" and gap.text == "no bar for 3 minute(s) from 09:32"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import re
 import sys
@@ -31,6 +32,7 @@ from ...config.settings import Settings, simulated_path
 from ...core.model import NEW_YORK
 from ...core.params import Params
 from ...errors import ConfigError, UserError
+from ...live.status import money
 from ...logging_setup import LOG_NAME
 from ..args import add_connection_arguments, parse_date_flag, settings_from_args
 from .bars import DEFAULT_CACHE
@@ -73,14 +75,14 @@ _START = re.compile(
 _BOX = re.compile(r"^(?P<sym>\S+): box (?P<low>[\d.]+)-(?P<high>[\d.]+) range (?P<range>[\d.]+)")
 _BREAKOUT = re.compile(r"^(?P<sym>\S+): (?P<dir>long|short) breakout: (?P<hm>\d\d:\d\d) bar close")
 # Log lines that can change a decision, by kind (lineup.INCIDENT_KINDS).
-_INCIDENTS = (
-    ("rejected order", re.compile(r"refused|rejected|entry \S+ not sent")),
-    ("stale bar", re.compile(r"stale")),
-    ("late bar", re.compile(r"\blate\b")),
-    ("gap", re.compile(r"\bgap\b|missing bars?")),
+_INCIDENTS = (  # the first pattern a line matches names it
+    ("late bar", re.compile(r"bar is \d+ min old")),  # core/search.py: the bar reached the bot late
+    ("stale bar", re.compile(r"stale|signal is \d+ s old")),  # the bot stalled between signal and send
     ("stream down", re.compile(r"stream down|reconnect")),
     ("order outcome unknown", re.compile(r"outcome unknown|not at the broker")),
-    ("manual flatten", re.compile(r"kill switch|flatten requested|manual")),
+    ("rejected order", re.compile(r"refused|rejected")),
+    ("manual flatten", re.compile(r"kill switch|flatten requested")),
+    ("gap", re.compile(r"\bgap\b|missing bars?")),
 )
 
 
@@ -157,6 +159,24 @@ def signals_and_incidents(log: RunLog, symbol: str, day: dt.date) -> tuple[list[
     return signals, incidents
 
 
+def bar_gaps(starts: list[dt.datetime]) -> list[Any]:
+    """Missing minutes in the rehearsal's bars (a feed without a print, a hole in a file): a box that
+    spans them, or a breakout on the bar after them, may differ from what the bot saw."""
+    from ...backtest.lineup import Incident
+
+    out = []
+    for before, after in itertools.pairwise(starts):
+        missing = int((after - before).total_seconds() // 60) - 1
+        if 0 < missing < 6 * 60 and before.astimezone(NEW_YORK).date() == after.astimezone(NEW_YORK).date():
+            first = before + dt.timedelta(minutes=1)
+            out.append(
+                Incident(
+                    first, "gap", f"no bar for {missing} minute(s) from {first.astimezone(NEW_YORK):%H:%M}"
+                )
+            )
+    return out
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 
@@ -192,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_backtest(bars, symbol, params)
     signals, incidents = signals_and_incidents(log, symbol, day)
+    incidents = sorted([*incidents, *bar_gaps(list(bars.index.to_pydatetime()))], key=lambda i: i.time)
     fills = [
         lineup.LiveFill(
             r.leg, r.side, Decimal(r.qty), Decimal(r.price), _time(r.timestamp), r.client_order_id
@@ -402,14 +423,14 @@ def _print_table(report: dict[str, Any]) -> None:
                 + (f" ({side['entry_fills']} fills)" if side["entry_fills"] > 1 else ""),
                 slip,
                 f"{side['exit_reason'] or 'open'} @ {side['exit_price'] or '-'} {side['exit_time'] or ''}",
-                f"{side['pnl']:,.2f}",
+                money(side["pnl"]),
             )
     console.print(table)
     v = report["verdict"]
     console.print(
         f"verdict: decisions matched {v['decisions_matched']}/{v['decisions']}, exact (every price) "
-        f"{v['exact']}/{v['decisions']}; slippage ${v['slippage']:,.2f}; live P&L ${v['live_pnl']:,.2f}, "
-        f"rehearsal P&L ${v['rehearsal_pnl']:,.2f}",
+        f"{v['exact']}/{v['decisions']}; slippage {money(v['slippage'])}; live P&L {money(v['live_pnl'])}, "
+        f"rehearsal P&L {money(v['rehearsal_pnl'])}",
         highlight=False,
         soft_wrap=True,
     )
@@ -429,6 +450,8 @@ def _chart(bars: Any, symbol: str, day: dt.date, rows: list[Any], verdict: Any, 
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    from ...backtest.charts import save_png
+
     def naive(t: dt.datetime) -> float:
         return float(mdates.date2num(t.astimezone(NEW_YORK).replace(tzinfo=None)))
 
@@ -439,31 +462,31 @@ def _chart(bars: Any, symbol: str, day: dt.date, rows: list[Any], verdict: Any, 
     styles = {"live": ("tab:blue", 90, "o"), "rehearsal": ("tab:orange", 40, "D")}
     for label, (color, size, exit_marker) in styles.items():
         entries = [d for r in rows if (d := getattr(r, label)) is not None]
-        for side, marker in (("buy", "^"), ("sell", "v")):
-            group = [d for d in entries if d.side == side]
+        exits = [d for d in entries if d.exit_time is not None and d.exit_price is not None]
+        groups = [
+            *(
+                (
+                    [d for d in entries if d.side == side],
+                    "entry",
+                    marker,
+                    f"{'long' if side == 'buy' else 'short'} entry",
+                )
+                for side, marker in (("buy", "^"), ("sell", "v"))
+            ),
+            (exits, "exit", exit_marker, "exit"),
+        ]
+        for group, end, marker, name in groups:
             if group:
                 ax.scatter(
-                    [naive(d.entry_time) for d in group],
-                    [float(d.entry_price) for d in group],
+                    [naive(getattr(d, f"{end}_time")) for d in group],
+                    [float(getattr(d, f"{end}_price")) for d in group],
                     marker=marker,
                     s=size,
                     facecolors="none" if label == "live" else color,
                     edgecolors=color,
-                    label=f"{label} {'long' if side == 'buy' else 'short'} entry",
+                    label=f"{label} {name}",
                     zorder=3,
                 )
-        exits = [d for d in entries if d.exit_time is not None and d.exit_price is not None]
-        if exits:
-            ax.scatter(
-                [naive(d.exit_time) for d in exits],
-                [float(d.exit_price) for d in exits],
-                marker=exit_marker,
-                s=size,
-                facecolors="none" if label == "live" else color,
-                edgecolors=color,
-                label=f"{label} exit",
-                zorder=3,
-            )
         for d in exits:
             ax.plot(
                 [naive(d.entry_time), naive(d.exit_time)],
@@ -473,18 +496,10 @@ def _chart(bars: Any, symbol: str, day: dt.date, rows: list[Any], verdict: Any, 
                 ls="--",
             )
     ax.set_title(
-        f"{symbol} {day}: decisions matched {verdict.matched}/{verdict.total}, live P&L ${verdict.live_pnl:,.2f}, "
-        f"rehearsal P&L ${verdict.rehearsal_pnl:,.2f}, slippage ${verdict.slippage:,.2f}"
+        f"{symbol} {day}: decisions matched {verdict.matched}/{verdict.total}, live P&L {money(verdict.live_pnl)}, "
+        f"rehearsal P&L {money(verdict.rehearsal_pnl)}, slippage {money(verdict.slippage)}"
     )
     ax.set_ylabel("price")
     ax.legend(loc="best", fontsize=8)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    fig.tight_layout()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(str(path), format="png", dpi=100)
-    except OSError as exc:
-        raise UserError(f"--png: cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
