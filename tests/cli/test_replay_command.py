@@ -67,6 +67,8 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     _journal(tmp_path / "past_trades.json", [("AAPL", "r1", "paper"), ("MSFT", "r1", "paper")])
     two = bot("replay", "--date", DAY, cwd=tmp_path)
     assert two.returncode == 2 and "AAPL, MSFT traded that day; pick one with --symbol" in error_line(two)
+    other_run = bot("replay", "--date", DAY, "--symbol", "AAPL", "--run", "r2", cwd=tmp_path)
+    assert other_run.returncode == 1 and "no fills of run r2 on 2024-03-05 for AAPL" in error_line(other_run)
     none = bot("replay", "--date", "2024-03-06", cwd=tmp_path)
     assert none.returncode == 1 and "no fills on 2024-03-06" in error_line(none)
     missing = bot("replay", "--date", DAY, "--symbol", "MSFT", cwd=tmp_path)

@@ -201,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{day}: {', '.join(symbols)} traded that day; pick one with --symbol")
         symbol = symbols[0]
     records = [r for r in records if r.symbol == symbol]
+    if not records:
+        run_note = f" of run {args.run}" if args.run else ""
+        raise UserError(f"no fills{run_note} on {day} for {symbol} in {journal_path}", exit_code=1)
     runs = sorted({r.run for r in records if r.run})
     log = read_run_log(log_path, day)
     start = next((log.starts[r] for r in runs if r in log.starts), None)
