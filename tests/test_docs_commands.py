@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "breakout-bot flatten --clear": (0, "kill switch"),
     "breakout-bot flatten": (2, "error: no Alpaca keys configured: nothing to flatten"),
     "breakout-bot schedule": (0, "breakout-bot"),
+    "breakout-bot replay --date 2024-03-05 --simulated": (0, "verdict: decisions matched"),
     "breakout-bot sim --help": (0, "usage: breakout-bot sim"),
     "breakout-bot sim": (0, "listening on http://127.0.0.1:"),  # a server: started, asked, stopped
 }

@@ -13,7 +13,7 @@ import datetime as dt
 import html
 import math
 import pathlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -385,15 +385,22 @@ def write_png_report(result: BacktestResult, bars: pd.DataFrame, path: str | pat
     if len(frame):
         ticks, labels = axis.day_starts()
         ax3.set_xticks(ticks, labels, rotation=30, fontsize=8)
+    return save_png(fig, p)
+
+
+def save_png(fig: Any, path: pathlib.Path) -> pathlib.Path:
+    """Write a matplotlib figure as `--png` does (one line if the path is unwritable) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(str(p), format="png", dpi=100)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(str(path), format="png", dpi=100)
     except OSError as exc:
-        raise UserError(f"--png: cannot write {p}: {exc.strerror or exc}") from None
+        raise UserError(f"--png: cannot write {path}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
-    return p
+    return path
 
 
 def _portfolio_curves(result: PortfolioResult) -> tuple[list[dt.datetime], np.ndarray, np.ndarray]:

@@ -51,6 +51,10 @@ COMMANDS: dict[str, CommandSpec] = {
         "replay historical bars through the same strategy", "breakout_bot.cli.commands.backtest"
     ),
     "bars": CommandSpec("download and cache one-minute bars", "breakout_bot.cli.commands.bars"),
+    "replay": CommandSpec(
+        "line a traded day up with its backtest: decisions, slippage, P&L",
+        "breakout_bot.cli.commands.replay",
+    ),
     "trades": CommandSpec(
         "list round-trip trades with P&L per trade, day and account, from the fill journal",
         "breakout_bot.cli.commands.trades",

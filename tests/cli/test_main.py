@@ -65,6 +65,7 @@ EXPECTED = {
     "check": "breakout_bot.cli.commands.check",
     "backtest": "breakout_bot.cli.commands.backtest",
     "bars": "breakout_bot.cli.commands.bars",
+    "replay": "breakout_bot.cli.commands.replay",
     "trades": "breakout_bot.cli.commands.trades",
     "sim": "breakout_bot.cli.commands.sim",
     "flatten": "breakout_bot.cli.commands.flatten",

@@ -59,6 +59,11 @@ def test_simulated_runs_keep_every_fill_and_stay_apart_from_real_trading(tmp_pat
         )
         assert start, (run_id, log_text[:2000])
         assert json.loads(start.group(1))["qty"] == 100
+        # ... and, for a simulated run, what its bars came from (`replay` makes them again)
+        world = re.search(
+            rf"run {re.escape(run_id)} started: .*, feed iex, simulator (\{{.*?\}}), params", log_text
+        )
+        assert world and json.loads(world.group(1)) == {"data": None, "partial_fills": False, "seed": 7}
 
     real = bot("trades", cwd=tmp_path)
     assert real.returncode == 0 and "no journal at past_trades.json yet" in real.stdout

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     broker = broker_from_settings(settings)
     cache_dir: Path = args.cache_dir
     try:
-        code = _download(broker, settings.symbols, args.start, args.end, cache_dir, settings.feed)
+        code = download_missing(broker, settings.symbols, args.start, args.end, cache_dir, settings.feed)
         return _compact(cache_dir, list(settings.symbols)) if args.compact else code
     except BrokerAuthError:
         raise  # the CLI says which keys to check
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         broker.close()
 
 
-def _download(
+def download_missing(
     broker: AlpacaBroker, symbols: tuple[str, ...], start: dt.date, end: dt.date, cache_dir: Path, feed: str
 ) -> int:
     sessions = broker.get_sessions(start, end)

@@ -330,6 +330,7 @@ def _trade(
     days: int | None,
     today_only: bool,
     mode: str,
+    world: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     notices = Notifications.start(settings.notify, settings.secrets) if settings.notify else None
     stopped = "stopped by an error"
@@ -341,7 +342,7 @@ def _trade(
         tags = RunTags(
             mode, account.account_number or "unknown", new_run_id(dt.datetime.now(dt.timezone.utc))
         )
-        _log_start(tags, settings, params, journal)
+        log_start(tags, settings.symbols, settings.feed, params, journal.path, world)
         _announce_kill_switch(display, journal, clock, mode)
         results = DayResults()
         dashboard = start_dashboard(settings, journal.path, tags)
@@ -384,17 +385,29 @@ def _trade(
             dashboard[0].close()
 
 
-def _log_start(tags: RunTags, settings: Settings, params: Params, journal: Journal) -> None:
-    """The run's start line: what a later reader needs to line this run's fills up with a backtest
-    (its records carry the same run id)."""
+def log_start(
+    tags: RunTags,
+    symbols: Sequence[str],
+    feed: str,
+    params: Params,
+    journal: Path,
+    world: Mapping[str, Any] | None = None,
+) -> None:
+    """The run's start line: what a later reader (`breakout-bot replay`) needs to line this run's fills
+    up with a backtest (its records carry the same run id): the feed the bot decided on, the parameters
+    and, for a simulated run, what the simulator's bars came from (`world`: seed, data file, partial
+    fills), so that the same bars can be made again."""
+    simulator = f"simulator {json.dumps(dict(world), sort_keys=True)}, " if world is not None else ""
     log.info(
-        "run %s started: mode %s, account %s, symbols %s, journal %s, breakout-bot %s, params %s",
+        "run %s started: mode %s, account %s, symbols %s, journal %s, breakout-bot %s, feed %s, %sparams %s",
         tags.run,
         tags.mode,
         tags.account,
-        ",".join(settings.symbols),
-        journal.path,
+        ",".join(symbols),
+        journal,
         __version__,
+        feed,
+        simulator,
         json.dumps(asdict(params), sort_keys=True),
         extra={"console": False},
     )
@@ -503,6 +516,11 @@ def _run_simulated(
                 days,
                 args.once,
                 "simulator",
+                world={
+                    "seed": args.seed,
+                    "data": None if args.data is None else str(Path(args.data).resolve()),
+                    "partial_fills": bool(args.partial_fills),
+                },
             )
         finally:
             use_log_time(previous)
