@@ -300,12 +300,13 @@ class Runner:
         if self._next_reconcile is not None and now >= self._next_reconcile:
             self._need_reconcile = True
             return
-        if self._next_poll is not None and now >= self._next_poll:
-            self._next_poll = _next_minute(now) + self.options.poll_delay
-            self._minute(now)
-        self._wakes = {s: w for s, w in self._wakes.items() if w > now}
-        for symbol in self.states:
-            self._step(symbol, Tick(now))
+        with self.executor.batch():  # the symbols acting in this wake share one read (the flatten's)
+            if self._next_poll is not None and now >= self._next_poll:
+                self._next_poll = _next_minute(now) + self.options.poll_delay
+                self._minute(now)
+            self._wakes = {s: w for s, w in self._wakes.items() if w > now}
+            for symbol in self.states:
+                self._step(symbol, Tick(now))
 
     def _minute(self, now: datetime) -> None:
         """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
@@ -364,10 +365,14 @@ class Runner:
             since = view.day_start - ORDERS_LOOKBACK
             book, positions = self.reader.positions(list(self.states), since, book)
             recent = self.reader.histories(list(self.states), view)
-            for symbol in self.states:
-                read = positions[symbol]
-                event = self.reader.reconciled(symbol, view, book, read, todays_fills, recent.get(symbol, ()))
-                self._step(symbol, event)
+            self.reader.read_assets(list(self.states), view.session)
+            with self.executor.batch():
+                for symbol in self.states:
+                    read = positions[symbol]
+                    event = self.reader.reconciled(
+                        symbol, view, book, read, todays_fills, recent.get(symbol, ())
+                    )
+                    self._step(symbol, event)
         except BrokerAuthError:
             raise
         except BrokerError as exc:
