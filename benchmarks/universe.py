@@ -4,9 +4,11 @@ The simulator (`breakout-bot sim`, stepped clock) and the bot (`breakout-bot run
 run as two processes on loopback, so the bot's CPU and memory are its own (os.wait4's rusage of the
 bot's process). Synthetic bars, one series per symbol (UAA, UAB, ...). Printed:
 
-* REST requests per virtual minute of the session (09:30-16:00), median and max: every request the bot
-  sent, as the simulator logged it (`/sim/requests`), orders included. The target is <= 10 a minute
-  at 100 symbols in polling mode (Alpaca allows 200).
+* REST requests per virtual minute, median and max (and which minute), over every minute of the run
+  from the bot's first request (its preflight and first reconcile, before the open) to its last (after
+  the flatten), and the first minute's and the flatten minute's counts: every request the bot sent, as
+  the simulator logged it (`/sim/requests`), orders included. The target is <= 10 a minute at 100
+  symbols in polling mode, and every minute well under Alpaca's 200.
 * bar close -> order: on the stepped clock the bot asks for the minute's bars 2 s after the close
   (RunnerOptions.poll_delay) and virtual time stands still while it works, so the figure that varies
   is the wall time from the minute's bars request reaching the simulator to each entry's
@@ -94,19 +96,33 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+def _kinds(requests: list[dict[str, Any]], minute: int) -> list[tuple[str, int]]:
+    """The commonest requests of one minute (a minute: whole minutes since the epoch, virtual time)."""
+    kinds: dict[str, int] = {}
+    for r in requests:
+        if int(r["ts"] // 60) == minute:
+            what = f"{r['method']} {'/'.join(r['path'].split('/')[:3])}"
+            kinds[what] = kinds.get(what, 0) + 1
+    return sorted(kinds.items(), key=lambda kv: -kv[1])[:4]
+
+
+def _hm(minute: int) -> str:
+    return dt.datetime.fromtimestamp(60 * minute, NEW_YORK).strftime("%H:%M")
+
+
 def figures(requests: list[dict[str, Any]]) -> dict[str, Any]:
     open_ = dt.datetime.combine(DAY, dt.time(9, 30), NEW_YORK).timestamp()
     close = dt.datetime.combine(DAY, dt.time(16, 0), NEW_YORK).timestamp()
-    minutes = [0] * int((close - open_) // 60)
-    for r in requests:
-        if open_ <= r["ts"] < close:
-            minutes[int((r["ts"] - open_) // 60)] += 1
-    worst = max(range(len(minutes)), key=minutes.__getitem__)
-    kinds: dict[str, int] = {}
-    for r in requests:
-        if int((r["ts"] - open_) // 60) == worst:
-            what = f"{r['method']} {'/'.join(r['path'].split('/')[:3])}"
-            kinds[what] = kinds.get(what, 0) + 1
+    flatten = dt.datetime.combine(DAY, dt.time(15, 55), NEW_YORK).timestamp()
+    # Every minute of the run, from the bot's first request (its preflight and first reconcile, before
+    # the open) to its last (after the flatten), empty minutes included: the limit holds in each.
+    stamps = [int(r["ts"] // 60) for r in requests]
+    first, last = min(stamps), max(stamps)
+    counts = [0] * (last - first + 1)
+    for m in stamps:
+        counts[m - first] += 1
+    worst = first + max(range(len(counts)), key=counts.__getitem__)
+    flatten_minute = int(flatten // 60)
     totals: dict[str, int] = {}
     for r in requests:
         if open_ <= r["ts"] < close:
@@ -119,16 +135,21 @@ def figures(requests: list[dict[str, Any]]) -> dict[str, Any]:
             i = bisect.bisect_right(bars, r["wall"]) - 1
             if i >= 0:
                 latencies.append((r["wall"] - bars[i]) * 1000)
+    session_minutes = (close - open_) / 60
     return {
         "requests": len(requests),
-        "per_minute_median": statistics.median(minutes),
-        "per_minute_max": max(minutes),
-        "worst": (
-            dt.datetime.fromtimestamp(open_ + 60 * worst, NEW_YORK).strftime("%H:%M"),
-            sorted(kinds.items(), key=lambda kv: -kv[1])[:4],
+        "minutes": len(counts),
+        "span": (_hm(first), _hm(last)),
+        "per_minute_median": statistics.median(counts),
+        "per_minute_max": max(counts),
+        "worst": (_hm(worst), _kinds(requests, worst)),
+        "first_minute": (_hm(first), counts[0], _kinds(requests, first)),
+        "flatten_minute": (
+            counts[flatten_minute - first] if first <= flatten_minute <= last else 0,
+            _kinds(requests, flatten_minute),
         ),
         "per_minute_by_kind": [
-            (k, round(v / len(minutes), 2)) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])[:7]
+            (k, round(v / session_minutes, 2)) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])[:7]
         ],
         "entries": len(latencies),
         "latency_p50_ms": pct(latencies, 50) if latencies else float("nan"),
@@ -180,8 +201,12 @@ def main() -> int:
     )
     print(f"  bot exit {code}; wall {wall:.1f} s; CPU {cpu:.1f} s ({cpu / wall:.0%} of a core); "
           f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB")  # fmt: skip
-    print(f"  REST requests: {f['requests']} in all; per session minute median {f['per_minute_median']:.0f}, "
+    print(f"  REST requests: {f['requests']} in all over {f['minutes']} minutes ({f['span'][0]}-{f['span'][1]}, "
+          f"the first request to the last); per minute median {f['per_minute_median']:.0f}, "
           f"max {f['per_minute_max']} at {f['worst'][0]}: {f['worst'][1]} (Alpaca's limit 200)")  # fmt: skip
+    print(f"  the first minute ({f['first_minute'][0]}: preflight, first reconcile): {f['first_minute'][1]} "
+          f"{f['first_minute'][2]}; the flatten minute (15:55): {f['flatten_minute'][0]} "
+          f"{f['flatten_minute'][1]}")  # fmt: skip
     if a.bars == "poll":
         print(
             f"  entries {f['entries']}: bars request -> entry POST (wall) p50 {f['latency_p50_ms']:.1f} ms, "

@@ -94,7 +94,8 @@ class Broker(Protocol):
         get_clock, get_sessions, get_account, get_position_qty, list_open_orders, list_orders_since,
         get_order, get_order_by_client_id, submit_bracket, cancel_order, cancel_orders, close_position,
         fill_activities, stream_trade_updates, close
-    Required by the commands: get_asset (run's preflight, check), list_positions (flatten)
+    Required by the commands: get_asset (check), get_assets (run's preflight, the reconcile's
+        shortability), list_positions (flatten)
     Optional (not part of this protocol; callers check for them):
         replace_order(order_id, limit_price, client_order_id) -> OrderSnapshot -- the flatten replaces
             a bracket's take-profit by a marketable limit (the stop keeps working); without it the
@@ -113,6 +114,11 @@ class Broker(Protocol):
     def get_account(self) -> AccountInfo: ...
 
     def get_asset(self, symbol: str) -> AssetInfo: ...
+
+    def get_assets(self, symbols: Sequence[str]) -> dict[str, AssetInfo]:
+        """The assets of `symbols` by symbol, in as few requests as the broker allows; a symbol the
+        broker does not know is absent (any other failure raises)."""
+        ...
 
     def get_position_qty(self, symbol: str) -> Decimal:
         """Signed quantity (short < 0); 0 when the broker says there is no position."""
@@ -144,8 +150,10 @@ class Broker(Protocol):
         """Cancel one order (404/422 not cancelable: already gone, not an error)."""
         ...
 
-    def cancel_orders(self, symbol: str) -> None:
-        """Cancel every open order of `symbol` (legs included)."""
+    def cancel_orders(self, symbol: str, open_orders: Sequence[OrderSnapshot] | None = None) -> None:
+        """Cancel every open order of `symbol` (legs included); `open_orders`, when given, are the
+        symbol's open orders as the caller has just read them (list_open_orders), so they are not read
+        again."""
         ...
 
     def close_position(self, symbol: str) -> OrderSnapshot | None:

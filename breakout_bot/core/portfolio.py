@@ -30,14 +30,28 @@ def committed(states: Iterable[State]) -> list[str]:
 def portfolio_refusal(symbol: str, states: Iterable[State], params: Params) -> str | None:
     """Why `symbol`'s entry must not go out for the portfolio's sake, or None. `states` are every
     symbol's machine (this one's included: it has just decided to enter)."""
+    limit = portfolio_limit(symbol, states, params)
+    return None if limit is None else limit[1]
+
+
+MAX_POSITIONS = "max positions"
+PORTFOLIO_DAILY_LOSS = "portfolio daily loss"
+
+
+def portfolio_limit(symbol: str, states: Iterable[State], params: Params) -> tuple[str, str] | None:
+    """The portfolio's limit `symbol`'s entry meets, as (MAX_POSITIONS or PORTFOLIO_DAILY_LOSS, why), or
+    None (`portfolio_refusal`'s rule, with the limit named)."""
     states = list(states)
     if params.max_positions:
         others = [s for s in committed(states) if s != symbol]
         if len(others) >= params.max_positions:
             held = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
-            return f"max positions {params.max_positions} reached ({held})"
+            return MAX_POSITIONS, f"max positions {params.max_positions} reached ({held})"
     if params.max_daily_loss:
         realized = sum(s.realized_pnl_today for s in states)
         if -realized >= params.max_daily_loss:
-            return f"portfolio daily loss limit {params.max_daily_loss:.2f} reached ({realized:.2f} today)"
+            return (
+                PORTFOLIO_DAILY_LOSS,
+                f"portfolio daily loss limit {params.max_daily_loss:.2f} reached ({realized:.2f} today)",
+            )
     return None

@@ -19,12 +19,18 @@ The close (CloseAll), in the order tried:
    few hundred ms later (forum t/18156; t/813: sometimes seconds or more); meanwhile the close meets 403
    "insufficient qty available" (held_for_orders: alpaca-trade-api-csharp #247), so it comes back as a
    CloseFailed retried within a second, or at once when the legs' `canceled` arrives.
+
+A symbol's reads of its open orders and position go through `SharedRead` (live/shared_read.py): in a
+batch (`batch()`: the runner's wakes and reconciles, where many symbols act at once, as at the flatten)
+one read of the account serves every symbol until the symbol itself writes; outside one, each symbol
+reads its own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -55,6 +61,7 @@ from ..errors import BrokerAuthError, BrokerError, BrokerNotFound, BrokerRejecte
 from .clock import Clock
 from .ledger import FillLedger, Source
 from .risk import RiskGate
+from .shared_read import SharedRead
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +102,11 @@ class Executor:
         self.ledger = ledger
         self.gate = gate
         self.stream_up = stream_up  # entries wait while the trade stream is down
+        self.reads = SharedRead(broker)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Within it, the symbols' reads of open orders and positions share one read (SharedRead)."""
+        return self.reads.batch()
 
     def execute(self, symbol: str, action: Action, source: Source) -> list[FollowUp]:
         if isinstance(action, Log):
@@ -105,21 +117,37 @@ class Executor:
             self.ledger.record(action.fill, source)
             return []
         if isinstance(action, SubmitBracket):
+            self.reads.wrote(symbol)
             return self._submit(symbol, action)
         if isinstance(action, LookupEntry):
             return self._look_up(symbol, action.client_order_id)
         if isinstance(action, CancelOrder):
+            self.reads.wrote(symbol)
             return self._call(
                 f"{symbol}: cancel stray order {action.order_id}",
                 lambda: self.broker.cancel_order(action.order_id),
             )
         if isinstance(action, CancelAll):
-            return self._call(f"{symbol}: cancel orders", lambda: self.broker.cancel_orders(action.symbol))
+            return self._cancel_all(action.symbol)
         if isinstance(action, CloseAll):
             return self._close(action)
         if isinstance(action, ProtectPosition):
             return self._protect(action)
         raise TypeError(f"not the executor's action: {action!r}")
+
+    def _cancel_all(self, symbol: str) -> list[FollowUp]:
+        """Cancel every open order of `symbol`; with nothing open (the shared read says so), no request."""
+        try:
+            orders = self.reads.open_orders(symbol)
+        except BrokerAuthError:
+            raise
+        except BrokerError as exc:
+            log.error("%s: cancel orders failed: %s", symbol, exc)
+            return [ReconcileNow(f"{symbol}: cancel orders failed")]
+        if not orders:
+            return []
+        self.reads.wrote(symbol)
+        return self._call(f"{symbol}: cancel orders", lambda: self.broker.cancel_orders(symbol, orders))
 
     def _submit(self, symbol: str, order: SubmitBracket) -> list[FollowUp]:
         cid = order.client_order_id
@@ -186,8 +214,8 @@ class Executor:
             # The orders first, then the position: a close that fills between the two reads then shows
             # in the position (read the other way round, the position still held the shares while the
             # filled close was gone from the open orders, and a second close sold them again).
-            orders = self.broker.list_open_orders(symbol)
-            qty = self.broker.get_position_qty(symbol)
+            orders = self.reads.open_orders(symbol)
+            qty = self.reads.position_qty(symbol)
         except BrokerAuthError:
             raise
         except BrokerError as exc:
@@ -204,7 +232,7 @@ class Executor:
         replaced = self._replace_take_profit(action, qty, side, closing, mine)
         if replaced is not None:
             return replaced
-        return self._cancel_and_close(action, bool(closing))
+        return self._cancel_and_close(action, orders if closing else None)
 
     def _replace_take_profit(
         self,
@@ -238,6 +266,7 @@ class Executor:
         if limit is None:
             return None
         cid = flatten_client_order_id(action.symbol, self.clock.now())
+        self.reads.wrote(action.symbol)
         try:
             new = replace(take.id, limit, cid)
         except BrokerAuthError:
@@ -279,12 +308,15 @@ class Executor:
                 return next((leg.stop_price for leg in parent.legs if leg.stop_price is not None), None)
         return None
 
-    def _cancel_and_close(self, action: CloseAll, held: bool) -> list[FollowUp]:
-        """Step 3: cancel what holds the shares, then DELETE the position."""
+    def _cancel_and_close(self, action: CloseAll, holding: list[OrderSnapshot] | None) -> list[FollowUp]:
+        """Step 3: cancel what holds the shares (`holding`: the symbol's open orders, as just read; None
+        when none holds them), then DELETE the position."""
         symbol = action.symbol
-        if held:
+        held = holding is not None
+        self.reads.wrote(symbol)
+        if holding is not None:
             try:
-                self.broker.cancel_orders(symbol)
+                self.broker.cancel_orders(symbol, holding)
             except BrokerAuthError:
                 raise
             except BrokerError as exc:
@@ -318,12 +350,13 @@ class Executor:
             )
             return []
         try:
-            working = self.broker.list_open_orders(action.symbol)
+            working = self.reads.open_orders(action.symbol)
             if any(
                 o.side == action.side and o.type in (OrderType.STOP, OrderType.STOP_LIMIT) and o.is_open
                 for o in _flat(working)
             ):
                 return []  # a stop already protects it
+            self.reads.wrote(action.symbol)
             order = submit(action.symbol, action.side, action.qty, action.stop_price)
         except BrokerAuthError:
             raise

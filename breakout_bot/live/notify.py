@@ -8,8 +8,12 @@ holding the API keys and the notification URLs' own tokens, so no secret ever le
 
 `NotifyObserver` is a runner observer (`Runner.observe`, like the terminal panel): it compares each
 `RunnerStatus` with the one before and posts what changed: an entry filled, an exit with its P&L, a
-position without a stop, the trade stream down for more than two minutes (and back), and a summary
-of the day once every symbol is done. `stopped` posts the run's last line (what it leaves open).
+position without a stop, the trade stream down for more than two minutes (and back), a risk limit met
+(a symbol's daily loss ending its day; the portfolio's daily loss or `--max-positions` refusing an
+entry) and the kill switch seen engaged, once each a day, the broker failing BROKER_FAILURES_ALERT calls
+in a row (and answering again), the API keys refused after the start (with what the bot does about it),
+and a summary of the day once every symbol is done. `stopped` posts the run's last line (what it
+leaves open).
 
 apprise is an optional extra (`pip install 'breakout-bot[notify]'`): it brings requests-oauthlib,
 markdown, PyYAML and click, which a bot without notifications does not need.
@@ -29,9 +33,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..core.model import NEW_YORK
 from ..core.state import DONE_FOR_THE_DAY, State
 from ..errors import ConfigError
 from ..redaction import Redactor, url_scheme, url_secrets
+from .risk import KILL_SWITCH
 from .status import left_open
 
 if TYPE_CHECKING:
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_DOWN_ALERT = timedelta(minutes=2)
+BROKER_FAILURES_ALERT = 3  # calls in a row without an answer (each after the adapter's own retries)
 QUEUE_SIZE = 200
 Send = Callable[[str, str], bool]  # (title, body) -> delivered
 
@@ -166,6 +173,9 @@ class NotifyObserver:
         self._stream_down_since: datetime | None = None
         self._stream_alerted = False
         self._summarized: set[date] = set()
+        self._limits_told: set[tuple[date, str]] = set()
+        self._broker_alerted = False
+        self._keys_alerted = False
 
     def __call__(self, status: RunnerStatus) -> None:
         for state in status.states:
@@ -174,6 +184,9 @@ class NotifyObserver:
                 self._compare(before, state)
             self._last[state.symbol] = state
         self._watch_stream(status)
+        self._watch_limits(status)
+        self._watch_broker(status)
+        self._watch_keys(status)
         self._summary(status)
         self._last_status = status
 
@@ -205,6 +218,18 @@ class NotifyObserver:
                 f"{symbol}: exit ({reason})",
                 f"{symbol} {reason}: P&L {_money(pnl)}, today {_money(now.realized_pnl_today)}",
             )
+        loss = now.params.max_daily_loss
+        if (
+            loss
+            and now.phase is DONE_FOR_THE_DAY
+            and before.phase is not DONE_FOR_THE_DAY
+            and -now.realized_pnl_today >= loss
+        ):
+            self.notifier.post(
+                f"{symbol}: daily loss limit reached",
+                f"{symbol} lost {_money(now.realized_pnl_today)} today, the limit is {loss:,.2f}: no more "
+                "entries in it today",
+            )
         if now.unprotected and not before.unprotected:
             self.notifier.post(
                 f"{symbol}: position without a stop",
@@ -228,6 +253,39 @@ class NotifyObserver:
                 f"the trade_updates stream has been down for {minutes:.0f} minutes; fills are read "
                 "over REST meanwhile",
             )
+
+    def _watch_limits(self, status: RunnerStatus) -> None:
+        """Each limit (and the kill switch) once a day, when it first refuses an entry or shows."""
+        day = status.now.astimezone(NEW_YORK).date()
+        for what, why in status.limits:
+            if (day, what) in self._limits_told:
+                continue
+            self._limits_told.add((day, what))
+            if what == KILL_SWITCH:
+                self.notifier.post("kill switch engaged", f"kill switch engaged: {why}; no new entries today")
+            else:
+                self.notifier.post(f"risk limit: {what}", f"{why}: the breakout is skipped (and later ones)")
+
+    def _watch_broker(self, status: RunnerStatus) -> None:
+        """One message when the broker's calls keep failing, one when it answers again."""
+        if status.broker_failures >= BROKER_FAILURES_ALERT and not self._broker_alerted:
+            self._broker_alerted = True
+            self.notifier.post(
+                "broker errors",
+                f"{status.broker_failures} broker requests in a row failed, each after its retries "
+                f"(last: {status.broker_error}); the bot keeps trying",
+            )
+        elif status.broker_failures == 0 and self._broker_alerted:
+            self._broker_alerted = False
+            self.notifier.post("broker answering again", "the broker answers requests again")
+
+    def _watch_keys(self, status: RunnerStatus) -> None:
+        if status.keys_refused is not None and not self._keys_alerted:
+            self._keys_alerted = True
+            self.notifier.post("API keys refused", f"the broker refused the API keys: {status.keys_refused}")
+        elif status.keys_refused is None and self._keys_alerted:
+            self._keys_alerted = False
+            self.notifier.post("API keys accepted again", "the broker accepts the API keys again")
 
     def _summary(self, status: RunnerStatus) -> None:
         states = status.states

@@ -3,8 +3,8 @@
 Read at start, after every stream (re)connection, on a timer and at each new session. The runner asks
 in this order (live/runner.py, `_reconcile`): the market (clock, today's session), today's fills (which
 the runner hands to the machines first), the order book (open orders, today's orders, equity), then per
-symbol the position (`positions`: one read of every position, between two reads of today's orders), the asset once a session (may
-it be sold short today?) and the box's history. Today's fills give each symbol its realized P&L and the
+symbol the position (`positions`: one read of every position, between two reads of today's orders), the assets once a session (may
+each be sold short today? one read for all: `read_assets`) and the box's history. Today's fills give each symbol its realized P&L and the
 entry price of an open position, so the daily limits survive a restart. The open orders include the
 held stop-loss legs of today's filled brackets, which Alpaca lists only under status=all
 (core.reconcile.with_held_legs): they protect the position.
@@ -112,20 +112,32 @@ class ReconcileReader:
         """The boxes' history at a (re)start, one read for all `symbols` (BarFeed.histories)."""
         return self.feed.histories(symbols, view.session, view.now, self.lookback)
 
+    def read_assets(self, symbols: Sequence[str], session: Session | None) -> None:
+        """Read once a session whether each symbol may be sold short: shortable and easy to borrow
+        (Alpaca: the flags "can change overnight"), for all `symbols` in one read (Broker.get_assets).
+        Unreadable: their shortability stays unknown and the next reconcile asks again."""
+        if session is None:
+            return
+        missing = [s for s in symbols if (s, session.date) not in self._shortable]
+        if not missing:
+            return
+        try:
+            assets = self.broker.get_assets(missing)
+        except BrokerError as exc:
+            log.warning("assets unreadable (%s); shortability unknown", exc)
+            return
+        for symbol in missing:
+            asset = assets.get(symbol)
+            if asset is None:
+                log.warning("%s: the broker has no such asset; shortability unknown", symbol)
+                continue
+            self._shortable[(symbol, session.date)] = asset.shortable and asset.easy_to_borrow
+
     def shortable_today(self, symbol: str, session: Session | None) -> bool | None:
-        """May `symbol` be sold short this session: shortable and easy to borrow, read once a session
-        (Alpaca: the flags "can change overnight"). None when unreadable (the next reconcile asks again)."""
+        """May `symbol` be sold short this session (as `read_assets` read it); None when unknown."""
         if session is None:
             return None
-        key = (symbol, session.date)
-        if key not in self._shortable:
-            try:
-                asset = self.broker.get_asset(symbol)
-            except BrokerError as exc:
-                log.warning("%s: asset unreadable (%s); shortability unknown", symbol, exc)
-                return None
-            self._shortable[key] = asset.shortable and asset.easy_to_borrow
-        return self._shortable[key]
+        return self._shortable.get((symbol, session.date))
 
     def positions(
         self, symbols: Sequence[str], since: datetime, book: OrderBook

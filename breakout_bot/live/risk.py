@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from ..core.events import SubmitBracket
 from ..core.margin import MIN_EQUITY_FOR_SHORTS, opening_order_value
 from ..core.model import NEW_YORK
 from ..core.params import Params
-from ..core.portfolio import portfolio_refusal
+from ..core.portfolio import portfolio_limit
 from ..core.state import State
 from ..errors import BrokerError
 from .clock import Clock
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # The read prefetched a minute before the entry is good enough: at a 1-minute bound it was always a
 # hair too old, and the entry paid a GET /v2/account before its POST (benchmarks/latency.py).
 ACCOUNT_MAX_AGE = timedelta(minutes=2)
+KILL_SWITCH = "kill switch"  # among the limits (`RiskGate.limits`), beside core/portfolio.py's
 
 
 class RiskGate:
@@ -62,19 +63,44 @@ class RiskGate:
         self._account: AccountInfo | None = None
         self.equity: Decimal | None = None  # as of the last successful account read (the panel shows it)
         self._read_at: datetime | None = None
+        self._limits: dict[str, str] = {}  # today's limits met: what -> why (the first time), for the status
+        self._limits_day: date | None = None
+
+    def limits(self) -> tuple[tuple[str, str], ...]:
+        """The limits that refused an entry today, and the kill switch if seen engaged: (what, why)."""
+        if self._limits_day != self._today():
+            return ()
+        return tuple(self._limits.items())
+
+    def watch_halt(self) -> str | None:
+        """The kill switch's reason if engaged today (recorded among today's limits), else None."""
+        halted = halted_on(self.halt_file, self._today(), self.mode)
+        if halted is not None:
+            self._met(KILL_SWITCH, halted)
+        return halted
+
+    def _met(self, what: str, why: str) -> None:
+        today = self._today()
+        if self._limits_day != today:
+            self._limits, self._limits_day = {}, today
+        self._limits.setdefault(what, why)
+
+    def _today(self) -> date:
+        return self.clock.now().astimezone(NEW_YORK).date()
 
     def refusal(self, order: SubmitBracket) -> str | None:
         """Why this entry must not go out, or None. An entry let through reserves its buying power
         (`reserve`, once the executor has sent it)."""
-        portfolio = portfolio_refusal(order.symbol, self.states(), self.params)
+        portfolio = portfolio_limit(order.symbol, self.states(), self.params)
         if portfolio is not None:
-            return portfolio
+            self._met(*portfolio)
+            return portfolio[1]
         account = self.account(max_age=ACCOUNT_MAX_AGE)
         if account is None:
             return "account unreadable"
         if account.trading_blocked:
             return "account trading is blocked"
-        halted = halted_on(self.halt_file, self.clock.now().astimezone(NEW_YORK).date(), self.mode)
+        halted = self.watch_halt()
         if halted is not None:
             return f"kill switch: {halted}"
         needed = self.value(order)

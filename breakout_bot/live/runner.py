@@ -43,6 +43,7 @@ from .clock import Clock
 from .executor import Executor, ReconcileNow
 from .feed import BarFeed
 from .halt import halt_path
+from .health import BrokerHealth, describe, watched
 from .ledger import FillLedger, Source
 from .reconcile import ORDERS_LOOKBACK, MarketView, PositionRead, ReconcileReader
 from .risk import RiskGate
@@ -77,6 +78,13 @@ class RunnerStatus:
     stream_up: bool
     states: tuple[State, ...]
     equity: Decimal | None = None  # the account's, as of its last read
+    # What the notifications read besides the machines (live/notify.py): the risk limits and the kill
+    # switch that refused entries today ((what, why) pairs: RiskGate.limits), the broker's calls failed
+    # in a row and the last failure, and a refusal of the API keys after the start (and what the bot does).
+    limits: tuple[tuple[str, str], ...] = ()
+    broker_failures: int = 0
+    broker_error: str = ""
+    keys_refused: str | None = None
 
 
 Observer = Callable[[RunnerStatus], None]
@@ -111,6 +119,9 @@ class Runner:
         observers: Iterable[Observer] = (),
         tags: RunTags | None = None,
     ) -> None:
+        self.health = BrokerHealth()  # every call's outcome, for the status (live/health.py)
+        broker = watched(broker, self.health)
+        data = watched(data, self.health)
         self.broker = broker
         self.clock = clock
         self.options = options or RunnerOptions()
@@ -146,6 +157,7 @@ class Runner:
         self._held_bars: dict[str, list[Bar]] = {}
         self._stop = False
         self._reconciled = False  # a first reconcile has succeeded
+        self._keys_refused: str | None = None  # the keys refused mid-run, and what the bot does about it
         self.nothing_today: str | None = None  # why a today-only run found nothing to trade
 
     # ------------------------------------------------------------------ lifecycle
@@ -204,12 +216,23 @@ class Runner:
         """An error that would end the run: re-raise it when flat; while holding a position, say why in
         one line, pause, and reconcile again (the machine re-protects or keeps working the close)."""
         held = {s: st.position_qty for s, st in self.states.items() if st.position_qty != 0}
+        positions = ", ".join(f"{s} {q}" for s, q in held.items())
+        if isinstance(exc, BrokerAuthError):
+            # The notifications say so, and what the bot does about it (until a call succeeds again).
+            self.health.refused(exc)
+            self._keys_refused = (
+                f"{describe(exc)}; holding {positions}: the bot keeps running and tries again every "
+                f"{ERROR_PAUSE_SECONDS:.0f}s (the stops already at the broker keep working; nothing new "
+                "can be sent until the keys are accepted)"
+                if held
+                else f"{describe(exc)}; no position is open: the run stops"
+            )
+            self._publish()
         if not held:
             raise exc
-        positions = ", ".join(f"{s} {q}" for s, q in held.items())
         log.error(
             "%s while holding %s: not exiting; the position is re-checked (re-protected or closed) in %.0fs",
-            _describe(exc),
+            describe(exc),
             positions,
             ERROR_PAUSE_SECONDS,
             exc_info=not isinstance(exc, BotError),
@@ -301,12 +324,13 @@ class Runner:
         if self._next_reconcile is not None and now >= self._next_reconcile:
             self._need_reconcile = True
             return
-        if self._next_poll is not None and now >= self._next_poll:
-            self._next_poll = _next_minute(now) + self.options.poll_delay
-            self._minute(now)
-        self._wakes = {s: w for s, w in self._wakes.items() if w > now}
-        for symbol in self.states:
-            self._step(symbol, Tick(now))
+        with self.executor.batch():  # the symbols acting in this wake share one read (the flatten's)
+            if self._next_poll is not None and now >= self._next_poll:
+                self._next_poll = _next_minute(now) + self.options.poll_delay
+                self._minute(now)
+            self._wakes = {s: w for s, w in self._wakes.items() if w > now}
+            for symbol in self.states:
+                self._step(symbol, Tick(now))
 
     def _minute(self, now: datetime) -> None:
         """Once a minute: fills from the ledger first, then positions, then bars, as the backtest orders them."""
@@ -314,6 +338,7 @@ class Runner:
         streaming = self.options.bars_stream and not self._bars_refused
         if streaming:
             self._await_streamed_bars(closed_bar)
+        self.gate.watch_halt()  # the kill switch, engaged by another process, shows in the status
         self._poll_fills()
         self._poll_positions(
             [
@@ -365,10 +390,14 @@ class Runner:
             since = view.day_start - ORDERS_LOOKBACK
             book, positions = self.reader.positions(list(self.states), since, book)
             recent = self.reader.histories(list(self.states), view)
-            for symbol in self.states:
-                read = positions[symbol]
-                event = self.reader.reconciled(symbol, view, book, read, todays_fills, recent.get(symbol, ()))
-                self._step(symbol, event)
+            self.reader.read_assets(list(self.states), view.session)
+            with self.executor.batch():
+                for symbol in self.states:
+                    read = positions[symbol]
+                    event = self.reader.reconciled(
+                        symbol, view, book, read, todays_fills, recent.get(symbol, ())
+                    )
+                    self._step(symbol, event)
         except BrokerAuthError:
             raise
         except BrokerError as exc:
@@ -378,6 +407,7 @@ class Runner:
             self._sleep_until = self.clock.now() + RECONCILE_RETRY
             self._need_reconcile = False
             self._next_reconcile = self._sleep_until
+            self._publish()  # the failures show (no machine stepped)
             return
         self._need_reconcile = False
         if not gc.get_freeze_count():
@@ -552,7 +582,20 @@ class Runner:
     def _publish(self) -> None:
         if not self._observers:
             return
-        status = RunnerStatus(self.clock.now(), self.stream_up, tuple(self.states.values()), self.gate.equity)
+        health = self.health
+        if health.keys_refused is None:
+            self._keys_refused = None  # a call succeeded since: the keys are accepted again
+        refused = self._keys_refused
+        status = RunnerStatus(
+            self.clock.now(),
+            self.stream_up,
+            tuple(self.states.values()),
+            self.gate.equity,
+            self.gate.limits(),
+            health.failures,
+            health.last_error,
+            refused,
+        )
         for observer in self._observers:
             observer(status)
 
@@ -571,8 +614,3 @@ def _nothing_today(view: MarketView) -> str:
 
 def _next_minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -116,6 +116,10 @@ class FakeBroker:
         self._call("get_asset")
         return AssetInfo(symbol, "active", True, True, True, False)
 
+    def get_assets(self, symbols: Sequence[str]) -> dict[str, AssetInfo]:
+        self._call("get_assets")
+        return {s: AssetInfo(s, "active", True, True, True, False) for s in symbols}
+
     def get_position_qty(self, symbol: str) -> Decimal:
         self._call("get_position_qty")
         return self.engine.get_position_qty(symbol)
@@ -154,7 +158,7 @@ class FakeBroker:
                 return
         raise BrokerNotFound(f"order {order_id} not found")
 
-    def cancel_orders(self, symbol: str) -> None:
+    def cancel_orders(self, symbol: str, open_orders: Sequence[OrderSnapshot] | None = None) -> None:
         self._call("cancel_orders")
         self._push(self.engine.cancel_orders(symbol, self.clock.now()))
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from breakout_bot.broker.alpaca import broker as alpaca_broker
 from breakout_bot.broker.alpaca import marketdata as alpaca_marketdata
-from breakout_bot.broker.alpaca.broker import AlpacaBroker
+from breakout_bot.broker.alpaca.broker import ASSETS_ONE_BY_ONE, AlpacaBroker
 from breakout_bot.broker.throttle import RequestThrottle
 from breakout_bot.core.events import OrderUpdate, SubmitBracket
 from breakout_bot.core.model import OrderEvent, OrderStatus
@@ -298,6 +299,37 @@ def test_stream_survives_server_restart_gap(sdk: str, events: Events) -> None:
     handle.stop()
     assert not handle.alive  # type: ignore[attr-defined]
     b.close()
+
+
+def test_the_open_orders_read_across_pages(
+    sim: Sim, broker: AlpacaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account's whole book (the flatten's one read for every symbol) is read page by page."""
+    open_market(sim)
+    px = last_close(broker, sim)
+    for i in range(3):
+        assert (
+            broker.submit_bracket(bracket(px, f"bb-AAPL-pg-{i}", tp="5.00", sl="5.00")).status == "accepted"
+        )
+        sim.advance(1)  # apart in time: a page ends at a submission time
+    whole = broker.list_open_orders()
+    assert len({o.client_order_id for o in whole}) >= 3  # parents, or the legs of a filled one
+    monkeypatch.setattr(alpaca_broker, "ORDERS_PAGE", 2)  # a read spans pages
+    before = sim.count("GET", "/v2/orders")
+    assert sorted(o.id for o in broker.list_open_orders()) == sorted(o.id for o in whole)
+    assert sim.count("GET", "/v2/orders") - before > 2
+
+
+def test_assets_of_a_universe_in_one_read(sim: Sim, broker: AlpacaBroker) -> None:
+    few = broker.get_assets(["AAPL", "NOSUCHSYM"])  # one by one: 2 requests
+    assert list(few) == ["AAPL"] and few["AAPL"] == broker.get_asset("AAPL")
+    many = ["AAPL", *(f"NOSUCH{i}" for i in range(ASSETS_ONE_BY_ONE))]
+    before = len(sim.requests_log())
+    assert broker.get_assets(many) == {"AAPL": broker.get_asset("AAPL")}
+    paths = [r["path"] for r in sim.requests_log()[before:]]
+    # the list of every active asset, then the symbols it lacks one by one (inactive, or unknown)
+    assert paths[0] == "/v2/assets" and paths.count("/v2/assets/AAPL") == 1
+    assert sorted(paths[1:-1]) == sorted(f"/v2/assets/NOSUCH{i}" for i in range(ASSETS_ONE_BY_ONE))
 
 
 def test_cancel_orders_and_close_position(sim: Sim, broker: AlpacaBroker) -> None:

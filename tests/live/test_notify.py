@@ -14,7 +14,15 @@ from notify_receiver import json_receiver
 from breakout_bot.core.events import SubmitBracket
 from breakout_bot.core.model import NEW_YORK, Session
 from breakout_bot.core.state import ACTIVE_TRADE, DONE_FOR_THE_DAY, SEARCHING, evolve, initial_state
-from breakout_bot.errors import ConfigError
+from breakout_bot.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerUnavailable,
+    ConfigError,
+    OrderOutcomeUnknown,
+)
+from breakout_bot.live.health import BrokerHealth, watched
 from breakout_bot.live.notify import Notifier, NotifyObserver, apprise_sender
 from breakout_bot.live.runner import RunnerStatus
 from breakout_bot.redaction import Redactor, url_secrets
@@ -171,3 +179,63 @@ def test_observer_entry_exit_unprotected_stream_and_summary() -> None:
     assert sum(1 for p in posted if p[0].startswith("breakout-bot: day")) == 1
     obs.stopped("finished (exit 0)")
     assert posted[-1][0] == "breakout-bot stopped" and posted[-1][1].startswith("finished (exit 0). ")
+
+
+def test_observer_trouble_once_each_and_its_end() -> None:
+    """Broker errors and refused keys: one message when they start, one when they end; a limit once a
+    day, however many entries it refuses."""
+    posted: list[tuple[str, str]] = []
+
+    class Sink:
+        def post(self, title: str, body: str) -> None:
+            posted.append((title, body))
+
+    obs = NotifyObserver(Sink())  # type: ignore[arg-type]
+    t = datetime(2024, 3, 4, 10, 0, tzinfo=NEW_YORK)
+    s0 = initial_state("AAPL")
+    limit = (("max positions", "max positions 1 reached (MSFT)"),)
+    for minute, failures in enumerate([1, 2, 3, 4, 5, 0, 0]):
+        obs(RunnerStatus(t + timedelta(minutes=minute), True, (s0,), None, limit, failures, "E: 503"))
+    assert [p[0] for p in posted] == ["risk limit: max positions", "broker errors", "broker answering again"]
+    assert posted[1][1].startswith("3 broker requests in a row failed, each after its retries (last: E: 503)")
+    obs(RunnerStatus(t + timedelta(days=1), True, (s0,), None, limit))
+    assert posted[-1][0] == "risk limit: max positions"  # the next day, once again
+    refused = "BrokerAuthError: unauthorized; holding AAPL 100: the bot keeps running"
+    for _ in range(3):
+        obs(RunnerStatus(t + timedelta(days=1), True, (s0,), None, (), 0, "", refused))
+    obs(RunnerStatus(t + timedelta(days=1), True, (s0,), None))
+    assert [p[0] for p in posted[-2:]] == ["API keys refused", "API keys accepted again"]
+    assert posted[-2][1] == f"the broker refused the API keys: {refused}"
+
+
+def test_every_broker_call_is_counted() -> None:
+    health = BrokerHealth()
+
+    class Broker:
+        def __init__(self) -> None:
+            self.errors: list[Exception] = []
+            self.requests_sent = 7
+
+        def get_clock(self) -> str:
+            if self.errors:
+                raise self.errors.pop(0)
+            return "clock"
+
+    inner = Broker()
+    broker = watched(inner, health)
+    assert broker.requests_sent == 7 and broker.get_clock() == "clock"
+    inner.errors = [BrokerUnavailable("503 (gave up after 5 attempts)"), OrderOutcomeUnknown("reset")]
+    for _ in range(2):
+        with pytest.raises(BrokerError):
+            broker.get_clock()
+    assert health.failures == 2 and health.last_error == "OrderOutcomeUnknown: reset"
+    inner.errors = [BrokerNotFound("404")]  # an answer: the broker is there
+    with pytest.raises(BrokerNotFound):
+        broker.get_clock()
+    assert health.failures == 0
+    inner.errors = [BrokerAuthError("401 unauthorized")]
+    with pytest.raises(BrokerAuthError):
+        broker.get_clock()
+    assert health.keys_refused == "BrokerAuthError: 401 unauthorized"
+    broker.get_clock()
+    assert health.keys_refused is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,6 +39,7 @@ from .streams import OnStatus, StreamThread, start_trade_updates
 
 log = logging.getLogger(__name__)
 
+ASSETS_ONE_BY_ONE = 5  # get_assets: more symbols than this are read with one list of every asset
 ORDERS_PAGE = 500  # Alpaca's maximum `limit` for GET /v2/orders
 ACTIVITIES_PAGE = 100  # page_size for account activities (max 100)
 # A second POST with a client_order_id Alpaca already holds: 422 with this message. Its numeric code is
@@ -141,6 +142,29 @@ class AlpacaBroker:
     def get_asset(self, symbol: str) -> AssetInfo:
         return asset_from_dict(self.rest.get(f"GET /v2/assets/{symbol}", f"/assets/{symbol}"))
 
+    def get_assets(self, symbols: Sequence[str]) -> dict[str, AssetInfo]:
+        """The assets of `symbols` by symbol (one the broker does not know is absent). Up to
+        ASSETS_ONE_BY_ONE symbols are read one by one (GET /v2/assets/{symbol}); more, with one read of
+        every active US equity (GET /v2/assets?status=active&asset_class=us_equity: Alpaca's list has no
+        symbol filter and no pages; alpaca-trade-api's REST.list_assets and alpaca-py's
+        TradingClient.get_all_assets(GetAssetsRequest) send the same request), and the symbols it lacks
+        (inactive ones) one by one, so a universe's start costs a request or two rather than one a symbol."""
+        wanted = list(dict.fromkeys(symbols))
+        found: dict[str, AssetInfo] = {}
+        if len(wanted) > ASSETS_ONE_BY_ONE:
+            rows = self.rest.get(
+                "GET /v2/assets", "/assets", {"status": "active", "asset_class": "us_equity"}
+            )
+            names = set(wanted)
+            for row in rows or []:
+                if row.get("symbol") in names:
+                    found[str(row["symbol"])] = asset_from_dict(row)
+        for symbol in wanted:
+            if symbol not in found:
+                with contextlib.suppress(BrokerNotFound):
+                    found[symbol] = self.get_asset(symbol)
+        return found
+
     def get_position_qty(self, symbol: str) -> Decimal:
         try:
             pos = self.rest.get(f"GET /v2/positions/{symbol}", f"/positions/{symbol}")
@@ -164,33 +188,33 @@ class AlpacaBroker:
         top-level. Two reads: Alpaca's ``status=open&nested=true`` alone drops a bracket entirely once
         its entry has filled (alpaca-trade-api-js #87); the flat list has the legs but not their parent.
         Merged by id. A filled bracket's stop-loss stays `held` and is in neither (alpaca-trade-api-python
-        #322): the reconcile finds it among today's orders (core.reconcile.with_held_legs)."""
-        base: dict[str, Any] = {"status": "open", "limit": ORDERS_PAGE}
-        if symbol:
-            base["symbols"] = symbol
-        nested = [
-            order_from_dict(r)
-            for r in self.rest.get("GET /v2/orders", "/orders", {**base, "nested": "true"}) or []
-        ]
-        flat = [
-            order_from_dict(r)
-            for r in self.rest.get("GET /v2/orders", "/orders", {**base, "nested": "false"}) or []
-        ]
+        #322): the reconcile finds it among today's orders (core.reconcile.with_held_legs). Each read is
+        paged (the account's whole book, at the flatten of a universe, may pass a page)."""
+        nested = self._orders("open", None, symbol, nested=True)
+        flat = self._orders("open", None, symbol, nested=False)
         known = {o.id for o in iter_orders(nested)}
         return nested + [o for o in flat if o.id not in known]
 
     def list_orders_since(self, after: datetime, symbol: str | None = None) -> list[OrderSnapshot]:
+        return self._orders("all", after, symbol, nested=True)
+
+    def _orders(
+        self, status: str, after: datetime | None, symbol: str | None, *, nested: bool
+    ) -> list[OrderSnapshot]:
+        """GET /v2/orders, every page: oldest first, a full page followed by the orders submitted after
+        its last one (1 µs back so that ties are not skipped; duplicates are dropped by id)."""
         out: list[OrderSnapshot] = []
         seen: set[str] = set()
-        cursor = rfc3339(after)
+        cursor = rfc3339(after) if after is not None else None
         while True:
             params: dict[str, Any] = {
-                "status": "all",
-                "nested": "true",
-                "after": cursor,
+                "status": status,
+                "nested": "true" if nested else "false",
                 "direction": "asc",
                 "limit": ORDERS_PAGE,
             }
+            if cursor is not None:
+                params["after"] = cursor
             if symbol:
                 params["symbols"] = symbol
             rows = self.rest.get("GET /v2/orders", "/orders", params) or []
@@ -200,8 +224,6 @@ class AlpacaBroker:
                 out.append(order_from_dict(r))
             if len(rows) < ORDERS_PAGE or not fresh:
                 return out
-            # Next page: orders submitted after the last one (1 µs back so that ties are not skipped;
-            # duplicates are dropped by id above).
             last = rows[-1].get("submitted_at") or rows[-1].get("created_at")
             cursor = rfc3339(parse_time(last) - timedelta(microseconds=1))
 
@@ -291,10 +313,12 @@ class AlpacaBroker:
         except BrokerNotFound as exc:
             log.info("cancel %s: %s", order_id, exc)
 
-    def cancel_orders(self, symbol: str) -> None:
+    def cancel_orders(self, symbol: str, open_orders: Sequence[OrderSnapshot] | None = None) -> None:
         """Cancel every open order of `symbol`: parents first (an open parent takes its legs with it),
-        then the open legs of filled parents (the working stop / take-profit) one by one."""
-        orders = [o for o in self.list_open_orders(symbol) if not o.symbol or o.symbol == symbol]
+        then the open legs of filled parents (the working stop / take-profit) one by one. `open_orders`:
+        the symbol's open orders as the caller has just read them (else they are read here)."""
+        listed = self.list_open_orders(symbol) if open_orders is None else open_orders
+        orders = [o for o in listed if not o.symbol or o.symbol == symbol]
         orders.sort(key=lambda o: 0 if o.legs else 1)
         done: set[str] = set()
         for order in orders:

@@ -28,7 +28,6 @@ from ...errors import (
     BotError,
     BrokerAuthError,
     BrokerError,
-    BrokerNotFound,
     BrokerRejected,
     BrokerUnavailable,
     ConfigError,
@@ -441,13 +440,14 @@ def _preflight(broker: Broker, settings: Settings) -> AccountInfo:
         raise UserError(
             f"account is not able to trade (status {account.status}, blocked={account.trading_blocked})"
         )
+    try:
+        assets = broker.get_assets(settings.symbols)  # one read for a universe (Broker.get_assets)
+    except BrokerError as exc:
+        raise BrokerUnavailable(f"cannot read the assets: {exc}") from None
     for symbol in settings.symbols:
-        try:
-            asset = broker.get_asset(symbol)
-        except BrokerNotFound:
-            raise UserError(f"unknown symbol {symbol}: the broker has no such asset") from None
-        except BrokerError as exc:
-            raise BrokerUnavailable(f"cannot read asset {symbol}: {exc}") from None
+        asset = assets.get(symbol)
+        if asset is None:
+            raise UserError(f"unknown symbol {symbol}: the broker has no such asset")
         if asset.status != "active" or not asset.tradable:
             raise UserError(f"{symbol} is not tradable at Alpaca (status {asset.status})")
         if not asset.shortable:
