@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -98,28 +97,29 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[str]:
-    """A headless chromium with a fresh profile; yields its DevTools websocket URL."""
+    """A headless chromium with a fresh profile; yields its DevTools websocket URL, which chromium
+    writes into the profile's DevToolsActivePort file (port, then path) once it listens."""
     assert BROWSER is not None
-    proc = subprocess.Popen(
-        [BROWSER, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
+    profile = tmp_path / "profile"
+    with open(tmp_path / "chromium.err", "w") as err:
+        proc = subprocess.Popen(
+            [BROWSER, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     url = None
-    deadline = time.monotonic() + 20
-    for line in proc.stderr:
-        found = re.search(r"DevTools listening on (ws://127\.0\.0\.1:\d+/\S+)", line)
-        if found:
-            url = found.group(1)
-            break
-        if time.monotonic() > deadline:
-            break
+    active = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 60  # a loaded machine: chromium's start once took over 20 s
+    while url is None and time.monotonic() < deadline and proc.poll() is None:
+        lines = active.read_text().split() if active.exists() else []
+        if len(lines) == 2:
+            url = f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+        else:
+            time.sleep(0.1)
     try:
         if url is None:
-            pytest.fail(f"chromium did not start its DevTools endpoint (exit {proc.poll()})")
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
+            tail = (tmp_path / "chromium.err").read_text()[-500:]
+            pytest.fail(f"chromium did not start its DevTools endpoint (exit {proc.poll()}): {tail}")
         yield url
     finally:
         proc.terminate()
