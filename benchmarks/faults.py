@@ -335,6 +335,14 @@ class _Bot:
             self.proc.kill()
             self.proc.wait(10)
 
+    def dump_stacks(self) -> None:
+        """For the post-mortem of a bot that does not end: SIGUSR1 makes it print every thread's stack
+        (faulthandler, from the C handler: it answers even when the main thread is blocked in C) into
+        its bot-N.out."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+
     def poll(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
@@ -464,6 +472,7 @@ def _sigterm_in_trade(bot: _Bot, sim: _Sim, result: RunResult) -> bool:
     rc = bot.wait(30)
     if rc is None:
         seen = _proc_signals(bot.proc.pid)
+        bot.dump_stacks()
         bot.kill()
         result.violations.append(Violation("sigterm", f"still running 30 s after SIGTERM ({seen})"))
     elif rc != 0:
@@ -617,6 +626,7 @@ def run_one(
                 result.violations.append(
                     Violation("hang", f"bot still running after {wall_limit:.0f} s wall")
                 )
+                bot.dump_stacks()
                 break
             rc = bot.poll()
             if rc == 4 and result.supervisor_restarts < 3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import faulthandler
 import json
 import logging
 import os
@@ -175,8 +176,17 @@ def run(args: argparse.Namespace) -> int:
     log_path = setup_logging(
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
+    _stacks_on_sigusr1()
     with sigterm_stops_the_run():
         return _logged_run(args, settings, log_path)
+
+
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack to stderr (the terminal, or systemd's journal):
+    for a bot that seems stuck. faulthandler writes from the C signal handler, so it answers even while
+    the main thread is blocked in C code, where a Python handler (SIGTERM's) waits its turn."""
+    if hasattr(signal, "SIGUSR1"):  # POSIX
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
 def start_line(settings: Settings) -> str:

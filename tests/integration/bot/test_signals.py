@@ -146,3 +146,20 @@ def test_a_run_that_fails_logs_its_stop_and_the_reason(
     log = _log(tmp_path)
     assert " starting: mode paper, symbols AAPL" in log
     assert "breakout-bot stopped: BrokerAuthError: " in log and "wrong-secret" not in log
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_run_goes_on(server: SimServer, tmp_path: Path) -> None:
+    # For a bot that seems stuck (the fault suite sends it before killing one): where each thread is.
+    bot = _bot(server, tmp_path)
+    try:
+        _in_a_trade(tmp_path, bot)
+        bot.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        assert bot.poll() is None  # a diagnostic, not a stop
+        bot.send_signal(signal.SIGTERM)
+        _, err = bot.communicate(timeout=30)
+    finally:
+        bot.kill()
+    assert bot.returncode == 0, err
+    assert "Current thread" in err or "Thread 0x" in err, err
+    assert 'File "' in err and "breakout_bot" in err
