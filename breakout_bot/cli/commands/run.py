@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import faulthandler
 import json
@@ -185,7 +186,10 @@ def _stacks_on_sigusr1() -> None:
     """`kill -USR1 PID` prints every thread's stack to stderr (the terminal, or systemd's journal):
     for a bot that seems stuck. faulthandler writes from the C signal handler, so it answers even while
     the main thread is blocked in C code, where a Python handler (SIGTERM's) waits its turn."""
-    if hasattr(signal, "SIGUSR1"):  # POSIX
+    if not hasattr(signal, "SIGUSR1"):  # not POSIX
+        return
+    # A stderr without a file descriptor (the command run in-process, e.g. by tests): no dump.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
