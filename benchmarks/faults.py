@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -479,6 +480,13 @@ def _sigterm_in_trade(bot: _Bot, sim: _Sim, result: RunResult) -> bool:
         result.violations.append(Violation("sigterm", f"exit {rc} after SIGTERM: {bot.tail()}"))
     out = (bot.run_dir / f"bot-{bot.n}.out").read_text(errors="replace")
     line = next((x for x in out.splitlines() if any(m in x for m in OPEN_LINES)), "")
+    stops = re.findall(r"breakout-bot stopped: (.*)", _bot_log(bot.run_dir))
+    if rc == 0 and not line and stops and stops[-1] == "finished":
+        # The signal came as the run ended on its own: the position read a moment before was closed
+        # by the flatten, the stop line says `finished`, and there was nothing open to report.
+        result.restarts += 1
+        bot.start()
+        return True
     if not line:
         result.violations.append(Violation("sigterm", "no line saying what stays open at the broker"))
     elif "its close sent" not in line and "NO working stop" not in line:
