@@ -173,15 +173,14 @@ def run(args: argparse.Namespace) -> int:
             url = server.start()
         except OSError as e:
             raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
+        print(f"listening on {url}", flush=True)
         start = server.clock.now().astimezone(NEW_YORK)
         pace = "frozen (POST /sim/clock moves it)" if cfg.speed == 0 else f"{cfg.speed:g}x"
-        # The banner first: whoever reads "listening on" may stop us at once, and the banner is then out.
         print(
             f"SIMULATED market: {', '.join(cfg.symbols)} from {start:%Y-%m-%d %H:%M} New York time, clock {pace}",
             file=sys.stderr,
             flush=True,
         )
-        print(f"listening on {url}", flush=True)
         if not cfg.loopback:
             print(
                 f"warning: listening on {cfg.host}, reachable from other machines; every request, /sim/* "
