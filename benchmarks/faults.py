@@ -481,13 +481,11 @@ def _sigterm_in_trade(bot: _Bot, sim: _Sim, result: RunResult) -> bool:
     out = (bot.run_dir / f"bot-{bot.n}.out").read_text(errors="replace")
     line = next((x for x in out.splitlines() if any(m in x for m in OPEN_LINES)), "")
     stops = re.findall(r"breakout-bot stopped: (.*)", _bot_log(bot.run_dir))
-    if rc == 0 and not line and stops and stops[-1] == "finished":
+    if rc == 0 and not line and stops[-1:] == ["finished"]:
         # The signal came as the run ended on its own: the position read a moment before was closed
         # by the flatten, the stop line says `finished`, and there was nothing open to report.
-        result.restarts += 1
-        bot.start()
-        return True
-    if not line:
+        pass
+    elif not line:
         result.violations.append(Violation("sigterm", "no line saying what stays open at the broker"))
     elif "its close sent" not in line and "NO working stop" not in line:
         result.sigterms.append(sim.now_ny())  # (when the bot itself was closing, its stop is gone)
