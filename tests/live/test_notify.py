@@ -124,14 +124,20 @@ def status(now: datetime, *states: object, up: bool = True, equity: str | None =
     return RunnerStatus(now, up, tuple(states), Decimal(equity) if equity else None)  # type: ignore[arg-type]
 
 
+class _Sink:
+    """Stands in for Notifications: what the observer posts, in order."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str]] = []
+
+    def post(self, title: str, body: str) -> None:
+        self.posted.append((title, body))
+
+
 def test_observer_entry_exit_unprotected_stream_and_summary() -> None:
-    posted: list[tuple[str, str]] = []
-
-    class Sink:
-        def post(self, title: str, body: str) -> None:
-            posted.append((title, body))
-
-    obs = NotifyObserver(Sink())  # type: ignore[arg-type]
+    sink = _Sink()
+    posted = sink.posted
+    obs = NotifyObserver(sink)  # type: ignore[arg-type]
     t = datetime(2024, 3, 4, 10, 0, tzinfo=NEW_YORK)
     entry = SubmitBracket("AAPL", "buy", 100, Decimal("185.20"), Decimal("189.10"), "AAPL-20240304-1")
     session = Session(t.date(), t.replace(hour=9, minute=30), t.replace(hour=16))
@@ -184,13 +190,9 @@ def test_observer_entry_exit_unprotected_stream_and_summary() -> None:
 def test_observer_trouble_once_each_and_its_end() -> None:
     """Broker errors and refused keys: one message when they start, one when they end; a limit once a
     day, however many entries it refuses."""
-    posted: list[tuple[str, str]] = []
-
-    class Sink:
-        def post(self, title: str, body: str) -> None:
-            posted.append((title, body))
-
-    obs = NotifyObserver(Sink())  # type: ignore[arg-type]
+    sink = _Sink()
+    posted = sink.posted
+    obs = NotifyObserver(sink)  # type: ignore[arg-type]
     t = datetime(2024, 3, 4, 10, 0, tzinfo=NEW_YORK)
     s0 = initial_state("AAPL")
     limit = (("max positions", "max positions 1 reached (MSFT)"),)
