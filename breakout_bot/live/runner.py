@@ -118,7 +118,11 @@ class Runner:
         options: RunnerOptions | None = None,
         observers: Iterable[Observer] = (),
         tags: RunTags | None = None,
+        check_stop: Callable[[], None] = lambda: None,
     ) -> None:
+        # Called on every turn of the loop: raises a stop (SIGTERM, Ctrl-C) whose first raise was
+        # dropped where the signal landed (cli/stop_signals.py).
+        self._check_stop = check_stop
         self.health = BrokerHealth()  # every call's outcome, for the status (live/health.py)
         broker = watched(broker, self.health)
         data = watched(data, self.health)
@@ -182,6 +186,7 @@ class Runner:
             )
         try:
             while not self._stop:
+                self._check_stop()
                 try:
                     if self._turn():
                         return 0

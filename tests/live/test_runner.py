@@ -233,3 +233,36 @@ def test_the_start_heap_is_frozen_after_the_first_reconcile(tmp_path: Path) -> N
         assert seen and seen[-1] > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_stop_that_was_dropped_is_raised_on_the_next_turn(tmp_path: Path) -> None:
+    """The loop asks `check_stop` on every turn (cli/stop_signals.py raises there a SIGTERM or Ctrl-C
+    whose first raise a finalizer swallowed): what it raises ends the run, with the bracket left working."""
+
+    class Stop(BaseException):
+        pass
+
+    broker, journal = world(tmp_path, day({"10:00": BREAKOUT}, after="10:01"))
+    turns = 0
+
+    def check_stop() -> None:
+        nonlocal turns
+        turns += 1
+        if broker.clock.now() >= at("10:30"):
+            raise Stop
+
+    bot = Runner(
+        broker,
+        broker,
+        broker.clock,
+        journal,
+        [SYMBOL],
+        Params(),
+        RunnerOptions(days=1),
+        check_stop=check_stop,
+    )
+    with pytest.raises(Stop):
+        bot.run()
+    assert turns > 30  # asked on every turn, not once
+    assert at("10:30") <= broker.clock.now() < at("10:32")
+    assert bot.states[SYMBOL].phase is Phase.ACTIVE_TRADE

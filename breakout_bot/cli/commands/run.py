@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -52,6 +51,7 @@ from ..args import (
     parse_date_flag,
     settings_from_args,
 )
+from ..stop_signals import Terminated, raise_if_lost, signals_stop_the_run
 from .dashboard import add_run_arguments as add_dashboard_arguments
 from .dashboard import check_settings as check_dashboard
 from .dashboard import start_for_run as start_dashboard
@@ -132,34 +132,6 @@ def _symbols(args: argparse.Namespace) -> list[str]:
     return raw
 
 
-class Terminated(BaseException):
-    """SIGTERM (`systemctl stop`, a supervisor, `kill`): stop as Ctrl-C does. A BaseException like
-    KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
-
-
-@contextmanager
-def sigterm_stops_the_run() -> Iterator[None]:
-    """While inside: SIGTERM raises Terminated in the main thread (once; a second one while the run
-    winds down is ignored, so that the cleanup finishes)."""
-    fired = False
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
-            raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (a test driving run() from a thread): no handler
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args: argparse.Namespace) -> int:
     symbols = _symbols(args)
     if not symbols:
@@ -178,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         settings.log_dir, settings.log_file, settings.json_logs, args.verbose, settings.secrets
     )
     _stacks_on_sigusr1()
-    with sigterm_stops_the_run():
+    with signals_stop_the_run():
         return _logged_run(args, settings, log_path)
 
 
@@ -374,6 +346,7 @@ def _trade(
                 *([dashboard[1]] if dashboard else []),
             ],
             tags=tags,
+            check_stop=raise_if_lost,
         )
         with display:
             code = runner.run()

@@ -1,0 +1,69 @@
+"""SIGTERM (`systemctl stop`, a supervisor, `kill`) and Ctrl-C stop `breakout-bot run`, and no stop is lost.
+
+Python runs a signal's handler in the main thread at the next bytecode, whatever that bytecode belongs
+to. When it belongs to a finalizer (a weakref callback, a `__del__`, run by the garbage collector), the
+exception the handler raises is printed as "Exception ignored in ..." and dropped: the run goes on as
+if nothing had been asked (CI saw a Ctrl-C vanish inside urllib3's pool finalizer, and the bot traded to
+the close). So the handlers also remember the stop, and the run's loop calls `raise_if_lost()` on every
+turn: a stop that was swallowed is raised again there, at most a second later.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Terminated(BaseException):
+    """SIGTERM: stop as Ctrl-C does. A BaseException like KeyboardInterrupt, so that no
+    `except Exception` on the way swallows it."""
+
+
+class _Pending:
+    stop: type[BaseException] | None = None  # raised by a handler, not yet seen leaving the loop
+
+
+def raise_if_lost() -> None:
+    """Raise the stop a handler raised where it was dropped (called from the run's loop, where nothing
+    swallows it). Nothing pending: nothing happens."""
+    stop, _Pending.stop = _Pending.stop, None
+    if stop is not None:
+        raise stop
+
+
+@contextmanager
+def signals_stop_the_run() -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated in the main thread (once; a second one while the run winds
+    down is ignored, so that the cleanup finishes) and SIGINT raises KeyboardInterrupt (each time, as
+    Python's own handler does; left alone when the process was started with SIGINT ignored, e.g. a
+    background job of a script)."""
+    fired = False
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            _Pending.stop = Terminated
+            raise Terminated
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        _Pending.stop = KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    try:
+        previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (a test driving run() from a thread): no handlers
+        yield
+        return
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        _Pending.stop = None  # the run is over: a stop still pending has nothing left to stop
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
