@@ -166,8 +166,15 @@ def run(args: argparse.Namespace) -> int:
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
-    # Before the server starts: a supervisor may send SIGTERM as soon as it reads "listening on".
+    # Before the server starts: a supervisor may send SIGTERM as soon as it reads "listening on". Ctrl-C
+    # too sets the flag rather than raising: a raise can land anywhere (between the two start lines, or in
+    # a finalizer, which drops it) and a flag cannot be lost.
     old_term = signal.signal(signal.SIGTERM, _stop)
+    ctrl_c_is_ours = (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )  # not ignored from the start
+    if ctrl_c_is_ours:
+        signal.signal(signal.SIGINT, _stop)
     try:
         try:
             url = server.start()
@@ -194,5 +201,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if ctrl_c_is_ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         server.stop()
     return 0
