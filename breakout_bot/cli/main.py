@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple, NoReturn
@@ -190,6 +191,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         return _internal_error(exc)
+
+
+# Commands whose work is over when they return: output written and closed, no thread, child process or
+# open temporary file left. After them the executable skips the interpreter's teardown (`console`).
+_NOTHING_LEFT_RUNNING = frozenset({"backtest"})
+
+
+def console() -> NoReturn:
+    """The `breakout-bot` executable: `main()`, then exit with its code.
+
+    After a command in `_NOTHING_LEFT_RUNNING` the interpreter's own teardown is skipped: freeing the
+    modules and objects of pandas, pyarrow and numba costs ~0.15 s, 5-8 % of a whole backtest of 1M
+    bars, and does nothing a user could see (mypy exits the same way). Output and log files are
+    flushed first; atexit handlers are not run, hence the list of commands rather than every one
+    (`run` has stream threads and a journal to release). With another thread still alive it exits the
+    ordinary way."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if _command_name(argv) in _NOTHING_LEFT_RUNNING and threading.active_count() == 1:
+        logging.shutdown()  # flushes and closes the log file
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # the reader of a pipe left: what it did not read is gone anyway
+            code = code or 1
+        os._exit(code)
+    sys.exit(code)
 
 
 def _log_in_new_york_time() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +12,8 @@ import pytest
 from shared_data import SAMPLE_SPY
 
 from breakout_bot.cli.main import main
+
+from .helpers import CONSOLE, clean_env
 
 
 @pytest.fixture
@@ -164,3 +168,46 @@ def test_bad_inputs_exit_2_with_one_line(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert "Traceback" not in err + out
+
+
+# A sitecustomize that says when the interpreter's teardown runs (its atexit handlers): the executable
+# skips that teardown after a backtest (cli/main.py `console`), and only there.
+_TEARDOWN_PROBE = 'import atexit, sys\natexit.register(lambda: sys.stderr.write("teardown ran\\n"))\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "teardown"),
+    [
+        (["backtest", "--days", "3", "--seed", "9", "--trades-out", "t.csv"], 0, False),
+        (["backtest", "--data", "missing.csv", "--symbol", "ABC"], 2, False),
+        (["trades", "--journal", "none.json"], None, True),  # not a command that leaves nothing running
+    ],
+)
+def test_the_executable_skips_the_teardown_after_a_backtest_and_loses_no_output(
+    tmp_path: Path, argv: list[str], code: int | None, teardown: bool
+) -> None:
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(_TEARDOWN_PROBE)
+    env = clean_env({"PYTHONPATH": str(probe)})
+    proc = subprocess.run(
+        [str(CONSOLE), *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ("teardown ran" in proc.stderr) is teardown, proc.stderr
+    if code is not None:
+        assert proc.returncode == code, proc.stderr
+    if code == 0:
+        # Everything the command printed and wrote is there: the same as the in-process command.
+        assert proc.stdout == _in_process(tmp_path, argv, "t-in-process.csv")
+        assert (tmp_path / "t.csv").read_text() == (tmp_path / "t-in-process.csv").read_text()
+    elif code == 2:
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def _in_process(cwd: Path, argv: list[str], trades: str) -> str:
+    argv = [trades if a == "t.csv" else a for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from breakout_bot.cli.main import main; sys.exit(main())", *argv],
+        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return proc.stdout.replace(trades, "t.csv")
