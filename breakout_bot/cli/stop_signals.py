@@ -33,6 +33,12 @@ def raise_if_lost() -> None:
         raise stop
 
 
+def stop_caught() -> None:
+    """The stop reached the code that handles it (an `except` that winds down): nothing is lost, and
+    cleanup that calls `raise_if_lost` is not stopped again."""
+    _Pending.stop = None
+
+
 @contextmanager
 def signals_stop_the_run() -> Iterator[None]:
     """While inside: SIGTERM raises Terminated in the main thread (once; a second one while the run winds

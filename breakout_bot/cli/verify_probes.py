@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,7 @@ from websockets.client import connect as ws_connect
 from ..broker.alpaca.rest import AlpacaRest
 from ..core.ticks import round_to_tick
 from ..errors import BrokerError, BrokerNotFound, BrokerRejected, InsufficientQty
+from .stop_signals import raise_if_lost
 
 FAR = 0.10  # the market-hours brackets' legs: this far from the price (a 'limit price away' check exists)
 POLL_S = 0.25  # Alpaca's budget is 200 requests a minute (the client throttle keeps under 190)
@@ -143,6 +144,7 @@ class Verifier:
 
     # ------------------------------------------------------------------ plumbing
     def record(self, check: Check) -> Check:
+        raise_if_lost()  # a Ctrl-C or SIGTERM dropped inside a finalizer stops verify here
         self.checks.append(check)
         self.say(check.line())
         return check
@@ -195,6 +197,7 @@ class Verifier:
         while time.monotonic() < deadline:
             if cond():
                 return True
+            raise_if_lost()
             time.sleep(POLL_S)
         return cond()
 
@@ -725,18 +728,3 @@ class Verifier:
             "market_open": self.market_open,
             "checks": [asdict(c) for c in self.checks],
         }
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends verify like Ctrl-C: through its cleanup."""
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from breakout_bot.cli.stop_signals import Terminated, raise_if_lost, signals_stop_the_run
+from breakout_bot.cli.stop_signals import Terminated, raise_if_lost, signals_stop_the_run, stop_caught
 
 
 class _LandsInAFinalizer:
@@ -81,3 +81,13 @@ def test_a_sigint_ignored_from_the_start_stays_ignored(monkeypatch: pytest.Monke
             raise_if_lost()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_caught_is_not_raised_again_in_the_cleanup() -> None:
+    """verify cleans up after a Ctrl-C with calls that ask `raise_if_lost`: they must not stop it again."""
+    with signals_stop_the_run():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            stop_caught()
+        raise_if_lost()  # the cleanup goes on

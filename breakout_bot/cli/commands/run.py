@@ -51,7 +51,7 @@ from ..args import (
     parse_date_flag,
     settings_from_args,
 )
-from ..stop_signals import Terminated, raise_if_lost, signals_stop_the_run
+from ..stop_signals import Terminated, raise_if_lost, signals_stop_the_run, stop_caught
 from .dashboard import add_run_arguments as add_dashboard_arguments
 from .dashboard import check_settings as check_dashboard
 from .dashboard import start_for_run as start_dashboard
@@ -186,10 +186,12 @@ def _logged_run(args: argparse.Namespace, settings: Settings, log_path: Path) ->
         reason = "finished" if code == 0 else f"exit {code}"
         return code
     except Terminated:
+        stop_caught()
         reason = "SIGTERM"
         _say_what_stays_open(display)
         return 0
     except KeyboardInterrupt:
+        stop_caught()
         reason = "interrupted (Ctrl-C)"
         _say_what_stays_open(display)
         print("interrupted", file=sys.stderr)

@@ -15,7 +15,8 @@ from pathlib import Path
 from ...errors import BrokerError, ConfigError
 from ...redaction import Redactor
 from ..args import add_connection_arguments, add_symbol_argument, settings_from_args
-from ..verify_probes import Check, Verifier, sigterm_as_interrupt
+from ..stop_signals import Terminated, signals_stop_the_run, stop_caught
+from ..verify_probes import Check, Verifier
 
 DEFAULT_SYMBOL = "AAPL"
 
@@ -63,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"verify: {settings.base_url} (paper), {symbol}, feed {settings.feed}")
     interrupted = False
     try:
-        with sigterm_as_interrupt():
+        with signals_stop_the_run():
             try:
                 verifier.run()
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Terminated):  # SIGTERM ends verify as Ctrl-C does: through its cleanup
+                stop_caught()
                 interrupted = True
                 print("interrupted: cleaning up")
             except BrokerError as exc:
