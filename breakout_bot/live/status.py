@@ -70,8 +70,10 @@ def phase_words(state: State) -> str:
 
 
 def money(value: float | Decimal) -> str:
-    """Dollars with a sign and two decimals: +322.00, -47.50."""
-    return f"{Decimal(str(value)):+,.2f}"
+    """Dollars with a sign and two decimals: +322.00, -47.50; nothing is +0.00 (a short marked at its
+    entry is a negative zero, and -0.001 rounds to a zero: neither is a loss to show)."""
+    text = f"{Decimal(str(value)):+,.2f}"
+    return "+0.00" if text == "-0.00" else text
 
 
 def _price(value: float | Decimal) -> str:

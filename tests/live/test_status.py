@@ -13,7 +13,7 @@ from breakout_bot.core.events import SubmitBracket
 from breakout_bot.core.model import NEW_YORK, Bar, Box, Session
 from breakout_bot.core.state import Phase, State
 from breakout_bot.live.runner import RunnerStatus
-from breakout_bot.live.status import DayResults, StatusDisplay, phase_words, status_fields
+from breakout_bot.live.status import DayResults, StatusDisplay, money, phase_words, status_fields
 
 DAY = date(2024, 3, 4)
 OPEN = datetime(2024, 3, 4, 9, 30, tzinfo=NEW_YORK)
@@ -119,3 +119,13 @@ def test_day_results_keep_each_sessions_last_realized_pnl() -> None:
     later = State("AAPL", phase=Phase.DONE_FOR_THE_DAY, session=SESSION, realized_pnl_today=12.5)
     results(RunnerStatus(NOW, True, (later, State("MSFT"))))
     assert results.realized == {DAY: {"AAPL": 12.5}} and results.total() == 12.5
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(-0.0, "+0.00"), (Decimal("-0.00"), "+0.00"), (-0.001, "+0.00"), (-0.006, "-0.01"), (0, "+0.00"),
+     (1234.5, "+1,234.50"), (-47.5, "-47.50")],
+)  # fmt: skip
+def test_money_never_shows_a_negative_zero(value: float | Decimal, shown: str) -> None:
+    """The first run's panel read "unrealized -0.00" for a short marked at its entry price."""
+    assert money(value) == shown
