@@ -1,11 +1,12 @@
-"""SIGTERM (`systemctl stop`, a supervisor, `kill`) and Ctrl-C stop `breakout-bot run`, and no stop is lost.
+"""SIGTERM (`systemctl stop`, a supervisor, `kill`) and Ctrl-C stop `run` and `verify`, and no stop is lost.
 
 Python runs a signal's handler in the main thread at the next bytecode, whatever that bytecode belongs
 to. When it belongs to a finalizer (a weakref callback, a `__del__`, run by the garbage collector), the
 exception the handler raises is printed as "Exception ignored in ..." and dropped: the run goes on as
 if nothing had been asked (CI saw a Ctrl-C vanish inside urllib3's pool finalizer, and the bot traded to
 the close). So the handlers also remember the stop, and the run's loop calls `raise_if_lost()` on every
-turn: a stop that was swallowed is raised again there, at most a second later.
+turn (verify: at every check and wait): a stop that was swallowed is raised again there, at most a
+second later.
 """
 
 from __future__ import annotations

@@ -170,9 +170,8 @@ def run(args: argparse.Namespace) -> int:
     # too sets the flag rather than raising: a raise can land anywhere (between the two start lines, or in
     # a finalizer, which drops it) and a flag cannot be lost.
     old_term = signal.signal(signal.SIGTERM, _stop)
-    ctrl_c_is_ours = (
-        signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )  # not ignored from the start
+    # (Unless the process started with Ctrl-C ignored: a background job of a script.)
+    ctrl_c_is_ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if ctrl_c_is_ours:
         signal.signal(signal.SIGINT, _stop)
     try:
