@@ -161,6 +161,7 @@ class Runner:
         self._held_bars: dict[str, list[Bar]] = {}
         self._stop = False
         self._reconciled = False  # a first reconcile has succeeded
+        self._heap_frozen = False  # the start's heap was frozen (after the first reconcile)
         self._keys_refused: str | None = None  # the keys refused mid-run, and what the bot does about it
         self.nothing_today: str | None = None  # why a today-only run found nothing to trade
 
@@ -415,12 +416,13 @@ class Runner:
             self._publish()  # the failures show (no machine stepped)
             return
         self._need_reconcile = False
-        if not gc.get_freeze_count():
+        if not self._heap_frozen:
             # The start's heap (imports, the SDK, a journal of years of fills: 100k records are ~200k
             # objects) lives for the whole run. Frozen, a full collection stops walking it on this
             # thread between a bar and its order (~100 ms per collection at 100k records).
             gc.collect()
             gc.freeze()
+            self._heap_frozen = True  # (a flag: gc.get_freeze_count() walks the whole frozen heap)
         now = self.clock.now()
         self._next_reconcile = now + self.options.reconcile_every
         # The minute's poll stays on time when a reconcile comes first (at :00, the poll at :02) or falls
