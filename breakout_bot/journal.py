@@ -128,6 +128,19 @@ class FillRecord:
     def to_dict(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in _FIELDS}
 
+    @property
+    def filled_at(self) -> datetime:
+        """The fill's time, tz-aware: its RFC 3339 timestamp read (any number of fractional digits:
+        Alpaca's have nine; Python 3.10's fromisoformat takes three or six)."""
+        text = self.timestamp
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        head, dot, rest = text.partition(".")
+        if dot:
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            text = f"{head}.{(rest[:digits] + '000000')[:6]}{rest[digits:]}"
+        return datetime.fromisoformat(text)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FillRecord:
         """Build from a JSON object. Raises ValueError naming the bad field.

@@ -679,3 +679,22 @@ def test_a_hand_edited_file_is_rewritten_from_the_ledger_at_start(tmp_path: Path
     written = json.loads(p.read_text())
     assert [r["id"] for r in written] == ["a", "b", "hand"]
     assert written[0]["price"] == "187.15"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2024-01-02T14:41:00.123456789Z",  # Alpaca's nine digits (Python 3.10's fromisoformat takes 3 or 6)
+        "2024-01-02T14:41:00Z",
+        "2024-01-02t14:41:00.5z",
+        "2024-01-02 09:41:00.123-05:00",
+        "2024-01-02T14:41:00.000000001+00:00",
+    ],
+)
+def test_a_records_time_is_read_as_the_brokers_timestamps_are(stamp: str) -> None:
+    """One reading of a record's timestamp for the dashboard, `trades` and `replay`, the same as the
+    Alpaca adapters' (broker/timestamps.py, which the journal may not import)."""
+    from breakout_bot.broker.timestamps import parse_time
+
+    when = fill("f", timestamp=stamp).filled_at
+    assert when == parse_time(stamp) and when.utcoffset() is not None

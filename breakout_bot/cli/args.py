@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..config.settings import BY_NAME, DEFAULT_SDK, SDKS, Settings, load_settings, simulated_path
 from ..core.params import DESCRIPTIONS, Params
 from ..errors import ConfigError
+from ..logging_setup import LOG_NAME
 
 if TYPE_CHECKING:
     from ..market.calendar import MarketCalendar
@@ -189,3 +190,11 @@ def journal_from_args(args: argparse.Namespace, settings: Settings) -> Path:
     if args.simulated and args.journal is None:
         return simulated_path(settings.journal_path)
     return settings.journal_path
+
+
+def simulated_log_file(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """A simulated run's log file: in simulated/ beside the configured one, unless --log-dir or
+    --log-file was given on the command line (then the configured log file; None: the log dir's own)."""
+    if args.log_dir is None and args.log_file is None:
+        return simulated_path(settings.log_file or settings.log_dir / LOG_NAME)
+    return settings.log_file

@@ -28,13 +28,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ...config.settings import Settings, simulated_path
+from ...config.settings import Settings
 from ...core.model import NEW_YORK
 from ...core.params import Params
 from ...errors import ConfigError, UserError
 from ...live.status import money
 from ...logging_setup import LOG_NAME
-from ..args import add_connection_arguments, parse_date_flag, settings_from_args
+from ..args import (
+    add_connection_arguments,
+    journal_from_args,
+    parse_date_flag,
+    settings_from_args,
+    simulated_log_file,
+)
 from .bars import DEFAULT_CACHE
 
 
@@ -189,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     journal_path, log_path = _paths(settings, args)
     if not journal_path.exists():
         raise ConfigError(f"no journal at {journal_path}: nothing was traded there")
-    records = [r for r in read_journal(journal_path) if _session(r.timestamp) == day]
+    records = [r for r in read_journal(journal_path) if r.filled_at.astimezone(NEW_YORK).date() == day]
     if args.run:
         records = [r for r in records if r.run == args.run]
     symbols = sorted({r.symbol for r in records})
@@ -217,9 +223,7 @@ def run(args: argparse.Namespace) -> int:
     signals, incidents = signals_and_incidents(log, symbol, day)
     incidents = sorted([*incidents, *bar_gaps(list(bars.index.to_pydatetime()))], key=lambda i: i.time)
     fills = [
-        lineup.LiveFill(
-            r.leg, r.side, Decimal(r.qty), Decimal(r.price), _time(r.timestamp), r.client_order_id
-        )
+        lineup.LiveFill(r.leg, r.side, Decimal(r.qty), Decimal(r.price), r.filled_at, r.client_order_id)
         for r in records
     ]
     live = lineup.live_decisions(fills, signals)
@@ -239,22 +243,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _paths(settings: Settings, args: argparse.Namespace) -> tuple[Path, Path]:
-    journal = settings.journal_path
-    log = settings.log_file or settings.log_dir / LOG_NAME
-    if args.simulated:
-        if args.journal is None:
-            journal = simulated_path(journal)
-        if args.log_file is None and args.log_dir is None:
-            log = simulated_path(log)
-    return journal, log
-
-
-def _time(stamp: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("z", "+00:00"))
-
-
-def _session(stamp: str) -> dt.date:
-    return _time(stamp).astimezone(NEW_YORK).date()
+    """The journal and the log of the runs to replay (a simulated run's with --simulated)."""
+    log_file = simulated_log_file(args, settings) if args.simulated else settings.log_file
+    return journal_from_args(args, settings), log_file or settings.log_dir / LOG_NAME
 
 
 def _run_facts(
@@ -325,7 +316,7 @@ def _download(settings: Settings, symbol: str, day: dt.date, cache: Path, feed: 
 # -- the report ------------------------------------------------------------------------------------
 
 
-def _hm(t: dt.datetime | None) -> str | None:
+def _hms(t: dt.datetime | None) -> str | None:
     return None if t is None else f"{t.astimezone(NEW_YORK):%H:%M:%S}"
 
 
@@ -337,11 +328,11 @@ def _side(d: Any) -> dict[str, Any] | None:
         "signal_bar": None if d.signal_bar is None else f"{d.signal_bar.astimezone(NEW_YORK):%H:%M}",
         "box": None if d.box is None else {"high": d.box.high, "low": d.box.low, "range": d.box.range},
         "qty": d.qty,
-        "entry_time": _hm(d.entry_time),
+        "entry_time": _hms(d.entry_time),
         "entry_price": d.entry_price.quantize(Decimal("0.0001")).normalize(),
         "entry_fills": d.entry_fills,
         "exit_reason": d.exit_reason,
-        "exit_time": _hm(d.exit_time),
+        "exit_time": _hms(d.exit_time),
         "exit_price": d.exit_price,
         "pnl": d.pnl,
     }
@@ -389,7 +380,7 @@ def _report(
             "live_pnl": verdict.live_pnl,
             "rehearsal_pnl": verdict.rehearsal_pnl,
         },
-        "incidents": [{"time": _hm(i.time), "kind": i.kind, "text": i.text} for i in incidents],
+        "incidents": [{"time": _hms(i.time), "kind": i.kind, "text": i.text} for i in incidents],
         "notes": [*notes, *verdict.notes],
     }
 

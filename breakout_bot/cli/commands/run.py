@@ -42,7 +42,7 @@ from ...live.halt import halt_on, halt_path
 from ...live.notify import Notifications
 from ...live.runner import Runner, RunnerOptions
 from ...live.status import DayResults, StatusDisplay, money
-from ...logging_setup import LOG_NAME, setup_logging, use_log_time
+from ...logging_setup import setup_logging, use_log_time
 from ..args import (
     add_connection_arguments,
     add_strategy_arguments,
@@ -50,6 +50,7 @@ from ..args import (
     check_sessions,
     parse_date_flag,
     settings_from_args,
+    simulated_log_file,
 )
 from ..stop_signals import Terminated, raise_if_lost, signals_stop_the_run, stop_caught
 from .dashboard import add_run_arguments as add_dashboard_arguments
@@ -248,9 +249,7 @@ def _kept_apart(settings: Settings, args: argparse.Namespace) -> Settings:
     ones, so simulated fills never mix with paper or live fills (or a real account's kill switch with a
     simulated run); --journal, --log-dir and --log-file given on the command line are taken as they are."""
     journal = settings.journal_path if args.journal is not None else simulated_path(settings.journal_path)
-    log_file = settings.log_file
-    if args.log_dir is None and args.log_file is None:
-        log_file = simulated_path(settings.log_file or settings.log_dir / LOG_NAME)
+    log_file = simulated_log_file(args, settings)
     if args.journal is None:
         try:
             journal.parent.mkdir(parents=True, exist_ok=True)

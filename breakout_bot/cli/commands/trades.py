@@ -48,7 +48,7 @@ def _fill(r: FillRecord) -> FillLike:
         side=r.side,
         qty=Decimal(r.qty),
         price=Decimal(r.price),
-        timestamp=dt.datetime.fromisoformat(r.timestamp.replace("Z", "+00:00")),
+        timestamp=r.filled_at,
     )
 
 

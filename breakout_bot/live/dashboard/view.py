@@ -90,28 +90,24 @@ def working_orders(state: State) -> list[View]:
 
 
 def _fill_like(r: FillRecord) -> FillLike:
-    return FillLike(r.symbol, r.side, Decimal(r.qty), Decimal(r.price), parse_time(r.timestamp))
-
-
-def parse_time(timestamp: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00").replace("z", "+00:00"))
+    return FillLike(r.symbol, r.side, Decimal(r.qty), Decimal(r.price), r.filled_at)
 
 
 def fill_day(record: FillRecord) -> dt.date:
     """The New York date of a fill."""
-    return parse_time(record.timestamp).astimezone(NEW_YORK).date()
+    return record.filled_at.astimezone(NEW_YORK).date()
 
 
 def fills_view(records: Iterable[FillRecord]) -> list[View]:
     return [
         {
-            "time": _iso(parse_time(r.timestamp)),
+            "time": _iso(r.filled_at),
             "side": r.side,
             "qty": float(Decimal(r.qty)),
             "price": float(Decimal(r.price)),
             "leg": r.leg.replace("_", "-"),
         }
-        for r in sorted(records, key=lambda r: parse_time(r.timestamp))
+        for r in sorted(records, key=lambda r: r.filled_at)
     ]
 
 
