@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from breakout_bot.backtest import oos
@@ -70,6 +70,7 @@ def test_periods_and_walk_forward_windows() -> None:
     test=st.integers(1, 3),
     unit=st.sampled_from("DWM"),
 )
+@example(first=dt.date(2024, 1, 29), days=424, train=1, test=1, unit="M")  # a test start on Feb 28 (clamped)
 def test_windows_roll_by_the_test_length_and_tile_the_out_of_sample(
     first: dt.date, days: int, train: int, test: int, unit: str
 ) -> None:
@@ -88,7 +89,10 @@ def test_windows_roll_by_the_test_length_and_tile_the_out_of_sample(
         assert w.train_first < w.test_first < w.test_stop <= len(segments)
     for a, b in itertools.pairwise(windows):
         assert b.test_from == a.test_to + dt.timedelta(days=1)  # the tests tile the out-of-sample span
-    assert windows[-1].test_to == min(last, test_p.after(windows[-1].test_from) - dt.timedelta(days=1))
+    # Test windows are counted from the first one's start (walk_forward: test.after(first_test, i)), so a
+    # start clamped to a short month (Feb 28 from the 29th) does not shift the windows after it.
+    end = test_p.after(windows[0].test_from, len(windows)) - dt.timedelta(days=1)
+    assert windows[-1].test_to == min(last, end)
 
 
 def test_train_to_chooses_on_the_training_window_and_reports_it_on_the_test(
