@@ -50,16 +50,16 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..core import machine
 from ..core.events import (
@@ -83,6 +83,9 @@ from .inputs import BarArrays, SessionCalendar, prepare
 from .results import BacktestResult, daily_pnl, trades_from_fills
 from .trades import Trade
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
 _MINUTE = dt.timedelta(minutes=1)
@@ -99,7 +102,7 @@ def _key(epoch: float, close_phase: int = 0) -> int:
 
 
 def run_backtest(
-    bars: pd.DataFrame,
+    bars: pd.DataFrame | BarArrays,
     symbol: str,
     params: Params,
     *,
@@ -202,7 +205,7 @@ class ReplayInput:
         frame = bars if isinstance(bars, BarArrays) else prepare(bars)
         cal = calendar if isinstance(calendar, SessionCalendar) else SessionCalendar(calendar)
         warnings: list[str] = []
-        o, h, lo, c, v, idx = frame.o, frame.h, frame.lo, frame.c, frame.v, frame.index
+        o, h, lo, c, v, ns = frame.o, frame.h, frame.lo, frame.c, frame.v, frame.ns
         with np.errstate(invalid="ignore"):
             valid = (
                 np.isfinite(o)
@@ -216,26 +219,25 @@ class ReplayInput:
         if not valid.all():
             # The machine would ignore such a bar, and the broker cannot fill on it: as if missing.
             warnings.append(f"{int((~valid).sum())} bars with missing or inconsistent prices ignored")
-            idx = idx[valid]
+            ns = ns[valid]
             o, h, lo, c, v = o[valid], h[valid], lo[valid], c[valid], v[valid]
-        epochs = np.ascontiguousarray(idx.asi8 // 1_000_000_000, dtype=np.int64)
-        local_days = idx.tz_localize(None).asi8 // (86_400 * 1_000_000_000)
-        # Sessions: the bars of each local day that start inside its regular session (the index is
-        # sorted, so each day is one contiguous slice; bars outside the session are never visited).
+        epochs = np.ascontiguousarray(ns // 1_000_000_000, dtype=np.int64)
+        # Sessions: the bars that start inside each regular session of the calendar days the bars span
+        # (sorted bars: one contiguous slice each; bars outside a session are never visited).
         sessions: list[SessionSpan] = []
-        # Day boundaries: where the (sorted) day number changes (np.unique would hash every bar).
-        edges = (np.flatnonzero(np.diff(local_days)) + 1).tolist()
-        bounds = [0, *edges, len(local_days)] if len(local_days) else []
-        for d_lo, d_hi in pairwise(bounds):
-            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(local_days[d_lo]))
-            s = cal.session(day)
-            if s is None:
-                continue
-            part = epochs[d_lo:d_hi]
-            a = d_lo + int(np.searchsorted(part, s[0], side="left"))
-            b = d_lo + int(np.searchsorted(part, s[1], side="left"))
-            if b > a:
-                sessions.append((day, s[0], s[1], a, b))
+        if len(epochs):
+            day = dt.datetime.fromtimestamp(int(epochs[0]), NEW_YORK).date()
+            last_day = dt.datetime.fromtimestamp(int(epochs[-1]), NEW_YORK).date()
+            one_day = dt.timedelta(days=1)
+            while day <= last_day:
+                s = cal.session(day)
+                if s is not None:
+                    # Whole seconds to search for: a float key would convert every bar to a float.
+                    bounds = np.array([math.ceil(s[0]), math.ceil(s[1])], dtype=np.int64)
+                    a, b = (int(i) for i in np.searchsorted(epochs, bounds, side="left"))
+                    if b > a:
+                        sessions.append((day, s[0], s[1], a, b))
+                day += one_day
         as_float = np.ascontiguousarray
         return cls(
             symbol,
@@ -279,12 +281,14 @@ class ReplayInput:
         """The result of replaying every session in order, from the parts replayed apart (in order)."""
         trades = [t for part in parts for t in part.trades]
         days = [d for part in parts for d in part.days]
+        dates, pnl = daily_pnl(trades, days)
         return BacktestResult(
             symbol=self.symbol,
             params=self.params,
             trades=trades,
             fills=[f for part in parts for f in part.fills],
-            daily=daily_pnl(trades, days, self.initial_equity),
+            days=dates,
+            day_pnl=pnl,
             bars_processed=sum(part.bars for part in parts),
             sessions=len(days),
             skipped=[s for part in parts for s in part.skipped],

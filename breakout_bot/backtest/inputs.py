@@ -1,16 +1,18 @@
-"""The backtest's input: bars as flat arrays (sorted, unique, New York time), and sessions in epoch seconds."""
+"""The backtest's input: bars as flat arrays (market/bar_arrays.py) from any frame, and sessions in epoch seconds."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
-import pandas as pd
 
 from ..core.model import NEW_YORK
+from ..market.bar_arrays import BarArrays
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SessionCalendar:
@@ -34,16 +36,6 @@ class SessionCalendar:
             return today_open + 86_400
 
 
-@dataclass
-class BarArrays:
-    index: pd.DatetimeIndex  # tz America/New_York, unique, sorted, ns
-    o: np.ndarray
-    h: np.ndarray
-    lo: np.ndarray
-    c: np.ndarray
-    v: np.ndarray
-
-
 N = TypeVar("N", int, float)
 
 
@@ -55,6 +47,8 @@ def numbers(array: np.ndarray, kind: type[N]) -> Sequence[N]:
 
 
 def column(bars: pd.DataFrame, name: str) -> np.ndarray:
+    import pandas as pd
+
     col = bars[name]
     if col.dtype == np.float64:
         return col.to_numpy()
@@ -63,6 +57,8 @@ def column(bars: pd.DataFrame, name: str) -> np.ndarray:
 
 def prepare(bars: pd.DataFrame) -> BarArrays:
     """Arrays of the bars, sorted by time, duplicates dropped (the last wins), New York time."""
+    import pandas as pd
+
     if not isinstance(bars.index, pd.DatetimeIndex):
         raise ValueError("bars must have a DatetimeIndex of bar starts")
     cols = {str(c).lower(): c for c in bars.columns}
@@ -84,4 +80,4 @@ def prepare(bars: pd.DataFrame) -> BarArrays:
         order = order[last]
         idx = idx[order]
         o, h, lo, c, v = o[order], h[order], lo[order], c[order], v[order]
-    return BarArrays(idx, o, h, lo, c, v)
+    return BarArrays(idx.asi8, o, h, lo, c, v)

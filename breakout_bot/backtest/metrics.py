@@ -117,7 +117,7 @@ def result_metrics(result: BacktestResult, initial_equity: float | None = None) 
     equity = result.initial_equity if initial_equity is None else initial_equity
     return compute_metrics(
         result.trades,
-        result.daily["pnl"].tolist(),
+        result.day_pnl,
         initial_equity=equity,
         session_minutes=result.session_minutes,
     )

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..core.events import SubmitBracket
@@ -40,7 +39,7 @@ from .engine import Equity, Replay, ReplayInput, ReplayPart, gc_paused, replay_r
 from .inputs import SessionCalendar
 from .metrics import Metrics, compute_metrics, result_metrics
 from .parallel import Executor, Progress, SerialExecutor
-from .results import BacktestResult
+from .results import BacktestResult, daily_frame
 from .trades import Trade
 
 
@@ -197,11 +196,10 @@ def _portfolio(
     )
     pnl: dict[dt.date, float] = {}
     for s in symbols:  # summed in the symbols' order: the same float sums every run
-        for day, value in zip(results[s].daily["date"], results[s].daily["pnl"], strict=True):
+        for day, value in zip(results[s].days, results[s].day_pnl, strict=True):
             pnl[day] = pnl.get(day, 0.0) + float(value)
     days = sorted(pnl)
-    values = np.array([pnl[d] for d in days], dtype=np.float64)
-    daily = pd.DataFrame({"date": days, "pnl": values, "equity": initial_equity + np.cumsum(values)})
+    daily = daily_frame(days, [pnl[d] for d in days], initial_equity)
     minutes = 0
     for day in days:
         session = cal.session(day)

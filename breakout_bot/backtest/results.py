@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..core.events import SubmitBracket
 from ..core.model import NEW_YORK, Fill
 from ..core.params import Params
 from .broker import BacktestOrder
 from .trades import ExitReason, Trade
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_REASONS: dict[str, ExitReason] = {
     "take_profit": "take_profit",
@@ -29,7 +33,8 @@ class BacktestResult:
     params: Params
     trades: list[Trade]
     fills: list[Fill]
-    daily: pd.DataFrame  # columns date, pnl (net), equity
+    days: list[dt.date]  # the sessions replayed, in order
+    day_pnl: list[float]  # the net P&L of each of them
     bars_processed: int
     sessions: int
     skipped: list[str]  # breakouts not traded, and why
@@ -39,6 +44,12 @@ class BacktestResult:
     slippage_per_share: float = 0.0
     warnings: list[str] = field(default_factory=list)
     events: int = 0  # machine.step calls
+
+    @cached_property
+    def daily(self) -> pd.DataFrame:
+        """Columns date, pnl (net), equity: a frame for those who want one (the command's report reads
+        the lists: no pandas)."""
+        return daily_frame(self.days, self.day_pnl, self.initial_equity)
 
 
 def trades_from_fills(
@@ -87,11 +98,19 @@ def trades_from_fills(
     return trades
 
 
-def daily_pnl(trades: list[Trade], days: list[dt.date], initial_equity: float) -> pd.DataFrame:
+def daily_pnl(trades: list[Trade], days: list[dt.date]) -> tuple[list[dt.date], list[float]]:
+    """Each day's net P&L (the days given, and any a trade exited on), in date order."""
     pnl: dict[dt.date, float] = dict.fromkeys(days, 0.0)
     for tr in trades:
         day = tr.exit_time.astimezone(NEW_YORK).date()
         pnl[day] = pnl.get(day, 0.0) + tr.net_pnl
     dates = sorted(pnl)
-    values = np.array([pnl[d] for d in dates], dtype=np.float64)
-    return pd.DataFrame({"date": dates, "pnl": values, "equity": initial_equity + np.cumsum(values)})
+    return dates, [pnl[d] for d in dates]
+
+
+def daily_frame(dates: Sequence[dt.date], pnl: Sequence[float], initial_equity: float) -> pd.DataFrame:
+    """Days, their net P&L and the equity after each, as one frame (columns date, pnl, equity)."""
+    import pandas as pd
+
+    values = np.array(pnl, dtype=np.float64)
+    return pd.DataFrame({"date": list(dates), "pnl": values, "equity": initial_equity + np.cumsum(values)})

@@ -41,10 +41,13 @@ def add_universe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def universe_symbols(args: argparse.Namespace) -> list[str]:
     """The symbols of --symbols and --universe (in that order, each once); [] when neither is given."""
+    listed = getattr(args, "symbol_list", None) or []
+    universe = getattr(args, "universe", None)
+    if not listed and universe is None:
+        return []  # without importing market/universe.py (pandas): a one-symbol backtest never needs it
     from ..market.universe import parse_symbols, read_universe_file
 
-    named = parse_symbols(getattr(args, "symbol_list", None) or [], "--symbols")
-    universe = getattr(args, "universe", None)
+    named = parse_symbols(listed, "--symbols")
     if universe is not None:
         named = parse_symbols([*named, *read_universe_file(universe)], "--universe")
     return named

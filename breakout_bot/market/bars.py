@@ -10,7 +10,6 @@ Bad input raises DataError with one line.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import pathlib
 import warnings
 from typing import Any
@@ -20,21 +19,26 @@ import pandas as pd
 
 from ..core.model import NEW_YORK
 from ..errors import DataError
+from .bar_arrays import (
+    ALIASES,
+    PRICE_COLUMNS,
+    SYMBOL_ALIASES,
+    column_names,
+    epoch_numbers_to_ns,
+    kept_rows,
+    no_bars_between,
+    plain_parquet_columns,
+    price_block,
+    release_arrow_memory,
+    source_column,
+    time_column,
+    usable_columns,
+    warn_dropped,
+)
 from .calendar import CalendarSession, xnys
 from .days import DayBars
 
-log = logging.getLogger(__name__)
-
-PRICE_COLUMNS = ("open", "high", "low", "close")
-_TIME_ALIASES = ("timestamp", "datetime", "date_time", "time_stamp", "t")
-_ALIASES = {
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c"),
-    "volume": ("volume", "vol", "v"),
-}
-_SYMBOL_ALIASES = ("symbol", "ticker", "s")
+__all__ = ["PRICE_COLUMNS", "FileSource", "load_bars", "normalize_bars", "read_table", "restrict_dates"]
 
 
 def load_bars(
@@ -75,9 +79,7 @@ def restrict_dates(df: pd.DataFrame, name: str, start: dt.date | None, end: dt.d
         df = df[keep]
         df.attrs["dropped_rows"] = dropped
         if not len(df):
-            raise DataError(
-                f"--data: {name} has no bars between {start or 'the start'} and {end or 'the end'}"
-            )
+            raise no_bars_between(name, start, end)
     return df
 
 
@@ -89,7 +91,7 @@ def read_table(p: pathlib.Path) -> pd.DataFrame:
         if p.suffix.lower() not in (".parquet", ".pq"):
             return pd.read_csv(p)
         frame = _read_parquet(p)
-        _release_arrow_memory()
+        release_arrow_memory()
         if isinstance(frame.index, pd.DatetimeIndex):  # a frame saved with its time index
             frame = frame.reset_index()
         return frame
@@ -100,77 +102,28 @@ def read_table(p: pathlib.Path) -> pd.DataFrame:
         raise DataError(f"--data: cannot read {p.name}: {first}") from None
 
 
-_KNOWN_COLUMNS = frozenset(
-    (*_TIME_ALIASES, "date", "time", *_SYMBOL_ALIASES, *(a for aliases in _ALIASES.values() for a in aliases))
-)
-
-
-def _parquet_columns(names: list[str]) -> list[str] | None:
-    """The columns of a Parquet file that a bar can use, when it has a time and every price (else None:
-    read them all, so that an error can name what the file holds). Reading only those keeps wide files
-    (vwap, trade counts, anything) from costing memory."""
-    wanted = [n for n in names if n.strip().lower() in _KNOWN_COLUMNS]
-    lower = {n.strip().lower() for n in wanted}
-    has_time = bool(lower & {*_TIME_ALIASES, "date", "time"})
-    has_prices = all(lower & set(aliases) for col, aliases in _ALIASES.items() if col != "volume")
-    return wanted if has_time and has_prices else None
-
-
 def _read_parquet(p: pathlib.Path) -> pd.DataFrame:
-    """A Parquet file's usable columns. Numbers and timestamps stream batch by batch into one array
-    per column (a million bars: ~50 MB instead of ~150 MB at the peak, the decoded file and pandas'
-    copy of it never held at once); other kinds (a symbol column's strings) go through pandas."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """A Parquet file's usable columns: numbers and timestamps as `plain_parquet_columns` streams them,
+    other kinds (a symbol column's strings) through pandas."""
+    read = plain_parquet_columns(p)
+    if read is None:
+        import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(p, memory_map=True)
-    schema = source.schema_arrow
-    columns = _parquet_columns(schema.names)
-    fields = [schema.field(n) for n in (columns or schema.names)]
-    plain = all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
-                for f in fields)  # fmt: skip
-    if columns is None or not plain or not source.metadata.num_rows:
+        columns = usable_columns(pq.read_schema(p, memory_map=True).names)
         return pd.read_parquet(p, columns=columns, memory_map=True)
-    n = source.metadata.num_rows
-    arrays = {
-        f.name: np.empty(
-            n, dtype=f"datetime64[{f.type.unit}]" if pa.types.is_timestamp(f.type) else np.float64
-        )
-        for f in fields
-    }
-    pos = 0
-    for batch in source.iter_batches(batch_size=65_536, columns=columns, use_threads=False):
-        rows = batch.num_rows
-        for f in fields:
-            chunk = batch.column(f.name)
-            if pa.types.is_timestamp(f.type):
-                chunk = chunk.cast(pa.timestamp(f.type.unit))  # UTC instants, no zone
-                values = chunk.to_numpy(zero_copy_only=False)
-            else:
-                values = chunk.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls: NaN
-            arrays[f.name][pos : pos + rows] = values
-        pos += rows
+    arrays, zones = read
     data: dict[str, Any] = {}
-    for f in fields:
-        values = arrays[f.name]
-        zone = getattr(f.type, "tz", None)
-        data[f.name] = pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(zone) if zone else values
+    for name, values in arrays.items():
+        zone = zones.get(name)
+        data[name] = pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(zone) if zone else values
     return pd.DataFrame(data, copy=False)
-
-
-def _release_arrow_memory() -> None:
-    """Hand the memory pyarrow's pool keeps after a read back to the system (the frame owns its data)."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
 
 
 def parse_times(col: pd.Series) -> pd.DatetimeIndex:
     """Naive timestamps are New York time; tz-aware ones are converted; numbers are epoch s or ms (UTC)."""
     if pd.api.types.is_numeric_dtype(col):
-        values = col.to_numpy(dtype=np.float64)
-        scale = 1_000_000 if float(np.nanmax(np.abs(values))) > 1e11 else 1_000_000_000  # ms or s -> ns
-        return pd.DatetimeIndex((values * scale).astype("int64"), tz="UTC").tz_convert(NEW_YORK)
+        ns = epoch_numbers_to_ns(col.to_numpy(dtype=np.float64))
+        return pd.DatetimeIndex(ns, tz="UTC").tz_convert(NEW_YORK)
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         return pd.DatetimeIndex(col).tz_convert(NEW_YORK)
     text = col.astype(str)
@@ -202,8 +155,8 @@ def _timestamp_problem(stamps: pd.Series, exc: Exception) -> str:
 
 def symbol_column(raw: pd.DataFrame) -> pd.Series | None:
     """The table's symbol column (upper case), or None when it has none."""
-    cols = {str(c).strip().lower(): c for c in raw.columns}
-    col = next((cols[c] for c in _SYMBOL_ALIASES if c in cols), None)
+    cols = column_names(raw.columns)
+    col = next((cols[c] for c in SYMBOL_ALIASES if c in cols), None)
     return None if col is None else raw[col].astype(str).str.strip().str.upper()
 
 
@@ -211,7 +164,7 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
     """Any table of bars -> the canonical frame (see the module docstring). DataError on bad layouts."""
     if raw is None or not len(raw.columns) or not len(raw):
         raise DataError(f"--data: {name} is empty")
-    cols = {str(c).strip().lower(): c for c in raw.columns}
+    cols = column_names(raw.columns)
     values = symbol_column(raw)
     if values is not None:
         if symbol is not None:
@@ -220,7 +173,7 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
                 raise DataError(f"--data: {name} has no rows for symbol {symbol.upper()}")
         elif values.nunique() > 1:
             raise DataError(f"--data: {name} holds several symbols; choose one with --symbol")
-    time_col = next((cols[c] for c in _TIME_ALIASES if c in cols), None)
+    time_col = time_column(cols)
     if time_col is not None:
         stamps = raw[time_col]
     elif "date" in cols and "time" in cols:
@@ -238,53 +191,30 @@ def normalize_bars(raw: pd.DataFrame, name: str = "data", symbol: str | None = N
         times = parse_times(stamps)
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"--data: {name}: {_timestamp_problem(stamps, exc)}") from None
-    # The columns go straight into one float64 block (a frame built on it copies nothing): a million bars
-    # are 40 MB, and every avoidable copy of them costs time and memory (benchmarks/README.md).
-    block = np.empty((len(_ALIASES), len(raw)))
-    for i, (col, aliases) in enumerate(_ALIASES.items()):
-        src = next((cols[a] for a in aliases if a in cols), None)
+    columns = []
+    for col in ALIASES:
+        src = source_column(cols, col)
         if src is None:
             if col == "volume":
-                block[i] = 0.0
+                columns.append(np.zeros(len(raw)))
                 continue
             raise DataError(
-                f"--data: {name}: no {col!r} column (expected one of {', '.join(aliases)}; "
+                f"--data: {name}: no {col!r} column (expected one of {', '.join(ALIASES[col])}; "
                 f"found {', '.join(map(str, raw.columns[:8]))})"
             )
         values = raw[src]
-        numbers = (
+        columns.append(
             values.to_numpy()
             if values.dtype == np.float64
             else pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
         )
-        if col in PRICE_COLUMNS:
-            np.round(numbers, 4, out=block[i])  # float noise (yfinance) must not move a price
-        else:
-            block[i] = numbers
-    o, h, lo, c, volume = block
-    with np.errstate(invalid="ignore"):
-        good = (
-            ~np.asarray(times.isna())
-            & np.isfinite(o)
-            & np.isfinite(h)
-            & np.isfinite(lo)
-            & np.isfinite(c)
-            & (lo > 0)
-            & (h >= lo)
-            & (np.minimum(o, c) >= lo)
-            & (np.maximum(o, c) <= h)
-        )
-    np.nan_to_num(volume, copy=False, nan=0.0)
-    df = pd.DataFrame(block.T, index=times, columns=list(_ALIASES), copy=False)
+    block = price_block(columns)
+    rows, dropped = kept_rows(np.asarray(times.asi8), block)
+    df = pd.DataFrame(block.T, index=times, columns=list(ALIASES), copy=False)
     df.index.name = "timestamp"
-    dropped = int((~good).sum())
-    if dropped:
-        df = df[good]
-    stamps_ns = pd.DatetimeIndex(df.index).asi8
-    if len(stamps_ns) > 1 and not bool((np.diff(stamps_ns) > 0).all()):  # else already sorted and unique
-        df = df[~df.index.duplicated(keep="last")].sort_index()
-    if dropped:
-        log.warning("%s: dropped %d rows with missing or inconsistent prices", name, dropped)
+    if rows is not None:
+        df = df.iloc[rows]
+    warn_dropped(name, dropped)
     if not len(df):
         raise DataError(f"--data: {name} holds no valid bars")
     df.attrs["dropped_rows"] = dropped

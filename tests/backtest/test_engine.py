@@ -27,6 +27,7 @@ from breakout_bot.core.events import SubmitBracket
 from breakout_bot.core.model import NEW_YORK as NY
 from breakout_bot.core.model import OrderEvent, OrderStatus
 from breakout_bot.core.params import Params
+from breakout_bot.market.bar_arrays import BarArrays
 from breakout_bot.market.bars import load_bars
 from breakout_bot.market.calendar import xnys
 from breakout_bot.market.synthetic import synthetic_bars
@@ -531,3 +532,27 @@ def test_the_flatten_leaves_no_leg_working() -> None:
         for f in result.fills
     )
     assert cash == pytest.approx(sum(t.net_pnl for t in result.trades), abs=0.01)
+
+
+@settings(max_examples=60)
+@given(
+    minutes=st.lists(st.integers(0, 16 * 24 * 60), min_size=1, max_size=300, unique=True),
+)
+def test_the_replay_sessions_are_each_bars_new_york_day_within_its_regular_session(
+    minutes: list[int],
+) -> None:
+    """Spans found by walking the calendar's days equal the direct reading: a bar belongs to the session
+    of its New York date when it starts in [open, close). Bars at any hour, across the 2024-03-10 DST
+    change, a weekend and Good Friday (2024-03-29, no session)."""
+    base = int(pd.Timestamp("2024-03-07 00:00", tz="America/New_York").timestamp())
+    ns = np.array(sorted(base + 60 * m for m in minutes), dtype=np.int64) * 1_000_000_000
+    prices = np.full(len(ns), 10.0)
+    replay = ReplayInput.of(BarArrays(ns, prices, prices, prices, prices, prices), "X", Params())
+    cal = xnys()
+    want: dict[dt.date, list[int]] = {}
+    for i, stamp in enumerate(pd.DatetimeIndex(ns, tz="UTC").tz_convert("America/New_York")):
+        session = cal.session(stamp.date())
+        if session is not None and session.open <= stamp.timestamp() < session.close:
+            want.setdefault(stamp.date(), []).append(i)
+    got = {day: list(range(a, b)) for day, _, _, a, b in replay.sessions}
+    assert got == want

@@ -9,7 +9,6 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from breakout_bot.backtest.metrics import compute_metrics, format_report, write_trades
@@ -86,14 +85,13 @@ def test_metrics_edge_cases() -> None:
 
 
 def _result(trades: list[Trade]) -> BacktestResult:
-    daily = pd.DataFrame({"date": [dt.date(2024, 3, d) for d in (4, 5, 6)], "pnl": [-2.0, 299.0, -201.0]})
-    daily["equity"] = 100_000 + daily["pnl"].cumsum()
     return BacktestResult(
         symbol="X",
         params=Params(),
         trades=trades,
         fills=[],
-        daily=daily,
+        days=[dt.date(2024, 3, d) for d in (4, 5, 6)],
+        day_pnl=[-2.0, 299.0, -201.0],
         bars_processed=1170,
         sessions=3,
         skipped=[],

@@ -102,10 +102,10 @@ def params_from_args(args: argparse.Namespace) -> Params:
     return params
 
 
-def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
-    """The bars the arguments name, and the symbol to trade."""
-    from ...market.bars import load_bars
-    from ...market.synthetic import synthetic_bars
+def bars_from_args(args: argparse.Namespace, *, as_arrays: bool = False) -> tuple[Any, str]:
+    """The bars the arguments name (a frame, or `BarArrays` with `as_arrays`: a plain Parquet file is
+    then read without pandas), and the symbol to trade."""
+    from ...market.bar_arrays import BarArrays, load_bar_arrays
 
     start = _date(args.date_from, "--from")
     end = _date(args.date_to, "--to")
@@ -115,17 +115,27 @@ def bars_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     if symbol is not None and not symbol.replace(".", "").replace("-", "").isalnum():
         raise UserError(f"--symbol: not a ticker: {args.symbol!r}")
     if args.data is None or args.data.lower() == "synthetic":
+        from ...market.synthetic import synthetic_bars
+
         symbol = symbol or "SYNTH"
-        return synthetic_bars(symbol, args.seed, args.days, start), symbol
+        frame = synthetic_bars(symbol, args.seed, args.days, start)
+        return (BarArrays.of_frame(frame) if as_arrays else frame), symbol
     path = Path(args.data)
     if symbol is None:
         if path.is_dir():
             symbol = None
         else:
             raise UserError("--symbol is required with --data FILE")
-    bars = load_bars(path, symbol, start=start, end=end)
+    if as_arrays:
+        bars: Any = load_bar_arrays(path, symbol, start=start, end=end)
+        source = bars.source or path
+    else:
+        from ...market.bars import load_bars
+
+        bars = load_bars(path, symbol, start=start, end=end)
+        source = bars.attrs.get("source", path)
     if symbol is None:
-        symbol = Path(str(bars.attrs.get("source", path))).name.upper()
+        symbol = Path(str(source)).name.upper()
     return bars, symbol
 
 
@@ -171,13 +181,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if symbols:
         args.symbol = symbols[0]
-    bars, symbol = bars_from_args(args)
     if args.sweep:
         args.params = params  # the validated strategy flags: the base of the grid
-        return run_sweep(args, bars)
-    dropped = int(bars.attrs.get("dropped_rows", 0) or 0)
-    if dropped:
-        print(f"note: {dropped} rows with missing or inconsistent prices were dropped", file=sys.stderr)
+        return run_sweep(args, bars_from_args(args)[0])
+    bars, symbol = bars_from_args(args, as_arrays=True)
+    if bars.dropped:
+        print(f"note: {bars.dropped} rows with missing or inconsistent prices were dropped", file=sys.stderr)
     if args.trades_out is not None and args.trades_out.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--trades-out: {args.trades_out.name}: use a .csv or .json file name")
     result = _run_with_progress(
@@ -202,12 +211,12 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         from ...backtest.charts import write_html_report
 
-        written = write_html_report(result, bars, args.report, self_contained=args.self_contained)
+        written = write_html_report(result, bars.frame(), args.report, self_contained=args.self_contained)
         print(f"report written to {written}")
     if args.png is not None:
         from ...backtest.charts import write_png_report
 
-        print(f"chart written to {write_png_report(result, bars, args.png)}")
+        print(f"chart written to {write_png_report(result, bars.frame(), args.png)}")
     return 0
 
 
