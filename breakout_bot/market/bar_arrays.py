@@ -186,18 +186,34 @@ def usable_columns(names: list[str]) -> list[str] | None:
 ParquetColumns = tuple[dict[str, np.ndarray], dict[str, str | None]]
 
 
-def _numbers(array: Any, dtype: type[np.generic], missing: float | int) -> np.ndarray:
-    """A pyarrow array of fixed-width numbers (int64 or float64) as numpy, null -> `missing`, read from
-    its buffers: pyarrow's own `to_numpy` imports pandas, which this path exists to avoid."""
+def _numbers(array: Any, dtype: np.dtype[Any], missing: float | int) -> np.ndarray:
+    """A pyarrow array of fixed-width numbers (`dtype`: its layout, int64 ticks for timestamps) as
+    float64, or int64 when `missing` is an int (timestamps: NaT), null -> `missing`, read from its
+    buffers: pyarrow's `to_numpy` imports pandas, and its `cast` pyarrow.compute (~0.03 s)."""
     n, offset = len(array), array.offset
+    out_dtype = np.int64 if isinstance(missing, int) else np.float64
     if not n:
-        return np.empty(0, dtype=dtype)
+        return np.empty(0, dtype=out_dtype)
     validity, data = array.buffers()[:2]
-    values = np.frombuffer(data, dtype=dtype)[offset : offset + n]
+    values = np.frombuffer(data, dtype=dtype)[offset : offset + n].astype(out_dtype)
     if array.null_count:
         bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-        values = np.where(bits[offset : offset + n].astype(bool), values, missing)
+        values[~bits[offset : offset + n].astype(bool)] = missing
     return values
+
+
+def _layout(kind: Any) -> np.dtype[Any] | None:
+    """The numpy dtype of a pyarrow column's values: integers and floats of any width, timestamps (their
+    int64 ticks); None for any other kind."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(kind):
+        return np.dtype(np.int64)
+    if pa.types.is_integer(kind):
+        return np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
+    if pa.types.is_floating(kind):
+        return np.dtype(f"f{kind.bit_width // 8}")
+    return None
 
 
 def plain_parquet_columns(path: pathlib.Path) -> ParquetColumns | None:
@@ -215,8 +231,8 @@ def plain_parquet_columns(path: pathlib.Path) -> ParquetColumns | None:
     if wanted is None or not source.metadata.num_rows:
         return None
     fields = [schema.field(n) for n in wanted]
-    if not all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
-               for f in fields):  # fmt: skip
+    layouts = [_layout(f.type) for f in fields]
+    if any(layout is None for layout in layouts):
         return None
     n = source.metadata.num_rows
     arrays = {
@@ -228,15 +244,13 @@ def plain_parquet_columns(path: pathlib.Path) -> ParquetColumns | None:
     pos = 0
     for batch in source.iter_batches(batch_size=65_536, columns=wanted, use_threads=False):
         rows = batch.num_rows
-        for f in fields:
+        for f, layout in zip(fields, layouts, strict=True):
             chunk = batch.column(f.name)
-            if pa.types.is_timestamp(f.type):
-                # As integers (UTC instants in the column's unit; null: NaT): pyarrow hands timestamps
-                # to numpy through pandas, an import this path exists to avoid.
-                ticks = _numbers(chunk.cast(pa.int64()), np.int64, _NAT)
-                arrays[f.name].view(np.int64)[pos : pos + rows] = ticks
-            else:
-                arrays[f.name][pos : pos + rows] = _numbers(chunk.cast(pa.float64()), np.float64, np.nan)
+            assert layout is not None
+            if pa.types.is_timestamp(f.type):  # UTC instants in the column's unit; null: NaT
+                arrays[f.name].view(np.int64)[pos : pos + rows] = _numbers(chunk, layout, _NAT)
+            else:  # nulls: NaN
+                arrays[f.name][pos : pos + rows] = _numbers(chunk, layout, np.nan)
         pos += rows
     release_arrow_memory()
     zones = {f.name: f.type.tz for f in fields if pa.types.is_timestamp(f.type)}

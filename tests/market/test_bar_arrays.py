@@ -103,6 +103,7 @@ def _time_column(minutes: list[int | None], encoding: str) -> pa.Array:
     encoding=st.sampled_from(["epoch_s", "epoch_ms", "s@UTC", "ms@UTC", "us@America/New_York", "ns@America/New_York"]),
     names=st.fixed_dictionaries({k: st.sampled_from(v) for k, v in _NAMES.items()}),
     extra=st.booleans(),
+    kinds=st.tuples(st.sampled_from(["float64", "float32"]), st.sampled_from(["float64", "int64", "uint32", "float16"])),
     window=st.sampled_from([(None, None), (dt.date(2024, 3, 10), None), (None, dt.date(2024, 3, 9)),
                             (dt.date(2024, 3, 11), dt.date(2024, 3, 11)), (dt.date(2024, 3, 20), None)]),
 )  # fmt: skip
@@ -122,6 +123,7 @@ def _time_column(minutes: list[int | None], encoding: str) -> pa.Array:
         "volume": None,
     },
     extra=False,
+    kinds=("float64", "float64"),
     window=(None, None),
 ).via("duplicates (the last row wins) out of order, no volume column")
 def test_a_plain_parquet_file_gives_load_bars_bars_without_pandas(
@@ -129,15 +131,20 @@ def test_a_plain_parquet_file_gives_load_bars_bars_without_pandas(
     encoding: str,
     names: dict[str, str | None],
     extra: bool,
+    kinds: tuple[str, str],
     window: tuple[dt.date | None, dt.date | None],
 ) -> None:
     columns: dict[str, pa.Array] = {str(names["time"]): _time_column([r[0] for r in rows], encoding)}
     for i, col in enumerate(("open", "high", "low", "close", "volume"), start=1):
         name = names[col]
-        if name is not None:
-            columns[name] = pa.array([r[i] for r in rows], pa.float64()).cast(
-                pa.float64()
-            )  # NaN stays NaN, as a file's nulls read
+        if name is None:
+            continue
+        values = [r[i] for r in rows]
+        kind = kinds[1] if col == "volume" else kinds[0]
+        if kind.startswith(("int", "uint")):  # whole numbers; NaN is a null there
+            columns[name] = pa.array([None if v != v else int(v) for v in values], getattr(pa, kind)())
+        else:  # prices in float32 lose digits: both loaders read the same file
+            columns[name] = pa.array(values, pa.float64()).cast(getattr(pa, kind)(), safe=False)
     if extra:
         columns["vwap"] = pa.array([1.0] * len(rows))  # ignored, like any unknown column
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +220,8 @@ def test_the_arrays_frame_is_load_bars_frame(tmp_path: pathlib.Path) -> None:
 
 
 def test_the_one_symbol_backtest_of_a_parquet_file_never_imports_pandas(tmp_path: pathlib.Path) -> None:
-    """What the fast path is for: `backtest --data FILE.parquet` runs with pandas never imported."""
+    """What the fast path is for: `backtest --data FILE.parquet` runs with pandas never imported (nor
+    pyarrow.compute)."""
     index = pd.date_range("2024-03-08 09:30", periods=390, freq="min", tz="America/New_York")
     closes = 100 + np.sin(np.arange(390) / 7.0)
     pd.DataFrame(
@@ -223,11 +231,11 @@ def test_the_one_symbol_backtest_of_a_parquet_file_never_imports_pandas(tmp_path
         "import sys\n"
         "from breakout_bot.cli.main import main\n"
         f"code = main(['backtest', '--symbol', 'X', '--data', {str(tmp_path / 'bars.parquet')!r}])\n"
-        "print('pandas imported:', 'pandas' in sys.modules, 'exit', code)\n"
+        "print('imported:', 'pandas' in sys.modules, 'pyarrow.compute' in sys.modules, 'exit', code)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
     )
     assert done.returncode == 0, done.stderr
     assert "390 bars, 1 session\n" in done.stdout
-    assert done.stdout.strip().endswith("pandas imported: False exit 0"), done.stdout[-400:]
+    assert done.stdout.strip().endswith("imported: False False exit 0"), done.stdout[-400:]
