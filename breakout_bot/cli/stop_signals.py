@@ -1,4 +1,4 @@
-"""SIGTERM (`systemctl stop`, a supervisor, `kill`) and Ctrl-C stop `run` and `verify`, and no stop is lost.
+"""SIGTERM (`systemctl stop`, a supervisor, `kill`) and Ctrl-C stop `run`, `verify` and `sim`, and no stop is lost.
 
 Python runs a signal's handler in the main thread at the next bytecode, whatever that bytecode belongs
 to. When it belongs to a finalizer (a weakref callback, a `__del__`, run by the garbage collector), the
@@ -7,11 +7,17 @@ if nothing had been asked (CI saw a Ctrl-C vanish inside urllib3's pool finalize
 the close). So the handlers also remember the stop, and the run's loop calls `raise_if_lost()` on every
 turn (verify: at every check and wait): a stop that was swallowed is raised again there, at most a
 second later.
+
+`sim` only waits to be stopped: its handlers set a flag (`StopRequest`) that its loop reads. A handler
+must take no lock: it runs between two bytecodes of whatever the main thread was doing, which may be
+holding that very lock (`threading.Event.set` takes the lock `Event.wait` holds around its check: a
+process that never stops).
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -74,3 +80,20 @@ def signals_stop_the_run() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_term)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
+
+
+class StopRequest:
+    """A stop asked by SIGTERM or Ctrl-C, for a process that does nothing but wait for one: `handler` is
+    the signal handler (it sets a plain attribute, no lock), `wait` the loop that reads it."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.asked = True
+
+    def wait(self, poll: float = 0.2) -> None:
+        """Return once a stop was asked: at most `poll` seconds later (a handled signal does not cut a
+        sleep short)."""
+        while not self.asked:
+            time.sleep(poll)

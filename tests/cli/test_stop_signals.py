@@ -5,6 +5,7 @@ loop raises it again (`raise_if_lost`). Real signals, sent to this process."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -91,3 +92,38 @@ def test_a_stop_caught_is_not_raised_again_in_the_cleanup() -> None:
         except KeyboardInterrupt:
             stop_caught()
         raise_if_lost()  # the cleanup goes on
+
+
+_SIGNAL_AT_EVERY_LINE = """
+import signal, sys
+from breakout_bot.cli.stop_signals import StopRequest
+
+for n in range(1, 80):
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.handler)
+    lines = 0
+
+    def tracer(frame, event, arg):
+        global lines
+        if event == "line":
+            lines += 1
+            if lines == n:  # the signal lands at the n-th line the waiting runs (its handler just after)
+                signal.raise_signal(signal.SIGTERM)
+        return tracer
+
+    sys.settrace(tracer)
+    stop.wait(poll=0.001)
+    sys.settrace(None)
+print("stopped every time")
+"""
+
+
+def test_sims_stop_comes_through_wherever_the_signal_lands_in_its_wait() -> None:
+    """A real SIGTERM raised at each line the waiting loop runs, in turn: the wait ends every time. Its
+    handler takes no lock (an Event's set() waits for the lock its wait() holds around its check, and the
+    process never stops: what this test does to an Event-based loop at the third line). In a process of
+    its own: a hang is a timeout, not a stuck suite."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AT_EVERY_LINE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "stopped every time", done.stderr[-800:]

@@ -7,14 +7,13 @@ import datetime as dt
 import pathlib
 import signal
 import sys
-import threading
-from types import FrameType
 
 from ...core.model import NEW_YORK
 from ...errors import UserError
 from ...sim.app import SimServer
 from ...sim.config import DEFAULT_KEY, DEFAULT_SECRET, SimConfig
 from ..args import check_sessions, parse_date_flag
+from ..stop_signals import StopRequest
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -161,19 +160,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     server = SimServer(cfg)  # --data goes through the one bar loader: DataError is its one line
     check_sessions(server.calendar, server.source.session_dates(), cfg.start, None, cfg.data)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
+    stop = StopRequest()
     # Before the server starts: a supervisor may send SIGTERM as soon as it reads "listening on". Ctrl-C
     # too sets the flag rather than raising: a raise can land anywhere (between the two start lines, or in
-    # a finalizer, which drops it) and a flag cannot be lost.
-    old_term = signal.signal(signal.SIGTERM, _stop)
+    # a finalizer, which drops it) and a flag cannot be lost. (A flag, not an Event: stop_signals.py.)
+    old_term = signal.signal(signal.SIGTERM, stop.handler)
     # (Unless the process started with Ctrl-C ignored: a background job of a script.)
     ctrl_c_is_ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if ctrl_c_is_ours:
-        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGINT, stop.handler)
     try:
         try:
             url = server.start()
@@ -194,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        while not done.wait(0.5):
-            pass
+        stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
