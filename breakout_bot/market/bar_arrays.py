@@ -116,7 +116,7 @@ def epoch_numbers_to_ns(values: np.ndarray) -> np.ndarray:
 def price_block(columns: list[np.ndarray]) -> np.ndarray:
     """open, high, low, close, volume (float64) as one block, the prices rounded to 1/10,000: float
     noise (yfinance) must not move a price. One block: a frame built on it copies nothing."""
-    block = np.empty((len(ALIASES), len(columns[0]) if columns else 0))
+    block = np.empty((len(ALIASES), len(columns[0])))
     for i, (col, values) in enumerate(zip(ALIASES, columns, strict=True)):
         if col in PRICE_COLUMNS:
             np.round(values, 4, out=block[i])
@@ -252,7 +252,6 @@ def plain_parquet_columns(path: pathlib.Path) -> ParquetColumns | None:
             else:  # nulls: NaN
                 arrays[f.name][pos : pos + rows] = _numbers(chunk, layout, np.nan)
         pos += rows
-    release_arrow_memory()
     zones = {f.name: f.type.tz for f in fields if pa.types.is_timestamp(f.type)}
     return arrays, zones
 
@@ -308,6 +307,7 @@ def _read_plain(p: pathlib.Path) -> tuple[np.ndarray, np.ndarray] | None:
         read = plain_parquet_columns(p)
     except Exception:  # unreadable here: the general path reads it again and words the error
         return None
+    release_arrow_memory()  # (the general path's read_table does this for its reads)
     if read is None:
         return None
     arrays, zones = read

@@ -21,7 +21,6 @@ from ..core.model import NEW_YORK
 from ..errors import DataError
 from .bar_arrays import (
     ALIASES,
-    PRICE_COLUMNS,
     SYMBOL_ALIASES,
     column_names,
     epoch_numbers_to_ns,
@@ -37,8 +36,6 @@ from .bar_arrays import (
 )
 from .calendar import CalendarSession, xnys
 from .days import DayBars
-
-__all__ = ["PRICE_COLUMNS", "FileSource", "load_bars", "normalize_bars", "read_table", "restrict_dates"]
 
 
 def load_bars(

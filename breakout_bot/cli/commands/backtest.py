@@ -208,15 +208,17 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result, max_rows=args.max_rows), end="")
     if args.trades_out is not None:
         print(f"trades written to {write_trades(result.trades, args.trades_out)}")
-    if args.report is not None:
-        from ...backtest.charts import write_html_report
+    if args.report is not None or args.png is not None:
+        frame = bars.frame()  # the charts draw with pandas: one frame for both
+        if args.report is not None:
+            from ...backtest.charts import write_html_report
 
-        written = write_html_report(result, bars.frame(), args.report, self_contained=args.self_contained)
-        print(f"report written to {written}")
-    if args.png is not None:
-        from ...backtest.charts import write_png_report
+            written = write_html_report(result, frame, args.report, self_contained=args.self_contained)
+            print(f"report written to {written}")
+        if args.png is not None:
+            from ...backtest.charts import write_png_report
 
-        print(f"chart written to {write_png_report(result, bars.frame(), args.png)}")
+            print(f"chart written to {write_png_report(result, frame, args.png)}")
     return 0
 
 
